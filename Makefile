@@ -1,0 +1,51 @@
+# Podium — every target installs what it needs first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.podium-installed
+CHECKPOINT ?=
+DEMO_DIR ?= .podium/demo
+PYTEST_ARGS ?=
+
+.PHONY: setup system-deps demo test unit integration bench proto lint clean
+
+setup: system-deps $(STAMP)
+
+# redis-server and the libpython that Triton's Python-backend stub links against.
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	ldconfig -p | grep -q 'libpython3\.11\.so\.1\.0' || missing="$$missing libpython3.11"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all]'
+	touch $@
+
+demo: setup
+	$(BIN)/podium demo --dir $(DEMO_DIR) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: setup
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: setup
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+proto: setup
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. proto/podium.proto
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf .podium .pytest_cache build *.egg-info

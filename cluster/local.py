@@ -1,0 +1,274 @@
+"""LocalCluster: Redis, Triton, Celery workers and the gateway as children of one process."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import redis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cluster import triton
+from cluster.processes import ManagedProcess, ProcessFailed, free_port
+from jobs.queue import make_celery
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "resnet50_sports"
+RESTART_BACKOFF_MAX_S = 30.0
+
+
+class ClusterSettings(BaseSettings):
+    """What `podium up` starts; ports left at 0 are picked free."""
+
+    model_config = SettingsConfigDict(env_prefix="PODIUM_UP_", extra="ignore")
+
+    model_repository: Path = Field(Path("model_repository"), description="Triton model repository")
+    model_name: str = DEFAULT_MODEL_NAME
+    workers: int = Field(2, ge=1, description="Celery worker processes")
+    inflight: int = Field(4, ge=1, description="Images each worker keeps in flight to Triton")
+    gateway_port: int = Field(50051, ge=0, le=65535)
+    redis_port: int = Field(0, ge=0, le=65535)
+    triton_grpc_port: int = Field(0, ge=0, le=65535)
+    triton_http_port: int = Field(0, ge=0, le=65535)
+    triton_metrics_port: int = Field(0, ge=0, le=65535)
+    run_dir: Path | None = Field(None, description="Logs and Redis data; a temporary folder if unset")
+    redis_server: str = Field("redis-server", description="The redis-server binary")
+    data_roots: str = Field("", description="PODIUM_DATA_ROOTS for path-mode jobs")
+    api_keys: str = Field("", description="PODIUM_API_KEYS for the gateway")
+    chunk_size: int = Field(16, ge=1)
+    ready_timeout_s: float = Field(180.0, gt=0)
+
+
+@dataclass
+class LocalCluster:
+    settings: ClusterSettings
+    processes: list[ManagedProcess] = field(default_factory=list)
+    run_dir: Path = field(init=False)
+    _own_run_dir: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        if s.run_dir is None:
+            self.run_dir = Path(tempfile.mkdtemp(prefix="podium-up-"))
+            self._own_run_dir = True
+        else:
+            self.run_dir = s.run_dir.resolve()
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.redis_port = s.redis_port or free_port()
+        self.triton_grpc_port = s.triton_grpc_port or free_port()
+        self.triton_http_port = s.triton_http_port or free_port()
+        self.triton_metrics_port = s.triton_metrics_port or free_port()
+        self.gateway_port = s.gateway_port or free_port()
+
+    # --- addresses -------------------------------------------------------------------
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def triton_url(self) -> str:
+        return f"127.0.0.1:{self.triton_grpc_port}"
+
+    @property
+    def gateway_address(self) -> str:
+        return f"127.0.0.1:{self.gateway_port}"
+
+    def service_env(self) -> dict[str, str]:
+        """The PODIUM_* variables that gateway and workers read."""
+        s = self.settings
+        return {
+            "PODIUM_REDIS_URL": self.redis_url,
+            "PODIUM_TRITON_URL": self.triton_url,
+            "PODIUM_MODEL_NAME": s.model_name,
+            "PODIUM_DATA_ROOTS": s.data_roots,
+            "PODIUM_API_KEYS": s.api_keys,
+            "PODIUM_CHUNK_SIZE": str(s.chunk_size),
+            "PODIUM_INFLIGHT": str(s.inflight),
+            "PODIUM_PORT": str(self.gateway_port),
+            "PODIUM_HOST": "127.0.0.1",
+        }
+
+    # --- the children ----------------------------------------------------------------
+
+    def _redis(self) -> ManagedProcess:
+        data = self.run_dir / "redis"
+        data.mkdir(exist_ok=True)
+        argv = [
+            self.settings.redis_server,
+            "--port",
+            str(self.redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--daemonize",
+            "no",
+        ]
+        return ManagedProcess("redis", argv, self.run_dir / "redis.log", self._redis_ready, ready_timeout_s=30)
+
+    def _redis_ready(self) -> bool:
+        client = redis.Redis(port=self.redis_port, socket_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+
+    def _triton(self) -> ManagedProcess:
+        repo = self.settings.model_repository.resolve()
+        if not (repo / self.settings.model_name / "config.pbtxt").exists():
+            raise ProcessFailed(
+                f"no model {self.settings.model_name!r} in {repo}: run `podium export --untrained "
+                f"--model-repository {self.settings.model_repository}` (or with --checkpoint) first"
+            )
+        backends = triton.prepare_backends(self.run_dir / "triton-backends")
+        argv = triton.tritonserver_argv(
+            repo, backends, self.triton_grpc_port, self.triton_http_port, self.triton_metrics_port
+        )
+        return ManagedProcess(
+            "triton",
+            argv,
+            self.run_dir / "triton.log",
+            lambda: triton.triton_ready(self.triton_http_port),
+            env=triton.tritonserver_env(),
+            ready_timeout_s=self.settings.ready_timeout_s,
+        )
+
+    def _worker(self, number: int) -> ManagedProcess:
+        hostname = f"podium-worker-{number}@{self.gateway_port}"
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery_entry",
+            "worker",
+            "--hostname",
+            hostname,
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "--queues",
+            "podium",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
+        ]
+        return ManagedProcess(
+            f"worker-{number}",
+            argv,
+            self.run_dir / f"worker-{number}.log",
+            lambda: self._worker_ready(hostname),
+            env=self.service_env(),
+            ready_timeout_s=self.settings.ready_timeout_s,
+        )
+
+    def _worker_ready(self, hostname: str) -> bool:
+        app = make_celery(self.redis_url)
+        try:
+            return bool(app.control.ping(destination=[hostname], timeout=1.0))
+        finally:
+            app.close()
+
+    def _gateway(self) -> ManagedProcess:
+        argv = [sys.executable, "-m", "gateway"]
+        return ManagedProcess(
+            "gateway",
+            argv,
+            self.run_dir / "gateway.log",
+            self._gateway_ready,
+            env=self.service_env(),
+            ready_timeout_s=60,
+        )
+
+    def _gateway_ready(self) -> bool:
+        with grpc.insecure_channel(self.gateway_address) as channel:
+            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+            return response.status == health_pb2.HealthCheckResponse.SERVING
+
+    # --- life cycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every child in dependency order, each ready before the next one starts."""
+        try:
+            for make in (self._redis, self._triton):
+                self._start_one(make())
+            workers = [self._worker(n) for n in range(1, self.settings.workers + 1)]
+            for proc in workers:  # workers boot in parallel; each must answer a ping
+                proc.start()
+                self.processes.append(proc)
+            for proc in workers:
+                proc.wait_ready()
+            self._start_one(self._gateway())
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_one(self, proc: ManagedProcess) -> None:
+        log.info("starting %s", proc.name)
+        proc.start()
+        self.processes.append(proc)
+        proc.wait_ready()
+
+    def dead(self) -> list[ManagedProcess]:
+        return [proc for proc in self.processes if not proc.alive]
+
+    def restart(self, proc: ManagedProcess) -> None:
+        proc.stop(timeout_s=1)
+        proc.start()
+        proc.wait_ready()
+
+    def supervise(self, should_stop, backoff_start_s: float = 1.0) -> None:
+        """Restart children that die, with backoff, until should_stop() is true."""
+        backoff: dict[str, float] = {}
+        while not should_stop():
+            for proc in self.dead():
+                delay = backoff.get(proc.name, backoff_start_s)
+                log.error(
+                    "%s exited with code %s; restarting it in %.0f s (log: %s)",
+                    proc.name,
+                    proc.popen.returncode if proc.popen else None,
+                    delay,
+                    proc.log_path,
+                )
+                time.sleep(delay)
+                try:
+                    self.restart(proc)
+                    log.info("%s is ready again", proc.name)
+                    backoff[proc.name] = backoff_start_s
+                except ProcessFailed as exc:
+                    log.error("%s", exc)
+                    backoff[proc.name] = min(delay * 2, RESTART_BACKOFF_MAX_S)
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """Stop everything in reverse start order; no child outlives this call."""
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+        if self._own_run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def __enter__(self) -> LocalCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -1,0 +1,6 @@
+"""The gRPC gateway: jobs in, progress and results out."""
+
+from gateway.server import Gateway, build_gateway
+from gateway.settings import GatewaySettings
+
+__all__ = ["Gateway", "GatewaySettings", "build_gateway"]

@@ -1,0 +1,44 @@
+"""Domain objects -> protobuf messages."""
+
+from __future__ import annotations
+
+from jobs import ImageResult, Job, JobState
+from proto import podium_pb2 as pb
+
+_STATES = {
+    JobState.UPLOADING: pb.JOB_STATE_UPLOADING,
+    JobState.RUNNING: pb.JOB_STATE_RUNNING,
+    JobState.COMPLETED: pb.JOB_STATE_COMPLETED,
+    JobState.CANCELLED: pb.JOB_STATE_CANCELLED,
+    JobState.FAILED: pb.JOB_STATE_FAILED,
+}
+
+
+def job_to_proto(job: Job) -> pb.Job:
+    return pb.Job(
+        id=job.id,
+        state=_STATES[job.state],
+        total=job.total,
+        succeeded=job.succeeded,
+        failed=job.failed,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        finished_at=job.finished_at,
+        error=job.error,
+        spec=pb.JobSpec(top_k=job.top_k, name=job.name),
+        mode=job.mode.value,
+    )
+
+
+def result_to_proto(result: ImageResult) -> pb.ImageResult:
+    outcome = result.outcome
+    if not outcome.ok:
+        return pb.ImageResult(
+            index=result.index, path=result.path, status=pb.IMAGE_STATUS_ERROR, error=outcome.error or ""
+        )
+    return pb.ImageResult(
+        index=result.index,
+        path=result.path,
+        status=pb.IMAGE_STATUS_OK,
+        top_k=[pb.Prediction(label=p.label, index=p.index, probability=p.probability) for p in outcome.predictions],
+    )

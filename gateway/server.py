@@ -1,0 +1,98 @@
+"""Building and running the gateway's gRPC server."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from gateway.interceptors import ApiKeyInterceptor, ErrorInterceptor
+from gateway.service import JobService
+from gateway.servicer import PodiumServicer
+from gateway.settings import GatewaySettings
+from jobs import JobStore
+from jobs.queue import ChunkQueue, make_celery
+from proto import podium_pb2, podium_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = podium_pb2.DESCRIPTOR.services_by_name["Podium"].full_name
+HEALTH_CHECK_INTERVAL_S = 5.0
+STOP_GRACE_S = 5.0
+
+
+@dataclass
+class Gateway:
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    store: JobStore
+    _stop: threading.Event
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        self._stop.set()
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace_s).wait()
+
+
+def build_gateway(settings: GatewaySettings) -> Gateway:
+    """Create, bind and start the server; health turns SERVING once Redis answers."""
+    store = JobStore.from_url(settings.redis_url, settings.result_ttl_s)
+    celery = make_celery(settings.redis_url, settings.visibility_timeout_s)
+    service = JobService(settings, store, ChunkQueue(store, celery, settings.max_queued_chunks))
+    interceptors = [ErrorInterceptor()]
+    if settings.api_key_list():
+        interceptors.insert(0, ApiKeyInterceptor(settings.api_key_list()))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="podium-rpc"),
+        interceptors=interceptors,
+        maximum_concurrent_rpcs=settings.threads * 4,
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+        ],
+    )
+    podium_pb2_grpc.add_PodiumServicer_to_server(PodiumServicer(service), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if port == 0:
+        raise RuntimeError(f"cannot listen on {settings.host}:{settings.port}: is the port in use?")
+    server.start()
+    stop = threading.Event()
+    gateway = Gateway(server, port, health_servicer, store, stop)
+    threading.Thread(target=_watch_redis, args=(gateway,), name="podium-health", daemon=True).start()
+    return gateway
+
+
+def _watch_redis(gateway: Gateway) -> None:
+    """Serve health from Redis reachability: without Redis the gateway can do nothing."""
+    while not gateway._stop.is_set():
+        try:
+            ok = gateway.store.ping()
+        except Exception:  # noqa: BLE001 - any failure means not serving
+            ok = False
+        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", SERVICE_NAME):
+            gateway.health.set(name, status)
+        gateway._stop.wait(HEALTH_CHECK_INTERVAL_S if ok else 0.5)
+
+
+def main() -> None:
+    settings = GatewaySettings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    gateway = build_gateway(settings)
+    log.info("Podium gateway listening on %s:%d", settings.host, gateway.port)
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    stopped.wait()
+    log.info("stopping the gateway")
+    gateway.stop()

@@ -1,0 +1,139 @@
+"""Turning an upload stream into a job: files assembled, bounded, and handed on in batches."""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from gateway.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from gateway.settings import GatewaySettings
+from jobs import ImageOutcome, JobStore
+
+# Files are written to Redis in batches of this many, or fewer at the end.
+FLUSH_FILES = 32
+FLUSH_BYTES = 8 * 1024**2
+_BACKPRESSURE_POLL_S = 0.05
+
+
+class FileChunk(NamedTuple):
+    path: str
+    data: bytes
+    last: bool
+    client_error: str = ""
+
+
+def check_relative_path(path: str) -> str:
+    """A file path as sent by a client: relative, '/'-separated, no '..', no NUL."""
+    if not path or "\x00" in path or path.startswith("/") or "\\" in path:
+        raise InvalidArgument(f"file path {path!r} must be a non-empty relative path with '/' separators")
+    normal = posixpath.normpath(path)
+    if normal.startswith("..") or normal != path:
+        raise InvalidArgument(f"file path {path!r} must be normalised and stay inside the folder")
+    return path
+
+
+@dataclass
+class UploadAssembler:
+    """Receives file chunks of one job, keeps limits, and flushes complete files to Redis."""
+
+    store: JobStore
+    job_id: str
+    settings: GatewaySettings
+    pump: Callable[[str], object]
+    count: int = 0
+    total_bytes: int = 0
+    _seen: set[str] = field(default_factory=set)
+    _batch_paths: list[str] = field(default_factory=list)
+    _batch_blobs: list[bytes | None] = field(default_factory=list)
+    _batch_errors: list[tuple[int, str]] = field(default_factory=list)
+    _batch_bytes: int = 0
+    _current_path: str | None = None
+    _current: bytearray | None = None
+    _current_too_big: bool = False
+    _current_error: str = ""
+
+    def add_chunk(self, chunk: FileChunk) -> None:
+        path, data, last = chunk.path, chunk.data, chunk.last
+        if self._current_path is None:
+            self._start_file(path)
+        elif path != self._current_path:
+            raise InvalidArgument(
+                f"file {self._current_path!r} was not finished (no chunk with last=true) before {path!r} began"
+            )
+        self.total_bytes += len(data)
+        if self.total_bytes > self.settings.max_upload_bytes:
+            raise ResourceExhausted(
+                f"upload exceeds the gateway's limit of {self.settings.max_upload_bytes:,} bytes per job; "
+                "split the folder into several jobs"
+            )
+        if not self._current_too_big:
+            if len(self._current) + len(data) > self.settings.max_file_bytes:
+                self._current_too_big, self._current = True, bytearray()
+            else:
+                self._current += data
+        if chunk.client_error:
+            self._current_error = f"the client could not read this file: {chunk.client_error[:500]}"
+        if last:
+            self._finish_file()
+
+    def finish(self) -> None:
+        if self._current_path is not None:
+            raise InvalidArgument(f"the stream ended inside file {self._current_path!r} (no chunk with last=true)")
+        self.flush()
+
+    def _start_file(self, path: str) -> None:
+        check_relative_path(path)
+        if path in self._seen:
+            raise InvalidArgument(f"file {path!r} was sent twice")
+        if len(self._seen) >= self.settings.max_files_per_job:
+            raise ResourceExhausted(
+                f"a job may hold at most {self.settings.max_files_per_job:,} files; split the folder"
+            )
+        self._seen.add(path)
+        self._current_path, self._current = path, bytearray()
+        self._current_too_big, self._current_error = False, ""
+
+    def _finish_file(self) -> None:
+        index = self.count + len(self._batch_paths)
+        self._batch_paths.append(self._current_path)
+        error = self._current_error or (
+            f"file is larger than the limit of {self.settings.max_file_bytes:,} bytes" if self._current_too_big else ""
+        )
+        if error:
+            self._batch_blobs.append(None)
+            self._batch_errors.append((index, error))
+        else:
+            self._batch_blobs.append(bytes(self._current))
+            self._batch_bytes += len(self._current)
+        self._current_path, self._current = None, None
+        if len(self._batch_paths) >= FLUSH_FILES or self._batch_bytes >= FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._batch_paths:
+            return
+        self._wait_for_room()
+        self.store.append_files(self.job_id, self.count, self._batch_paths, self._batch_blobs)
+        for index, error in self._batch_errors:
+            self.store.record(self.job_id, index, ImageOutcome(error=error))
+        self.count += len(self._batch_paths)
+        self._batch_paths, self._batch_blobs, self._batch_errors, self._batch_bytes = [], [], [], 0
+        self.pump(self.job_id)
+
+    def _wait_for_room(self) -> None:
+        # Backpressure: while the job holds too many unprocessed uploads, stop reading the
+        # stream; gRPC flow control then slows the client down. Redis memory stays bounded.
+        while self.store.pending_uploads(self.job_id) >= self.settings.max_pending_uploads:
+            self._check_still_open()
+            time.sleep(_BACKPRESSURE_POLL_S)
+        self._check_still_open()
+
+    def _check_still_open(self) -> None:
+        state = self.store.state(self.job_id)
+        if state is None or state.terminal:
+            raise FailedPrecondition(
+                f"job {self.job_id} ended during its upload ({state.value if state else 'expired'})"
+            )

@@ -1,0 +1,14 @@
+"""Image decoding and the serving-time transform shared by export, worker and gateway."""
+
+from imaging.decode import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_rgb
+from imaging.transform import PreprocessSpec, center_crop, preprocess, resize_shorter
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "ImageDecodeError",
+    "PreprocessSpec",
+    "center_crop",
+    "decode_rgb",
+    "preprocess",
+    "resize_shorter",
+]

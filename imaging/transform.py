@@ -1,0 +1,54 @@
+"""The serving transform, identical to torchvision's eval ``Resize(R)`` + ``CenterCrop(C)``.
+
+Both operate on a PIL image exactly as torchvision's functional API does for PIL inputs,
+so that a model served here sees the pixels it saw in evaluation. Normalisation (mean/std)
+is not here: it is part of the exported model graph, which takes uint8 pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+DEFAULT_RESIZE = 256
+DEFAULT_CROP = 224
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """Preprocessing parameters, as recorded in the exported model's metadata."""
+
+    resize: int = DEFAULT_RESIZE
+    crop: int = DEFAULT_CROP
+
+
+def resize_shorter(image: Image.Image, size: int) -> Image.Image:
+    """Resize so that the shorter side is ``size``, as ``torchvision.transforms.Resize(size)``."""
+    width, height = image.size
+    short, long = (width, height) if width <= height else (height, width)
+    if short == size:
+        return image
+    new_short, new_long = size, int(size * long / short)
+    new_w, new_h = (new_short, new_long) if width <= height else (new_long, new_short)
+    return image.resize((new_w, new_h), Image.BILINEAR)
+
+
+def center_crop(image: Image.Image, size: int) -> Image.Image:
+    """Crop the centre ``size`` x ``size``, as ``torchvision.transforms.CenterCrop(size)``."""
+    width, height = image.size
+    if width < size or height < size:
+        # torchvision pads with zeros before cropping; after resize_shorter this cannot happen.
+        padded = Image.new(image.mode, (max(width, size), max(height, size)))
+        padded.paste(image, ((max(size - width, 0) + 1) // 2, (max(size - height, 0) + 1) // 2))
+        image, (width, height) = padded, padded.size
+    top = int(round((height - size) / 2.0))
+    left = int(round((width - size) / 2.0))
+    return image.crop((left, top, left + size, top + size))
+
+
+def preprocess(image: Image.Image, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
+    """RGB PIL image -> uint8 array of shape (crop, crop, 3), the model's input layout."""
+    cropped = center_crop(resize_shorter(image, spec.resize), spec.crop)
+    return np.asarray(cropped, dtype=np.uint8)

@@ -1,0 +1,27 @@
+"""One image's way through the model: bytes -> decode -> transform -> Triton -> top-k."""
+
+from __future__ import annotations
+
+from imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_rgb, preprocess
+from inference.triton import TritonClassifier, TritonError, TritonUnavailable, top_k
+from jobs.model import ImageOutcome
+
+
+def classify_bytes(
+    classifier: TritonClassifier, data: bytes, k: int, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> ImageOutcome:
+    """Classify one encoded image. Bad images give an error outcome; an unavailable
+    Triton raises TritonUnavailable, because that is no fault of the image."""
+    meta = classifier.metadata()
+    try:
+        image = decode_rgb(data, max_pixels)
+    except ImageDecodeError as exc:
+        return ImageOutcome(error=str(exc))
+    pixels = preprocess(image, meta.preprocessing.spec())
+    try:
+        probabilities = classifier.infer(pixels[None])[0]
+    except TritonUnavailable:
+        raise
+    except TritonError as exc:
+        return ImageOutcome(error=f"inference failed: {exc}")
+    return ImageOutcome(predictions=top_k(probabilities, k, meta.classes))

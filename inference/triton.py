@@ -1,0 +1,103 @@
+"""TritonClassifier: uint8 pixels in, probabilities out, over Triton's gRPC API.
+
+tritonclient's errors are converted here, at the edge: ``TritonUnavailable`` for
+anything worth retrying (server down, restarting, model not ready, time-out), and
+``TritonError`` for a request Triton refused.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from inference.metadata import METADATA_PARAMETER, ModelMetadata
+from jobs.model import Prediction
+
+DEFAULT_TIMEOUT_S = 30.0
+_RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "CANCELLED", "ABORTED")
+
+
+class TritonError(RuntimeError):
+    """Triton refused a request."""
+
+
+class TritonUnavailable(TritonError):
+    """Triton cannot answer now (down, starting, overloaded, timed out); try again later."""
+
+
+def _convert(exc: InferenceServerException, what: str) -> TritonError:
+    status = str(exc.status() or "")
+    message = f"{what}: {exc.message() or status}"
+    if any(code in status for code in _RETRYABLE) or "not ready" in message or "unavailable" in message.lower():
+        return TritonUnavailable(message)
+    return TritonError(message)
+
+
+class TritonClassifier:
+    """A client of one classification model in Triton. Create it after fork, never before."""
+
+    def __init__(self, url: str, model_name: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.url = url
+        self.model_name = model_name
+        self.timeout_s = timeout_s
+        self._client = grpcclient.InferenceServerClient(url)
+        self._metadata: ModelMetadata | None = None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def ready(self) -> bool:
+        try:
+            return bool(self._client.is_model_ready(self.model_name, client_timeout=self.timeout_s))
+        except InferenceServerException:
+            return False
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.ready():
+            if time.monotonic() > deadline:
+                raise TritonUnavailable(
+                    f"model {self.model_name!r} is not ready on Triton at {self.url} after {timeout_s:.0f} s"
+                )
+            time.sleep(0.5)
+
+    def metadata(self) -> ModelMetadata:
+        """The model's Podium metadata, read once from its config in Triton."""
+        if self._metadata is None:
+            try:
+                config = self._client.get_model_config(self.model_name, as_json=True, client_timeout=self.timeout_s)
+            except InferenceServerException as exc:
+                raise _convert(exc, f"reading the config of model {self.model_name!r}") from exc
+            parameters = config.get("config", {}).get("parameters", {})
+            if METADATA_PARAMETER not in parameters:
+                raise TritonError(
+                    f"model {self.model_name!r} has no {METADATA_PARAMETER!r} parameter: export it with `podium export`"
+                )
+            self._metadata = ModelMetadata.model_validate(json.loads(parameters[METADATA_PARAMETER]["string_value"]))
+        return self._metadata
+
+    def infer(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 [N, crop, crop, 3] -> float32 probabilities [N, classes]."""
+        meta = self.metadata()
+        tensor = grpcclient.InferInput(meta.input_name, list(pixels.shape), "UINT8")
+        tensor.set_data_from_numpy(np.ascontiguousarray(pixels, dtype=np.uint8))
+        output = grpcclient.InferRequestedOutput(meta.output_name)
+        try:
+            result = self._client.infer(self.model_name, [tensor], outputs=[output], client_timeout=self.timeout_s)
+        except InferenceServerException as exc:
+            raise _convert(exc, f"inference on model {self.model_name!r}") from exc
+        return result.as_numpy(meta.output_name)
+
+    def statistics(self) -> dict:
+        return self._client.get_inference_statistics(self.model_name, as_json=True)
+
+
+def top_k(probabilities: np.ndarray, k: int, classes: list[str]) -> tuple[Prediction, ...]:
+    """The k most probable classes of one probability vector, most probable first."""
+    k = max(1, min(k, probabilities.shape[-1]))
+    order = np.argsort(-probabilities, kind="stable")[:k]
+    return tuple(Prediction(classes[i], int(i), float(probabilities[i])) for i in order)

@@ -1,0 +1,181 @@
+"""JobStore: the only code that knows how jobs are laid out in Redis."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import redis
+
+from jobs import scripts
+from jobs.model import ImageOutcome, Job, JobMode, JobState
+
+KEY_PREFIX = "podium"
+DEFAULT_RESULT_TTL_S = 7 * 24 * 3600
+ACTIVE_JOBS_KEY = f"{KEY_PREFIX}:active"
+
+
+@dataclass(frozen=True)
+class JobKeys:
+    job_id: str
+
+    @property
+    def job(self) -> str:
+        return f"{KEY_PREFIX}:job:{self.job_id}"
+
+    @property
+    def all(self) -> list[str]:
+        base = self.job
+        return [base, f"{base}:paths", f"{base}:results", f"{base}:blobs", f"{base}:chunks", ACTIVE_JOBS_KEY]
+
+    @property
+    def paths(self) -> str:
+        return self.all[1]
+
+    @property
+    def results(self) -> str:
+        return self.all[2]
+
+    @property
+    def blobs(self) -> str:
+        return self.all[3]
+
+    @property
+    def chunks(self) -> str:
+        return self.all[4]
+
+
+class JobStore:
+    """Job records, file lists, results and upload blobs, with atomic state changes."""
+
+    def __init__(self, client: redis.Redis, result_ttl_s: int = DEFAULT_RESULT_TTL_S) -> None:
+        self._redis = client
+        self._ttl_s = result_ttl_s
+        self._record = client.register_script(scripts.RECORD_RESULT)
+        self._finish_upload = client.register_script(scripts.FINISH_UPLOAD)
+        self._dispatch = client.register_script(scripts.DISPATCH_CHUNKS)
+        self._end = client.register_script(scripts.END_JOB)
+        self._complete_chunk = client.register_script(scripts.COMPLETE_CHUNK)
+
+    @classmethod
+    def from_url(cls, url: str, result_ttl_s: int = DEFAULT_RESULT_TTL_S) -> JobStore:
+        return cls(redis.Redis.from_url(url), result_ttl_s)
+
+    def ping(self) -> bool:
+        return bool(self._redis.ping())
+
+    # --- creating and filling a job -------------------------------------------------
+
+    def create(self, *, mode: JobMode, top_k: int, chunk_size: int, name: str = "", root: str = "") -> Job:
+        job_id = uuid.uuid4().hex
+        now = time.time()
+        keys = JobKeys(job_id)
+        fields = {
+            "id": job_id,
+            "state": JobState.UPLOADING.value,
+            "mode": mode.value,
+            "total": 0,
+            "succeeded": 0,
+            "failed": 0,
+            "top_k": top_k,
+            "name": name,
+            "root": root,
+            "chunk_size": chunk_size,
+            "dispatched": 0,
+            "upload_done": 0,
+            "created_at": now,
+            "updated_at": now,
+            "finished_at": 0,
+            "error": "",
+        }
+        with self._redis.pipeline() as pipe:
+            pipe.hset(keys.job, mapping=fields)
+            pipe.sadd(ACTIVE_JOBS_KEY, job_id)
+            pipe.execute()
+        return self.get(job_id)  # type: ignore[return-value]
+
+    def append_files(self, job_id: str, start: int, paths: Sequence[str], blobs: Sequence[bytes | None] = ()) -> None:
+        """Add files at indices start.. (the caller is the job's only writer while uploading)."""
+        if not paths:
+            return
+        keys = JobKeys(job_id)
+        with self._redis.pipeline() as pipe:
+            pipe.rpush(keys.paths, *paths)
+            blob_map = {str(start + i): b for i, b in enumerate(blobs) if b is not None}
+            if blob_map:
+                pipe.hset(keys.blobs, mapping=blob_map)
+            pipe.hset(keys.job, mapping={"total": start + len(paths), "updated_at": time.time()})
+            pipe.execute()
+
+    def finish_upload(self, job_id: str) -> None:
+        self._finish_upload(keys=JobKeys(job_id).all, args=[time.time(), self._ttl_s])
+
+    # --- reading ---------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        fields = self._redis.hgetall(JobKeys(job_id).job)
+        if not fields:
+            return None
+        return Job.from_hash(job_id, {k.decode(): v.decode() for k, v in fields.items()})
+
+    def state(self, job_id: str) -> JobState | None:
+        raw = self._redis.hget(JobKeys(job_id).job, "state")
+        return JobState(raw.decode()) if raw else None
+
+    def active_jobs(self) -> int:
+        return int(self._redis.scard(ACTIVE_JOBS_KEY))
+
+    def pending_uploads(self, job_id: str) -> int:
+        """Uploaded images of the job that no worker has finished yet."""
+        return int(self._redis.hlen(JobKeys(job_id).blobs))
+
+    def chunk_size(self, job_id: str) -> int:
+        return int(self._redis.hget(JobKeys(job_id).job, "chunk_size") or 1)
+
+    def files(self, job_id: str, start: int, stop: int) -> list[str]:
+        """Relative paths of images start..stop-1."""
+        return [p.decode() for p in self._redis.lrange(JobKeys(job_id).paths, start, stop - 1)]
+
+    def blob(self, job_id: str, index: int) -> bytes | None:
+        return self._redis.hget(JobKeys(job_id).blobs, str(index))
+
+    def results(self, job_id: str, start: int, count: int) -> list[tuple[str, ImageOutcome | None]]:
+        """(path, outcome or None if unfinished) of images start..start+count-1 that exist."""
+        keys = JobKeys(job_id)
+        paths = self._redis.lrange(keys.paths, start, start + count - 1)
+        if not paths:
+            return []
+        raw = self._redis.hmget(keys.results, [str(start + i) for i in range(len(paths))])
+        return [(p.decode(), None if r is None else ImageOutcome.decode(r)) for p, r in zip(paths, raw)]
+
+    # --- progress --------------------------------------------------------------------
+
+    def dispatch(self, job_id: str, max_queued_chunks: int) -> list[int]:
+        """Claim the job's next chunks to enqueue, keeping at most max_queued_chunks in flight."""
+        return [int(c) for c in self._dispatch(keys=JobKeys(job_id).all, args=[max_queued_chunks])]
+
+    def record(self, job_id: str, index: int, outcome: ImageOutcome) -> bool:
+        """Store an image's outcome once; a repeat (redelivered chunk) is a no-op."""
+        recorded = self._record(
+            keys=JobKeys(job_id).all,
+            args=[index, outcome.encode(), "1" if outcome.ok else "0", time.time(), self._ttl_s],
+        )
+        return int(recorded) == 1
+
+    def record_many(self, job_id: str, outcomes: Iterable[tuple[int, ImageOutcome]]) -> int:
+        return sum(self.record(job_id, index, outcome) for index, outcome in outcomes)
+
+    def complete_chunk(self, job_id: str, chunk: int) -> None:
+        self._complete_chunk(keys=JobKeys(job_id).all, args=[chunk])
+
+    def cancel(self, job_id: str) -> bool:
+        return self._end_job(job_id, JobState.CANCELLED, "")
+
+    def fail(self, job_id: str, error: str) -> bool:
+        return self._end_job(job_id, JobState.FAILED, error)
+
+    def _end_job(self, job_id: str, state: JobState, error: str) -> bool:
+        ended = self._end(keys=JobKeys(job_id).all, args=[state.value, error, time.time(), self._ttl_s])
+        return int(ended) == 1

@@ -1,0 +1,136 @@
+"""PodiumClient: the Python API of a Podium gateway."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+
+from jobs.files import walk_files
+from proto import podium_pb2 as pb
+from proto import podium_pb2_grpc as pb_grpc
+
+UPLOAD_CHUNK_BYTES = 1024 * 1024
+MAX_MESSAGE_BYTES = 32 * 1024**2
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class PodiumClientError(Exception):
+    """A call failed; ``code`` is the gRPC status, the message says what to do."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.message}"
+
+
+def _converted(exc: grpc.RpcError, gateway: str) -> PodiumClientError:
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        details = f"cannot reach the gateway at {gateway} ({details}); is `podium up` running? See --gateway"
+    return PodiumClientError(code, details)
+
+
+class PodiumClient:
+    def __init__(self, gateway: str, api_key: str = "", timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.gateway = gateway
+        self.timeout_s = timeout_s
+        self._metadata = (("x-api-key", api_key),) if api_key else ()
+        self._channel = grpc.insecure_channel(
+            gateway,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self._stub = pb_grpc.PodiumStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> PodiumClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _call(self, method: Callable, request, timeout_s: float | None = None):
+        try:
+            return method(request, metadata=self._metadata, timeout=timeout_s or self.timeout_s)
+        except grpc.RpcError as exc:
+            raise _converted(exc, self.gateway) from None
+
+    def _stream(self, method: Callable, request) -> Iterator:
+        try:
+            yield from method(request, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise _converted(exc, self.gateway) from None
+
+    # --- jobs ------------------------------------------------------------------------
+
+    def submit_folder(
+        self, folder: Path | str, top_k: int = 0, name: str = "", on_file: Callable[[str, int], None] | None = None
+    ) -> pb.Job:
+        """Upload every non-hidden file under ``folder`` as a job, streaming file by file."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise PodiumClientError(grpc.StatusCode.INVALID_ARGUMENT, f"{folder} is not a folder")
+        requests = _upload_requests(folder, pb.JobSpec(top_k=top_k, name=name), on_file)
+        try:
+            return self._stub.SubmitUpload(requests, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise _converted(exc, self.gateway) from None
+
+    def submit_path(self, path: str, top_k: int = 0, name: str = "") -> pb.Job:
+        """Submit a folder on the workers' storage (inside the gateway's data roots)."""
+        request = pb.SubmitPathRequest(path=path, spec=pb.JobSpec(top_k=top_k, name=name))
+        return self._call(self._stub.SubmitPath, request, timeout_s=max(self.timeout_s, 600))
+
+    def get_job(self, job_id: str) -> pb.Job:
+        return self._call(self._stub.GetJob, pb.GetJobRequest(job_id=job_id))
+
+    def watch(self, job_id: str) -> Iterator[pb.Job]:
+        return self._stream(self._stub.WatchJob, pb.WatchJobRequest(job_id=job_id))
+
+    def results(self, job_id: str, start_index: int = 0, follow: bool = False) -> Iterator[pb.ImageResult]:
+        request = pb.GetResultsRequest(job_id=job_id, start_index=start_index, follow=follow)
+        return self._stream(self._stub.GetResults, request)
+
+    def cancel(self, job_id: str) -> pb.Job:
+        return self._call(self._stub.CancelJob, pb.CancelJobRequest(job_id=job_id))
+
+    def classes(self) -> pb.ListClassesResponse:
+        return self._call(self._stub.ListClasses, pb.ListClassesRequest())
+
+    def classify(self, files: list[Path], top_k: int = 0) -> list[pb.ImageResult]:
+        images = [pb.ClassifyImage(name=str(path), data=Path(path).read_bytes()) for path in files]
+        return list(self._call(self._stub.Classify, pb.ClassifyRequest(images=images, top_k=top_k)).results)
+
+
+def _upload_requests(
+    folder: Path, spec: pb.JobSpec, on_file: Callable[[str, int], None] | None
+) -> Iterator[pb.UploadRequest]:
+    yield pb.UploadRequest(spec=spec)
+    for rel in walk_files(folder):
+        sent = 0
+        try:
+            with open(os.path.join(folder, rel), "rb") as handle:
+                while True:
+                    data = handle.read(UPLOAD_CHUNK_BYTES)
+                    last = len(data) < UPLOAD_CHUNK_BYTES
+                    if data or last:
+                        yield pb.UploadRequest(file=pb.FileChunk(path=rel, data=data, last=last))
+                        sent += len(data)
+                    if last:
+                        break
+        except OSError as exc:
+            # The file still gets its line in the results, failed with this reason.
+            yield pb.UploadRequest(file=pb.FileChunk(path=rel, last=True, client_error=exc.strerror or str(exc)))
+        if on_file is not None:
+            on_file(rel, sent)

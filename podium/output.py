@@ -1,0 +1,54 @@
+"""Results as the contract's records, and the JSONL and CSV files they are written to."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from proto import podium_pb2 as pb
+
+CSV_COLUMNS = ("path", "status", "label", "index", "probability", "error", "top_k")
+
+
+def result_record(result: pb.ImageResult) -> dict:
+    """One result line: {"path", "status": "ok"|"error", "top_k": [...], "error": str|null}."""
+    ok = result.status == pb.IMAGE_STATUS_OK
+    return {
+        "path": result.path,
+        "status": "ok" if ok else "error",
+        "top_k": [
+            {"label": p.label, "index": p.index, "probability": round(float(p.probability), 7)} for p in result.top_k
+        ],
+        "error": None if ok else result.error,
+    }
+
+
+def write_results(path: Path, records: Iterable[dict]) -> Iterator[dict]:
+    """Write records to ``path`` (.csv: CSV, anything else: JSONL), yielding each as written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        if path.suffix.lower() == ".csv":
+            writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            for record in records:
+                writer.writerow(_csv_row(record))
+                yield record
+        else:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                yield record
+
+
+def _csv_row(record: dict) -> dict:
+    top = record["top_k"][0] if record["top_k"] else {}
+    return {
+        "path": record["path"],
+        "status": record["status"],
+        "label": top.get("label", ""),
+        "index": top.get("index", ""),
+        "probability": top.get("probability", ""),
+        "error": record["error"] or "",
+        "top_k": json.dumps(record["top_k"], ensure_ascii=False),
+    }

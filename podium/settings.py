@@ -1,0 +1,15 @@
+"""ClientSettings: where the gateway is and how to authenticate, from PODIUM_* variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_GATEWAY = "127.0.0.1:50051"
+
+
+class ClientSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PODIUM_", extra="ignore")
+
+    gateway: str = Field(DEFAULT_GATEWAY, description="The gateway's host:port")
+    api_key: str = Field("", description="API key sent as x-api-key")

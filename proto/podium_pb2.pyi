@@ -1,0 +1,182 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_STATE_UNSPECIFIED: _ClassVar[JobState]
+    JOB_STATE_UPLOADING: _ClassVar[JobState]
+    JOB_STATE_RUNNING: _ClassVar[JobState]
+    JOB_STATE_COMPLETED: _ClassVar[JobState]
+    JOB_STATE_CANCELLED: _ClassVar[JobState]
+    JOB_STATE_FAILED: _ClassVar[JobState]
+
+class ImageStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    IMAGE_STATUS_UNSPECIFIED: _ClassVar[ImageStatus]
+    IMAGE_STATUS_OK: _ClassVar[ImageStatus]
+    IMAGE_STATUS_ERROR: _ClassVar[ImageStatus]
+JOB_STATE_UNSPECIFIED: JobState
+JOB_STATE_UPLOADING: JobState
+JOB_STATE_RUNNING: JobState
+JOB_STATE_COMPLETED: JobState
+JOB_STATE_CANCELLED: JobState
+JOB_STATE_FAILED: JobState
+IMAGE_STATUS_UNSPECIFIED: ImageStatus
+IMAGE_STATUS_OK: ImageStatus
+IMAGE_STATUS_ERROR: ImageStatus
+
+class JobSpec(_message.Message):
+    __slots__ = ("top_k", "name")
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    top_k: int
+    name: str
+    def __init__(self, top_k: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...
+
+class FileChunk(_message.Message):
+    __slots__ = ("path", "data", "last", "client_error")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ERROR_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    data: bytes
+    last: bool
+    client_error: str
+    def __init__(self, path: _Optional[str] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ..., client_error: _Optional[str] = ...) -> None: ...
+
+class UploadRequest(_message.Message):
+    __slots__ = ("spec", "file")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    spec: JobSpec
+    file: FileChunk
+    def __init__(self, spec: _Optional[_Union[JobSpec, _Mapping]] = ..., file: _Optional[_Union[FileChunk, _Mapping]] = ...) -> None: ...
+
+class SubmitPathRequest(_message.Message):
+    __slots__ = ("path", "spec")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    spec: JobSpec
+    def __init__(self, path: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ...) -> None: ...
+
+class Job(_message.Message):
+    __slots__ = ("id", "state", "total", "succeeded", "failed", "created_at", "updated_at", "finished_at", "error", "spec", "mode")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    state: JobState
+    total: int
+    succeeded: int
+    failed: int
+    created_at: float
+    updated_at: float
+    finished_at: float
+    error: str
+    spec: JobSpec
+    mode: str
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., total: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., mode: _Optional[str] = ...) -> None: ...
+
+class GetJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class WatchJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class GetResultsRequest(_message.Message):
+    __slots__ = ("job_id", "start_index", "follow")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    START_INDEX_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    start_index: int
+    follow: bool
+    def __init__(self, job_id: _Optional[str] = ..., start_index: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+
+class CancelJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class ListClassesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListClassesResponse(_message.Message):
+    __slots__ = ("classes", "model_name", "untrained")
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    UNTRAINED_FIELD_NUMBER: _ClassVar[int]
+    classes: _containers.RepeatedScalarFieldContainer[str]
+    model_name: str
+    untrained: bool
+    def __init__(self, classes: _Optional[_Iterable[str]] = ..., model_name: _Optional[str] = ..., untrained: _Optional[bool] = ...) -> None: ...
+
+class Prediction(_message.Message):
+    __slots__ = ("label", "index", "probability")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    index: int
+    probability: float
+    def __init__(self, label: _Optional[str] = ..., index: _Optional[int] = ..., probability: _Optional[float] = ...) -> None: ...
+
+class ImageResult(_message.Message):
+    __slots__ = ("index", "path", "status", "top_k", "error")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    path: str
+    status: ImageStatus
+    top_k: _containers.RepeatedCompositeFieldContainer[Prediction]
+    error: str
+    def __init__(self, index: _Optional[int] = ..., path: _Optional[str] = ..., status: _Optional[_Union[ImageStatus, str]] = ..., top_k: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ClassifyImage(_message.Message):
+    __slots__ = ("name", "data")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    data: bytes
+    def __init__(self, name: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ClassifyRequest(_message.Message):
+    __slots__ = ("images", "top_k")
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    images: _containers.RepeatedCompositeFieldContainer[ClassifyImage]
+    top_k: int
+    def __init__(self, images: _Optional[_Iterable[_Union[ClassifyImage, _Mapping]]] = ..., top_k: _Optional[int] = ...) -> None: ...
+
+class ClassifyResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ImageResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ImageResult, _Mapping]]] = ...) -> None: ...

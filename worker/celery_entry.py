@@ -1,0 +1,14 @@
+"""The module Celery's command line loads: ``celery -A worker.celery_entry worker``.
+
+Building the app at import is this module's one purpose; nothing else imports it.
+No connection is opened here: clients are created in each worker process after fork.
+"""
+
+import logging
+
+from worker.app import create_app
+from worker.settings import WorkerSettings
+
+settings = WorkerSettings()
+logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+app = create_app(settings)

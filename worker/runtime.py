@@ -1,0 +1,53 @@
+"""Per-process resources of a worker, created lazily after fork, never at import."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from celery import Celery
+
+from inference import TritonClassifier
+from jobs import JobStore
+from jobs.queue import ChunkQueue
+from worker.settings import WorkerSettings
+
+
+@dataclass
+class Runtime:
+    settings: WorkerSettings
+    store: JobStore
+    classifier: TritonClassifier
+    queue: ChunkQueue
+    pool: ThreadPoolExecutor
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.classifier.close()
+
+
+_runtime: Runtime | None = None
+_runtime_pid: int | None = None
+
+
+def get_runtime(app: Celery, settings: WorkerSettings) -> Runtime:
+    """This process's runtime; a forked child builds its own instead of inheriting one."""
+    global _runtime, _runtime_pid
+    if _runtime is None or _runtime_pid != os.getpid():
+        store = JobStore.from_url(settings.redis_url, settings.result_ttl_s)
+        _runtime = Runtime(
+            settings=settings,
+            store=store,
+            classifier=TritonClassifier(settings.triton_url, settings.model_name, settings.triton_timeout_s),
+            queue=ChunkQueue(store, app, settings.max_queued_chunks),
+            pool=ThreadPoolExecutor(settings.inflight, thread_name_prefix="podium-infer"),
+        )
+        _runtime_pid = os.getpid()
+    return _runtime
+
+
+def reset_runtime() -> None:
+    """Forget resources inherited across a fork (called in worker_process_init)."""
+    global _runtime, _runtime_pid
+    _runtime, _runtime_pid = None, None
