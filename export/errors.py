@@ -1,0 +1,7 @@
+"""The one error type of the export package."""
+
+from __future__ import annotations
+
+
+class ExportError(Exception):
+    """An export cannot proceed; the message says what was found and what to do next."""

@@ -1,0 +1,33 @@
+"""The graph that is served: uint8 NHWC pixels in, class probabilities out.
+
+Normalisation lives in the graph so that clients send 1 byte per channel, not 4.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from inference.metadata import IMAGENET_MEAN, IMAGENET_STD
+
+PIXEL_MAX = 255.0
+
+
+class ServingModel(nn.Module):
+    """Wrap a classifier: ``[B, H, W, 3]`` uint8 -> ``[B, N]`` float32 softmax probabilities."""
+
+    def __init__(
+        self,
+        classifier: nn.Module,
+        mean: tuple[float, float, float] = IMAGENET_MEAN,
+        std: tuple[float, float, float] = IMAGENET_STD,
+    ) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        pixels = images.permute(0, 3, 1, 2).float() / PIXEL_MAX
+        logits = self.classifier((pixels - self.mean) / self.std)
+        return torch.softmax(logits, dim=1)

@@ -1,0 +1,54 @@
+"""Triton Python-backend model: runs ``model.onnx`` from its version folder in onnxruntime.
+
+The export copies this file into each CPU version folder as ``model.py``. It runs inside
+Triton's Python backend stub, where only ``triton_python_backend_utils``, numpy and
+onnxruntime can be relied on, so it imports nothing from Podium; the names below must
+match ``inference.INPUT_NAME``/``OUTPUT_NAME`` and ``export.targets`` (a unit test checks).
+"""
+
+import json
+import os
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+
+INPUT_NAME = "images"
+OUTPUT_NAME = "probabilities"
+ONNX_FILENAME = "model.onnx"
+THREADS_PARAMETER = "onnx_intra_op_threads"
+DEFAULT_THREADS = 0  # onnxruntime's default: one per physical core
+
+
+class TritonPythonModel:
+    """One onnxruntime session; each execute() runs all queued requests as one batch."""
+
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        path = os.path.join(args["model_repository"], args["model_version"], ONNX_FILENAME)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = _threads(config)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+
+    def execute(self, requests):
+        """Dynamic batching hands over several requests: concatenate, run once, split."""
+        try:
+            batches = [pb_utils.get_input_tensor_by_name(r, INPUT_NAME).as_numpy() for r in requests]
+            probabilities = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.concatenate(batches)})[0]
+        except Exception as exc:  # noqa: BLE001 - answer every request with the error, never crash the stub
+            error = pb_utils.TritonError(f"onnxruntime inference failed: {exc}")
+            return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
+        bounds = np.cumsum([len(batch) for batch in batches])[:-1]
+        return [
+            pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(OUTPUT_NAME, np.ascontiguousarray(part))])
+            for part in np.split(probabilities, bounds)
+        ]
+
+    def finalize(self):
+        self.session = None
+
+
+def _threads(config):
+    value = config.get("parameters", {}).get(THREADS_PARAMETER, {}).get("string_value", "")
+    return int(value) if value.strip() else DEFAULT_THREADS

@@ -1,0 +1,144 @@
+"""Check an exported ONNX model against the PyTorch model it came from, on real photographs.
+
+Runs before anything is written into the model repository, so a model that disagrees
+with its source is never served.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from PIL import Image
+from torch import nn
+
+from export.errors import ExportError
+from imaging import ImageDecodeError, PreprocessSpec, decode_rgb, preprocess
+from inference.metadata import INPUT_NAME, OUTPUT_NAME
+
+# Largest |Δprobability| allowed between ONNX Runtime and PyTorch, both float32.
+FP32_TOLERANCE = 1e-4
+MAX_VERIFY_IMAGES = 32
+REFERENCE_FP32 = "pytorch-fp32"
+# Photographs bundled with scikit-image (no download): colour, grey, RGBA, small and large.
+SAMPLE_IMAGES = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "colorwheel",
+    "camera",
+    "coins",
+    "page",
+    "logo",
+    "microaneurysms",
+)
+
+Images = list[tuple[str, np.ndarray]]
+
+
+def sample_images(spec: PreprocessSpec) -> Images:
+    """scikit-image's bundled photographs, preprocessed to uint8 HWC crops."""
+    try:
+        import skimage.data  # imported here: only needed when no image folder is given
+    except ImportError:
+        raise ExportError("scikit-image is not installed; pass --verify-images DIR with a few photographs") from None
+    images = []
+    for name in SAMPLE_IMAGES:
+        picture = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+        images.append((f"skimage:{name}", preprocess(picture, spec)))
+    return images
+
+
+def folder_images(folder: Path, spec: PreprocessSpec, limit: int = MAX_VERIFY_IMAGES) -> Images:
+    """Up to ``limit`` decodable images from ``folder`` (recursively), spread over its files."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ExportError(f"verification image folder {folder} does not exist or is not a folder")
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+    # Spread the picks over the sorted files (one folder per class) before filling in.
+    step = max(1, len(files) // limit)
+    ordered = files[::step] + [p for i, p in enumerate(files) if i % step]
+    images: Images = []
+    for path in ordered:
+        if len(images) == limit:
+            break
+        try:
+            images.append((str(path.relative_to(folder)), preprocess(decode_rgb(path.read_bytes()), spec)))
+        except (ImageDecodeError, OSError):
+            continue  # not an image: a verification sample may skip it
+    if not images:
+        raise ExportError(f"no decodable images in {folder}; pass a folder of JPEG/PNG photographs")
+    return images
+
+
+def verify_onnx(
+    serving_model: nn.Module,
+    onnx_path: Path,
+    images: Images,
+    *,
+    tolerance: float = FP32_TOLERANCE,
+    reference: str = REFERENCE_FP32,
+    tie_gap: float | None = None,
+) -> dict:
+    """Run both models on ``images``; raise ExportError unless they agree. Returns the figures.
+
+    ONNX Runtime runs the whole set as one batch and the first image alone, which also
+    proves that the batch axis is dynamic. A top-1 difference counts unless PyTorch's two
+    best classes lie within ``tie_gap`` (default: ``tolerance``) of each other.
+    """
+    names = [name for name, _ in images]
+    batch = np.stack([pixels for _, pixels in images])
+    with torch.inference_mode():
+        expected = serving_model.eval()(torch.from_numpy(batch)).numpy()
+    try:
+        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        got = session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+        single = session.run([OUTPUT_NAME], {INPUT_NAME: batch[:1]})[0]
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ExportError(f"ONNX Runtime could not run the exported model {onnx_path}: {exc}") from exc
+    if got.shape != expected.shape or single.shape != expected[:1].shape:
+        raise ExportError(
+            f"ONNX output shapes {got.shape} (batch) and {single.shape} (single) do not match "
+            f"PyTorch's {expected.shape}; the batch axis may not be dynamic"
+        )
+    diff = np.abs(got.astype(np.float64) - expected)
+    single_diff = float(np.abs(single.astype(np.float64) - expected[:1]).max())
+    max_diff = max(float(diff.max()), single_diff)
+    agree = got.argmax(axis=1) == expected.argmax(axis=1)
+    fidelity = {
+        "reference": reference,
+        "images": names,
+        "top1_agreement": float(agree.mean()),
+        "max_abs_diff": max_diff,
+        "mean_abs_diff": float(diff.mean()),
+        "tolerance": tolerance,
+    }
+    if max_diff > tolerance:
+        worst = names[int(diff.max(axis=1).argmax())]
+        raise ExportError(
+            f"ONNX model disagrees with PyTorch: max |Δprobability| {max_diff:.3g} > {tolerance:g} "
+            f"(worst image {worst}, mean {fidelity['mean_abs_diff']:.3g}); the export is not faithful"
+        )
+    gap = tolerance if tie_gap is None else tie_gap
+    flips = [names[i] for i in np.flatnonzero(~agree) if not _is_tie(expected[i], gap)]
+    if flips:
+        raise ExportError(
+            f"ONNX model's top-1 class differs from PyTorch on {len(flips)} of {len(names)} images "
+            f"({', '.join(flips)}); top-1 agreement {fidelity['top1_agreement']:.3f}"
+        )
+    return fidelity
+
+
+def _is_tie(probabilities: np.ndarray, gap: float) -> bool:
+    """The two best classes are within ``gap``: rounding may legitimately pick either."""
+    best, runner_up = np.sort(probabilities)[-2:][::-1]
+    return float(best - runner_up) <= gap

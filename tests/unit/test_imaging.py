@@ -1,0 +1,101 @@
+"""Decoding and the serving transform, against torchvision and Pillow directly."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torchvision.transforms as T
+from PIL import Image
+
+from imaging import ImageDecodeError, PreprocessSpec, decode_rgb, preprocess
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def photo(width: int, height: int, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    gradient = np.linspace(0, 255, width * height * 3).reshape(height, width, 3)
+    noise = rng.integers(0, 40, (height, width, 3))
+    return Image.fromarray(np.clip(gradient + noise, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("size", [(8, 8), (300, 200), (200, 300), (2000, 37), (37, 2000), (224, 224), (256, 257)])
+def test_transform_is_torchvision_eval_resize_and_crop(size):
+    image = photo(*size)
+    expected = T.Compose([T.Resize(256), T.CenterCrop(224), T.PILToTensor()])(image).permute(1, 2, 0).numpy()
+    got = preprocess(image)
+    assert got.dtype == np.uint8 and got.shape == (224, 224, 3)
+    assert np.array_equal(got, expected)
+
+
+def test_other_sizes_follow_the_spec():
+    assert preprocess(photo(500, 400), PreprocessSpec(resize=160, crop=128)).shape == (128, 128, 3)
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"),
+    [("RGB", "JPEG"), ("L", "PNG"), ("RGBA", "PNG"), ("P", "GIF"), ("CMYK", "JPEG"), ("LA", "PNG"), ("RGB", "WEBP"),
+     ("RGB", "BMP"), ("RGB", "TIFF"), ("1", "PNG")],
+)
+def test_every_mode_becomes_rgb(mode, fmt):
+    decoded = decode_rgb(encode(photo(64, 48).convert(mode), fmt))
+    assert decoded.mode == "RGB" and decoded.size == (64, 48)
+
+
+def test_sixteen_bit_is_scaled_not_clipped():
+    values = np.array([[0, 257, 32896, 65535]], dtype=np.uint16)
+    for fmt in ("PNG", "TIFF"):
+        decoded = np.asarray(decode_rgb(encode(Image.fromarray(values), fmt)))
+        assert decoded[0, :, 0].tolist() == [0, 1, 128, 255]
+
+
+def test_exif_orientation_is_applied():
+    upright = photo(60, 30)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: a viewer turns it 90° clockwise
+    data = encode(upright.transpose(Image.Transpose.ROTATE_90), "JPEG", exif=exif.tobytes())
+    assert decode_rgb(data).size == (60, 30)
+
+
+def test_animated_gif_gives_its_first_frame():
+    frames = [Image.new("RGB", (20, 20), color) for color in ((255, 0, 0), (0, 0, 255))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    assert decode_rgb(buffer.getvalue()).getpixel((5, 5))[0] > 200
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty"),
+        (b"this is not an image at all", "not a recognised image"),
+        (encode(photo(300, 300), "JPEG")[:2000], "truncated"),
+        (encode(photo(300, 300), "PNG")[:500], "truncated"),
+    ],
+)
+def test_bad_bytes_give_readable_errors(data, reason):
+    with pytest.raises(ImageDecodeError, match=reason):
+        decode_rgb(data)
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height pixels (a decompression bomb's header)."""
+    data = bytearray(encode(Image.new("L", (1, 1)), "PNG"))
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr : ihdr + 17])))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("side", [30_000, 12_000])
+def test_decompression_bomb_fails_without_decoding(side):
+    with pytest.raises(ImageDecodeError, match="too large|more than the limit"):
+        decode_rgb(png_claiming(side, side))
