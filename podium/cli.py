@@ -186,7 +186,7 @@ def _submit(client: PodiumClient, folder: Path | None, server_path: str | None, 
     if not folder.is_dir():
         _fail(f"{folder} is not a folder")
     with progress_bar(console) as progress:
-        task = progress.add_task("uploading", total=None)
+        task = progress.add_task("uploading", total=None, rate="")
         job = client.submit_folder(folder, top_k=top_k, name=name, on_file=lambda *_: progress.advance(task))
     return job
 
