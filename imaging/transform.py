@@ -41,7 +41,7 @@ def center_crop(image: Image.Image, size: int) -> Image.Image:
     if width < size or height < size:
         # torchvision pads with zeros before cropping; after resize_shorter this cannot happen.
         padded = Image.new(image.mode, (max(width, size), max(height, size)))
-        padded.paste(image, ((max(size - width, 0) + 1) // 2, (max(size - height, 0) + 1) // 2))
+        padded.paste(image, (max(size - width, 0) // 2, max(size - height, 0) // 2))
         image, (width, height) = padded, padded.size
     top = int(round((height - size) / 2.0))
     left = int(round((width - size) / 2.0))

@@ -99,3 +99,9 @@ def png_claiming(width: int, height: int) -> bytes:
 def test_decompression_bomb_fails_without_decoding(side):
     with pytest.raises(ImageDecodeError, match="too large|more than the limit"):
         decode_rgb(png_claiming(side, side))
+
+
+def test_padding_when_resize_is_smaller_than_crop_matches_torchvision():
+    image = photo(150, 90)
+    expected = T.Compose([T.Resize(101), T.CenterCrop(120), T.PILToTensor()])(image).permute(1, 2, 0).numpy()
+    assert np.array_equal(preprocess(image, PreprocessSpec(resize=101, crop=120)), expected)

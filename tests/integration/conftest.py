@@ -1,0 +1,69 @@
+"""Session fixtures with the real parts: a fitted checkpoint exported into a model
+repository, and a LocalCluster (redis-server, tritonserver, Celery workers, gateway)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cluster import ClusterSettings, LocalCluster
+from tests.support.images import TestFolder, make_test_folder
+from tests.support.reference import build_resnet50, reference_predict
+
+MODEL_NAME = "resnet50_sports"
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ResNet50 whose answers differ from image to image (head fitted on photos)."""
+    from tests.support.reference import fit_checkpoint  # noqa: PLC0415
+
+    return fit_checkpoint(tmp_path_factory.mktemp("checkpoint") / "resnet50_sports.pt")
+
+
+@pytest.fixture(scope="session")
+def model_repository(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path) -> Path:
+    from export import export_model  # noqa: PLC0415
+
+    repo = tmp_path_factory.mktemp("model_repository")
+    export_model(checkpoint=checkpoint, model_repository=repo, model_name=MODEL_NAME)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The gateway's only data root for path-mode jobs."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def test_folder(data_root: Path) -> TestFolder:
+    return make_test_folder(data_root / "mixed")
+
+
+@pytest.fixture(scope="session")
+def reference(checkpoint: Path, test_folder: TestFolder) -> dict[str, np.ndarray]:
+    """PyTorch probabilities of every valid image, by relative path (torchvision eval transform)."""
+    import torch  # noqa: PLC0415
+
+    model = build_resnet50(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    paths = [test_folder.root / rel for rel in test_folder.valid]
+    predicted = reference_predict(model, paths)
+    return {rel: predicted[path] for rel, path in zip(test_folder.valid, paths)}
+
+
+@pytest.fixture(scope="session")
+def cluster(model_repository: Path, data_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    settings = ClusterSettings(
+        model_repository=model_repository,
+        model_name=MODEL_NAME,
+        workers=2,
+        gateway_port=0,
+        data_roots=str(data_root),
+        chunk_size=8,
+        run_dir=tmp_path_factory.mktemp("cluster"),
+    )
+    with LocalCluster(settings) as running:
+        yield running

@@ -1,0 +1,154 @@
+"""End to end with the real parts: CLI -> gateway -> Redis -> Celery -> Triton -> results.
+
+Every valid image must match an independent PyTorch reference (same checkpoint,
+torchvision's eval transform): same top-1, probabilities within 1e-3."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+
+from podium import PodiumClient
+from podium.output import result_record
+from proto import podium_pb2 as pb
+
+pytestmark = pytest.mark.integration
+TOLERANCE = 1e-3
+
+
+def run_cli(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "podium", *args], capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+
+
+def check_against_reference(records: list[dict], test_folder, reference) -> None:
+    by_path = {r["path"]: r for r in records}
+    assert len(by_path) == len(records), "a file got two lines"
+    assert sorted(by_path) == test_folder.visible, "every visible file gets exactly one line, hidden ones none"
+    for rel, description in test_folder.broken.items():
+        record = by_path[rel]
+        assert record["status"] == "error" and record["error"], f"{rel} ({description}) should fail"
+        assert record["top_k"] == []
+    for rel in test_folder.valid:
+        record = by_path[rel]
+        assert record["status"] == "ok", f"{rel}: {record['error']}"
+        expected = reference[rel]
+        assert record["top_k"][0]["index"] == int(np.argmax(expected)), rel
+        for prediction in record["top_k"]:
+            assert abs(prediction["probability"] - expected[prediction["index"]]) <= TOLERANCE, rel
+        probabilities = [p["probability"] for p in record["top_k"]]
+        assert probabilities == sorted(probabilities, reverse=True)
+
+
+def test_the_checkpoint_tells_images_apart(reference):
+    top1 = Counter(int(np.argmax(p)) for p in reference.values())
+    assert len(top1) >= 5, f"the test model answers too few classes: {top1}"
+
+
+def test_cli_upload_matches_pytorch(cluster, test_folder, reference, tmp_path):
+    output = tmp_path / "out.jsonl"
+    done = run_cli(
+        "submit", str(test_folder.root), "--wait", "--output", str(output), "--gateway", cluster.gateway_address
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "completed" in done.stdout and "images/s" in done.stdout
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    check_against_reference(records, test_folder, reference)
+
+
+def test_csv_output(cluster, test_folder, tmp_path):
+    output = tmp_path / "out.csv"
+    done = run_cli(
+        "submit", str(test_folder.root), "--wait", "--output", str(output), "--top-k", "2",
+        "--gateway", cluster.gateway_address,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = output.read_text().splitlines()
+    assert lines[0] == "path,status,label,index,probability,error,top_k"
+    assert len(lines) == 1 + len(test_folder.visible)
+
+
+def test_two_jobs_at_once_give_identical_results(cluster, test_folder, reference):
+    outcomes: dict[int, list[dict]] = {}
+
+    def run(slot: int) -> None:
+        with PodiumClient(cluster.gateway_address) as client:
+            job = client.submit_folder(test_folder.root, top_k=3)
+            for update in client.watch(job.id):
+                last = update
+            assert last.state == pb.JOB_STATE_COMPLETED
+            assert last.succeeded + last.failed == last.total == len(test_folder.visible)
+            assert last.failed == len(test_folder.broken)
+            outcomes[slot] = [result_record(r) for r in client.results(job.id)]
+
+    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert set(outcomes) == {0, 1}
+    assert outcomes[0] == outcomes[1]
+    check_against_reference(outcomes[0], test_folder, reference)
+
+
+def test_path_mode_matches_upload(cluster, test_folder, reference):
+    with PodiumClient(cluster.gateway_address) as client:
+        job = client.submit_path("mixed")
+        assert job.mode == "path" and job.total == len(test_folder.visible)
+        records = [result_record(r) for r in client.results(job.id, follow=True)]
+    check_against_reference(records, test_folder, reference)
+
+
+def test_results_follow_streams_while_the_job_runs(cluster, test_folder):
+    with PodiumClient(cluster.gateway_address) as client:
+        job = client.submit_folder(test_folder.root)
+        indices = [r.index for r in client.results(job.id, follow=True)]
+        assert indices == list(range(len(test_folder.visible)))
+        assert client.get_job(job.id).state == pb.JOB_STATE_COMPLETED
+
+
+def test_synchronous_classify_and_classes(cluster, test_folder, reference):
+    chosen = test_folder.valid[:4]
+    with PodiumClient(cluster.gateway_address) as client:
+        classes = client.classes()
+        results = client.classify([test_folder.root / rel for rel in chosen], top_k=3)
+    assert len(classes.classes) == 100 and classes.model_name == "resnet50_sports" and not classes.untrained
+    for rel, result in zip(chosen, results):
+        assert result.status == pb.IMAGE_STATUS_OK
+        assert result.top_k[0].index == int(np.argmax(reference[rel]))
+        assert abs(result.top_k[0].probability - reference[rel][result.top_k[0].index]) <= TOLERANCE
+
+
+def test_cancel_leaves_one_line_per_image(cluster, tmp_path, test_folder):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    image = (test_folder.root / test_folder.valid[0]).read_bytes()
+    suffix = Path(test_folder.valid[0]).suffix
+    for i in range(300):
+        (folder / f"{i:04d}{suffix}").write_bytes(image)
+    with PodiumClient(cluster.gateway_address) as client:
+        job = client.submit_folder(folder)
+        cancelled = client.cancel(job.id)
+        assert cancelled.state == pb.JOB_STATE_CANCELLED
+        results = list(client.results(job.id))
+    assert [r.index for r in results] == list(range(300))
+    assert any("cancelled" in r.error for r in results)
+
+
+def test_triton_formed_batches_larger_than_one(cluster):
+    client = grpcclient.InferenceServerClient(cluster.triton_url)
+    try:
+        stats = client.get_inference_statistics("resnet50_sports", as_json=True)
+    finally:
+        client.close()
+    batches = {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats["model_stats"][0]["batch_stats"]}
+    assert any(size > 1 and count > 0 for size, count in batches.items()), batches

@@ -1,0 +1,85 @@
+"""`podium up` as a user runs it: starts everything, serves a job, stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster.processes import free_port
+from podium import PodiumClient
+from proto import podium_pb2 as pb
+
+pytestmark = pytest.mark.integration
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below pid, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_up_serves_and_stops_without_orphans(model_repository, test_folder, tmp_path):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "podium", "up", "--model-repository", str(model_repository), "--workers", "1",
+         "--gateway-port", str(port), "--run-dir", str(tmp_path / "run")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "gateway at" in line:
+                break
+        assert any(f"127.0.0.1:{port}" in line for line in lines), "".join(lines)
+        children = descendants(proc.pid)
+        assert len(children) >= 4  # redis, triton, a worker (and its pool), the gateway
+
+        with PodiumClient(f"127.0.0.1:{port}") as client:
+            job = client.submit_folder(test_folder.root)
+            for update in client.watch(job.id):
+                job = update
+        assert job.state == pb.JOB_STATE_COMPLETED
+        assert job.succeeded == len(test_folder.valid)
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        leftover = [pid for pid in children if alive(pid)]
+        assert leftover == [], f"orphans left behind: {leftover}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

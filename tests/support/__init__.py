@@ -1,0 +1,1 @@
+"""Test support: generated image folders and an independent PyTorch reference."""
