@@ -53,7 +53,7 @@ def export(
     labels: Annotated[
         Path | None, typer.Option(help="Class names, one per line (default: the 100 sports classes)")
     ] = None,
-    target: Annotated[str, typer.Option(help="cpu (ONNX on Triton's Python backend), cpu-int8 or gpu")] = "cpu",
+    target: Annotated[str, typer.Option(help="cpu: ONNX on Triton's Python backend (gpu and cpu-int8 are not built yet)")] = "cpu",
     model_repository: Annotated[Path, typer.Option(help="Triton model repository to write into")] = Path(
         "model_repository"
     ),

@@ -16,6 +16,25 @@ from proto import podium_pb2 as pb
 
 DEMO_PHOTOS = 48
 MODEL_NAME = "resnet50_sports"
+RAW_BATCH = 8
+RAW_SECONDS = 5.0
+
+
+def raw_onnxruntime_rate(model_dir: Path, seconds: float = RAW_SECONDS) -> float:
+    """Images/s of onnxruntime alone on the newest version's ONNX model: the ceiling here."""
+    import numpy as np  # noqa: PLC0415
+    import onnxruntime as ort  # noqa: PLC0415
+
+    newest = max((p for p in model_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    session = ort.InferenceSession(str(newest / "model.onnx"), providers=["CPUExecutionProvider"])
+    batch = np.random.default_rng(0).integers(0, 256, (RAW_BATCH, 224, 224, 3), dtype=np.uint8)
+    name = session.get_inputs()[0].name
+    session.run(None, {name: batch})  # warm-up
+    runs, started = 0, time.monotonic()
+    while time.monotonic() - started < seconds:
+        session.run(None, {name: batch})
+        runs += 1
+    return runs * RAW_BATCH / (time.monotonic() - started)
 
 
 def ensure_model(repo: Path, checkpoint: Path | None, console: Console) -> None:
@@ -73,17 +92,25 @@ def run_demo(directory: Path, checkpoint: Path | None, workers: int, console: Co
             job = follow_job(client, job, console)
             elapsed = time.monotonic() - started
             records = list(write_results(output, (result_record(r) for r in client.results(job.id))))
-        print_summary(console, job, records, elapsed, output, show=-1)
+        print_summary(Console(), job, records, elapsed, output, show=-1)
     finally:
         with console.status("stopping the cluster"):
             cluster.stop()
+    with console.status("measuring raw onnxruntime on the same model, for comparison"):
+        raw = raw_onnxruntime_rate(repo / MODEL_NAME)
+    rate = len(records) / max(elapsed, 1e-6)
+    console.print(
+        f"side by side: end to end {rate:.1f} images/s; raw onnxruntime on the same ONNX model "
+        f"{raw:.1f} images/s (batch {RAW_BATCH}, no decoding) = {rate / raw:.2f}x"
+    )
     summary = {
         "job_state": pb.JobState.Name(job.state),
         "images": len(records),
         "succeeded": job.succeeded,
         "failed": job.failed,
         "seconds": round(elapsed, 2),
-        "images_per_s": round(len(records) / max(elapsed, 1e-6), 2),
+        "images_per_s": round(rate, 2),
+        "raw_onnxruntime_images_per_s": round(raw, 2),
         "results": str(output),
     }
     (directory / "summary.json").write_text(json.dumps(summary, indent=2))
