@@ -1,0 +1,82 @@
+"""Client-side pieces: which files make a job, result records, output files, CLI help."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from gateway.errors import InvalidArgument
+from gateway.uploads import check_relative_path
+from jobs.files import walk_files
+from podium.cli import app
+from podium.output import result_record, write_results
+from proto import podium_pb2 as pb
+
+
+def test_walk_files_is_sorted_nested_and_skips_hidden(tmp_path):
+    for rel in ("b.jpg", "a/z.png", "a/b/c.gif", ".DS_Store", ".cache/x.jpg", "a/.hidden.jpg", "noext"):
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    assert list(walk_files(tmp_path)) == ["b.jpg", "noext", "a/z.png", "a/b/c.gif"]
+
+
+@pytest.mark.parametrize("path", ["a.jpg", "x/y/z.png", "été photo.jpg"])
+def test_relative_paths_accepted(path):
+    assert check_relative_path(path) == path
+
+
+@pytest.mark.parametrize("path", ["", "/abs.jpg", "../up.jpg", "a/../../b.jpg", "a//b.jpg", "a\\b.jpg", "a\x00b"])
+def test_unsafe_paths_refused(path):
+    with pytest.raises(InvalidArgument):
+        check_relative_path(path)
+
+
+OK = pb.ImageResult(
+    index=0, path="a.jpg", status=pb.IMAGE_STATUS_OK,
+    top_k=[pb.Prediction(label="archery", index=2, probability=0.75), pb.Prediction(label="rugby", index=70, probability=0.25)],
+)
+BAD = pb.ImageResult(index=1, path="b.jpg", status=pb.IMAGE_STATUS_ERROR, error="empty file (0 bytes)")
+
+
+def test_result_records_follow_the_contract():
+    assert result_record(OK) == {
+        "path": "a.jpg", "status": "ok", "error": None,
+        "top_k": [{"label": "archery", "index": 2, "probability": 0.75}, {"label": "rugby", "index": 70, "probability": 0.25}],
+    }
+    assert result_record(BAD) == {"path": "b.jpg", "status": "error", "top_k": [], "error": "empty file (0 bytes)"}
+
+
+def test_jsonl_and_csv_files(tmp_path):
+    records = [result_record(OK), result_record(BAD)]
+    jsonl = tmp_path / "out" / "r.jsonl"
+    assert list(write_results(jsonl, records)) == records
+    assert [json.loads(line) for line in jsonl.read_text().splitlines()] == records
+    table = tmp_path / "r.csv"
+    list(write_results(table, records))
+    rows = list(csv.DictReader(table.open()))
+    assert rows[0]["label"] == "archery" and rows[0]["probability"] == "0.75"
+    assert rows[1]["status"] == "error" and rows[1]["error"] == "empty file (0 bytes)"
+    assert json.loads(rows[0]["top_k"])[1]["label"] == "rugby"
+
+
+@pytest.mark.parametrize("command", ["export", "up", "submit", "status", "results", "cancel", "classes", "classify", "demo"])
+def test_every_command_has_help(command):
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+def test_client_errors_are_readable_without_a_gateway(tmp_path):
+    result = CliRunner().invoke(app, ["status", "abc", "--gateway", "127.0.0.1:1"])
+    assert result.exit_code == 1
+    assert "cannot reach the gateway at 127.0.0.1:1" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_submit_needs_exactly_one_source(tmp_path):
+    result = CliRunner().invoke(app, ["submit"])
+    assert result.exit_code == 1 and "give a FOLDER" in result.output
