@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -34,9 +37,17 @@ GatewayOpt = Annotated[
 ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key (default: $PODIUM_API_KEY)")]
 
 
-def _client(gateway: str | None, api_key: str | None) -> PodiumClient:
+@contextmanager
+def _connected(gateway: str | None, api_key: str | None) -> Iterator[PodiumClient]:
+    """A client for the command; a failed call ends the command with its readable message."""
     settings = ClientSettings()
-    return PodiumClient(gateway or settings.gateway, api_key if api_key is not None else settings.api_key)
+    client = PodiumClient(gateway or settings.gateway, api_key if api_key is not None else settings.api_key)
+    try:
+        yield client
+    except PodiumClientError as exc:
+        _fail(str(exc))
+    finally:
+        client.close()
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -53,7 +64,9 @@ def export(
     labels: Annotated[
         Path | None, typer.Option(help="Class names, one per line (default: the 100 sports classes)")
     ] = None,
-    target: Annotated[str, typer.Option(help="cpu: ONNX on Triton's Python backend (gpu and cpu-int8 are not built yet)")] = "cpu",
+    target: Annotated[
+        str, typer.Option(help="cpu: ONNX on Triton's Python backend (gpu and cpu-int8 are not built yet)")
+    ] = "cpu",
     model_repository: Annotated[Path, typer.Option(help="Triton model repository to write into")] = Path(
         "model_repository"
     ),
@@ -162,17 +175,14 @@ def submit(
     if output is not None and not wait:
         _fail("--output needs --wait (or run `podium results JOB_ID --output FILE` later)")
     started = time.monotonic()
-    with _client(gateway, api_key) as client:
-        try:
-            job = _submit(client, folder, server_path, top_k, name)
-            out.print(f"job [bold]{job.id}[/] submitted: {job.total} files")
-            if not wait:
-                return
-            job = follow_job(client, job, console)
-            elapsed = time.monotonic() - started
-            records = list(_fetch_results(client, job.id, output))
-        except PodiumClientError as exc:
-            _fail(str(exc))
+    with _connected(gateway, api_key) as client:
+        job = _submit(client, folder, server_path, top_k, name)
+        out.print(f"job [bold]{job.id}[/] submitted: {job.total} files")
+        if not wait:
+            return
+        job = follow_job(client, job, console)
+        elapsed = time.monotonic() - started
+        records = list(_fetch_results(client, job.id, output))
     print_summary(out, job, records, elapsed, output, show)
     if job.state != pb.JOB_STATE_COMPLETED:
         raise typer.Exit(2)
@@ -206,11 +216,8 @@ def status(
     api_key: ApiKeyOpt = None,
 ) -> None:
     """Show a job's state and counters."""
-    with _client(gateway, api_key) as client:
-        try:
-            job = client.get_job(job_id)
-        except PodiumClientError as exc:
-            _fail(str(exc))
+    with _connected(gateway, api_key) as client:
+        job = client.get_job(job_id)
     out.print(
         f"job {job.id} {state_name(job.state)}: {job.succeeded + job.failed}/{job.total} done "
         f"({job.succeeded} ok, {job.failed} failed)" + (f" error: {job.error}" if job.error else "")
@@ -226,19 +233,15 @@ def results(
     api_key: ApiKeyOpt = None,
 ) -> None:
     """Print a job's results as JSON lines (or write them to a file)."""
-    import json
 
-    with _client(gateway, api_key) as client:
-        try:
-            records = (result_record(r) for r in client.results(job_id, follow=follow))
-            if output is not None:
-                count = sum(1 for _ in write_results(output, records))
-                console.print(f"{count} results written to {output}")
-            else:
-                for record in records:
-                    print(json.dumps(record, ensure_ascii=False))
-        except PodiumClientError as exc:
-            _fail(str(exc))
+    with _connected(gateway, api_key) as client:
+        records = (result_record(r) for r in client.results(job_id, follow=follow))
+        if output is not None:
+            count = sum(1 for _ in write_results(output, records))
+            console.print(f"{count} results written to {output}")
+        else:
+            for record in records:
+                print(json.dumps(record, ensure_ascii=False))
 
 
 @app.command()
@@ -248,22 +251,16 @@ def cancel(
     api_key: ApiKeyOpt = None,
 ) -> None:
     """Cancel a job: images not yet processed are skipped."""
-    with _client(gateway, api_key) as client:
-        try:
-            job = client.cancel(job_id)
-        except PodiumClientError as exc:
-            _fail(str(exc))
+    with _connected(gateway, api_key) as client:
+        job = client.cancel(job_id)
     out.print(f"job {job.id} {state_name(job.state)}")
 
 
 @app.command()
 def classes(gateway: GatewayOpt = None, api_key: ApiKeyOpt = None) -> None:
     """List the served model's classes."""
-    with _client(gateway, api_key) as client:
-        try:
-            response = client.classes()
-        except PodiumClientError as exc:
-            _fail(str(exc))
+    with _connected(gateway, api_key) as client:
+        response = client.classes()
     for index, label in enumerate(response.classes):
         out.print(f"{index:4d}  {label}", highlight=False)
     if response.untrained:
@@ -278,14 +275,10 @@ def classify(
     api_key: ApiKeyOpt = None,
 ) -> None:
     """Classify a few images synchronously and print JSON lines."""
-    import json
 
-    with _client(gateway, api_key) as client:
-        try:
-            for result in client.classify(files, top_k=top_k):
-                print(json.dumps(result_record(result), ensure_ascii=False))
-        except PodiumClientError as exc:
-            _fail(str(exc))
+    with _connected(gateway, api_key) as client:
+        for result in client.classify(files, top_k=top_k):
+            print(json.dumps(result_record(result), ensure_ascii=False))
 
 
 @app.command()
