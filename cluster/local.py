@@ -46,6 +46,10 @@ class ClusterSettings(BaseSettings):
     api_keys: str = Field("", description="PODIUM_API_KEYS for the gateway")
     chunk_size: int = Field(16, ge=1)
     ready_timeout_s: float = Field(180.0, gt=0)
+    extra_service_env: dict[str, str] = Field(
+        default_factory=dict, description="More PODIUM_* variables for the gateway and workers"
+    )
+    worker_args: list[str] = Field(default_factory=list, description="More `celery worker` arguments")
 
 
 @dataclass
@@ -96,6 +100,7 @@ class LocalCluster:
             "PODIUM_INFLIGHT": str(s.inflight),
             "PODIUM_PORT": str(self.gateway_port),
             "PODIUM_HOST": "127.0.0.1",
+            **s.extra_service_env,
         }
 
     # --- the children ----------------------------------------------------------------
@@ -170,6 +175,7 @@ class LocalCluster:
             "--without-mingle",
             "--loglevel",
             "INFO",
+            *self.settings.worker_args,
         ]
         return ManagedProcess(
             f"worker-{number}",
@@ -226,6 +232,9 @@ class LocalCluster:
         proc.start()
         self.processes.append(proc)
         proc.wait_ready()
+
+    def process(self, name: str) -> ManagedProcess:
+        return next(proc for proc in self.processes if proc.name == name)
 
     def dead(self) -> list[ManagedProcess]:
         return [proc for proc in self.processes if not proc.alive]

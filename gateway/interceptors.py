@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 
 import grpc
+import redis
 
 from gateway.errors import PodiumError
 
@@ -93,6 +94,9 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 def _abort(context: grpc.ServicerContext, method: str, exc: Exception) -> None:
     if isinstance(exc, PodiumError):
         context.abort(exc.code, exc.message)
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        log.warning("%s: the job store (Redis) is unavailable: %s", method, exc)
+        context.abort(grpc.StatusCode.UNAVAILABLE, "the job store is unavailable for a moment; try again")
     if context.code() not in (None, grpc.StatusCode.OK):
         raise exc  # the handler already aborted with its own status
     log.exception("internal error in %s", method, exc_info=exc)

@@ -7,6 +7,7 @@ import signal
 import threading
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -18,6 +19,7 @@ from gateway.servicer import PodiumServicer
 from gateway.settings import GatewaySettings
 from jobs import JobStore
 from jobs.queue import ChunkQueue, make_celery
+from jobs.reconciler import Reconciler
 from proto import podium_pb2, podium_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,8 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     """Create, bind and start the server; health turns SERVING once Redis answers."""
     store = JobStore.from_url(settings.redis_url, settings.result_ttl_s)
     celery = make_celery(settings.redis_url, settings.visibility_timeout_s)
-    service = JobService(settings, store, ChunkQueue(store, celery, settings.max_queued_chunks))
+    queue = ChunkQueue(store, celery, settings.max_queued_chunks)
+    service = JobService(settings, store, queue)
     interceptors = [ErrorInterceptor()]
     if settings.api_key_list():
         interceptors.insert(0, ApiKeyInterceptor(settings.api_key_list()))
@@ -62,14 +65,29 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    port = _add_port(server, settings)
     if port == 0:
         raise RuntimeError(f"cannot listen on {settings.host}:{settings.port}: is the port in use?")
     server.start()
     stop = threading.Event()
     gateway = Gateway(server, port, health_servicer, store, stop)
     threading.Thread(target=_watch_redis, args=(gateway,), name="podium-health", daemon=True).start()
+    reconciler = Reconciler(store, queue, settings.stall_timeout_s, settings.upload_stall_s)
+    threading.Thread(
+        target=_reconcile, args=(reconciler, stop, settings.reconcile_interval_s), name="podium-reconcile", daemon=True
+    ).start()
     return gateway
+
+
+def _add_port(server: grpc.Server, settings: GatewaySettings) -> int:
+    address = f"{settings.host}:{settings.port}"
+    if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
+        raise ValueError("set both PODIUM_TLS_CERT_FILE and PODIUM_TLS_KEY_FILE for TLS, or neither")
+    if not settings.tls_cert_file:
+        return server.add_insecure_port(address)
+    key = Path(settings.tls_key_file).read_bytes()
+    chain = Path(settings.tls_cert_file).read_bytes()
+    return server.add_secure_port(address, grpc.ssl_server_credentials([(key, chain)]))
 
 
 def _watch_redis(gateway: Gateway) -> None:
@@ -83,6 +101,14 @@ def _watch_redis(gateway: Gateway) -> None:
         for name in ("", SERVICE_NAME):
             gateway.health.set(name, status)
         gateway._stop.wait(HEALTH_CHECK_INTERVAL_S if ok else 0.5)
+
+
+def _reconcile(reconciler: Reconciler, stop: threading.Event, interval_s: float) -> None:
+    while not stop.wait(interval_s):
+        try:
+            reconciler.run_once()
+        except Exception:  # noqa: BLE001 - Redis may be restarting; try again next round
+            log.warning("reconciler round failed", exc_info=True)
 
 
 def main() -> None:

@@ -25,6 +25,8 @@ class GatewaySettings(BaseSettings):
     triton_url: str = Field("127.0.0.1:8001", description="Triton's gRPC address, for Classify and ListClasses")
     model_name: str = Field(DEFAULT_MODEL_NAME, description="The model's name in Triton")
     api_keys: str = Field("", description="Comma-separated accepted API keys; empty: no authentication")
+    tls_cert_file: str = Field("", description="PEM certificate chain: with tls_key_file, the gateway speaks TLS")
+    tls_key_file: str = Field("", description="PEM private key of tls_cert_file")
     data_roots: str = Field("", description="Comma-separated folders that path-mode jobs may name")
     chunk_size: int = Field(16, ge=1, le=1024, description="Images per worker task")
     max_queued_chunks: int = Field(2, ge=1, description="Chunks a job keeps queued at once")
@@ -40,6 +42,9 @@ class GatewaySettings(BaseSettings):
     triton_timeout_s: float = Field(30.0, gt=0)
     visibility_timeout_s: int = Field(DEFAULT_VISIBILITY_TIMEOUT_S, ge=10)
     result_ttl_s: int = Field(DEFAULT_RESULT_TTL_S, ge=60)
+    reconcile_interval_s: float = Field(15.0, gt=0, description="How often stalled jobs are looked for")
+    stall_timeout_s: float = Field(300.0, gt=0, description="A running job without progress this long is re-enqueued")
+    upload_stall_s: float = Field(900.0, gt=0, description="An upload without data this long fails")
     log_level: str = "INFO"
 
     def api_key_list(self) -> list[str]:

@@ -44,7 +44,11 @@ class ChunkQueue:
         self._max_queued = max_queued_chunks
 
     def pump(self, job_id: str) -> int:
+        """Enqueue as many of the job's next chunks as it may have queued now."""
         chunks = self._store.dispatch(job_id, self._max_queued)
         for chunk in chunks:
-            self._celery.send_task(PROCESS_CHUNK_TASK, args=[job_id, chunk], queue=QUEUE_NAME)
+            self.send(job_id, chunk)
         return len(chunks)
+
+    def send(self, job_id: str, chunk: int) -> None:
+        self._celery.send_task(PROCESS_CHUNK_TASK, args=[job_id, chunk], queue=QUEUE_NAME)

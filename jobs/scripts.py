@@ -1,7 +1,7 @@
 """Lua scripts: each one is a single atomic step of a job's life in Redis.
 
 KEYS are always, in order: job hash, paths list, results hash, blobs hash, chunks-done
-set, active-jobs set (see ``jobs.store.JobKeys.all``).
+set, active-jobs set, attempts hash (see ``jobs.store.JobKeys.all``).
 """
 
 # A job is complete when its upload is done and every image has a result.
@@ -11,7 +11,7 @@ local function complete_if_done(now, ttl)
   if j[1] ~= 'running' or j[2] ~= '1' then return end
   if tonumber(j[4]) + tonumber(j[5]) < tonumber(j[3]) then return end
   redis.call('HSET', KEYS[1], 'state', 'completed', 'finished_at', now, 'updated_at', now)
-  redis.call('DEL', KEYS[4], KEYS[5])
+  redis.call('DEL', KEYS[4], KEYS[5], KEYS[7])
   redis.call('SREM', KEYS[6], redis.call('HGET', KEYS[1], 'id'))
   for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl) end
 end
@@ -69,7 +69,7 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return -1 end
 if state == 'completed' or state == 'cancelled' or state == 'failed' then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'error', ARGV[2], 'finished_at', ARGV[3], 'updated_at', ARGV[3])
-redis.call('DEL', KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[4], KEYS[5], KEYS[7])
 redis.call('SREM', KEYS[6], redis.call('HGET', KEYS[1], 'id'))
 for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end
 return 1
@@ -80,4 +80,12 @@ COMPLETE_CHUNK = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'running' and state ~= 'uploading' then return 0 end
 return redis.call('SADD', KEYS[5], ARGV[1])
+"""
+
+# ARGV: field, increment. Counts starts in the attempts hash while the job runs (a finished
+# job's hash is gone and must not come back without a TTL). Returns the new count, or -1.
+COUNT_ATTEMPT = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'running' and state ~= 'uploading' then return -1 end
+return redis.call('HINCRBY', KEYS[7], ARGV[1], ARGV[2])
 """

@@ -28,7 +28,15 @@ class JobKeys:
     @property
     def all(self) -> list[str]:
         base = self.job
-        return [base, f"{base}:paths", f"{base}:results", f"{base}:blobs", f"{base}:chunks", ACTIVE_JOBS_KEY]
+        return [
+            base,
+            f"{base}:paths",
+            f"{base}:results",
+            f"{base}:blobs",
+            f"{base}:chunks",
+            ACTIVE_JOBS_KEY,
+            f"{base}:attempts",
+        ]
 
     @property
     def paths(self) -> str:
@@ -46,6 +54,10 @@ class JobKeys:
     def chunks(self) -> str:
         return self.all[4]
 
+    @property
+    def attempts(self) -> str:
+        return self.all[6]
+
 
 class JobStore:
     """Job records, file lists, results and upload blobs, with atomic state changes."""
@@ -58,6 +70,7 @@ class JobStore:
         self._dispatch = client.register_script(scripts.DISPATCH_CHUNKS)
         self._end = client.register_script(scripts.END_JOB)
         self._complete_chunk = client.register_script(scripts.COMPLETE_CHUNK)
+        self._count_attempt = client.register_script(scripts.COUNT_ATTEMPT)
 
     @classmethod
     def from_url(cls, url: str, result_ttl_s: int = DEFAULT_RESULT_TTL_S) -> JobStore:
@@ -169,6 +182,33 @@ class JobStore:
 
     def complete_chunk(self, job_id: str, chunk: int) -> None:
         self._complete_chunk(keys=JobKeys(job_id).all, args=[chunk])
+
+    # --- crash accounting: a chunk or image that keeps killing workers ---------------
+
+    def begin_attempt(self, job_id: str, chunk: int) -> int:
+        """Count one more start of this chunk; returns the count (1 on the first start)."""
+        return int(self._count_attempt(keys=JobKeys(job_id).all, args=[f"c:{chunk}", 1]))
+
+    def begin_image(self, job_id: str, index: int) -> int:
+        """Count one more careful start of this image; returns how often it started before."""
+        return max(0, int(self._count_attempt(keys=JobKeys(job_id).all, args=[f"i:{index}", 1])) - 1)
+
+    def end_image(self, job_id: str, index: int) -> None:
+        """The careful start of an image ended without the process dying."""
+        self._count_attempt(keys=JobKeys(job_id).all, args=[f"i:{index}", -1])
+
+    def done_chunks(self, job_id: str) -> set[int]:
+        return {int(c) for c in self._redis.smembers(JobKeys(job_id).chunks)}
+
+    def dispatched_chunks(self, job_id: str) -> int:
+        return int(self._redis.hget(JobKeys(job_id).job, "dispatched") or 0)
+
+    def active_job_ids(self) -> list[str]:
+        return [j.decode() for j in self._redis.smembers(ACTIVE_JOBS_KEY)]
+
+    def claim(self, name: str, ttl_s: float) -> bool:
+        """A short lease (SET NX EX): true for the one caller that gets it."""
+        return bool(self._redis.set(f"{KEY_PREFIX}:lease:{name}", "1", nx=True, ex=max(1, int(ttl_s))))
 
     def cancel(self, job_id: str) -> bool:
         return self._end_job(job_id, JobState.CANCELLED, "")

@@ -41,7 +41,12 @@ ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key (defau
 def _connected(gateway: str | None, api_key: str | None) -> Iterator[PodiumClient]:
     """A client for the command; a failed call ends the command with its readable message."""
     settings = ClientSettings()
-    client = PodiumClient(gateway or settings.gateway, api_key if api_key is not None else settings.api_key)
+    client = PodiumClient(
+        gateway or settings.gateway,
+        api_key if api_key is not None else settings.api_key,
+        tls=settings.tls,
+        tls_ca_file=settings.tls_ca_file,
+    )
     try:
         yield client
     except PodiumClientError as exc:

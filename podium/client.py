@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +16,10 @@ from proto import podium_pb2_grpc as pb_grpc
 UPLOAD_CHUNK_BYTES = 1024 * 1024
 MAX_MESSAGE_BYTES = 32 * 1024**2
 DEFAULT_TIMEOUT_S = 30.0
+# Streams reopen for this long while the gateway is unavailable (e.g. being restarted).
+DEFAULT_RECONNECT_S = 120.0
+RECONNECT_FIRST_DELAY_S = 0.5
+RECONNECT_MAX_DELAY_S = 5.0
 
 
 class PodiumClientError(Exception):
@@ -38,17 +43,28 @@ def _converted(exc: grpc.RpcError, gateway: str) -> PodiumClientError:
 
 
 class PodiumClient:
-    def __init__(self, gateway: str, api_key: str = "", timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        gateway: str,
+        api_key: str = "",
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        reconnect_s: float = DEFAULT_RECONNECT_S,
+        tls: bool = False,
+        tls_ca_file: str = "",
+    ) -> None:
         self.gateway = gateway
         self.timeout_s = timeout_s
+        self.reconnect_s = reconnect_s
         self._metadata = (("x-api-key", api_key),) if api_key else ()
-        self._channel = grpc.insecure_channel(
-            gateway,
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+        if tls or tls_ca_file:
+            roots = Path(tls_ca_file).read_bytes() if tls_ca_file else None
+            self._channel = grpc.secure_channel(gateway, grpc.ssl_channel_credentials(roots), options=options)
+        else:
+            self._channel = grpc.insecure_channel(gateway, options=options)
         self._stub = pb_grpc.PodiumStub(self._channel)
 
     def close(self) -> None:
@@ -66,11 +82,23 @@ class PodiumClient:
         except grpc.RpcError as exc:
             raise _converted(exc, self.gateway) from None
 
-    def _stream(self, method: Callable, request) -> Iterator:
-        try:
-            yield from method(request, metadata=self._metadata)
-        except grpc.RpcError as exc:
-            raise _converted(exc, self.gateway) from None
+    def _reconnecting(self, open_stream: Callable[[], Iterator]) -> Iterator:
+        """Yield from a server stream, reopening it while the gateway is unavailable
+        (restarting, Redis blip) for up to reconnect_s."""
+        deadline, delay = None, RECONNECT_FIRST_DELAY_S
+        while True:
+            try:
+                for item in open_stream():
+                    deadline, delay = None, RECONNECT_FIRST_DELAY_S
+                    yield item
+                return
+            except grpc.RpcError as exc:
+                now = time.monotonic()
+                deadline = deadline or now + self.reconnect_s
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or now > deadline:
+                    raise _converted(exc, self.gateway) from None
+                time.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_DELAY_S)
 
     # --- jobs ------------------------------------------------------------------------
 
@@ -96,11 +124,22 @@ class PodiumClient:
         return self._call(self._stub.GetJob, pb.GetJobRequest(job_id=job_id))
 
     def watch(self, job_id: str) -> Iterator[pb.Job]:
-        return self._stream(self._stub.WatchJob, pb.WatchJobRequest(job_id=job_id))
+        """The job at each change, until it ends; survives a gateway restart."""
+        request = pb.WatchJobRequest(job_id=job_id)
+        return self._reconnecting(lambda: self._stub.WatchJob(request, metadata=self._metadata))
 
     def results(self, job_id: str, start_index: int = 0, follow: bool = False) -> Iterator[pb.ImageResult]:
-        request = pb.GetResultsRequest(job_id=job_id, start_index=start_index, follow=follow)
-        return self._stream(self._stub.GetResults, request)
+        """Results in image order; after a reconnect the stream resumes where it broke off."""
+        next_index = start_index
+
+        def open_stream() -> Iterator[pb.ImageResult]:
+            nonlocal next_index
+            request = pb.GetResultsRequest(job_id=job_id, start_index=next_index, follow=follow)
+            for result in self._stub.GetResults(request, metadata=self._metadata):
+                next_index = result.index + 1
+                yield result
+
+        return self._reconnecting(open_stream)
 
     def cancel(self, job_id: str) -> pb.Job:
         return self._call(self._stub.CancelJob, pb.CancelJobRequest(job_id=job_id))

@@ -13,3 +13,5 @@ class ClientSettings(BaseSettings):
 
     gateway: str = Field(DEFAULT_GATEWAY, description="The gateway's host:port")
     api_key: str = Field("", description="API key sent as x-api-key")
+    tls: bool = Field(False, description="Speak TLS to the gateway (system root certificates)")
+    tls_ca_file: str = Field("", description="PEM CA certificate(s) to trust instead; implies tls")

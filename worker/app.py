@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
+
+import redis
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
@@ -18,6 +21,20 @@ log = logging.getLogger(__name__)
 # After this many task retries of an unavailable Triton, a chunk's images fail.
 MAX_TRITON_RETRIES = 3
 RETRY_COUNTDOWN_S = 10
+# How long a task waits for Redis to come back before it gives the chunk up to the
+# reconciler (which re-enqueues chunks of stalled jobs).
+REDIS_WAIT_S = 300.0
+
+
+def wait_for_redis(rt, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if rt.store.ping():
+                return
+        except redis.RedisError:
+            pass
+        time.sleep(1.0)
 
 
 def create_app(settings: WorkerSettings) -> Celery:
@@ -34,6 +51,11 @@ def create_app(settings: WorkerSettings) -> Celery:
                 fail_chunk(rt, job_id, chunk, f"inference server unavailable: {exc}")
                 return 0
             raise self.retry(exc=exc, countdown=RETRY_COUNTDOWN_S)
+        except redis.RedisError as exc:
+            # Redis holds the job and the queue: wait for it, then run the chunk again.
+            log.warning("job %s chunk %d: Redis unavailable (%s); waiting for it", job_id, chunk, exc)
+            wait_for_redis(rt, REDIS_WAIT_S)
+            raise self.retry(exc=exc, countdown=1, max_retries=None) from None
 
     @worker_process_init.connect(weak=False)
     def _fresh_clients_after_fork(**_: object) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
+import redis
+
 from inference import TritonUnavailable
 from inference.pipeline import classify_bytes
 from jobs import ImageOutcome, Job
@@ -13,21 +15,51 @@ from worker.sources import SourceError, read_image_bytes
 
 log = logging.getLogger(__name__)
 
+# A chunk restarted more often than this fails its remaining images.
+MAX_CHUNK_ATTEMPTS = 6
+# An image during whose careful processing the worker died this often fails.
+MAX_IMAGE_CRASHES = 2
 _BACKOFF_START_S = 0.5
 _BACKOFF_MAX_S = 5.0
 
 
 def process_chunk(rt: Runtime, job_id: str, chunk: int) -> int:
-    """Classify the chunk's images that have no result yet; returns how many were recorded."""
+    """Classify the chunk's images that have no result yet; returns how many were recorded.
+
+    A first attempt keeps several images in flight. A chunk started again after its
+    worker died is processed one image at a time, each start counted, so that an image
+    that kills the worker every time is found and failed instead of looping forever."""
     job = rt.store.get(job_id)
     if job is None or job.state.terminal:
         return 0
+    attempt = rt.store.begin_attempt(job_id, chunk)
+    if attempt < 0:
+        return 0  # the job ended meanwhile
     todo = _pending_images(rt, job, chunk)
-    futures = [rt.pool.submit(_process_image, rt, job, index, path) for index, path in todo]
-    recorded = sum(future.result() for future in futures)  # re-raises TritonUnavailable
+    if attempt > MAX_CHUNK_ATTEMPTS:
+        reason = f"the worker process died {attempt - 1} times while processing this image's chunk"
+        recorded = sum(rt.store.record(job_id, index, ImageOutcome(error=reason)) for index, _ in todo)
+    elif attempt == 1:
+        futures = [rt.pool.submit(_process_image, rt, job, index, path) for index, path in todo]
+        recorded = sum(future.result() for future in futures)  # re-raises TritonUnavailable
+    else:
+        log.warning("job %s chunk %d: attempt %d, processing image by image", job_id, chunk, attempt)
+        recorded = sum(_process_image_carefully(rt, job, index, path) for index, path in todo)
     rt.store.complete_chunk(job_id, chunk)
     rt.queue.pump(job_id)
     return recorded
+
+
+def _process_image_carefully(rt: Runtime, job: Job, index: int, path: str) -> int:
+    crashes = rt.store.begin_image(job.id, index)
+    if crashes >= MAX_IMAGE_CRASHES:
+        error = f"the worker process died {crashes} times while processing this image; skipped"
+        return int(rt.store.record(job.id, index, ImageOutcome(error=error)))
+    try:
+        return _process_image(rt, job, index, path)
+    finally:
+        # Reached on success and on exceptions alike: only a dying process leaves the count.
+        rt.store.end_image(job.id, index)
 
 
 def fail_chunk(rt: Runtime, job_id: str, chunk: int, reason: str) -> None:
@@ -57,8 +89,8 @@ def _process_image(rt: Runtime, job: Job, index: int, path: str) -> int:
         outcome = _classify_waiting_for_triton(rt, data, job.top_k)
     except SourceError as exc:
         outcome = ImageOutcome(error=str(exc))
-    except TritonUnavailable:
-        raise
+    except (TritonUnavailable, redis.RedisError):
+        raise  # not the image's fault: the task waits and retries
     except Exception:  # a bug must fail one image, not the job
         log.exception("unexpected error on image %d (%s) of job %s", index, path, job.id)
         outcome = ImageOutcome(error="internal error while processing this image (see the worker log)")

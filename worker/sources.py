@@ -1,8 +1,16 @@
-"""Where a job's image bytes come from: the upload blob in Redis, or a file under a data root."""
+"""Where a job's image bytes come from: the upload blob in Redis, or a file under a data root.
+
+Path mode opens files component by component below the job's folder with ``openat`` and
+``O_NOFOLLOW`` semantics, so a symlink, a ``..`` or a folder swapped for a symlink after
+the job was submitted can never lead the read outside the folder: there is no window
+between a check and the open.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
 from jobs import Job, JobMode, JobStore
 
@@ -21,20 +29,40 @@ def read_image_bytes(store: JobStore, job: Job, index: int, rel_path: str, max_b
 
 
 def read_under_root(root: str, rel_path: str, max_bytes: int) -> bytes:
-    """Read root/rel_path, refusing anything that resolves outside root."""
-    real_root = os.path.realpath(root)
-    target = os.path.realpath(os.path.join(real_root, rel_path))
-    if os.path.commonpath([real_root, target]) != real_root:
+    """Read root/rel_path, never following a symlink or leaving root."""
+    parts = rel_path.split("/")
+    if not rel_path or rel_path.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise SourceError("path leads outside the data root; not read")
     try:
-        # O_NOFOLLOW: a symlink swapped in after the check above is not followed.
-        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        raise SourceError("file not found (moved or deleted after submission)") from None
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
+        raise SourceError(f"the job's folder cannot be opened: {exc.strerror}") from None
+    try:
+        for name in parts[:-1]:
+            fd = _open_at(fd, name, os.O_RDONLY | os.O_DIRECTORY)
+        # O_NONBLOCK: a FIFO planted in the folder must not hang the worker.
+        fd = _open_at(fd, parts[-1], os.O_RDONLY | os.O_NONBLOCK)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceError("not a regular file; not read")
+        if info.st_size > max_bytes:
+            raise SourceError(f"file is {info.st_size:,} bytes, more than the limit of {max_bytes:,}")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+
+
+def _open_at(dir_fd: int, name: str, flags: int) -> int:
+    """Open name inside dir_fd without following a symlink. dir_fd is closed on success;
+    on failure it stays open for the caller to close."""
+    try:
+        fd = os.open(name, flags | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise SourceError("path leads outside the data root through a symbolic link; not read") from None
+        if exc.errno == errno.ENOENT:
+            raise SourceError("file not found (moved or deleted after submission)") from None
         raise SourceError(f"cannot open file: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size > max_bytes:
-            raise SourceError(f"file is {size:,} bytes, more than the limit of {max_bytes:,}")
-        return handle.read(max_bytes + 1)
+    os.close(dir_fd)
+    return fd

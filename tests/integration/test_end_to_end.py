@@ -68,8 +68,15 @@ def test_cli_upload_matches_pytorch(cluster, test_folder, reference, tmp_path):
 def test_csv_output(cluster, test_folder, tmp_path):
     output = tmp_path / "out.csv"
     done = run_cli(
-        "submit", str(test_folder.root), "--wait", "--output", str(output), "--top-k", "2",
-        "--gateway", cluster.gateway_address,
+        "submit",
+        str(test_folder.root),
+        "--wait",
+        "--output",
+        str(output),
+        "--top-k",
+        "2",
+        "--gateway",
+        cluster.gateway_address,
     )
     assert done.returncode == 0, done.stderr
     lines = output.read_text().splitlines()

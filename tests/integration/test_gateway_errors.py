@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -158,3 +160,34 @@ def test_model_calls_without_triton_are_unavailable(make_gateway, tmp_path):
         assert status_of(client.classes) == grpc.StatusCode.UNAVAILABLE
         assert status_of(lambda: client.classify([image])) == grpc.StatusCode.UNAVAILABLE
         assert status_of(lambda: client.classify([])) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_tls(make_gateway, tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    address = make_gateway(tls_cert_file=str(cert), tls_key_file=str(key))
+    with PodiumClient(address, tls_ca_file=str(cert)) as client:
+        assert status_of(lambda: client.get_job("x")) == grpc.StatusCode.NOT_FOUND
+    with PodiumClient(address, timeout_s=3) as plaintext:
+        assert status_of(lambda: plaintext.get_job("x")) == grpc.StatusCode.UNAVAILABLE

@@ -50,9 +50,23 @@ def alive(pid: int) -> bool:
 def test_up_serves_and_stops_without_orphans(model_repository, test_folder, tmp_path):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "podium", "up", "--model-repository", str(model_repository), "--workers", "1",
-         "--gateway-port", str(port), "--run-dir", str(tmp_path / "run")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "podium",
+            "up",
+            "--model-repository",
+            str(model_repository),
+            "--workers",
+            "1",
+            "--gateway-port",
+            str(port),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         lines = []

@@ -30,3 +30,21 @@ def test_missing_and_too_large(tmp_path):
     (tmp_path / "big.jpg").write_bytes(b"x" * 101)
     with pytest.raises(SourceError, match="more than the limit"):
         read_under_root(str(tmp_path), "big.jpg", 100)
+
+
+def test_a_folder_swapped_for_a_symlink_is_not_followed(tmp_path):
+    root = tmp_path / "root"
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "x.jpg").write_bytes(b"secret")
+    root.mkdir()
+    (root / "sub").symlink_to(tmp_path / "outside")  # was a folder at submission time
+    with pytest.raises(SourceError, match="symbolic link"):
+        read_under_root(str(root), "sub/x.jpg", 100)
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.jpg")
+    with pytest.raises(SourceError, match="not a regular file"):
+        read_under_root(str(tmp_path), "pipe.jpg", 100)
