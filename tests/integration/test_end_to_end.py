@@ -159,3 +159,42 @@ def test_triton_formed_batches_larger_than_one(cluster):
         client.close()
     batches = {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats["model_stats"][0]["batch_stats"]}
     assert any(size > 1 and count > 0 for size, count in batches.items()), batches
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height pixels: a decompression bomb."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr : ihdr + 17])))
+    return bytes(data)
+
+
+def test_hostile_files_fail_alone(cluster, test_folder, data_root):
+    folder = data_root / "hostile"
+    folder.mkdir()
+    good = test_folder.root / test_folder.valid[0]
+    (folder / "good.jpg").write_bytes(good.read_bytes())
+    (folder / "bomb.png").write_bytes(png_claiming(30_000, 30_000))
+    (folder / "random.jpg").write_bytes(np.random.default_rng(1).bytes(5000))
+    (folder / "script.png").write_text("#!/bin/sh\necho not an image\n")
+    secret = data_root.parent / "secret.jpg"
+    secret.write_bytes(good.read_bytes())
+    (folder / "link.jpg").symlink_to(secret)  # points outside the data root
+    with PodiumClient(cluster.gateway_address) as client:
+        for job in (client.submit_folder(folder), client.submit_path("hostile")):
+            records = {r.path: r for r in client.results(job.id, follow=True)}
+            assert records["good.jpg"].status == pb.IMAGE_STATUS_OK
+            assert "too large" in records["bomb.png"].error
+            assert "not a recognised image" in records["random.jpg"].error
+            assert "not a recognised image" in records["script.png"].error
+        # Uploaded, the link is the client's own file; in path mode it is never read.
+    assert "symbolic link" in records["link.jpg"].error
