@@ -85,3 +85,26 @@ def test_cancel_ends_the_job_and_stops_dispatch_and_recording(store):
 def test_unknown_job(store):
     assert store.get("nope") is None
     assert store.record("nope", 0, OK) is False
+
+
+def test_a_finished_image_costs_at_most_300_bytes_of_redis(store, redis_client):
+    """Issue 6's budget: ~300 bytes per finished image (path, top-5 with labels, counters)."""
+    import random
+    from pathlib import Path
+
+    labels = (Path(__file__).parents[2] / "export" / "sports100_classes.txt").read_text().split("\n")[:100]
+    rng = random.Random(0)
+    count = 5000
+    before = redis_client.info("memory")["used_memory"]
+    job = store.create(mode=JobMode.PATH, top_k=5, chunk_size=16, root="/data")
+    for start in range(0, count, 1000):
+        store.append_files(job.id, start, [f"events/2024/finals/img_{i:06d}.jpg" for i in range(start, start + 1000)])
+    store.finish_upload(job.id)
+    for index in range(count):
+        chosen = rng.sample(range(len(labels)), 5)
+        probabilities = sorted((rng.random() for _ in chosen), reverse=True)
+        outcome = ImageOutcome(predictions=tuple(Prediction(labels[i], i, p) for i, p in zip(chosen, probabilities)))
+        store.record(job.id, index, outcome)
+    assert store.get(job.id).state is JobState.COMPLETED
+    per_image = (redis_client.info("memory")["used_memory"] - before) / count
+    assert per_image <= 300, f"{per_image:.0f} bytes per finished image"
