@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -20,6 +21,20 @@ _READY_POLL_S = 0.25
 
 class ProcessFailed(RuntimeError):
     """A child could not start or become ready; the message names its log file."""
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: receive SIGTERM when the parent dies, however it dies,
+    so that a killed `podium up` or test run leaves no servers behind. (Linux sends it
+    when the thread that started the child exits: start children from a long-lived thread.)"""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: Ctrl-C and SIGTERM handling still stop the children
 
 
 def free_port() -> int:
@@ -58,6 +73,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **self.env},
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             raise ProcessFailed(f"{self.name}: cannot start {self.argv[0]}: {exc}") from exc

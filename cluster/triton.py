@@ -45,10 +45,13 @@ def prepare_backends(dest: Path) -> Path:
         raise TritonNotInstalled(f"the embedded Triton has no Python backend stub for Python {version}")
     python_dir = dest / "python"
     python_dir.mkdir(parents=True, exist_ok=True)
-    for item in (source / "backends" / "python").iterdir():
-        if item.is_file():
-            shutil.copy2(item, python_dir / item.name)
-    shutil.copy2(stub, python_dir / "triton_python_backend_stub")
+    files = {item.name: item for item in (source / "backends" / "python").iterdir() if item.is_file()}
+    files["triton_python_backend_stub"] = stub
+    for name, item in files.items():
+        # Copy, then rename over: a running Triton may still execute the old file.
+        staged = python_dir / f".{name}.new"
+        shutil.copy2(item, staged)
+        os.replace(staged, python_dir / name)
     return dest
 
 
