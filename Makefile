@@ -7,6 +7,7 @@ STAMP := $(VENV)/.podium-installed
 CHECKPOINT ?=
 DEMO_DIR ?= .podium/demo
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: setup system-deps demo test unit integration bench proto lint clean
 
@@ -34,6 +35,11 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Throughput, latency and fairness side by side (~10-15 min on 2 cores); not part of `make test`.
+# BENCH_ARGS passes options through, e.g. BENCH_ARGS="--quick" or "--workers 3 --inflight 8".
+bench: setup
+	$(BIN)/podium bench $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),) $(BENCH_ARGS)
 
 unit: setup
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

@@ -1,0 +1,73 @@
+"""What a run measured: named figures (median and spread), the sweeps, and the per-round raw data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.stats import Summary
+
+# Figure keys; targets and the chart refer to them.
+RAW = "raw_onnxruntime"
+RAW_WITH_DECODE = "raw_onnxruntime_with_decode"
+INFERENCE_LATENCY = "inference_latency_batch1"
+TRITON = "triton_direct"
+E2E_SPORTS = "end_to_end_224"
+E2E_MIXED = "end_to_end_mixed"
+E2E_CLI = "end_to_end_cli"
+BASELINE = "one_request_per_image"
+LATENCY_SINGLE = "latency_1_image_job"
+LATENCY_SINGLE_SERVER = "latency_1_image_job_server"
+LATENCY_SMALL = "latency_10_image_job"
+LATENCY_SMALL_SERVER = "latency_10_image_job_server"
+FAIRNESS = "fairness_10_image_job_during_big_job"
+DECODE_224 = "decode_preprocess_224"
+DECODE_MIXED = "decode_preprocess_mixed"
+INT8_RAW = "int8_raw_onnxruntime"
+INT8_E2E = "int8_end_to_end_224"
+
+THROUGHPUT = "img/s"
+SECONDS = "s"
+MILLISECONDS = "ms"  # stored in seconds, shown in ms
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure. ``summary`` holds img/s or seconds, whatever ``unit`` shows."""
+
+    key: str
+    label: str
+    unit: str
+    summary: Summary | None
+    note: str = ""
+
+    @property
+    def shown(self) -> Summary | None:
+        """The summary in the unit the tables show."""
+        if self.summary is None:
+            return None
+        return self.summary.scaled(1000.0) if self.unit == MILLISECONDS else self.summary
+
+
+@dataclass
+class BenchResults:
+    figures: dict[str, Figure] = field(default_factory=dict)
+    # "fp32"/"int8" -> [{"batch", "images_per_s"}]; [{"concurrency", "batch", "images_per_s"}]
+    raw_sweeps: dict[str, list[dict]] = field(default_factory=dict)
+    triton_sweep: list[dict] = field(default_factory=list)
+    # One dict per interleaved round: figure key -> that round's value (paired ratios).
+    rounds: list[dict[str, float]] = field(default_factory=list)
+    fairness_runs: list[dict] = field(default_factory=list)
+    # Per round: CPU ms per image of the 224x224 end-to-end job, by component.
+    cpu_per_image: list[dict[str, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    machine: dict = field(default_factory=dict)
+
+    def add(self, key: str, label: str, unit: str, samples: list[float] | None, note: str = "") -> Figure:
+        figure = Figure(key, label, unit, Summary.of(samples) if samples else None, note)
+        self.figures[key] = figure
+        return figure
+
+    def median(self, key: str) -> float | None:
+        figure = self.figures.get(key)
+        return figure.summary.median if figure and figure.summary else None

@@ -1,0 +1,95 @@
+"""What one `podium bench` run measures, and how big: the full run and the --quick smoke test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_OUTPUT_DIR = Path("bench/results")
+DEFAULT_MODEL_NAME = "resnet50_sports"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each phase does; the full run stays well under 20 minutes on 2 cores."""
+
+    dataset_images: int  # the 224x224 JPEG set (like the 100-sports data set)
+    mixed_images: int  # the mixed-size photo folder
+    big_job_images: int  # the job a small one must not wait behind
+    small_job_images: int  # the small job of the latency and fairness figures
+    repeats: int  # throughput figures
+    latency_repeats: int
+    raw_batches: tuple[int, ...]
+    triton_concurrency: tuple[int, ...]
+    triton_batches: tuple[int, ...]
+    warmup_s: float  # before each closed-loop window
+    sweep_window_s: float  # one cell of a sweep
+    best_window_s: float  # one repeat of the best configuration
+    fairness_delay_s: float  # how long the big job runs before the small one arrives
+
+
+FULL = Sizes(
+    dataset_images=1000,
+    mixed_images=300,
+    big_job_images=2000,
+    small_job_images=10,
+    repeats=3,
+    latency_repeats=10,
+    raw_batches=(1, 4, 8, 16, 32),
+    triton_concurrency=(1, 2, 4, 8, 16),
+    triton_batches=(1, 4, 8),
+    warmup_s=1.0,
+    sweep_window_s=3.0,
+    best_window_s=5.0,
+    fairness_delay_s=3.0,
+)
+
+QUICK = Sizes(
+    dataset_images=64,
+    mixed_images=24,
+    big_job_images=200,
+    small_job_images=10,
+    repeats=1,
+    latency_repeats=3,
+    raw_batches=(1, 8),
+    triton_concurrency=(1, 4),
+    triton_batches=(1, 8),
+    warmup_s=0.5,
+    sweep_window_s=1.5,
+    best_window_s=2.0,
+    fairness_delay_s=1.0,
+)
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """One run's settings. Cluster knobs left at None keep the cluster's own defaults."""
+
+    output_dir: Path = DEFAULT_OUTPUT_DIR
+    model_repository: Path | None = None  # None: export one into output_dir/work
+    checkpoint: Path | None = None  # None: a seeded untrained model (speed does not depend on weights)
+    model_name: str = DEFAULT_MODEL_NAME
+    quick: bool = False
+    repeats: int | None = None  # None: the preset's
+    latency_repeats: int | None = None
+    int8: bool = True  # export and measure cpu-int8 when that target exists
+    workers: int | None = None
+    inflight: int | None = None
+    chunk_size: int | None = None
+    max_queued_chunks: int | None = None
+    triton_queue_delay_us: int | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)  # more PODIUM_* settings for gateway and workers
+
+    @property
+    def sizes(self) -> Sizes:
+        preset = QUICK if self.quick else FULL
+        return replace(
+            preset,
+            repeats=self.repeats or preset.repeats,
+            latency_repeats=self.latency_repeats or preset.latency_repeats,
+        )
+
+    @property
+    def work_dir(self) -> Path:
+        """Generated models and images, reused by later runs."""
+        return self.output_dir / "work"

@@ -1,0 +1,102 @@
+"""The issue's targets on this machine, each a ratio or limit between figures of the same run."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from bench import figures as f
+from bench.figures import BenchResults
+
+LATENCY_ALLOWANCE_S = 0.050  # a 1-image job may take one inference + 50 ms
+FAIRNESS_FACTOR = 3.0  # the small job during the big one: within 3x its solo time + 2 s
+FAIRNESS_ALLOWANCE_S = 2.0
+
+
+@dataclass(frozen=True)
+class RatioTarget:
+    name: str
+    numerator: str
+    denominator: str
+    at_least: float
+
+
+RATIO_TARGETS = (
+    RatioTarget("Triton direct vs raw onnxruntime", f.TRITON, f.RAW, 0.95),
+    RatioTarget("end to end (224x224) vs Triton direct", f.E2E_SPORTS, f.TRITON, 0.90),
+    RatioTarget("end to end vs one request per image", f.E2E_SPORTS, f.BASELINE, 1.15),
+    RatioTarget("INT8 vs FP32 end to end", f.INT8_E2E, f.E2E_SPORTS, 2.5),
+)
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    name: str
+    requirement: str
+    measured: str
+    value: float | None  # the ratio, or the figure in seconds
+    limit: float | None
+    passed: bool | None  # None: not measured
+    spread: str = ""  # per-round paired ratios, min–max
+
+    @property
+    def verdict(self) -> str:
+        return "PASS" if self.passed else "FAIL" if self.passed is not None else "n/a"
+
+
+def evaluate(results: BenchResults) -> list[TargetResult]:
+    return [*(_ratio(results, target) for target in RATIO_TARGETS), _latency(results), _fairness(results)]
+
+
+def _ratio(results: BenchResults, target: RatioTarget) -> TargetResult:
+    requirement = f">= {target.at_least:.2f}x"
+    top, bottom = results.median(target.numerator), results.median(target.denominator)
+    if top is None or bottom is None or bottom <= 0:
+        missing = target.numerator if top is None else target.denominator
+        note = results.figures[missing].note if missing in results.figures else "not measured"
+        return TargetResult(target.name, requirement, note or "not measured", None, target.at_least, None)
+    # Within a round both figures met the same load; the median of those paired ratios is
+    # what a shared machine's drifting load disturbs least. Without rounds: the medians' ratio.
+    paired = paired_ratios(results.rounds, target.numerator, target.denominator)
+    ratio = statistics.median(paired) if paired else top / bottom
+    spread = f"{min(paired):.2f}–{max(paired):.2f} over {len(paired)} rounds" if len(paired) > 1 else ""
+    return TargetResult(
+        target.name, requirement, f"{ratio:.2f}x", ratio, target.at_least, ratio >= target.at_least, spread
+    )
+
+
+def paired_ratios(rounds: list[dict[str, float]], numerator: str, denominator: str) -> list[float]:
+    """numerator/denominator within each round that measured both: drifting load cancels out."""
+    return [r[numerator] / r[denominator] for r in rounds if numerator in r and r.get(denominator)]
+
+
+def _latency(results: BenchResults) -> TargetResult:
+    name = "1-image job latency"
+    job, inference = results.median(f.LATENCY_SINGLE), results.median(f.INFERENCE_LATENCY)
+    if job is None or inference is None:
+        return TargetResult(name, "<= one inference + 50 ms", "not measured", None, None, None)
+    limit = inference + LATENCY_ALLOWANCE_S
+    return TargetResult(
+        name,
+        f"<= one inference ({inference * 1000:.0f} ms) + 50 ms = {limit * 1000:.0f} ms",
+        f"{job * 1000:.0f} ms",
+        job,
+        limit,
+        job <= limit,
+    )
+
+
+def _fairness(results: BenchResults) -> TargetResult:
+    name = "10-image job during a big job"
+    during, solo = results.median(f.FAIRNESS), results.median(f.LATENCY_SMALL)
+    if during is None or solo is None:
+        return TargetResult(name, "<= 3x solo + 2 s", "not measured", None, None, None)
+    limit = FAIRNESS_FACTOR * solo + FAIRNESS_ALLOWANCE_S
+    return TargetResult(
+        name,
+        f"<= 3x solo ({solo:.2f} s) + 2 s = {limit:.2f} s",
+        f"{during:.2f} s",
+        during,
+        limit,
+        during <= limit,
+    )

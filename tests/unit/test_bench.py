@@ -1,0 +1,230 @@
+"""The bench's pure parts: statistics, the burst-aware rate, targets, tables, JSON, chart, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from bench import figures as f
+from bench.command import _env_pairs
+from bench.figures import MILLISECONDS, SECONDS, THROUGHPUT, BenchResults
+from bench.options import FULL, QUICK, BenchOptions
+from bench.report import figures_table, results_json, sweep_table, targets_table
+from bench.stats import Summary, format_summary, merge_bursts, rate_between_completions
+from bench.targets import evaluate, paired_ratios
+
+# --- statistics ---------------------------------------------------------------------------
+
+
+def test_summary_median_spread_and_quartiles():
+    summary = Summary.of([3.0, 1.0, 2.0, 10.0])
+    assert summary.median == 2.5
+    assert (summary.low, summary.high, summary.n) == (1.0, 10.0, 4)
+    q1, q3 = summary.iqr
+    assert q1 == pytest.approx(1.75) and q3 == pytest.approx(4.75)
+    assert summary.scaled(1000).median == 2500
+    document = summary.to_json()
+    assert document["median"] == 2.5 and document["samples"] == [3.0, 1.0, 2.0, 10.0]
+
+
+def test_a_single_sample_is_its_own_spread():
+    summary = Summary.of([4.0])
+    assert summary.iqr == (4.0, 4.0)
+    assert format_summary(summary) == "4.0 (n=1)"
+    assert format_summary(Summary.of([1, 2, 3])) == "2.0 (1.0–3.0, n=3)"
+
+
+def test_a_summary_needs_samples():
+    with pytest.raises(ValueError):
+        Summary.of([])
+
+
+def test_responses_of_one_execution_merge_into_one_burst():
+    events = [(1.000, 8), (1.002, 8), (1.004, 8), (2.000, 8), (2.001, 8)]
+    assert merge_bursts(events) == [(1.004, 24), (2.001, 16)]
+
+
+def test_rate_spans_whole_bursts_only():
+    # One execution of 32 images per second, answered as four requests a few ms apart.
+    events = [(t + jitter, 8) for t in range(10) for jitter in (0.0, 0.001, 0.002, 0.003)]
+    # A fixed window [2.5, 7.5] would count 5 bursts in 5 s by luck; [2.5, 7.9] would count
+    # them in 5.4 s. Burst to burst, the answer is exact either way.
+    assert rate_between_completions(events, 2.5, 7.5) == pytest.approx(32.0)
+    assert rate_between_completions(events, 2.5, 7.9) == pytest.approx(32.0)
+
+
+def test_rate_without_a_completion_before_the_window_starts_at_the_first_burst():
+    events = [(t + 0.001 * i, 4) for t in (5.0, 6.0, 7.0) for i in range(2)]
+    assert rate_between_completions(events, 0.0, 10.0) == pytest.approx(8.0)
+    assert rate_between_completions(events[:2], 0.0, 10.0) is None
+    assert rate_between_completions([], 0.0, 10.0) is None
+
+
+# --- targets ------------------------------------------------------------------------------
+
+
+def _results(**medians: float) -> BenchResults:
+    results = BenchResults()
+    units = {f.INFERENCE_LATENCY: MILLISECONDS, f.LATENCY_SINGLE: MILLISECONDS}
+    units.update({f.LATENCY_SMALL: SECONDS, f.FAIRNESS: SECONDS})
+    for key, value in medians.items():
+        results.add(key, key.replace("_", " "), units.get(key, THROUGHPUT), [value * 0.9, value, value * 1.1])
+    return results
+
+
+def test_targets_pass_and_fail_on_ratios_of_medians():
+    results = _results(
+        raw_onnxruntime=40.0,
+        triton_direct=39.0,  # 0.975 >= 0.95
+        end_to_end_224=33.0,  # 0.846 < 0.90 of Triton; 1.32 >= 1.15 of the baseline
+        one_request_per_image=25.0,
+        inference_latency_batch1=0.030,
+        latency_1_image_job=0.090,  # > 30 + 50 ms
+        latency_10_image_job=1.0,
+        fairness_10_image_job_during_big_job=4.0,  # <= 3 * 1 + 2
+    )
+    verdicts = {t.name: t.verdict for t in evaluate(results)}
+    assert verdicts == {
+        "Triton direct vs raw onnxruntime": "PASS",
+        "end to end (224x224) vs Triton direct": "FAIL",
+        "end to end vs one request per image": "PASS",
+        "INT8 vs FP32 end to end": "n/a",
+        "1-image job latency": "FAIL",
+        "10-image job during a big job": "PASS",
+    }
+    latency = next(t for t in evaluate(results) if t.name == "1-image job latency")
+    assert latency.limit == pytest.approx(0.080) and latency.measured == "90 ms"
+
+
+def test_a_missing_figure_says_why():
+    results = _results(end_to_end_224=30.0)
+    results.add(f.INT8_E2E, "INT8", THROUGHPUT, None, "INT8: not exported (no cpu-int8 target)")
+    int8 = next(t for t in evaluate(results) if t.name.startswith("INT8"))
+    assert int8.passed is None and int8.measured == "INT8: not exported (no cpu-int8 target)"
+
+
+def test_paired_ratios_come_from_rounds_that_measured_both():
+    rounds = [{"a": 10.0, "b": 5.0}, {"a": 9.0}, {"a": 12.0, "b": 4.0}]
+    assert paired_ratios(rounds, "a", "b") == [2.0, 3.0]
+    results = _results(triton_direct=30.0, raw_onnxruntime=30.0)
+    results.rounds = [{f.TRITON: 29.0, f.RAW: 30.0}, {f.TRITON: 33.0, f.RAW: 30.0}]
+    triton = evaluate(results)[0]
+    assert triton.spread == "0.97–1.10 over 2 rounds"
+    assert triton.value == pytest.approx((29 / 30 + 33 / 30) / 2)  # paired, not the medians' 30/30
+
+
+# --- tables, JSON, chart ------------------------------------------------------------------
+
+
+def _full_results() -> BenchResults:
+    results = _results(
+        raw_onnxruntime=40.0,
+        triton_direct=38.0,
+        end_to_end_224=35.0,
+        one_request_per_image=25.0,
+        inference_latency_batch1=0.031,
+        latency_1_image_job=0.2,
+        latency_10_image_job=0.6,
+        fairness_10_image_job_during_big_job=1.5,
+    )
+    results.triton_sweep = [
+        {"concurrency": c, "batch": b, "images_per_s": None if (c, b) == (1, 8) else 10.0 * c / b}
+        for c in (1, 4)
+        for b in (1, 8)
+    ]
+    results.machine = {"cpu_model": "test CPU", "usable_cores": 2, "date": "2026-01-01T00:00:00+00:00"}
+    return results
+
+
+def _text(table) -> str:
+    console = Console(record=True, width=200)
+    console.print(table)
+    return console.export_text()
+
+
+def test_tables_show_medians_spreads_and_verdicts():
+    results = _full_results()
+    figures = _text(figures_table(results))
+    assert "raw onnxruntime" in figures and "40.0" in figures and "36.0–44.0 (n=3)" in figures
+    assert "31" in figures  # batch-1 inference shown in ms
+    sweep = _text(sweep_table(results))
+    assert "—" in sweep and "40.0" in sweep
+    verdicts = _text(targets_table(evaluate(results)))
+    assert "PASS" in verdicts and "FAIL" in verdicts and "n/a" in verdicts
+
+
+def test_the_json_holds_every_number_and_round_trips():
+    results = _full_results()
+    document = json.loads(json.dumps(results_json(results, evaluate(results), 12.0)))
+    assert document["figures"]["raw_onnxruntime"]["median"] == 40.0
+    assert document["figures"]["latency_1_image_job"]["unit"] == "s"
+    assert {t["result"] for t in document["targets"]} == {"PASS", "FAIL", "n/a"}
+    assert document["triton_sweep"][1]["images_per_s"] is None
+
+
+def test_the_chart_is_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    from bench.chart import write_chart
+
+    results = _full_results()
+    path = tmp_path / "bench.png"
+    write_chart(path, results, evaluate(results), "test")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- options and the command --------------------------------------------------------------
+
+
+def test_quick_is_smaller_and_repeats_override_the_preset():
+    assert BenchOptions().sizes == FULL
+    assert BenchOptions(quick=True).sizes.dataset_images == QUICK.dataset_images < FULL.dataset_images
+    assert BenchOptions(repeats=5, latency_repeats=2).sizes.repeats == 5
+    assert BenchOptions(repeats=5, latency_repeats=2).sizes.latency_repeats == 2
+
+
+def test_env_settings_must_be_podium_pairs():
+    import typer
+
+    assert _env_pairs(["PODIUM_INFLIGHT=8", "PODIUM_X=a=b"]) == {"PODIUM_INFLIGHT": "8", "PODIUM_X": "a=b"}
+    with pytest.raises(typer.BadParameter):
+        _env_pairs(["INFLIGHT=8"])
+
+
+def test_podium_bench_has_help():
+    from podium.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "--help"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0
+    assert "--quick" in result.output and "--chunk-size" in result.output
+
+
+# --- CPU accounting -----------------------------------------------------------------------
+
+
+def test_cpu_per_image_by_component():
+    from bench.cpu_usage import _component, component_cpu_seconds, per_image_ms
+
+    before = {"gateway": 1.0, "Celery workers (decode, gRPC)": 2.0}
+    after = {"gateway": 1.5, "Celery workers (decode, gRPC)": 4.0, "redis-server": 0.1}
+    assert per_image_ms(before, after, 100) == pytest.approx(
+        {"Celery workers (decode, gRPC)": 20.0, "gateway": 5.0, "redis-server": 1.0}
+    )
+    assert next(iter(per_image_ms(before, after, 100))) == "Celery workers (decode, gRPC)"
+    stub = "/x/triton-backends/python/triton_python_backend_stub /m/model.py tritonserver"
+    assert _component(stub) == "Triton Python backend (onnxruntime)"
+    assert _component("/bin/tritonserver --model-repository=/m") == "tritonserver (gRPC, batcher)"
+    assert _component("python -m gateway") == "gateway"
+    # This very process is readable and counted as the bench client.
+    assert "bench client (upload, watch)" in component_cpu_seconds()
+
+
+def test_cpu_table_shows_medians_and_shares():
+    from bench.report import cpu_table
+
+    results = BenchResults()
+    results.cpu_per_image = [{"gateway": 2.0, "redis-server": 2.0}, {"gateway": 4.0, "redis-server": 2.0}]
+    text = _text(cpu_table(results))
+    assert "gateway" in text and "3.0" in text and "60%" in text and "total" in text and "5.0" in text
