@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from torch import nn
 from torchvision.models import resnet50
 
 from export.errors import ExportError
+from export.file_hash import file_sha256
 from export.head import HEAD_PREFIX, HeadSpec, infer_head, plain_head
 
 # Containers that training scripts commonly wrap a state_dict in.
@@ -20,7 +20,6 @@ STATE_DICT_KEYS = ("state_dict", "model_state_dict")
 PARALLEL_PREFIX = "module."
 # Seed of the untrained model, so that two untrained exports are identical.
 UNTRAINED_SEED = 0
-_SHA256_CHUNK_BYTES = 1 << 20
 _BATCHES_TRACKED = "num_batches_tracked"
 _SHOWN_KEYS = 5
 # Below 1/10 of ResNet50's key names in common, a checkpoint is some other network entirely.
@@ -52,15 +51,6 @@ def untrained_model(num_classes: int) -> LoadedModel:
         torch.manual_seed(UNTRAINED_SEED)
         model = resnet50(weights=None, num_classes=num_classes)
     return LoadedModel(model.eval(), head, checkpoint_sha256=None, untrained=True)
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_SHA256_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

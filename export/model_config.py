@@ -13,11 +13,9 @@ CONFIG_FILENAME = "config.pbtxt"
 LABELS_FILENAME = "labels.txt"
 DEFAULT_MAX_BATCH_SIZE = 32
 PREFERRED_BATCH_SIZES = (8, 16, 32)
-# How long Triton holds a request to merge it with others. One CPU image takes ~30 ms, so
-# 2 ms costs a lone request little while letting concurrent workers' requests share a batch.
-MAX_QUEUE_DELAY_MICROSECONDS = 2000
-INSTANCE_COUNT = 1
 COLOUR_CHANNELS = 3
+TENSORRT_ACCELERATOR = "tensorrt"
+WARMUP_MAX = "max"
 
 
 def build_model_config(
@@ -28,9 +26,10 @@ def build_model_config(
         raise ExportError(f"max batch size must be at least 1, got {max_batch_size}")
     crop = metadata.preprocessing.crop
     config = model_config_pb2.ModelConfig(
-        name=metadata.model_name, backend=target.backend, max_batch_size=max_batch_size
+        name=metadata.model_name, backend=target.backend, platform=target.platform, max_batch_size=max_batch_size
     )
-    config.input.add(name=INPUT_NAME, data_type=model_config_pb2.TYPE_UINT8, dims=[crop, crop, COLOUR_CHANNELS])
+    dims = [crop, crop, COLOUR_CHANNELS]
+    config.input.add(name=INPUT_NAME, data_type=model_config_pb2.TYPE_UINT8, dims=dims)
     config.output.add(
         name=OUTPUT_NAME,
         data_type=model_config_pb2.TYPE_FP32,
@@ -38,9 +37,22 @@ def build_model_config(
         label_filename=LABELS_FILENAME,
     )
     batching = config.dynamic_batching
-    batching.preferred_batch_size.extend(preferred_batch_sizes(max_batch_size))
-    batching.max_queue_delay_microseconds = MAX_QUEUE_DELAY_MICROSECONDS
-    config.instance_group.add(kind=target.instance_kind, count=INSTANCE_COUNT)
+    if target.batching.use_preferred_batch_sizes:
+        batching.preferred_batch_size.extend(preferred_batch_sizes(max_batch_size))
+    batching.max_queue_delay_microseconds = target.batching.max_queue_delay_microseconds
+    config.instance_group.add(kind=target.instance_kind, count=target.instance_count)
+    for size in warmup_batch_sizes(target, max_batch_size):
+        warmup = config.model_warmup.add(name=f"random_batch_{size}", batch_size=size)
+        # Random pixels, not zeros: a constant image would not exercise real data paths.
+        warmup.inputs[INPUT_NAME].CopyFrom(
+            model_config_pb2.ModelWarmup.Input(data_type=model_config_pb2.TYPE_UINT8, dims=dims, random_data=True)
+        )
+    if target.tensorrt_accelerator:
+        accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add(
+            name=TENSORRT_ACCELERATOR
+        )
+        accelerator.parameters.update(target.tensorrt_accelerator)
+        accelerator.parameters.update(_ort_tensorrt_profile(crop, max_batch_size))
     config.parameters[METADATA_PARAMETER].string_value = metadata.model_dump_json()
     for key, value in target.parameters.items():
         config.parameters[key].string_value = value
@@ -52,9 +64,36 @@ def preferred_batch_sizes(max_batch_size: int) -> list[int]:
     return [size for size in PREFERRED_BATCH_SIZES if size <= max_batch_size] or [max_batch_size]
 
 
+def warmup_batch_sizes(target: Target, max_batch_size: int) -> list[int]:
+    """The target's warm-up batch sizes, "max" resolved, duplicates dropped, in order."""
+    sizes = [max_batch_size if size == WARMUP_MAX else int(size) for size in target.warmup_batch_sizes]
+    return list(dict.fromkeys(min(size, max_batch_size) for size in sizes))
+
+
+def _ort_tensorrt_profile(crop: int, max_batch_size: int) -> dict[str, str]:
+    """ONNX Runtime's TensorRT profile for the dynamic batch axis (min 1, opt = max)."""
+
+    def shape(batch: int) -> str:
+        return f"{INPUT_NAME}:{batch}x{crop}x{crop}x{COLOUR_CHANNELS}"
+
+    return {
+        "trt_profile_min_shapes": shape(1),
+        "trt_profile_opt_shapes": shape(max_batch_size),
+        "trt_profile_max_shapes": shape(max_batch_size),
+    }
+
+
 def render_model_config(config: model_config_pb2.ModelConfig) -> str:
     """Protobuf text format, as Triton reads it (map entries come out sorted by key)."""
     return text_format.MessageToString(config)
+
+
+def parse_model_config(text: str) -> model_config_pb2.ModelConfig:
+    """config.pbtxt text -> ModelConfig; ExportError when Triton could not parse it either."""
+    try:
+        return text_format.Parse(text, model_config_pb2.ModelConfig())
+    except text_format.ParseError as exc:
+        raise ExportError(f"config.pbtxt is not a valid Triton model config: {exc}") from None
 
 
 def labels_text(classes: list[str]) -> str:

@@ -10,18 +10,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import onnx
 import onnxruntime
 import torch
 import torchvision
 
 from export.checkpoint import LoadedModel, load_model, untrained_model
+from export.engine_recipe import CHECK_IMAGES_FILENAME, RECIPE_FILENAME, EngineSettings, recipe_from_settings
 from export.errors import ExportError
-from export.labels import DEFAULT_LABELS, read_labels
-from export.model_config import DEFAULT_MAX_BATCH_SIZE, build_model_config
+from export.file_hash import file_sha256
+from export.int8_export import DEFAULT_MIN_INT8_AGREEMENT, quantise_verified
+from export.labels import DEFAULT_LABELS, dataset_classes, read_labels
+from export.model_config import build_model_config
 from export.model_repository import write_model_version
 from export.serving_model import ServingModel
-from export.targets import CPU, ONNX_FILENAME, resolve_target
+from export.targets import CPU, CPU_INT8, ONNX_FILENAME, Target, resolve_target
 from export.torch2onnx import DEFAULT_OPSET, torch2onnx
 from export.verify import folder_images, sample_images, verify_onnx
 from inference.metadata import ModelMetadata, Preprocessing
@@ -42,6 +46,7 @@ class ExportResult:
     metadata: ModelMetadata
     onnx_path: Path
     fidelity: dict
+    pending: bool = False  # a GPU version waiting for `podium build-engine`
 
 
 def export_model(
@@ -53,18 +58,29 @@ def export_model(
     model_name: str = DEFAULT_MODEL_NAME,
     untrained: bool = False,
     verify_images: Path | None = None,
-    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    max_batch_size: int | None = None,
+    labels_from: Path | None = None,
+    calibration: Path | None = None,
+    force: bool = False,
+    min_int8_agreement: float = DEFAULT_MIN_INT8_AGREEMENT,
+    engine_settings: EngineSettings | None = None,
     progress: Progress | None = None,
 ) -> ExportResult:
     """Export a ResNet50 checkpoint (or a seeded untrained one) as a new model version.
 
     The ONNX model is checked against PyTorch on real images before anything is written
-    to ``model_repository``. Raises ExportError with a readable message on any problem.
+    to ``model_repository``; cpu-int8 quantises it with images from ``calibration`` and
+    checks it on a held-out part; gpu writes a pending version for ``podium build-engine``.
+    Raises ExportError with a readable message on any problem.
     """
     report = progress or (lambda message: None)
     spec = resolve_target(target)
-    _check_arguments(checkpoint, untrained, model_name, max_batch_size)
-    classes = read_labels(Path(labels) if labels else DEFAULT_LABELS)
+    engine = (engine_settings or EngineSettings()) if spec.needs_engine else None
+    default_batch = engine.max_batch_size if engine else spec.default_max_batch_size
+    batch = default_batch if max_batch_size is None else max_batch_size
+    _check_arguments(checkpoint, untrained, model_name, batch)
+    _check_target_arguments(spec, calibration, batch, engine)
+    classes = _classes(labels, labels_from)
     started = time.monotonic()
 
     if untrained:
@@ -73,8 +89,8 @@ def export_model(
     else:
         report(f"loading checkpoint {checkpoint}")
         loaded = load_model(Path(checkpoint))
-    _check_classes(loaded, classes, labels)
-    metadata = _metadata(loaded, classes, model_name, spec.name)
+    _check_classes(loaded, classes, labels or labels_from)
+    metadata = _metadata(loaded, classes, model_name, spec)
     serving = ServingModel(loaded.model).eval()
 
     with tempfile.TemporaryDirectory(prefix="podium-export-") as workdir:
@@ -84,19 +100,87 @@ def export_model(
         preprocessing = metadata.preprocessing.spec()
         images = folder_images(Path(verify_images), preprocessing) if verify_images else sample_images(preprocessing)
         report(f"verifying ONNX Runtime against PyTorch on {len(images)} images")
-        fidelity = verify_onnx(serving, onnx_file, images)
+        fidelity = verify_onnx(serving, onnx_file, images) | _served_as(spec, metadata)
+        extra_files = dict(spec.extra_files)
+        if spec.name == CPU_INT8:
+            int8_file = Path(workdir) / "int8" / ONNX_FILENAME
+            fidelity = quantise_verified(
+                serving,
+                onnx_file,
+                int8_file,
+                Path(calibration),
+                metadata,
+                fp32_check=fidelity,
+                min_agreement=min_int8_agreement,
+                force=force,
+                progress=report,
+            )
+            onnx_file = int8_file
+        if engine is not None:
+            extra_files |= _engine_recipe(Path(workdir), onnx_file, images, metadata, engine)
         report(f"writing model {model_name} into {model_repository}")
-        config = build_model_config(metadata, spec, max_batch_size)
+        config = build_model_config(metadata, spec, batch)
         written = write_model_version(
             Path(model_repository),
             config,
             metadata=metadata,
             onnx_file=onnx_file,
             fidelity=fidelity,
-            extra_files=spec.extra_files,
+            extra_files=extra_files,
+            pending=spec.needs_engine,
         )
     report(f"exported {written.model_dir} version {written.version} in {time.monotonic() - started:.1f} s")
-    return ExportResult(written.model_dir, written.version, metadata, written.onnx_path, fidelity)
+    return ExportResult(written.model_dir, written.version, metadata, written.onnx_path, fidelity, written.pending)
+
+
+def _engine_recipe(
+    workdir: Path, onnx_file: Path, images: list, metadata: ModelMetadata, settings: EngineSettings
+) -> dict[str, Path]:
+    """build.json and the check images (the verified ones) for `podium build-engine`."""
+    recipe = recipe_from_settings(
+        settings,
+        onnx_sha256=file_sha256(onnx_file),
+        crop=metadata.preprocessing.crop,
+        check_images=[name for name, _ in images],
+    )
+    recipe_file, check_file = workdir / RECIPE_FILENAME, workdir / CHECK_IMAGES_FILENAME
+    recipe_file.write_text(recipe.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    np.save(check_file, np.stack([pixels for _, pixels in images]), allow_pickle=False)
+    return {RECIPE_FILENAME: recipe_file, CHECK_IMAGES_FILENAME: check_file}
+
+
+def _served_as(target: Target, metadata: ModelMetadata) -> dict:
+    """What every fidelity report names besides the figures: target, model, preprocessing."""
+    return {
+        "target": target.name,
+        "model": "onnxruntime-fp32",
+        "preprocessing": metadata.preprocessing.model_dump(mode="json"),
+    }
+
+
+def _classes(labels: Path | None, labels_from: Path | None) -> list[str]:
+    if labels is not None and labels_from is not None:
+        raise ExportError("pass either --labels FILE or --labels-from DATASET_DIR, not both")
+    if labels_from is not None:
+        return dataset_classes(Path(labels_from))
+    return read_labels(Path(labels) if labels else DEFAULT_LABELS)
+
+
+def _check_target_arguments(
+    target: Target, calibration: Path | None, max_batch_size: int, engine: EngineSettings | None
+) -> None:
+    if target.name == CPU_INT8 and calibration is None:
+        raise ExportError(
+            "--target cpu-int8 needs --calibration DIR: a few hundred photographs like those it will classify "
+            "(every 5th is held out to check the INT8 model)"
+        )
+    if target.name != CPU_INT8 and calibration is not None:
+        raise ExportError(f"--calibration is for --target {CPU_INT8} only")
+    if engine is not None and max_batch_size != engine.max_batch_size:
+        raise ExportError(
+            f"the GPU max batch size is the engine profile's maximum ({engine.max_batch_size}); set "
+            "PODIUM_ENGINE_MAX_BATCH_SIZE instead of passing another one"
+        )
 
 
 def _check_arguments(checkpoint: Path | None, untrained: bool, model_name: str, max_batch_size: int) -> None:
@@ -117,14 +201,15 @@ def _check_classes(loaded: LoadedModel, classes: list[str], labels: Path | None)
         source = labels or f"the default labels ({DEFAULT_LABELS.name})"
         raise ExportError(
             f"the checkpoint's head has {loaded.head.num_classes} outputs but {source} names "
-            f"{len(classes)} classes; pass --labels FILE with one class per line, in training order"
+            f"{len(classes)} classes; pass --labels FILE with one class per line, in training order, or --labels-from DATASET_DIR"
         )
 
 
-def _metadata(loaded: LoadedModel, classes: list[str], model_name: str, target: str) -> ModelMetadata:
+def _metadata(loaded: LoadedModel, classes: list[str], model_name: str, target: Target) -> ModelMetadata:
     return ModelMetadata(
         model_name=model_name,
-        target=target,
+        target=target.name,
+        precision=target.precision,
         classes=classes,
         preprocessing=Preprocessing(),
         checkpoint_sha256=loaded.checkpoint_sha256,

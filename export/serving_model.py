@@ -28,6 +28,7 @@ class ServingModel(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        pixels = images.permute(0, 3, 1, 2).float() / PIXEL_MAX
+        # Cast before the transpose: TensorRT takes uint8 only as a network input feeding a cast.
+        pixels = images.float().permute(0, 3, 1, 2) / PIXEL_MAX
         logits = self.classifier((pixels - self.mean) / self.std)
         return torch.softmax(logits, dim=1)

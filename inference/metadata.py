@@ -44,6 +44,8 @@ class ModelMetadata(BaseModel):
     model_name: str
     target: str
     classes: list[str]
+    # Numeric precision of the served model: "fp32", "int8" (cpu-int8) or "fp16" (TensorRT).
+    precision: str = "fp32"
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
     input_name: str = INPUT_NAME
     output_name: str = OUTPUT_NAME

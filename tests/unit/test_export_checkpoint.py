@@ -141,8 +141,10 @@ def test_label_count_must_match_head(tmp_path: Path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"target": "gpu"}, "target gpu is not implemented yet"),
-        ({"target": "cpu-int8"}, "target cpu-int8 is not implemented yet"),
+        ({"target": "cpu-int8"}, "cpu-int8 needs --calibration DIR"),
+        ({"calibration": Path("photos")}, "--calibration is for --target cpu-int8 only"),
+        ({"target": "gpu", "max_batch_size": 32}, "the engine profile's maximum"),
+        ({"labels": Path("a.txt"), "labels_from": Path("d")}, "not both"),
         ({"target": "tpu"}, "unknown target 'tpu'"),
         ({"checkpoint": None}, "no checkpoint given"),
         ({"untrained": True}, "not both"),

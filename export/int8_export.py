@@ -1,0 +1,81 @@
+"""The cpu-int8 step of an export: quantise the verified FP32 ONNX model and vouch for it.
+
+Calibrates on a folder's images, then compares the INT8 model with PyTorch FP32 on the
+images held out of calibration, measures its speed-up over FP32 side by side, and refuses
+it below the agreement threshold unless forced. Everything goes into its fidelity report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from export.calibration import HOLDOUT_EVERY, split_calibration_folder
+from export.fidelity import compare, fidelity_report, require_agreement, run_batched
+from export.onnx2int8 import measure_int8_speed, onnx2int8, onnxruntime_runner
+from export.verify import REFERENCE_FP32
+from inference.metadata import ModelMetadata
+
+DEFAULT_MIN_INT8_AGREEMENT = 0.98
+INT8_MODEL = "onnxruntime-int8 (static QDQ, uint8 activations, per-channel int8 weights)"
+
+
+def quantise_verified(
+    serving_model: nn.Module,
+    fp32_onnx: Path,
+    int8_onnx: Path,
+    calibration_dir: Path,
+    metadata: ModelMetadata,
+    *,
+    fp32_check: dict,
+    min_agreement: float = DEFAULT_MIN_INT8_AGREEMENT,
+    force: bool = False,
+    progress: Callable[[str], None] = lambda message: None,
+) -> dict:
+    """Write ``int8_onnx`` and return its fidelity report; ExportError below ``min_agreement``."""
+    split = split_calibration_folder(calibration_dir, metadata.preprocessing.spec())
+    progress(f"quantising to INT8, calibrating on {len(split.calibration)} images of {calibration_dir}")
+    int8_onnx.parent.mkdir(parents=True, exist_ok=True)
+    kept_fp32 = onnx2int8(fp32_onnx, int8_onnx, split.calibration)
+
+    held_out = split.held_out
+    progress(f"comparing INT8 with PyTorch FP32 on {len(held_out)} held-out images")
+    reference = run_batched(_pytorch_runner(serving_model), held_out.pixels)
+    agreement = compare(reference, run_batched(onnxruntime_runner(int8_onnx), held_out.pixels), held_out.names)
+    progress("measuring INT8 and FP32 onnxruntime throughput side by side")
+    speed = measure_int8_speed(fp32_onnx, int8_onnx, held_out.pixels)
+    report = fidelity_report(
+        target=metadata.target,
+        model=INT8_MODEL,
+        reference=REFERENCE_FP32,
+        names=held_out.names,
+        agreement=agreement,
+        preprocessing=metadata.preprocessing,
+        min_top1_agreement=min_agreement,
+        forced=force and agreement.top1_agreement < min_agreement,
+        int8_speedup=speed.int8_speedup,
+        throughput=speed.as_report(),
+        calibration={
+            "folder": str(calibration_dir),
+            "images": len(split.calibration),
+            "held_out": len(held_out),
+            "held_out_rule": f"every {HOLDOUT_EVERY}th decodable image in sorted path order",
+            "fp32_nodes": kept_fp32,
+        },
+        onnx_fp32=fp32_check,
+    )
+    if not force:
+        require_agreement(agreement, min_agreement, what="the INT8 model", override="pass --force to install it anyway")
+    return report
+
+
+def _pytorch_runner(serving_model: nn.Module):
+    def run(pixels: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return serving_model.eval()(torch.from_numpy(pixels)).numpy()
+
+    return run

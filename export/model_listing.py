@@ -1,0 +1,81 @@
+"""What a model repository holds, version by version, for ``podium models``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from export.engine_recipe import RECIPE_FILENAME
+from export.errors import ExportError
+from export.model_repository import FIDELITY_FILENAME, installed_versions, pending_versions
+from export.targets import PLAN_FILENAME
+from inference.metadata import METADATA_FILENAME, ModelMetadata
+
+READY = "ready"
+ENGINE_MISSING = "engine missing"
+PENDING = "pending engine"
+UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    model: str
+    version: int
+    status: str
+    target: str = "?"
+    precision: str = "?"
+    classes: int = 0
+    checkpoint_sha256: str | None = None
+    untrained: bool = False
+    top1_agreement: float | None = None
+    max_abs_diff: float | None = None
+    reference: str = ""
+    served: bool = False  # the newest installed version: the one Triton serves
+
+
+def list_models(repository: Path) -> list[VersionSummary]:
+    """Every installed and pending version of every model in ``repository``, in order."""
+    repository = Path(repository)
+    if not repository.is_dir():
+        raise ExportError(f"model repository {repository} does not exist; pass --model-repository DIR")
+    summaries = []
+    for model_dir in sorted(p for p in repository.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        installed = installed_versions(model_dir)
+        newest = max((v for v, _ in installed), default=None)
+        for version, folder in installed:
+            summaries.append(_summary(model_dir.name, version, folder, pending=False, served=version == newest))
+        for version, folder in pending_versions(model_dir):
+            summaries.append(_summary(model_dir.name, version, folder, pending=True, served=False))
+    return sorted(summaries, key=lambda s: (s.model, s.version))
+
+
+def _summary(model: str, version: int, folder: Path, *, pending: bool, served: bool) -> VersionSummary:
+    try:
+        metadata = ModelMetadata.from_json((folder / METADATA_FILENAME).read_text(encoding="utf-8"))
+        fidelity = json.loads((folder / FIDELITY_FILENAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return VersionSummary(model, version, UNREADABLE)
+    served_figures = fidelity.get("engine", fidelity)  # a GPU version is vouched for by its engine's check
+    return VersionSummary(
+        model=model,
+        version=version,
+        status=_status(folder, pending),
+        target=metadata.target,
+        precision=metadata.precision,
+        classes=len(metadata.classes),
+        checkpoint_sha256=metadata.checkpoint_sha256,
+        untrained=metadata.untrained,
+        top1_agreement=served_figures.get("top1_agreement"),
+        max_abs_diff=served_figures.get("max_abs_diff"),
+        reference=served_figures.get("reference", ""),
+        served=served,
+    )
+
+
+def _status(folder: Path, pending: bool) -> str:
+    if pending:
+        return PENDING
+    if (folder / RECIPE_FILENAME).is_file() and not (folder / PLAN_FILENAME).is_file():
+        return ENGINE_MISSING
+    return READY
