@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,18 +23,16 @@ class ProcessFailed(RuntimeError):
     """A child could not start or become ready; the message names its log file."""
 
 
-_PR_SET_PDEATHSIG = 1
+def dying_with_parent(argv: list[str]) -> list[str]:
+    """argv wrapped so that the child gets SIGTERM when its parent dies, however it dies,
+    and a killed `podium up` or test run leaves no servers behind.
 
-
-def _die_with_parent() -> None:
-    """In the child, before exec: receive SIGTERM when the parent dies, however it dies,
-    so that a killed `podium up` or test run leaves no servers behind. (Linux sends it
-    when the thread that started the child exits: start children from a long-lived thread.)"""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass  # not Linux: Ctrl-C and SIGTERM handling still stop the children
+    util-linux's setpriv sets PR_SET_PDEATHSIG and execs the command; doing it ourselves in
+    a preexec_fn would force a plain fork(), which aborts in a process that runs gRPC
+    threads. Linux sends the signal when the *thread* that started the child exits, so
+    children are started from long-lived threads."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
 
 
 def free_port() -> int:
@@ -67,13 +65,12 @@ class ManagedProcess:
         log_file = open(self.log_path, "ab")
         try:
             self.popen = subprocess.Popen(
-                self.argv,
+                dying_with_parent(self.argv),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **self.env},
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             raise ProcessFailed(f"{self.name}: cannot start {self.argv[0]}: {exc}") from exc
