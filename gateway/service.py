@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 
 from gateway.errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable
@@ -105,16 +104,18 @@ class JobService:
 
     def watch(self, job_id: str, is_active: Callable[[], bool]) -> Iterator[Job]:
         """Yield the job at each change, ending after its first terminal state."""
+        self.get(job_id)
         last = None
-        while is_active():
-            job = self.get(job_id)
-            seen = (job.state, job.total, job.succeeded, job.failed)
-            if seen != last:
-                last = seen
-                yield job
-            if job.state.terminal:
-                return
-            time.sleep(WATCH_POLL_S)
+        with self.store.end_signal(job_id) as ended:
+            while is_active():
+                job = self.get(job_id)
+                seen = (job.state, job.total, job.succeeded, job.failed)
+                if seen != last:
+                    last = seen
+                    yield job
+                if job.state.terminal:
+                    return
+                ended.wait(WATCH_POLL_S)
 
     def results(self, job_id: str, start: int, follow: bool, is_active: Callable[[], bool]) -> Iterator[ImageResult]:
         """Finished images' results in image order from ``start``.
@@ -125,6 +126,13 @@ class JobService:
         if start < 0:
             raise InvalidArgument("start_index must be >= 0")
         job = self.get(job_id)
+        with self.store.end_signal(job_id) as ended:
+            yield from self._results(job, start, follow, is_active, ended)
+
+    def _results(
+        self, job: Job, start: int, follow: bool, is_active: Callable[[], bool], ended
+    ) -> Iterator[ImageResult]:
+        job_id = job.id
         index = start
         while is_active():
             # The job is read before the page: if it had ended, the page is final.
@@ -146,7 +154,7 @@ class JobService:
                 continue
             if not waiting and (job.state.terminal or not follow):
                 return
-            time.sleep(WATCH_POLL_S)
+            ended.wait(WATCH_POLL_S)
             job = self.get(job_id)
 
     def cancel(self, job_id: str) -> Job:

@@ -11,6 +11,7 @@ local function complete_if_done(now, ttl)
   if j[1] ~= 'running' or j[2] ~= '1' then return end
   if tonumber(j[4]) + tonumber(j[5]) < tonumber(j[3]) then return end
   redis.call('HSET', KEYS[1], 'state', 'completed', 'finished_at', now, 'updated_at', now)
+  redis.call('PUBLISH', KEYS[1] .. ':ended', 'completed')
   redis.call('DEL', KEYS[4], KEYS[5], KEYS[7])
   redis.call('SREM', KEYS[6], redis.call('HGET', KEYS[1], 'id'))
   for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl) end
@@ -69,6 +70,7 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return -1 end
 if state == 'completed' or state == 'cancelled' or state == 'failed' then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'error', ARGV[2], 'finished_at', ARGV[3], 'updated_at', ARGV[3])
+redis.call('PUBLISH', KEYS[1] .. ':ended', ARGV[1])
 redis.call('DEL', KEYS[4], KEYS[5], KEYS[7])
 redis.call('SREM', KEYS[6], redis.call('HGET', KEYS[1], 'id'))
 for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end

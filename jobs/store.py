@@ -59,6 +59,27 @@ class JobKeys:
         return self.all[6]
 
 
+class JobEndSignal:
+    """Wakes a waiter the moment a job ends (Redis pub/sub), instead of at its next poll."""
+
+    def __init__(self, client: redis.Redis, job_id: str) -> None:
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(f"{JobKeys(job_id).job}:ended")
+
+    def wait(self, timeout_s: float) -> bool:
+        """Block up to timeout_s; true if the job ended meanwhile."""
+        return self._pubsub.get_message(timeout=timeout_s) is not None
+
+    def close(self) -> None:
+        self._pubsub.close()
+
+    def __enter__(self) -> "JobEndSignal":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 class JobStore:
     """Job records, file lists, results and upload blobs, with atomic state changes."""
 
@@ -132,6 +153,10 @@ class JobStore:
         if not fields:
             return None
         return Job.from_hash(job_id, {k.decode(): v.decode() for k, v in fields.items()})
+
+    def end_signal(self, job_id: str) -> JobEndSignal:
+        """Subscribe before reading the job's state, so that no ending is missed."""
+        return JobEndSignal(self._redis, job_id)
 
     def state(self, job_id: str) -> JobState | None:
         raw = self._redis.hget(JobKeys(job_id).job, "state")
