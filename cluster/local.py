@@ -9,6 +9,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import grpc
 import redis
@@ -275,7 +276,7 @@ class LocalCluster:
         if self._own_run_dir:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
-    def __enter__(self) -> LocalCluster:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -62,7 +62,7 @@ class ManagedProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_file = open(self.log_path, "ab")
+        log_file = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it; closed below
         try:
             self.popen = subprocess.Popen(
                 dying_with_parent(self.argv),
@@ -88,7 +88,7 @@ class ManagedProcess:
             try:
                 if self.ready():
                     return
-            except Exception:  # noqa: BLE001 - not ready yet
+            except Exception:  # noqa: BLE001, S110 - any failure of the check means "not ready yet"
                 pass
             if time.monotonic() > deadline:
                 raise ProcessFailed(

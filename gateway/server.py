@@ -107,7 +107,7 @@ def _reconcile(reconciler: Reconciler, stop: threading.Event, interval_s: float)
     while not stop.wait(interval_s):
         try:
             reconciler.run_once()
-        except Exception:  # noqa: BLE001 - Redis may be restarting; try again next round
+        except Exception:
             log.warning("reconciler round failed", exc_info=True)
 
 

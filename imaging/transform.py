@@ -43,8 +43,8 @@ def center_crop(image: Image.Image, size: int) -> Image.Image:
         padded = Image.new(image.mode, (max(width, size), max(height, size)))
         padded.paste(image, (max(size - width, 0) // 2, max(size - height, 0) // 2))
         image, (width, height) = padded, padded.size
-    top = int(round((height - size) / 2.0))
-    left = int(round((width - size) / 2.0))
+    top = round((height - size) / 2.0)
+    left = round((width - size) / 2.0)
     return image.crop((left, top, left + size, top + size))
 
 

@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Self
 
 import redis
 
@@ -73,7 +74,7 @@ class JobEndSignal:
     def close(self) -> None:
         self._pubsub.close()
 
-    def __enter__(self) -> "JobEndSignal":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: object) -> None:

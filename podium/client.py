@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Self
 
 import grpc
 
@@ -70,7 +71,7 @@ class PodiumClient:
     def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self) -> PodiumClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: object) -> None:

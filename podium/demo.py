@@ -22,8 +22,8 @@ RAW_SECONDS = 5.0
 
 def raw_onnxruntime_rate(model_dir: Path, seconds: float = RAW_SECONDS) -> float:
     """Images/s of onnxruntime alone on the newest version's ONNX model: the ceiling here."""
-    import numpy as np  # noqa: PLC0415
-    import onnxruntime as ort  # noqa: PLC0415
+    import numpy as np
+    import onnxruntime as ort
 
     newest = max((p for p in model_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
     session = ort.InferenceSession(str(newest / "model.onnx"), providers=["CPUExecutionProvider"])
@@ -39,7 +39,7 @@ def raw_onnxruntime_rate(model_dir: Path, seconds: float = RAW_SECONDS) -> float
 
 def ensure_model(repo: Path, checkpoint: Path | None, console: Console) -> None:
     """Export once; later demos reuse the model unless the checkpoint changed."""
-    from export import export_model  # noqa: PLC0415 - torch is slow to import
+    from export import export_model
 
     stamp = repo / ".demo-source"
     source = str(checkpoint.resolve()) if checkpoint else "untrained"
@@ -47,7 +47,7 @@ def ensure_model(repo: Path, checkpoint: Path | None, console: Console) -> None:
         console.print(f"model: reusing {repo / MODEL_NAME} ({source})")
         return
     if repo.exists():
-        import shutil  # noqa: PLC0415
+        import shutil
 
         shutil.rmtree(repo)
     with console.status("exporting the model to ONNX and a Triton model repository") as status:
@@ -63,7 +63,7 @@ def ensure_model(repo: Path, checkpoint: Path | None, console: Console) -> None:
 
 
 def run_demo(directory: Path, checkpoint: Path | None, workers: int, console: Console) -> dict:
-    from samples import write_photo_folder  # noqa: PLC0415
+    from samples import write_photo_folder
 
     directory.mkdir(parents=True, exist_ok=True)
     repo = directory / "model_repository"

@@ -142,9 +142,7 @@ def write_photo_folder(dest: Path, count: int = 48, seed: int = 0) -> list[Path]
             variant = _rescale_long_side(image, long_side)
             path = dest / "sizes" / f"{name}_{variant.width}x{variant.height}.{ext}"
         else:
-            variant = _rescale_long_side(
-                _random_crop(image, rng, 0.6), int(rng.integers(100, 1501))
-            )
+            variant = _rescale_long_side(_random_crop(image, rng, 0.6), int(rng.integers(100, 1501)))
             folder = _NESTED_DIRS[int(rng.integers(len(_NESTED_DIRS)))]
             path = dest / folder / f"{name}_{i}.{ext}"
         if path in written:  # two rescales of one photo can land on the same size

@@ -6,7 +6,6 @@ import logging
 import time
 
 import redis
-
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 

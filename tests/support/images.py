@@ -94,9 +94,7 @@ def _crop(image: Image.Image, rng: np.random.Generator, keep: float) -> Image.Im
     return image.crop((left, top, left + crop_w, top + crop_h))
 
 
-def _sixteen_bit(
-    grey: Image.Image, rng: np.random.Generator, big_endian: bool = False
-) -> Image.Image:
+def _sixteen_bit(grey: Image.Image, rng: np.random.Generator, big_endian: bool = False) -> Image.Image:
     """A 16-bit grey image using the full 0..65535 range: stretched grey x 257 plus noise."""
     pixels = np.asarray(grey.convert("L"), dtype=np.float64)
     low, high = pixels.min(), pixels.max()
@@ -193,14 +191,10 @@ def make_test_folder(root: Path, seed: int = 0) -> TestFolder:
         transparency=255,
     )
     w.image("modes/cmyk.jpg", rgb("astronaut").convert("CMYK"), "JPEG", quality=90)
-    w.image(
-        "modes/cmyk.tiff", rgb("hubble_deep_field").convert("CMYK"), "TIFF", compression="tiff_lzw"
-    )
+    w.image("modes/cmyk.tiff", rgb("hubble_deep_field").convert("CMYK"), "TIFF", compression="tiff_lzw")
     w.image("modes/grey16.png", _sixteen_bit(photo("camera"), rng), "PNG")
     w.image("modes/grey16.tiff", _sixteen_bit(photo("moon"), rng), "TIFF")
-    w.image(
-        "modes/grey16_big_endian.tiff", _sixteen_bit(photo("clock"), rng, big_endian=True), "TIFF"
-    )
+    w.image("modes/grey16_big_endian.tiff", _sixteen_bit(photo("clock"), rng, big_endian=True), "TIFF")
     w.image("modes/grey16_from_rgb.png", _sixteen_bit(rgb("coffee"), rng), "PNG")
 
     # --- Animations: only the first frame counts ---------------------------------------------
@@ -319,13 +313,10 @@ def make_test_folder(root: Path, seed: int = 0) -> TestFolder:
     w.broken("broken/truncated.jpg", jpeg[: len(jpeg) // 2], "JPEG truncated to half its bytes")
     w.broken("broken/truncated.png", png[: len(png) // 2], "PNG truncated to half its bytes")
     w.broken("broken/random_bytes.jpg", rng.bytes(4096), "random bytes with a .jpg extension")
-    w.broken(
-        "broken/notes.png", b"shopping list: eggs, milk\n" * 20, "text file with a .png extension"
-    )
+    w.broken("broken/notes.png", b"shopping list: eggs, milk\n" * 20, "text file with a .png extension")
     w.broken(
         "broken/index.html",
-        b"<!DOCTYPE html>\n<html><head><title>Not an image</title></head>"
-        b"<body><img src='photo.jpg'></body></html>\n",
+        b"<!DOCTYPE html>\n<html><head><title>Not an image</title></head><body><img src='photo.jpg'></body></html>\n",
         "HTML file",
     )
 

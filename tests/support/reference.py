@@ -55,9 +55,7 @@ def reference_load_rgb(path: Path | str) -> Image.Image:
     return image.convert("RGB")
 
 
-def reference_predict(
-    model: nn.Module, paths: Sequence[Path], batch_size: int = 16
-) -> dict[Path, np.ndarray]:
+def reference_predict(model: nn.Module, paths: Sequence[Path], batch_size: int = 16) -> dict[Path, np.ndarray]:
     """Softmax probabilities (float32, one row per path) of ``model`` in eval mode."""
     transform = eval_transform()
     model.eval()
@@ -77,13 +75,7 @@ def _head_from_state_dict(state_dict: dict[str, torch.Tensor]) -> nn.Module:
     if "fc.weight" in state_dict:
         out_features, in_features = state_dict["fc.weight"].shape
         return nn.Linear(in_features, out_features)
-    indices = sorted(
-        {
-            int(key.split(".")[1])
-            for key in state_dict
-            if key.startswith("fc.") and key.count(".") == 2
-        }
-    )
+    indices = sorted({int(key.split(".")[1]) for key in state_dict if key.startswith("fc.") and key.count(".") == 2})
     if not indices or indices[0] != 0:
         raise ValueError("state_dict has neither fc.weight nor a Sequential head starting at fc.0")
     layers: list[nn.Module] = []
@@ -129,9 +121,7 @@ def _augment() -> T.Compose:
 def _batches(tensors: list[torch.Tensor], size: int) -> Iterable[torch.Tensor]:
     # channels_last: ~30 % faster convolutions on CPU, which matters on a 2-core machine.
     for start in range(0, len(tensors), size):
-        yield torch.stack(tensors[start : start + size]).contiguous(
-            memory_format=torch.channels_last
-        )
+        yield torch.stack(tensors[start : start + size]).contiguous(memory_format=torch.channels_last)
 
 
 def _recalibrate_batchnorm(model: nn.Module, images: list[torch.Tensor], batch_size: int) -> None:
@@ -165,16 +155,12 @@ def _pooled_features(model: nn.Module, images: list[torch.Tensor], batch_size: i
         model.fc = head
 
 
-def _fit_head(
-    features: torch.Tensor, labels: torch.Tensor, num_classes: int, steps: int
-) -> nn.Sequential:
+def _fit_head(features: torch.Tensor, labels: torch.Tensor, num_classes: int, steps: int) -> nn.Sequential:
     """Train the Sequential head on standardised frozen features, then fold the scaling in."""
     mean = features.mean(dim=0)
     std = features.std(dim=0).clamp_min(1e-6)
     standardised = (features - mean) / std
-    head = nn.Sequential(
-        nn.Linear(FEATURES, HIDDEN), nn.ReLU(), nn.Dropout(0.2), nn.Linear(HIDDEN, num_classes)
-    )
+    head = nn.Sequential(nn.Linear(FEATURES, HIDDEN), nn.ReLU(), nn.Dropout(0.2), nn.Linear(HIDDEN, num_classes))
     optimiser = torch.optim.Adam(head.parameters(), lr=1e-3, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss()
     head.train()

@@ -36,16 +36,26 @@ def test_unsafe_paths_refused(path):
 
 
 OK = pb.ImageResult(
-    index=0, path="a.jpg", status=pb.IMAGE_STATUS_OK,
-    top_k=[pb.Prediction(label="archery", index=2, probability=0.75), pb.Prediction(label="rugby", index=70, probability=0.25)],
+    index=0,
+    path="a.jpg",
+    status=pb.IMAGE_STATUS_OK,
+    top_k=[
+        pb.Prediction(label="archery", index=2, probability=0.75),
+        pb.Prediction(label="rugby", index=70, probability=0.25),
+    ],
 )
 BAD = pb.ImageResult(index=1, path="b.jpg", status=pb.IMAGE_STATUS_ERROR, error="empty file (0 bytes)")
 
 
 def test_result_records_follow_the_contract():
     assert result_record(OK) == {
-        "path": "a.jpg", "status": "ok", "error": None,
-        "top_k": [{"label": "archery", "index": 2, "probability": 0.75}, {"label": "rugby", "index": 70, "probability": 0.25}],
+        "path": "a.jpg",
+        "status": "ok",
+        "error": None,
+        "top_k": [
+            {"label": "archery", "index": 2, "probability": 0.75},
+            {"label": "rugby", "index": 70, "probability": 0.25},
+        ],
     }
     assert result_record(BAD) == {"path": "b.jpg", "status": "error", "top_k": [], "error": "empty file (0 bytes)"}
 
@@ -63,7 +73,9 @@ def test_jsonl_and_csv_files(tmp_path):
     assert json.loads(rows[0]["top_k"])[1]["label"] == "rugby"
 
 
-@pytest.mark.parametrize("command", ["export", "up", "submit", "status", "results", "cancel", "classes", "classify", "demo"])
+@pytest.mark.parametrize(
+    "command", ["export", "up", "submit", "status", "results", "cancel", "classes", "classify", "demo"]
+)
 def test_every_command_has_help(command):
     result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "120"})
     assert result.exit_code == 0

@@ -42,8 +42,18 @@ def test_other_sizes_follow_the_spec():
 
 @pytest.mark.parametrize(
     ("mode", "fmt"),
-    [("RGB", "JPEG"), ("L", "PNG"), ("RGBA", "PNG"), ("P", "GIF"), ("CMYK", "JPEG"), ("LA", "PNG"), ("RGB", "WEBP"),
-     ("RGB", "BMP"), ("RGB", "TIFF"), ("1", "PNG")],
+    [
+        ("RGB", "JPEG"),
+        ("L", "PNG"),
+        ("RGBA", "PNG"),
+        ("P", "GIF"),
+        ("CMYK", "JPEG"),
+        ("LA", "PNG"),
+        ("RGB", "WEBP"),
+        ("RGB", "BMP"),
+        ("RGB", "TIFF"),
+        ("1", "PNG"),
+    ],
 )
 def test_every_mode_becomes_rgb(mode, fmt):
     decoded = decode_rgb(encode(photo(64, 48).convert(mode), fmt))

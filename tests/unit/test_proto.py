@@ -13,8 +13,14 @@ REPO = Path(__file__).resolve().parents[2]
 def test_generated_code_matches_the_proto(tmp_path):
     (tmp_path / "proto").mkdir()
     shutil.copy(REPO / "proto" / "podium.proto", tmp_path / "proto" / "podium.proto")
-    args = ["protoc", f"-I{tmp_path}", f"--python_out={tmp_path}", f"--grpc_python_out={tmp_path}",
-            f"--pyi_out={tmp_path}", str(tmp_path / "proto" / "podium.proto")]
+    args = [
+        "protoc",
+        f"-I{tmp_path}",
+        f"--python_out={tmp_path}",
+        f"--grpc_python_out={tmp_path}",
+        f"--pyi_out={tmp_path}",
+        str(tmp_path / "proto" / "podium.proto"),
+    ]
     assert protoc.main(args) == 0
     for name in ("podium_pb2.py", "podium_pb2_grpc.py", "podium_pb2.pyi"):
         generated = (tmp_path / "proto" / name).read_text()

@@ -190,9 +190,7 @@ def test_exif_orientations_two_to_eight(folder: TestFolder) -> None:
         assert upright.size != image.size or orientation in (2, 3, 4)
         # Not symmetric: ignoring the tag gives visibly different pixels.
         if upright.size == image.size:
-            diff = np.abs(
-                np.asarray(upright, np.int16) - np.asarray(image.convert("RGB"), np.int16)
-            )
+            diff = np.abs(np.asarray(upright, np.int16) - np.asarray(image.convert("RGB"), np.int16))
             assert diff.mean() > 10, rel
     assert seen == {2, 3, 4, 5, 6, 7, 8}
 
@@ -265,9 +263,7 @@ def test_build_resnet50_infers_the_head(head: nn.Module) -> None:
 
 
 def test_build_resnet50_rejects_a_headless_state_dict() -> None:
-    state = {
-        k: v for k, v in _random_state_dict(nn.Linear(2048, 3)).items() if not k.startswith("fc.")
-    }
+    state = {k: v for k, v in _random_state_dict(nn.Linear(2048, 3)).items() if not k.startswith("fc.")}
     with pytest.raises(ValueError):
         build_resnet50(state)
 
