@@ -99,6 +99,9 @@ class LocalCluster:
             "PODIUM_API_KEYS": s.api_keys,
             "PODIUM_CHUNK_SIZE": str(s.chunk_size),
             "PODIUM_INFLIGHT": str(s.inflight),
+            # One job may keep every worker busy; a new job still waits behind at most
+            # this many chunks of each running job.
+            "PODIUM_MAX_QUEUED_CHUNKS": str(max(2, s.workers)),
             "PODIUM_PORT": str(self.gateway_port),
             "PODIUM_HOST": "127.0.0.1",
             **s.extra_service_env,
