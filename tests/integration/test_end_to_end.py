@@ -19,6 +19,7 @@ import tritonclient.grpc as grpcclient
 from podium import PodiumClient
 from podium.output import result_record
 from proto import podium_pb2 as pb
+from tests.support.images import png_claiming
 
 pytestmark = pytest.mark.integration
 TOLERANCE = 1e-3
@@ -159,23 +160,6 @@ def test_triton_formed_batches_larger_than_one(cluster):
         client.close()
     batches = {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats["model_stats"][0]["batch_stats"]}
     assert any(size > 1 and count > 0 for size, count in batches.items()), batches
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims width x height pixels: a decompression bomb."""
-    import io
-    import struct
-    import zlib
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("L", (1, 1)).save(buffer, format="PNG")
-    data = bytearray(buffer.getvalue())
-    ihdr = data.index(b"IHDR")
-    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
-    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr : ihdr + 17])))
-    return bytes(data)
 
 
 def test_hostile_files_fail_alone(cluster, test_folder, data_root):

@@ -330,3 +330,15 @@ def make_test_folder(root: Path, seed: int = 0) -> TestFolder:
 
 
 __all__ = ["EXIF_ORIENTATION_TAG", "TestFolder", "make_test_folder"]
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height pixels: a decompression bomb's header."""
+    import struct
+    import zlib
+
+    data = bytearray(_encode(Image.new("L", (1, 1)), "PNG"))
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr : ihdr + 17])))
+    return bytes(data)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ import torchvision.transforms as T
 from PIL import Image
 
 from imaging import ImageDecodeError, PreprocessSpec, decode_rgb, preprocess
+from tests.support.images import png_claiming
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -94,15 +93,6 @@ def test_animated_gif_gives_its_first_frame():
 def test_bad_bytes_give_readable_errors(data, reason):
     with pytest.raises(ImageDecodeError, match=reason):
         decode_rgb(data)
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims width x height pixels (a decompression bomb's header)."""
-    data = bytearray(encode(Image.new("L", (1, 1)), "PNG"))
-    ihdr = data.index(b"IHDR")
-    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
-    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr : ihdr + 17])))
-    return bytes(data)
 
 
 @pytest.mark.parametrize("side", [30_000, 12_000])
