@@ -12,7 +12,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from inference import TritonUnavailable
 from jobs.queue import PROCESS_CHUNK_TASK, make_celery
 from worker.chunks import fail_chunk, process_chunk
-from worker.runtime import get_runtime, reset_runtime
+from worker.runtime import close_runtime, get_runtime, reset_runtime
 from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,6 @@ def create_app(settings: WorkerSettings) -> Celery:
 
     @worker_process_shutdown.connect(weak=False)
     def _close_clients(**_: object) -> None:
-        reset_runtime()
+        close_runtime()
 
     return app

@@ -47,6 +47,15 @@ def get_runtime(app: Celery, settings: WorkerSettings) -> Runtime:
     return _runtime
 
 
+def close_runtime() -> None:
+    """Close this process's own clients (called at worker process shutdown); a runtime
+    inherited across a fork is only forgotten: its channels belong to the parent."""
+    global _runtime, _runtime_pid
+    if _runtime is not None and _runtime_pid == os.getpid():
+        _runtime.close()
+    _runtime, _runtime_pid = None, None
+
+
 def reset_runtime() -> None:
     """Forget resources inherited across a fork (called in worker_process_init)."""
     global _runtime, _runtime_pid
