@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bench.options import DEFAULT_MODEL_NAME, DEFAULT_OUTPUT_DIR, BenchOptions
+from bench.options import DEFAULT_OUTPUT_DIR, BenchOptions
+from modelmeta import DEFAULT_MODEL_NAME
 
 TABLE_WIDTH = 140
 

@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs.files import walk_files
+from errors import Internal
+from jobs import walk_files
 from podium.client import PodiumClient
 from proto import podium_pb2 as pb
 
@@ -25,7 +26,7 @@ BIG_JOB_START_TIMEOUT_S = 120.0
 CLI_TIMEOUT_S = 1800.0
 
 
-class JobFailed(RuntimeError):
+class JobFailed(Internal):
     """A benchmark job did not complete: its figure would be meaningless."""
 
 
@@ -82,8 +83,8 @@ def run_cli_submit(gateway: str, folder: Path, output: Path) -> JobRun:
     """`podium submit DIR --wait` in a subprocess, once, for the record (includes CLI start-up)."""
     command = [
         sys.executable,
-        "-c",
-        "from podium.cli import main; main()",
+        "-m",
+        "podium",
         "submit",
         str(folder),
         "--wait",

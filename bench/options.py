@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from modelmeta import DEFAULT_MODEL_NAME
+
 DEFAULT_OUTPUT_DIR = Path("bench/results")
-DEFAULT_MODEL_NAME = "resnet50_sports"
 
 
 @dataclass(frozen=True)

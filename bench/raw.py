@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.models import ServedModel
+from modelrepo import onnx_session
 
 INPUT_SIZE = 224
 MIN_RUNS = 3
@@ -37,14 +38,7 @@ class RawOnnxRuntime:
     """One onnxruntime session on the model's ONNX file, set up as Triton's model sets up its own."""
 
     def __init__(self, model: ServedModel) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = model.intra_op_threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            str(model.onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self.session = onnx_session(model.onnx_path, model.intra_op_threads)
         self.input_name = self.session.get_inputs()[0].name
         self._batches: dict[int, np.ndarray] = {}
 

@@ -32,7 +32,7 @@ from bench.cpu_usage import component_cpu_seconds, per_image_ms
 from bench.datasets import BenchData, build_bench_data
 from bench.figures import MILLISECONDS, SECONDS, THROUGHPUT, BenchResults
 from bench.machine import cpu_snapshot, load_average, machine_info, other_cores_used
-from bench.models import ServedModel, exported_model, int8_target_exists, served_model, with_queue_delay
+from bench.models import ServedModel, exported_model, served_model, with_queue_delay
 from bench.options import BenchOptions, Sizes
 from bench.raw import RawOnnxRuntime, RawRun, best_run, decode_seconds_per_image
 from bench.report import cpu_table, figures_table, results_json, sweep_table, targets_table, write_json
@@ -129,8 +129,6 @@ def _models(run: _Run) -> tuple[ServedModel, ServedModel | None]:
     int8: ServedModel | None = None
     if not options.int8:
         notes.append("INT8: skipped (--no-int8)")
-    elif not int8_target_exists():
-        notes.append("INT8: not exported (the export has no cpu-int8 target yet)")
     else:
         try:
             int8 = exported_model(
@@ -154,14 +152,17 @@ def _models(run: _Run) -> tuple[ServedModel, ServedModel | None]:
 
 def _settings(options: BenchOptions, sizes: Sizes, fp32: ServedModel, int8: ServedModel | None) -> dict:
     from cluster import ClusterSettings
+    from gateway.settings import GatewaySettings
+    from worker.settings import WorkerSettings
 
     defaults = ClusterSettings()
+    gateway, worker = GatewaySettings(), WorkerSettings()
     return {
         "quick": options.quick,
         "sizes": asdict(sizes),
         "workers": options.workers or defaults.workers,
-        "inflight": options.inflight or defaults.inflight,
-        "chunk_size": options.chunk_size or defaults.chunk_size,
+        "inflight": options.inflight or worker.inflight,
+        "chunk_size": options.chunk_size or gateway.chunk_size,
         "max_queued_chunks": options.max_queued_chunks or "gateway default",
         "triton_max_queue_delay_us": fp32.max_queue_delay_us,
         "onnx_intra_op_threads": fp32.intra_op_threads,
@@ -182,22 +183,28 @@ def _connect(stack: ExitStack, served: ServedModel, cluster: LocalCluster) -> _M
 @contextmanager
 def _cluster(run: _Run, model: ServedModel, run_dir: Path, data_root: Path) -> Iterator:
     from cluster import ClusterSettings, LocalCluster
+    from settings import field_values
 
     options = run.options
     if run_dir.exists():
         shutil.rmtree(run_dir)  # an old Redis AOF would bring back an old run's jobs
-    chosen = {"workers": options.workers, "inflight": options.inflight, "chunk_size": options.chunk_size}
-    env = dict(options.extra_env)
-    if options.max_queued_chunks is not None:
-        env["PODIUM_MAX_QUEUED_CHUNKS"] = str(options.max_queued_chunks)
+    chosen = {
+        "inflight": options.inflight,
+        "chunk_size": options.chunk_size,
+        "max_queued_chunks": options.max_queued_chunks,
+    }
+    service = {
+        **field_values(options.extra_env),
+        "model_name": model.model_name,
+        "data_roots": str(data_root.resolve()),
+        **{key: value for key, value in chosen.items() if value is not None},
+    }
     settings = ClusterSettings(
         model_repository=model.repository,
-        model_name=model.model_name,
         gateway_port=0,
         run_dir=run_dir,
-        data_roots=str(data_root.resolve()),
-        extra_service_env=env,
-        **{key: value for key, value in chosen.items() if value is not None},
+        service=service,
+        **({"workers": options.workers} if options.workers else {}),
     )
     run.log(f"cluster: starting Redis, Triton, {settings.workers} workers and the gateway for {model.repository}")
     with LocalCluster(settings) as cluster:
@@ -406,7 +413,7 @@ def _fairness(run: _Run, main: _Model) -> None:
 
 
 def _files(folder: Path) -> list[Path]:
-    from jobs.files import walk_files
+    from jobs import walk_files
 
     return [folder / rel for rel in walk_files(folder)]
 

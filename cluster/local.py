@@ -9,7 +9,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Self, TypeVar
 
 import grpc
 import redis
@@ -19,23 +19,31 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cluster import triton
 from cluster.processes import ManagedProcess, ProcessFailed, free_port
-from jobs.queue import make_celery
+from gateway.settings import GatewaySettings
+from jobstore import make_celery
+from modelrepo.layout import CONFIG_FILENAME
+from settings import ServiceSettings, read_settings
+from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_NAME = "resnet50_sports"
 RESTART_BACKOFF_MAX_S = 30.0
+LOOPBACK = "127.0.0.1"
+S = TypeVar("S", bound=ServiceSettings)
 
 
 class ClusterSettings(BaseSettings):
-    """What `podium up` starts; ports left at 0 are picked free."""
+    """What `podium up` starts and where; ports left at 0 are picked free.
+
+    The services' own settings (``PODIUM_*``: API keys, data roots, chunk size, ...) are
+    not repeated here: each child gets its settings class as read from this process's
+    environment, with ``service`` on top, and only the addresses the cluster owns
+    (Redis, Triton, the gateway's port) set by the cluster."""
 
     model_config = SettingsConfigDict(env_prefix="PODIUM_UP_", extra="ignore")
 
     model_repository: Path = Field(Path("model_repository"), description="Triton model repository")
-    model_name: str = DEFAULT_MODEL_NAME
     workers: int = Field(2, ge=1, description="Celery worker processes")
-    inflight: int = Field(4, ge=1, description="Images each worker keeps in flight to Triton")
     gateway_port: int = Field(50051, ge=0, le=65535)
     redis_port: int = Field(0, ge=0, le=65535)
     triton_grpc_port: int = Field(0, ge=0, le=65535)
@@ -43,12 +51,10 @@ class ClusterSettings(BaseSettings):
     triton_metrics_port: int = Field(0, ge=0, le=65535)
     run_dir: Path | None = Field(None, description="Logs and Redis data; a temporary folder if unset")
     redis_server: str = Field("redis-server", description="The redis-server binary")
-    data_roots: str = Field("", description="PODIUM_DATA_ROOTS for path-mode jobs")
-    api_keys: str = Field("", description="PODIUM_API_KEYS for the gateway")
-    chunk_size: int = Field(16, ge=1)
     ready_timeout_s: float = Field(180.0, gt=0)
-    extra_service_env: dict[str, str] = Field(
-        default_factory=dict, description="More PODIUM_* variables for the gateway and workers"
+    service: dict[str, object] = Field(
+        default_factory=dict,
+        description="Settings of the gateway and workers by field name (e.g. api_keys), over PODIUM_* variables",
     )
     worker_args: list[str] = Field(default_factory=list, description="More `celery worker` arguments")
 
@@ -58,6 +64,8 @@ class LocalCluster:
     settings: ClusterSettings
     processes: list[ManagedProcess] = field(default_factory=list)
     run_dir: Path = field(init=False)
+    gateway_settings: GatewaySettings = field(init=False)
+    worker_settings: WorkerSettings = field(init=False)
     _own_run_dir: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
@@ -73,39 +81,35 @@ class LocalCluster:
         self.triton_http_port = s.triton_http_port or free_port()
         self.triton_metrics_port = s.triton_metrics_port or free_port()
         self.gateway_port = s.gateway_port or free_port()
+        # Read once, here: a bad PODIUM_* value stops `podium up` before anything starts.
+        self.gateway_settings = self._service_settings(GatewaySettings).updated(port=self.gateway_port)
+        self.worker_settings = self._service_settings(WorkerSettings)
 
     # --- addresses -------------------------------------------------------------------
 
     @property
     def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/0"
+        return f"redis://{LOOPBACK}:{self.redis_port}/0"
 
     @property
     def triton_url(self) -> str:
-        return f"127.0.0.1:{self.triton_grpc_port}"
+        return f"{LOOPBACK}:{self.triton_grpc_port}"
 
     @property
     def gateway_address(self) -> str:
-        return f"127.0.0.1:{self.gateway_port}"
+        """Where clients on this machine reach the gateway."""
+        host = self.gateway_settings.host
+        return f"{LOOPBACK if host in ('0.0.0.0', '::', '') else host}:{self.gateway_port}"
 
-    def service_env(self) -> dict[str, str]:
-        """The PODIUM_* variables that gateway and workers read."""
-        s = self.settings
-        return {
-            "PODIUM_REDIS_URL": self.redis_url,
-            "PODIUM_TRITON_URL": self.triton_url,
-            "PODIUM_MODEL_NAME": s.model_name,
-            "PODIUM_DATA_ROOTS": s.data_roots,
-            "PODIUM_API_KEYS": s.api_keys,
-            "PODIUM_CHUNK_SIZE": str(s.chunk_size),
-            "PODIUM_INFLIGHT": str(s.inflight),
+    def _service_settings(self, settings_class: type[S]) -> S:
+        """The service's settings as its own process would read them, plus the cluster's addresses."""
+        chosen = read_settings(settings_class, **self.settings.service)  # PODIUM_* variables, then `service`
+        owned: dict[str, object] = {"redis_url": self.redis_url, "triton_url": self.triton_url}
+        if "max_queued_chunks" not in chosen.model_fields_set:
             # One job may keep every worker busy; a new job still waits behind at most
             # this many chunks of each running job.
-            "PODIUM_MAX_QUEUED_CHUNKS": str(max(2, s.workers)),
-            "PODIUM_PORT": str(self.gateway_port),
-            "PODIUM_HOST": "127.0.0.1",
-            **s.extra_service_env,
-        }
+            owned["max_queued_chunks"] = max(2, self.settings.workers)
+        return chosen.updated(**owned)
 
     # --- the children ----------------------------------------------------------------
 
@@ -117,7 +121,7 @@ class LocalCluster:
             "--port",
             str(self.redis_port),
             "--bind",
-            "127.0.0.1",
+            LOOPBACK,
             "--dir",
             str(data),
             "--save",
@@ -140,9 +144,10 @@ class LocalCluster:
 
     def _triton(self) -> ManagedProcess:
         repo = self.settings.model_repository.resolve()
-        if not (repo / self.settings.model_name / "config.pbtxt").exists():
+        model_name = self.gateway_settings.model_name
+        if not (repo / model_name / CONFIG_FILENAME).exists():
             raise ProcessFailed(
-                f"no model {self.settings.model_name!r} in {repo}: run `podium export --untrained "
+                f"no model {model_name!r} in {repo}: run `podium export --untrained "
                 f"--model-repository {self.settings.model_repository}` (or with --checkpoint) first"
             )
         backends = triton.prepare_backends(self.run_dir / "triton-backends")
@@ -186,7 +191,7 @@ class LocalCluster:
             argv,
             self.run_dir / f"worker-{number}.log",
             lambda: self._worker_ready(hostname),
-            env=self.service_env(),
+            env=self.worker_settings.as_environment(),
             ready_timeout_s=self.settings.ready_timeout_s,
         )
 
@@ -204,7 +209,7 @@ class LocalCluster:
             argv,
             self.run_dir / "gateway.log",
             self._gateway_ready,
-            env=self.service_env(),
+            env=self.gateway_settings.as_environment(),
             ready_timeout_s=60,
         )
 

@@ -13,14 +13,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from errors import Unavailable
+
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 15.0
 _READY_POLL_S = 0.25
 
 
-class ProcessFailed(RuntimeError):
+class ProcessFailed(Unavailable):
     """A child could not start or become ready; the message names its log file."""
+
+    hint = "the log named above says why; `podium up --help` lists the settings"
 
 
 def dying_with_parent(argv: list[str]) -> list[str]:

@@ -13,9 +13,11 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from errors import FailedPrecondition
 
-class TritonNotInstalled(RuntimeError):
-    pass
+
+class TritonNotInstalled(FailedPrecondition):
+    """The embedded Triton (the nvidia-pytriton wheel) or its Python-backend stub is missing."""
 
 
 def pytriton_root() -> Path:

@@ -6,7 +6,7 @@
 # A plan only runs with the TensorRT version (and GPU model) that built it, so this image
 # is NGC's TensorRT image of the SAME release as the Triton image that loads the plan:
 # nvcr.io/nvidia/tritonserver:25.06-py3 in docker-compose.yml and k8s/. Change both
-# together (tests/unit/test_deploy_images.py fails if they differ). 25.xx images are
+# together (tests/deploy/test_images.py fails if they differ). 25.xx images are
 # Ubuntu 24.04 with Python 3.12, which Podium (Python >= 3.11) installs into.
 
 # --- build: install Podium's export pieces, without torch, into one folder -------------
@@ -14,17 +14,24 @@ FROM nvcr.io/nvidia/tensorrt:25.06-py3 AS build
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
 COPY docker/engine_requirements.py docker/engine_requirements.py
+COPY errors/ errors/
+COPY settings/ settings/
+COPY jobs/ jobs/
+COPY imaging/ imaging/
+COPY modelmeta/ modelmeta/
+COPY proto/ proto/
+COPY samples/ samples/
+COPY jobstore/ jobstore/
+COPY inference/ inference/
+COPY modelrepo/ modelrepo/
 COPY podium/ podium/
 COPY gateway/ gateway/
 COPY worker/ worker/
-COPY jobs/ jobs/
-COPY imaging/ imaging/
-COPY inference/ inference/
-COPY proto/ proto/
 COPY export/ export/
+COPY engine/ engine/
 COPY cluster/ cluster/
-COPY samples/ samples/
 COPY bench/ bench/
+COPY ops/ ops/
 # cuda-python gives the engine check its device memory (export/cuda_runtime.py). It must
 # match this release's CUDA (25.06: CUDA 12.9): the cuda-bindings 13.x that constraints.txt
 # pins for the host's CUDA 13 PyTorch would need a newer driver than the release does, so
@@ -56,5 +63,5 @@ RUN useradd --uid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nolog
 WORKDIR /tmp
 USER 10001:10001
 # docker-compose.yml and k8s/ pass the command explicitly (docs/deploy.md, "The engine
-# builder"); tests/unit/test_deploy_images.py checks that its code imports no torch.
+# builder"); tests/deploy/test_images.py checks that its code imports no torch.
 CMD ["podium", "build-engine", "--model-repository", "/models", "--model-name", "resnet50_sports"]

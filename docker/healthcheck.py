@@ -64,7 +64,7 @@ def _tls_handshake(port: int, timeout_s: float) -> bool:
 
 
 def worker_healthy(timeout_s: float = CHECK_TIMEOUT_S) -> bool:
-    from jobs.queue import make_celery
+    from jobstore import make_celery
     from worker.settings import WorkerSettings
 
     settings = WorkerSettings()

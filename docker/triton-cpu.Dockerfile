@@ -6,7 +6,7 @@
 # That model is a Python-backend model.py running model.onnx in onnxruntime, the same one
 # `podium up` serves with the Triton binary of the nvidia-pytriton wheel. The stock NGC
 # image has the Python backend and numpy but not the onnxruntime Python package.
-# Same NGC release as everywhere else (tests/unit/test_deploy_images.py checks).
+# Same NGC release as everywhere else (tests/deploy/test_images.py checks).
 
 FROM nvcr.io/nvidia/tritonserver:25.06-py3
 COPY constraints.txt /tmp/constraints.txt

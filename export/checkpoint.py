@@ -11,8 +11,8 @@ from torch import nn
 from torchvision.models import resnet50
 
 from export.errors import ExportError
-from export.file_hash import file_sha256
 from export.head import HEAD_PREFIX, HeadSpec, infer_head, plain_head
+from modelrepo.files import file_sha256
 
 # Containers that training scripts commonly wrap a state_dict in.
 STATE_DICT_KEYS = ("state_dict", "model_state_dict")

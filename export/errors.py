@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from errors import FailedPrecondition
 
-class ExportError(Exception):
+
+class ExportError(FailedPrecondition):
     """An export cannot proceed; the message says what was found and what to do next."""

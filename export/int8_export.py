@@ -15,10 +15,11 @@ import torch
 from torch import nn
 
 from export.calibration import HOLDOUT_EVERY, split_calibration_folder
-from export.fidelity import compare, fidelity_report, require_agreement, run_batched
-from export.onnx2int8 import measure_int8_speed, onnx2int8, onnxruntime_runner
+from export.onnx2int8 import measure_int8_speed, onnx2int8
 from export.verify import REFERENCE_FP32
-from inference.metadata import ModelMetadata
+from modelmeta import ModelMetadata
+from modelrepo import compare, onnx_runner, require_agreement, run_batched
+from modelrepo.fidelity import fidelity_report
 
 DEFAULT_MIN_INT8_AGREEMENT = 0.98
 INT8_MODEL = "onnxruntime-int8 (static QDQ, uint8 activations, per-channel int8 weights)"
@@ -36,7 +37,7 @@ def quantise_verified(
     force: bool = False,
     progress: Callable[[str], None] = lambda message: None,
 ) -> dict:
-    """Write ``int8_onnx`` and return its fidelity report; ExportError below ``min_agreement``."""
+    """Write ``int8_onnx`` and return its fidelity report; FidelityError below ``min_agreement``."""
     split = split_calibration_folder(calibration_dir, metadata.preprocessing.spec())
     progress(f"quantising to INT8, calibrating on {len(split.calibration)} images of {calibration_dir}")
     int8_onnx.parent.mkdir(parents=True, exist_ok=True)
@@ -45,7 +46,7 @@ def quantise_verified(
     held_out = split.held_out
     progress(f"comparing INT8 with PyTorch FP32 on {len(held_out)} held-out images")
     reference = run_batched(_pytorch_runner(serving_model), held_out.pixels)
-    agreement = compare(reference, run_batched(onnxruntime_runner(int8_onnx), held_out.pixels), held_out.names)
+    agreement = compare(reference, run_batched(onnx_runner(int8_onnx), held_out.pixels), held_out.names)
     progress("measuring INT8 and FP32 onnxruntime throughput side by side")
     speed = measure_int8_speed(fp32_onnx, int8_onnx, held_out.pixels)
     report = fidelity_report(

@@ -12,6 +12,22 @@ from export.errors import ExportError
 DEFAULT_LABELS = Path(__file__).with_name("sports100_classes.txt")
 
 
+LABELS_SUFFIX = ".labels.txt"
+
+
+def labels_path_for(checkpoint: Path) -> Path:
+    """Where `podium train` writes a checkpoint's class names: CKPT.labels.txt beside it."""
+    return Path(f"{checkpoint}{LABELS_SUFFIX}")
+
+
+def labels_beside(checkpoint: Path | None) -> Path | None:
+    """CKPT.labels.txt when it exists beside the checkpoint, else None."""
+    if checkpoint is None:
+        return None
+    path = labels_path_for(Path(checkpoint))
+    return path if path.is_file() else None
+
+
 def read_labels(path: Path) -> list[str]:
     """Read class names, one per non-empty line (surrounding whitespace stripped)."""
     try:

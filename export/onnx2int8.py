@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
-from export.calibration import ImageSet
 from export.errors import ExportError
-from inference.metadata import INPUT_NAME, OUTPUT_NAME
+from imaging import ImageSet
+from modelmeta import INPUT_NAME, OUTPUT_NAME
+from modelrepo import onnx_session
 
 CALIBRATION_BATCH_SIZE = 8
 SPEED_BATCH_SIZE = 8
@@ -100,7 +100,7 @@ def measure_int8_speed(
     """Throughput of both models on the same batch, rounds interleaved so that load on a
     shared machine hits both alike; same batch size and thread count for both."""
     batch = np.resize(pixels, (batch_size, *pixels.shape[1:]))  # repeats images if there are fewer
-    sessions = [_session(fp32_path, threads), _session(int8_path, threads)]
+    sessions = [onnx_session(fp32_path, threads), onnx_session(int8_path, threads)]
     elapsed = [0.0, 0.0]
     for session in sessions:
         session.run([OUTPUT_NAME], {INPUT_NAME: batch})  # warm-up: allocations, kernel selection
@@ -111,22 +111,6 @@ def measure_int8_speed(
             elapsed[index] += time.perf_counter() - started
     fp32, int8 = (rounds * batch_size / seconds for seconds in elapsed)
     return Int8Speed(fp32, int8, int8 / fp32, batch_size, rounds, threads)
-
-
-def onnxruntime_runner(path: Path, threads: int = 0):
-    """A fidelity.Runner that runs an ONNX file on the CPU."""
-    session = _session(path, threads)
-    return lambda pixels: session.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0]
-
-
-def _session(path: Path, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # as the serving model.py
-    try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise ExportError(f"onnxruntime cannot load {path}: {exc}") from exc
 
 
 class _CalibrationReader:

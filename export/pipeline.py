@@ -17,20 +17,19 @@ import torch
 import torchvision
 
 from export.checkpoint import LoadedModel, load_model, untrained_model
-from export.engine_recipe import CHECK_IMAGES_FILENAME, RECIPE_FILENAME, EngineSettings, recipe_from_settings
 from export.errors import ExportError
-from export.file_hash import file_sha256
 from export.int8_export import DEFAULT_MIN_INT8_AGREEMENT, quantise_verified
-from export.labels import DEFAULT_LABELS, dataset_classes, read_labels
-from export.model_config import build_model_config
-from export.model_repository import write_model_version
+from export.labels import DEFAULT_LABELS, dataset_classes, labels_beside, read_labels
 from export.serving_model import ServingModel
-from export.targets import CPU, CPU_INT8, ONNX_FILENAME, Target, resolve_target
 from export.torch2onnx import DEFAULT_OPSET, torch2onnx
 from export.verify import folder_images, sample_images, verify_onnx
-from inference.metadata import ModelMetadata, Preprocessing
+from modelmeta import DEFAULT_MODEL_NAME, ModelMetadata, Preprocessing
+from modelrepo import EngineSettings, Target, build_model_config, resolve_target, write_model_version
+from modelrepo.files import file_sha256
+from modelrepo.layout import CHECK_IMAGES_FILENAME, ONNX_FILENAME, RECIPE_FILENAME
+from modelrepo.recipe import recipe_from_settings
+from modelrepo.targets import CPU, CPU_INT8
 
-DEFAULT_MODEL_NAME = "resnet50_sports"
 # A Triton model name is a folder name; keep it portable and never hidden.
 _MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
@@ -80,6 +79,7 @@ def export_model(
     batch = default_batch if max_batch_size is None else max_batch_size
     _check_arguments(checkpoint, untrained, model_name, batch)
     _check_target_arguments(spec, calibration, batch, engine)
+    labels = labels or (None if labels_from else labels_beside(checkpoint))
     classes = _classes(labels, labels_from)
     started = time.monotonic()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from inference.metadata import IMAGENET_MEAN, IMAGENET_STD
+from modelmeta import IMAGENET_MEAN, IMAGENET_STD
 
 PIXEL_MAX = 255.0
 

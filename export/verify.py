@@ -9,14 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from PIL import Image
 from torch import nn
 
 from export.errors import ExportError
-from imaging import ImageDecodeError, PreprocessSpec, decode_rgb, preprocess
-from inference.metadata import INPUT_NAME, OUTPUT_NAME
+from imaging import PreprocessSpec, folder_image_set, preprocess
+from modelmeta import INPUT_NAME, OUTPUT_NAME
+from modelrepo import onnx_session
 
 # Largest |Δprobability| allowed between ONNX Runtime and PyTorch, both float32.
 FP32_TOLERANCE = 1e-4
@@ -56,28 +56,8 @@ def sample_images(spec: PreprocessSpec) -> Images:
 
 def folder_images(folder: Path, spec: PreprocessSpec, limit: int = MAX_VERIFY_IMAGES) -> Images:
     """Up to ``limit`` decodable images from ``folder`` (recursively), spread over its files."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ExportError(f"verification image folder {folder} does not exist or is not a folder")
-    files = sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
-    # Spread the picks over the sorted files (one folder per class) before filling in.
-    step = max(1, len(files) // limit)
-    ordered = files[::step] + [p for i, p in enumerate(files) if i % step]
-    images: Images = []
-    for path in ordered:
-        if len(images) == limit:
-            break
-        try:
-            images.append((str(path.relative_to(folder)), preprocess(decode_rgb(path.read_bytes()), spec)))
-        except (ImageDecodeError, OSError):
-            continue  # not an image: a verification sample may skip it
-    if not images:
-        raise ExportError(f"no decodable images in {folder}; pass a folder of JPEG/PNG photographs")
-    return images
+    found = folder_image_set(folder, spec, limit, spread=True)
+    return list(zip(found.names, found.pixels, strict=True))
 
 
 def verify_onnx(
@@ -99,8 +79,8 @@ def verify_onnx(
     batch = np.stack([pixels for _, pixels in images])
     with torch.inference_mode():
         expected = serving_model.eval()(torch.from_numpy(batch)).numpy()
+    session = onnx_session(onnx_path)
     try:
-        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         got = session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
         single = session.run([OUTPUT_NAME], {INPUT_NAME: batch[:1]})[0]
     except Exception as exc:  # onnxruntime raises its own untyped errors

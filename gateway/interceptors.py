@@ -7,9 +7,9 @@ import logging
 from collections.abc import Callable
 
 import grpc
-import redis
 
-from gateway.errors import PodiumError
+from errors import PodiumError, Status
+from proto.status import grpc_code
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +17,10 @@ API_KEY_HEADER = "x-api-key"
 # Probes and tooling must work without a key.
 _OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 _HANDLER_KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+# Failures of the service rather than of the request: worth a line in the gateway log.
+_LOGGED = frozenset({Status.UNAVAILABLE, Status.INTERNAL, Status.RESOURCE_EXHAUSTED})
+# Messages may quote client input (paths, names): never echo an unbounded amount of it.
+MAX_DETAILS_CHARS = 1000
 
 
 def _replace_behaviour(handler: grpc.RpcMethodHandler, wrap: Callable) -> grpc.RpcMethodHandler:
@@ -93,11 +97,14 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
 def _abort(context: grpc.ServicerContext, method: str, exc: Exception) -> None:
     if isinstance(exc, PodiumError):
-        context.abort(exc.code, exc.message)
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-        log.warning("%s: the job store (Redis) is unavailable: %s", method, exc)
-        context.abort(grpc.StatusCode.UNAVAILABLE, "the job store is unavailable for a moment; try again")
+        if exc.status in _LOGGED:
+            log.warning("%s: %s", method, exc.message)
+        context.abort(grpc_code(exc.status), truncated(exc.message))
     if context.code() not in (None, grpc.StatusCode.OK):
         raise exc  # the handler already aborted with its own status
     log.exception("internal error in %s", method, exc_info=exc)
     context.abort(grpc.StatusCode.INTERNAL, "internal error in the gateway; the gateway log has details")
+
+
+def truncated(message: str, limit: int = MAX_DETAILS_CHARS) -> str:
+    return message if len(message) <= limit else message[: limit - 1] + "…"

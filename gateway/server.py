@@ -13,14 +13,15 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from errors import InvalidArgument, Unavailable
 from gateway.interceptors import ApiKeyInterceptor, ErrorInterceptor
+from gateway.reconciler import Reconciler
 from gateway.service import JobService
 from gateway.servicer import PodiumServicer
 from gateway.settings import GatewaySettings
-from jobs import JobStore
-from jobs.queue import ChunkQueue, make_celery
-from jobs.reconciler import Reconciler
+from jobstore import ChunkQueue, JobStore, make_celery
 from proto import podium_pb2, podium_pb2_grpc
+from settings import read_settings
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,11 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     reflection.enable_server_reflection((SERVICE_NAME, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
     port = _add_port(server, settings)
     if port == 0:
-        raise RuntimeError(f"cannot listen on {settings.host}:{settings.port}: is the port in use?")
-    server.start()
+        raise Unavailable(f"cannot listen on {settings.host}:{settings.port}: is the port in use?")
     stop = threading.Event()
     gateway = Gateway(server, port, health_servicer, store, stop)
+    _serve_health(gateway)  # before the first call can arrive: health is never NOT_FOUND
+    server.start()
     threading.Thread(target=_watch_redis, args=(gateway,), name="podium-health", daemon=True).start()
     reconciler = Reconciler(store, queue, settings.stall_timeout_s, settings.upload_stall_s)
     threading.Thread(
@@ -82,7 +84,7 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
 def _add_port(server: grpc.Server, settings: GatewaySettings) -> int:
     address = f"{settings.host}:{settings.port}"
     if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
-        raise ValueError("set both PODIUM_TLS_CERT_FILE and PODIUM_TLS_KEY_FILE for TLS, or neither")
+        raise InvalidArgument("set both PODIUM_TLS_CERT_FILE and PODIUM_TLS_KEY_FILE for TLS, or neither")
     if not settings.tls_cert_file:
         return server.add_insecure_port(address)
     key = Path(settings.tls_key_file).read_bytes()
@@ -90,17 +92,21 @@ def _add_port(server: grpc.Server, settings: GatewaySettings) -> int:
     return server.add_secure_port(address, grpc.ssl_server_credentials([(key, chain)]))
 
 
+def _serve_health(gateway: Gateway) -> bool:
+    """Set health from Redis reachability (without Redis the gateway can do nothing); True if up."""
+    try:
+        ok = gateway.store.ping()
+    except Exception:  # noqa: BLE001 - any failure means not serving
+        ok = False
+    status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ("", SERVICE_NAME):
+        gateway.health.set(name, status)
+    return ok
+
+
 def _watch_redis(gateway: Gateway) -> None:
-    """Serve health from Redis reachability: without Redis the gateway can do nothing."""
-    while not gateway._stop.is_set():
-        try:
-            ok = gateway.store.ping()
-        except Exception:  # noqa: BLE001 - any failure means not serving
-            ok = False
-        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in ("", SERVICE_NAME):
-            gateway.health.set(name, status)
-        gateway._stop.wait(HEALTH_CHECK_INTERVAL_S if ok else 0.5)
+    while not gateway._stop.wait(HEALTH_CHECK_INTERVAL_S if _serve_health(gateway) else 0.5):
+        pass
 
 
 def _reconcile(reconciler: Reconciler, stop: threading.Event, interval_s: float) -> None:
@@ -112,7 +118,7 @@ def _reconcile(reconciler: Reconciler, stop: threading.Event, interval_s: float)
 
 
 def main() -> None:
-    settings = GatewaySettings()
+    settings = read_settings(GatewaySettings)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gateway = build_gateway(settings)
     log.info("Podium gateway listening on %s:%d", settings.host, gateway.port)

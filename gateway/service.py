@@ -6,15 +6,14 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
-from gateway.errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from gateway.paths import resolve_under_roots
 from gateway.settings import GatewaySettings
 from gateway.uploads import FileChunk, UploadAssembler
-from inference import ModelMetadata, TritonClassifier, TritonUnavailable
-from inference.pipeline import classify_bytes
-from jobs import ImageOutcome, ImageResult, Job, JobMode, JobState, JobStore
-from jobs.files import walk_files
-from jobs.queue import ChunkQueue
+from inference import TritonClassifier, TritonUnavailable, classify_bytes
+from jobs import ImageOutcome, ImageResult, Job, JobMode, JobState, walk_files
+from jobstore import ChunkQueue, JobStore
+from modelmeta import ModelMetadata
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from errors import InvalidArgument
 from gateway.convert import job_to_proto, result_to_proto
-from gateway.errors import InvalidArgument
 from gateway.service import JobService
 from gateway.uploads import FileChunk
 from jobs import ImageResult

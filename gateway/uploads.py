@@ -8,9 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from gateway.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from gateway.settings import GatewaySettings
-from jobs import ImageOutcome, JobStore
+from jobs import ImageOutcome
+from jobstore import JobStore
 
 # Files are written to Redis in batches of this many, or fewer at the end.
 FLUSH_FILES = 32

@@ -1,14 +1,19 @@
 """Image decoding and the serving-time transform shared by export, worker and gateway."""
 
 from imaging.decode import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_rgb
+from imaging.folders import ImageSet, decoded_images, folder_image_set, image_files
 from imaging.transform import PreprocessSpec, center_crop, preprocess, resize_shorter
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageDecodeError",
+    "ImageSet",
     "PreprocessSpec",
     "center_crop",
     "decode_rgb",
+    "decoded_images",
+    "folder_image_set",
+    "image_files",
     "preprocess",
     "resize_shorter",
 ]

@@ -13,13 +13,15 @@ import warnings
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from errors import InvalidArgument
+
 # Pillow itself refuses more than ~89 MP; below that, 64 MP (192 MB as RGB) is our limit.
 DEFAULT_MAX_PIXELS = 64_000_000
 
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(InvalidArgument):
     """The bytes are not an image this service can classify; the message says why."""
 
 

@@ -1,24 +1,6 @@
-"""Everything a Triton client of Podium's model needs: its metadata and a classifier."""
+"""The Triton client of Podium's model: uint8 pixels in, probabilities out, errors converted."""
 
-from inference.metadata import (
-    INPUT_NAME,
-    METADATA_FILENAME,
-    METADATA_PARAMETER,
-    OUTPUT_NAME,
-    ModelMetadata,
-    Preprocessing,
-)
+from inference.pipeline import classify_bytes
 from inference.triton import TritonClassifier, TritonError, TritonUnavailable, top_k
 
-__all__ = [
-    "INPUT_NAME",
-    "METADATA_FILENAME",
-    "METADATA_PARAMETER",
-    "OUTPUT_NAME",
-    "ModelMetadata",
-    "Preprocessing",
-    "TritonClassifier",
-    "TritonError",
-    "TritonUnavailable",
-    "top_k",
-]
+__all__ = ["TritonClassifier", "TritonError", "TritonUnavailable", "classify_bytes", "top_k"]

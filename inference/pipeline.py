@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_rgb, preprocess
 from inference.triton import TritonClassifier, TritonError, TritonUnavailable, top_k
-from jobs.model import ImageOutcome
+from jobs import ImageOutcome
 
 
 def classify_bytes(

@@ -8,25 +8,27 @@ anything worth retrying (server down, restarting, model not ready, time-out), an
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from inference.metadata import METADATA_PARAMETER, ModelMetadata
-from jobs.model import Prediction
+from errors import Internal, Status
+from jobs import Prediction
+from modelmeta import METADATA_PARAMETER, ModelMetadata
 
 DEFAULT_TIMEOUT_S = 30.0
 _RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "CANCELLED", "ABORTED")
 
 
-class TritonError(RuntimeError):
+class TritonError(Internal):
     """Triton refused a request."""
 
 
 class TritonUnavailable(TritonError):
     """Triton cannot answer now (down, starting, overloaded, timed out); try again later."""
+
+    status = Status.UNAVAILABLE
 
 
 def _convert(exc: InferenceServerException, what: str) -> TritonError:
@@ -49,21 +51,6 @@ class TritonClassifier:
 
     def close(self) -> None:
         self._client.close()
-
-    def ready(self) -> bool:
-        try:
-            return bool(self._client.is_model_ready(self.model_name, client_timeout=self.timeout_s))
-        except InferenceServerException:
-            return False
-
-    def wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self.ready():
-            if time.monotonic() > deadline:
-                raise TritonUnavailable(
-                    f"model {self.model_name!r} is not ready on Triton at {self.url} after {timeout_s:.0f} s"
-                )
-            time.sleep(0.5)
 
     def metadata(self) -> ModelMetadata:
         """The model's Podium metadata, read once from its config in Triton."""
@@ -91,9 +78,6 @@ class TritonClassifier:
         except InferenceServerException as exc:
             raise _convert(exc, f"inference on model {self.model_name!r}") from exc
         return result.as_numpy(meta.output_name)
-
-    def statistics(self) -> dict:
-        return self._client.get_inference_statistics(self.model_name, as_json=True)
 
 
 def top_k(probabilities: np.ndarray, k: int, classes: list[str]) -> tuple[Prediction, ...]:

@@ -1,5 +1,9 @@
-"""Jobs: the domain model and its Redis store, shared by gateway and workers."""
+"""Jobs, in domain terms only: states, the job record, per-image outcomes, the file walk.
 
+Pure: no Redis, no Celery, no gRPC. The Redis store is ``jobstore``.
+"""
+
+from jobs.files import is_hidden, walk_files
 from jobs.model import (
     TERMINAL_STATES,
     ImageOutcome,
@@ -9,7 +13,6 @@ from jobs.model import (
     JobState,
     Prediction,
 )
-from jobs.store import JobStore
 
 __all__ = [
     "TERMINAL_STATES",
@@ -18,6 +21,7 @@ __all__ = [
     "Job",
     "JobMode",
     "JobState",
-    "JobStore",
     "Prediction",
+    "is_hidden",
+    "walk_files",
 ]

@@ -44,28 +44,11 @@ class Job:
     updated_at: float = 0.0
     finished_at: float = 0.0
     error: str = ""
+    retries: int = 0  # chunk starts beyond each chunk's first: redeliveries after a worker died
 
     @property
     def finished(self) -> int:
         return self.succeeded + self.failed
-
-    @classmethod
-    def from_hash(cls, job_id: str, fields: dict[str, str]) -> Job:
-        return cls(
-            id=job_id,
-            state=JobState(fields["state"]),
-            mode=JobMode(fields["mode"]),
-            total=int(fields.get("total", 0)),
-            succeeded=int(fields.get("succeeded", 0)),
-            failed=int(fields.get("failed", 0)),
-            top_k=int(fields.get("top_k", 5)),
-            name=fields.get("name", ""),
-            root=fields.get("root", ""),
-            created_at=float(fields.get("created_at", 0)),
-            updated_at=float(fields.get("updated_at", 0)),
-            finished_at=float(fields.get("finished_at", 0)),
-            error=fields.get("error", ""),
-        )
 
 
 @dataclass(frozen=True)

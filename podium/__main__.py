@@ -1,3 +1,3 @@
-from podium.cli import main
+from ops.main import main
 
 main()

@@ -10,9 +10,11 @@ from typing import Self
 
 import grpc
 
-from jobs.files import walk_files
+from errors import InvalidArgument, PodiumError, Status, error_for
+from jobs import walk_files
 from proto import podium_pb2 as pb
 from proto import podium_pb2_grpc as pb_grpc
+from proto.status import status_of
 
 UPLOAD_CHUNK_BYTES = 1024 * 1024
 MAX_MESSAGE_BYTES = 32 * 1024**2
@@ -23,24 +25,18 @@ RECONNECT_FIRST_DELAY_S = 0.5
 RECONNECT_MAX_DELAY_S = 5.0
 
 
-class PodiumClientError(Exception):
-    """A call failed; ``code`` is the gRPC status, the message says what to do."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.code.name}: {self.message}"
-
-
-def _converted(exc: grpc.RpcError, gateway: str) -> PodiumClientError:
+def _converted(exc: grpc.RpcError, gateway: str) -> PodiumError:
+    """A failed call as the PodiumError of its status (NotFound, Unavailable, ...)."""
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-    details = exc.details() if hasattr(exc, "details") else str(exc)
-    if code == grpc.StatusCode.UNAVAILABLE:
-        details = f"cannot reach the gateway at {gateway} ({details}); is `podium up` running? See --gateway"
-    return PodiumClientError(code, details)
+    details = (exc.details() if hasattr(exc, "details") else "") or code.name
+    status = status_of(code)
+    if status is Status.UNAVAILABLE:
+        return error_for(
+            status,
+            f"the gateway at {gateway} is unavailable: {details}",
+            hint="is `podium up` running, and is --gateway (or $PODIUM_GATEWAY) right?",
+        )
+    return error_for(status, details)
 
 
 class PodiumClient:
@@ -109,7 +105,7 @@ class PodiumClient:
         """Upload every non-hidden file under ``folder`` as a job, streaming file by file."""
         folder = Path(folder)
         if not folder.is_dir():
-            raise PodiumClientError(grpc.StatusCode.INVALID_ARGUMENT, f"{folder} is not a folder")
+            raise InvalidArgument(f"{folder} is not a folder")
         requests = _upload_requests(folder, pb.JobSpec(top_k=top_k, name=name), on_file)
         try:
             return self._stub.SubmitUpload(requests, metadata=self._metadata)

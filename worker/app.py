@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import time
 
-import redis
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from inference import TritonUnavailable
-from jobs.queue import PROCESS_CHUNK_TASK, make_celery
+from jobstore.errors import StoreFull, StoreUnavailable
+from jobstore.queue import PROCESS_CHUNK_TASK, make_celery
 from worker.chunks import fail_chunk, process_chunk
 from worker.runtime import close_runtime, get_runtime, reset_runtime
 from worker.settings import WorkerSettings
@@ -31,7 +31,7 @@ def wait_for_redis(rt, timeout_s: float) -> None:
         try:
             if rt.store.ping():
                 return
-        except redis.RedisError:
+        except StoreUnavailable:
             pass
         time.sleep(1.0)
 
@@ -50,7 +50,7 @@ def create_app(settings: WorkerSettings) -> Celery:
                 fail_chunk(rt, job_id, chunk, f"inference server unavailable: {exc}")
                 return 0
             raise self.retry(exc=exc, countdown=RETRY_COUNTDOWN_S)
-        except redis.RedisError as exc:
+        except (StoreUnavailable, StoreFull) as exc:
             # Redis holds the job and the queue: wait for it, then run the chunk again.
             log.warning("job %s chunk %d: Redis unavailable (%s); waiting for it", job_id, chunk, exc)
             wait_for_redis(rt, REDIS_WAIT_S)

@@ -6,9 +6,10 @@ No connection is opened here: clients are created in each worker process after f
 
 import logging
 
+from settings import read_settings
 from worker.app import create_app
 from worker.settings import WorkerSettings
 
-settings = WorkerSettings()
+settings = read_settings(WorkerSettings)
 logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 app = create_app(settings)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 import time
 
-import redis
-
-from inference import TritonUnavailable
-from inference.pipeline import classify_bytes
+from inference import TritonUnavailable, classify_bytes
 from jobs import ImageOutcome, Job
+from jobstore.errors import StoreFull, StoreUnavailable
 from worker.runtime import Runtime
 from worker.sources import SourceError, read_image_bytes
 
@@ -89,7 +87,7 @@ def _process_image(rt: Runtime, job: Job, index: int, path: str) -> int:
         outcome = _classify_waiting_for_triton(rt, data, job.top_k)
     except SourceError as exc:
         outcome = ImageOutcome(error=str(exc))
-    except (TritonUnavailable, redis.RedisError):
+    except (TritonUnavailable, StoreUnavailable, StoreFull):
         raise  # not the image's fault: the task waits and retries
     except Exception:  # a bug must fail one image, not the job
         log.exception("unexpected error on image %d (%s) of job %s", index, path, job.id)

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from celery import Celery
 
 from inference import TritonClassifier
-from jobs import JobStore
-from jobs.queue import ChunkQueue
+from jobstore import ChunkQueue, JobStore
 from worker.settings import WorkerSettings
 
 

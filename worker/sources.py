@@ -12,10 +12,12 @@ import errno
 import os
 import stat
 
-from jobs import Job, JobMode, JobStore
+from errors import InvalidArgument
+from jobs import Job, JobMode
+from jobstore import JobStore
 
 
-class SourceError(Exception):
+class SourceError(InvalidArgument):
     """The image's bytes cannot be read; the message is the per-image error."""
 
 

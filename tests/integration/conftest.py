@@ -18,14 +18,14 @@ MODEL_NAME = "resnet50_sports"
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ResNet50 whose answers differ from image to image (head fitted on photos)."""
-    from tests.support.reference import fit_checkpoint  # noqa: PLC0415
+    from tests.support.reference import fit_checkpoint
 
     return fit_checkpoint(tmp_path_factory.mktemp("checkpoint") / "resnet50_sports.pt")
 
 
 @pytest.fixture(scope="session")
 def model_repository(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path) -> Path:
-    from export import export_model  # noqa: PLC0415
+    from export import export_model
 
     repo = tmp_path_factory.mktemp("model_repository")
     export_model(checkpoint=checkpoint, model_repository=repo, model_name=MODEL_NAME)
@@ -46,7 +46,7 @@ def test_folder(data_root: Path) -> TestFolder:
 @pytest.fixture(scope="session")
 def reference(checkpoint: Path, test_folder: TestFolder) -> dict[str, np.ndarray]:
     """PyTorch probabilities of every valid image, by relative path (torchvision eval transform)."""
-    import torch  # noqa: PLC0415
+    import torch
 
     model = build_resnet50(torch.load(checkpoint, map_location="cpu", weights_only=True))
     paths = [test_folder.root / rel for rel in test_folder.valid]
@@ -58,11 +58,9 @@ def reference(checkpoint: Path, test_folder: TestFolder) -> dict[str, np.ndarray
 def cluster(model_repository: Path, data_root: Path, tmp_path_factory: pytest.TempPathFactory):
     settings = ClusterSettings(
         model_repository=model_repository,
-        model_name=MODEL_NAME,
         workers=2,
         gateway_port=0,
-        data_roots=str(data_root),
-        chunk_size=8,
+        service={"model_name": MODEL_NAME, "data_roots": str(data_root), "chunk_size": 8},
         run_dir=tmp_path_factory.mktemp("cluster"),
     )
     with LocalCluster(settings) as running:

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from cluster import ClusterSettings, LocalCluster
-from jobs import JobState, JobStore
+from jobs import Job, JobState
+from jobstore import JobStore
+from jobstore.errors import StoreUnavailable
 from podium import PodiumClient
 from podium.output import result_record
 from proto import podium_pb2 as pb
@@ -30,11 +32,11 @@ pytestmark = pytest.mark.integration
 JOB_IMAGES = 160
 JOB_TIMEOUT_S = 300
 # Short on purpose, so that redelivery and reconciliation happen within a test.
-FAST_RECOVERY_ENV = {
-    "PODIUM_VISIBILITY_TIMEOUT_S": "20",
-    "PODIUM_TRITON_TIMEOUT_S": "3",
-    "PODIUM_STALL_TIMEOUT_S": "25",
-    "PODIUM_RECONCILE_INTERVAL_S": "2",
+FAST_RECOVERY = {
+    "visibility_timeout_s": 20,
+    "triton_timeout_s": 3,
+    "stall_timeout_s": 25,
+    "reconcile_interval_s": 2,
 }
 
 
@@ -44,9 +46,8 @@ def faulty_cluster(model_repository, tmp_path_factory):
         model_repository=model_repository,
         workers=2,
         gateway_port=0,
-        chunk_size=8,
         run_dir=tmp_path_factory.mktemp("faults"),
-        extra_service_env=FAST_RECOVERY_ENV,
+        service={"chunk_size": 8, **FAST_RECOVERY},
         worker_args=["--include", "tests.support.poison"],
     )
     cluster = LocalCluster(settings)
@@ -82,8 +83,13 @@ def finished(cluster: LocalCluster, job_id: str) -> int:
     return job.finished if job else 0
 
 
-def run_job(cluster: LocalCluster, folder: Path, fault) -> tuple[pb.Job, dict[str, dict]]:
-    """Submit folder, call fault() once a few chunks are done, wait, return the job and its results."""
+def run_job(cluster: LocalCluster, folder: Path, fault) -> tuple[Job, dict[str, dict]]:
+    """Submit folder, call fault() once a few chunks are done, wait, return the job and its results.
+
+    The fault must land while the job runs: the job is read right after it and must be
+    neither finished nor ended. The counters, as Redis holds them, must show every image
+    exactly once."""
+    store = JobStore.from_url(cluster.redis_url)
     with PodiumClient(cluster.gateway_address, reconnect_s=180) as client:
         job = client.submit_folder(folder)
         if fault is not None:
@@ -91,16 +97,31 @@ def run_job(cluster: LocalCluster, folder: Path, fault) -> tuple[pb.Job, dict[st
             while finished(cluster, job.id) < 16 and time.monotonic() < deadline:
                 time.sleep(0.1)
             fault()
+            during = _read_job_waiting_for_redis(store, job.id)
+            assert not during.state.terminal and during.finished < during.total, f"the fault landed too late: {during}"
         deadline = time.monotonic() + JOB_TIMEOUT_S
         for update in client.watch(job.id):
             job = update
             assert time.monotonic() < deadline, "job did not finish in time"
         results = list(client.results(job.id))
     assert job.state == pb.JOB_STATE_COMPLETED
-    assert [r.index for r in results] == list(range(job.total)), "one result per image, each once"
-    assert job.succeeded + job.failed == job.total == len(results)
-    assert job.failed == sum(r.status == pb.IMAGE_STATUS_ERROR for r in results)
-    return job, {r.path: result_record(r) for r in results}
+    stored = store.get(job.id)
+    assert stored.succeeded + stored.failed == stored.total == len(results), "every image counted exactly once"
+    assert store.result_count(job.id) == stored.total
+    assert stored.failed == sum(r.status == pb.IMAGE_STATUS_ERROR for r in results)
+    return stored, {r.path: result_record(r) for r in results}
+
+
+def _read_job_waiting_for_redis(store: JobStore, job_id: str) -> Job:
+    """The job as Redis holds it; after a Redis kill, once the supervisor has restarted it."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return store.get(job_id)
+        except StoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def assert_same_as(records: dict[str, dict], baseline: dict[str, dict]) -> None:
@@ -113,7 +134,8 @@ def assert_same_as(records: dict[str, dict], baseline: dict[str, dict]) -> None:
 
 def test_sigkill_a_worker_process_tree_mid_job(faulty_cluster, photos, baseline):
     worker = faulty_cluster.process("worker-1")
-    _, records = run_job(faulty_cluster, photos, fault=lambda: worker.signal_group(signal.SIGKILL))
+    job, records = run_job(faulty_cluster, photos, fault=lambda: worker.signal_group(signal.SIGKILL))
+    assert job.retries >= 1, "the killed worker's chunk was never delivered again"
     assert_same_as(records, baseline)
 
 
@@ -175,7 +197,7 @@ def test_restart_the_gateway_while_the_cli_watches(faulty_cluster, photos, basel
             time.sleep(0.1)
         assert job is not None
         faulty_cluster.process("gateway").signal_group(signal.SIGKILL)
-        stdout, stderr = cli.communicate(timeout=JOB_TIMEOUT_S)
+        _, stderr = cli.communicate(timeout=JOB_TIMEOUT_S)
     finally:
         if cli.poll() is None:
             cli.kill()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cluster.processes import free_port
-from podium import PodiumClient
+from podium import PodiumClient, Unauthenticated
 from proto import podium_pb2 as pb
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,11 @@ def alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
+API_KEY = "up-test-key"
+
+
 def test_up_serves_and_stops_without_orphans(model_repository, test_folder, tmp_path):
+    """Also: PODIUM_API_KEYS in the environment protects the gateway `podium up` starts."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -67,6 +71,7 @@ def test_up_serves_and_stops_without_orphans(model_repository, test_folder, tmp_
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, "PODIUM_API_KEYS": API_KEY},
     )
     try:
         lines = []
@@ -82,7 +87,9 @@ def test_up_serves_and_stops_without_orphans(model_repository, test_folder, tmp_
         children = descendants(proc.pid)
         assert len(children) >= 4  # redis, triton, a worker (and its pool), the gateway
 
-        with PodiumClient(f"127.0.0.1:{port}") as client:
+        with PodiumClient(f"127.0.0.1:{port}") as keyless, pytest.raises(Unauthenticated):
+            keyless.submit_folder(test_folder.root)
+        with PodiumClient(f"127.0.0.1:{port}", api_key=API_KEY) as client:
             job = client.submit_folder(test_folder.root)
             for update in client.watch(job.id):
                 job = update

@@ -194,9 +194,9 @@ def test_env_settings_must_be_podium_pairs():
 
 
 def test_podium_bench_has_help():
-    from podium.cli import app
+    from ops.main import build_app
 
-    result = CliRunner().invoke(app, ["bench", "--help"], env={"COLUMNS": "120"})
+    result = CliRunner().invoke(build_app(), ["bench", "--help"], env={"COLUMNS": "120"})
     assert result.exit_code == 0
     assert "--quick" in result.output and "--chunk-size" in result.output
 

@@ -8,10 +8,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from gateway.errors import InvalidArgument
+from errors import InvalidArgument, Status
 from gateway.uploads import check_relative_path
-from jobs.files import walk_files
-from podium.cli import app
+from jobs import walk_files
+from ops.main import build_app
+from podium.cli.failures import exit_code
 from podium.output import result_record, write_results
 from proto import podium_pb2 as pb
 
@@ -77,18 +78,19 @@ def test_jsonl_and_csv_files(tmp_path):
     "command", ["export", "up", "submit", "status", "results", "cancel", "classes", "classify", "demo"]
 )
 def test_every_command_has_help(command):
-    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "120"})
+    result = CliRunner().invoke(build_app(), [command, "--help"], env={"COLUMNS": "120"})
     assert result.exit_code == 0
     assert "Usage" in result.output
 
 
 def test_client_errors_are_readable_without_a_gateway(tmp_path):
-    result = CliRunner().invoke(app, ["status", "abc", "--gateway", "127.0.0.1:1"])
-    assert result.exit_code == 1
-    assert "cannot reach the gateway at 127.0.0.1:1" in result.output
+    result = CliRunner().invoke(build_app(), ["status", "abc", "--gateway", "127.0.0.1:1"])
+    assert result.exit_code == exit_code(Status.UNAVAILABLE)
+    assert "the gateway at 127.0.0.1:1 is unavailable" in " ".join(result.output.split())
+    assert "hint:" in result.output
     assert "Traceback" not in result.output
 
 
 def test_submit_needs_exactly_one_source(tmp_path):
-    result = CliRunner().invoke(app, ["submit"])
-    assert result.exit_code == 1 and "give a FOLDER" in result.output
+    result = CliRunner().invoke(build_app(), ["submit"])
+    assert result.exit_code == exit_code(Status.INVALID_ARGUMENT) and "give a FOLDER" in result.output

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet18, resnet50
 
+from errors import PodiumError
 from export import DEFAULT_LABELS, ExportError, export_model
 from export.checkpoint import load_model, read_state_dict, untrained_model
 
@@ -154,5 +155,5 @@ def test_label_count_must_match_head(tmp_path: Path):
 )
 def test_argument_errors(tmp_path: Path, kwargs: dict, message: str):
     arguments = {"checkpoint": tmp_path / "ckpt.pt", "model_repository": tmp_path / "repo", **kwargs}
-    with pytest.raises(ExportError, match=message):
+    with pytest.raises(PodiumError, match=message):
         export_model(**arguments)

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from errors import InvalidArgument, NotFound
 from export import ExportError
 from export.serving_model import ServingModel
 from export.torch2onnx import torch2onnx
@@ -103,7 +104,7 @@ def test_folder_images_skip_junk_and_spread_over_classes(tmp_path: Path):
 
 def test_folder_without_images(tmp_path: Path):
     (tmp_path / "readme.txt").write_text("hello")
-    with pytest.raises(ExportError, match="no decodable images"):
+    with pytest.raises(InvalidArgument, match="no decodable images"):
         folder_images(tmp_path, SPEC)
-    with pytest.raises(ExportError, match="does not exist"):
+    with pytest.raises(NotFound, match="does not exist"):
         folder_images(tmp_path / "missing", SPEC)

@@ -1,0 +1,9 @@
+"""The Redis side of jobs: the job store, its Lua scripts and the Celery chunk queue.
+
+The only code that knows how a job is laid out in Redis. Gateway and workers share it.
+"""
+
+from jobstore.queue import ChunkQueue, make_celery
+from jobstore.store import JobEndSignal, JobStore
+
+__all__ = ["ChunkQueue", "JobEndSignal", "JobStore", "make_celery"]

@@ -1,0 +1,144 @@
+"""The Redis layout of a job: its keys, and every field of its hash, in one place.
+
+The store writes the hash from ``JOB_HASH``, reads ``Job`` records back through it, and
+the Lua scripts name its fields through it (``lua``): a field renamed here is renamed
+everywhere, and a test holds the public fields equal to the ``Job`` dataclass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from string import Template
+
+from jobs import Job, JobMode, JobState
+
+KEY_PREFIX = "podium"
+ACTIVE_JOBS_KEY = f"{KEY_PREFIX}:active"
+
+
+@dataclass(frozen=True)
+class JobKeys:
+    """The keys of one job. ``all`` is the KEYS order every Lua script receives."""
+
+    job_id: str
+
+    @property
+    def job(self) -> str:
+        return f"{KEY_PREFIX}:job:{self.job_id}"
+
+    @property
+    def paths(self) -> str:
+        return f"{self.job}:paths"
+
+    @property
+    def results(self) -> str:
+        return f"{self.job}:results"
+
+    @property
+    def blobs(self) -> str:
+        return f"{self.job}:blobs"
+
+    @property
+    def chunks(self) -> str:
+        return f"{self.job}:chunks"
+
+    @property
+    def attempts(self) -> str:
+        return f"{self.job}:attempts"
+
+    @property
+    def ended_channel(self) -> str:
+        """Pub/sub channel on which a job's end is announced."""
+        return f"{self.job}:ended"
+
+    @property
+    def all(self) -> list[str]:
+        return [self.job, self.paths, self.results, self.blobs, self.chunks, ACTIVE_JOBS_KEY, self.attempts]
+
+
+@dataclass(frozen=True)
+class HashField:
+    """One field of the job hash: how its text is read back, and its value in a new job."""
+
+    name: str
+    parse: Callable[[str], object]
+    initial: object
+    public: bool = True  # a field of the Job record; the others are the store's bookkeeping
+
+
+def _flag(text: str) -> bool:
+    return text == "1"
+
+
+class JobHash:
+    """The fields of the job hash and the conversions between it and ``Job``."""
+
+    def __init__(self, fields: tuple[HashField, ...]) -> None:
+        self.fields = {field.name: field for field in fields}
+
+    @property
+    def public_names(self) -> list[str]:
+        return [name for name, field in self.fields.items() if field.public]
+
+    def new(self, **values: object) -> dict[str, object]:
+        """The mapping to HSET for a new job: initial values, overridden by ``values``."""
+        unknown = set(values) - set(self.fields)
+        if unknown:
+            raise KeyError(f"not fields of the job hash: {sorted(unknown)}")
+        return {name: _stored(values.get(name, field.initial)) for name, field in self.fields.items()}
+
+    def to_job(self, raw: Mapping[bytes | str, bytes | str]) -> Job:
+        """A Job from HGETALL's answer; absent fields take their initial values."""
+        text = {_text(key): _text(value) for key, value in raw.items()}
+        values = {}
+        for name in self.public_names:
+            field = self.fields[name]
+            values[name] = field.parse(text[name]) if name in text else field.initial
+        return Job(**values)
+
+    def lua(self, script: str) -> str:
+        """``script`` with each ``$field`` replaced by the field's quoted name."""
+        return Template(script).substitute({name: f"'{name}'" for name in self.fields})
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _stored(value: object) -> object:
+    if isinstance(value, JobState | JobMode):
+        return value.value
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+JOB_HASH = JobHash(
+    (
+        HashField("id", str, ""),
+        HashField("state", JobState, JobState.UPLOADING),
+        HashField("mode", JobMode, JobMode.UPLOAD),
+        HashField("total", int, 0),
+        HashField("succeeded", int, 0),
+        HashField("failed", int, 0),
+        HashField("top_k", int, 5),
+        HashField("name", str, ""),
+        HashField("root", str, ""),
+        HashField("created_at", float, 0.0),
+        HashField("updated_at", float, 0.0),
+        HashField("finished_at", float, 0.0),
+        HashField("error", str, ""),
+        HashField("retries", int, 0),
+        # Bookkeeping of the store and its scripts.
+        HashField("chunk_size", int, 1, public=False),
+        HashField("dispatched", int, 0, public=False),
+        HashField("upload_done", _flag, False, public=False),
+    )
+)
+
+
+def job_field_names() -> list[str]:
+    """The Job dataclass's fields, which the public hash fields must equal (a test checks)."""
+    return [field.name for field in dataclasses.fields(Job)]

@@ -1,0 +1,100 @@
+"""Lua scripts: each one is a single atomic step of a job's life in Redis.
+
+KEYS are always ``JobKeys.all``, in order: job hash, paths list, results hash, blobs
+hash, chunks-done set, active-jobs set, attempts hash. Field names of the job hash are
+written ``$name`` and filled in from ``JOB_HASH``, so the scripts and the store cannot
+disagree about them.
+"""
+
+from jobstore.schema import JOB_HASH
+
+# A job is complete when its upload is done and every image has a result.
+_COMPLETE_IF_DONE = """
+local function complete_if_done(now, ttl)
+  local j = redis.call('HMGET', KEYS[1], $state, $upload_done, $total, $succeeded, $failed)
+  if j[1] ~= 'running' or j[2] ~= '1' then return end
+  if tonumber(j[4]) + tonumber(j[5]) < tonumber(j[3]) then return end
+  redis.call('HSET', KEYS[1], $state, 'completed', $finished_at, now, $updated_at, now)
+  redis.call('PUBLISH', KEYS[1] .. ':ended', 'completed')
+  redis.call('DEL', KEYS[4], KEYS[5], KEYS[7])
+  redis.call('SREM', KEYS[6], redis.call('HGET', KEYS[1], $id))
+  for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl) end
+end
+"""
+
+# ARGV: index, payload, ok ('1'|'0'), now, ttl_s. Returns 1 if recorded, 0 if already there.
+RECORD_RESULT = JOB_HASH.lua(
+    _COMPLETE_IF_DONE
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local state = redis.call('HGET', KEYS[1], $state)
+if state ~= 'running' and state ~= 'uploading' then return 0 end
+if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[3] == '1' and $succeeded or $failed, 1)
+redis.call('HSET', KEYS[1], $updated_at, ARGV[4])
+redis.call('HDEL', KEYS[4], ARGV[1])
+complete_if_done(ARGV[4], ARGV[5])
+return 1
+"""
+)
+
+# ARGV: now, ttl_s. Marks the upload finished; an empty job completes at once.
+FINISH_UPLOAD = JOB_HASH.lua(
+    _COMPLETE_IF_DONE
+    + """
+if redis.call('HGET', KEYS[1], $state) ~= 'uploading' then return 0 end
+redis.call('HSET', KEYS[1], $state, 'running', $upload_done, '1', $updated_at, ARGV[1])
+complete_if_done(ARGV[1], ARGV[2])
+return 1
+"""
+)
+
+# ARGV: max chunks queued per job. Claims the next chunks to enqueue, returns their numbers.
+DISPATCH_CHUNKS = JOB_HASH.lua("""
+local j = redis.call('HMGET', KEYS[1], $state, $upload_done, $total, $dispatched, $chunk_size)
+if j[1] ~= 'running' and j[1] ~= 'uploading' then return {} end
+local total, dispatched, size = tonumber(j[3]), tonumber(j[4]), tonumber(j[5])
+local in_flight = dispatched - redis.call('SCARD', KEYS[5])
+local out = {}
+while in_flight < tonumber(ARGV[1]) do
+  local first = dispatched * size
+  if first >= total then break end
+  if first + size > total and j[2] ~= '1' then break end
+  table.insert(out, dispatched)
+  dispatched = dispatched + 1
+  in_flight = in_flight + 1
+end
+redis.call('HSET', KEYS[1], $dispatched, dispatched)
+return out
+""")
+
+# ARGV: new state ('cancelled'|'failed'), error, now, ttl_s. Ends a job that is not over.
+END_JOB = JOB_HASH.lua("""
+local state = redis.call('HGET', KEYS[1], $state)
+if not state then return -1 end
+if state == 'completed' or state == 'cancelled' or state == 'failed' then return 0 end
+redis.call('HSET', KEYS[1], $state, ARGV[1], $error, ARGV[2], $finished_at, ARGV[3], $updated_at, ARGV[3])
+redis.call('PUBLISH', KEYS[1] .. ':ended', ARGV[1])
+redis.call('DEL', KEYS[4], KEYS[5], KEYS[7])
+redis.call('SREM', KEYS[6], redis.call('HGET', KEYS[1], $id))
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end
+return 1
+""")
+
+# ARGV: chunk number. Counts a chunk as done while the job runs (a finished job keeps no set).
+COMPLETE_CHUNK = JOB_HASH.lua("""
+local state = redis.call('HGET', KEYS[1], $state)
+if state ~= 'running' and state ~= 'uploading' then return 0 end
+return redis.call('SADD', KEYS[5], ARGV[1])
+""")
+
+# ARGV: field, increment, '1' if a count above 1 is a retry of the job. Counts starts in the
+# attempts hash while the job runs (a finished job's hash is gone and must not come back
+# without a TTL). Returns the new count, or -1.
+COUNT_ATTEMPT = JOB_HASH.lua("""
+local state = redis.call('HGET', KEYS[1], $state)
+if state ~= 'running' and state ~= 'uploading' then return -1 end
+local count = redis.call('HINCRBY', KEYS[7], ARGV[1], ARGV[2])
+if ARGV[3] == '1' and count > 1 then redis.call('HINCRBY', KEYS[1], $retries, 1) end
+return count
+""")

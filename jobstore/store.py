@@ -1,0 +1,196 @@
+"""JobStore: the only code that knows how jobs are laid out in Redis."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Self
+
+import redis
+
+from jobs import ImageOutcome, Job, JobMode, JobState
+from jobstore import scripts
+from jobstore.errors import convert_redis_errors
+from jobstore.schema import ACTIVE_JOBS_KEY, JOB_HASH, KEY_PREFIX, JobKeys
+from settings import DEFAULT_RESULT_TTL_S
+
+
+@convert_redis_errors
+class JobEndSignal:
+    """Wakes a waiter the moment a job ends (Redis pub/sub), instead of at its next poll."""
+
+    def __init__(self, client: redis.Redis, job_id: str) -> None:
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(JobKeys(job_id).ended_channel)
+
+    def wait(self, timeout_s: float) -> bool:
+        """Block up to timeout_s; true if the job ended meanwhile."""
+        return self._pubsub.get_message(timeout=timeout_s) is not None
+
+    def close(self) -> None:
+        self._pubsub.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+@convert_redis_errors
+class JobStore:
+    """Job records, file lists, results and upload blobs, with atomic state changes."""
+
+    def __init__(self, client: redis.Redis, result_ttl_s: int = DEFAULT_RESULT_TTL_S) -> None:
+        self._redis = client
+        self._ttl_s = result_ttl_s
+        self._record = client.register_script(scripts.RECORD_RESULT)
+        self._finish_upload = client.register_script(scripts.FINISH_UPLOAD)
+        self._dispatch = client.register_script(scripts.DISPATCH_CHUNKS)
+        self._end = client.register_script(scripts.END_JOB)
+        self._complete_chunk = client.register_script(scripts.COMPLETE_CHUNK)
+        self._count_attempt = client.register_script(scripts.COUNT_ATTEMPT)
+
+    @classmethod
+    def from_url(cls, url: str, result_ttl_s: int = DEFAULT_RESULT_TTL_S) -> JobStore:
+        return cls(redis.Redis.from_url(url), result_ttl_s)
+
+    def ping(self) -> bool:
+        return bool(self._redis.ping())
+
+    # --- creating and filling a job -------------------------------------------------
+
+    def create(self, *, mode: JobMode, top_k: int, chunk_size: int, name: str = "", root: str = "") -> Job:
+        job_id = uuid.uuid4().hex
+        now = time.time()
+        keys = JobKeys(job_id)
+        fields = JOB_HASH.new(
+            id=job_id,
+            mode=mode,
+            top_k=top_k,
+            name=name,
+            root=root,
+            chunk_size=chunk_size,
+            created_at=now,
+            updated_at=now,
+        )
+        with self._redis.pipeline() as pipe:
+            pipe.hset(keys.job, mapping=fields)
+            pipe.sadd(ACTIVE_JOBS_KEY, job_id)
+            pipe.execute()
+        return self.get(job_id)  # type: ignore[return-value]
+
+    def append_files(self, job_id: str, start: int, paths: Sequence[str], blobs: Sequence[bytes | None] = ()) -> None:
+        """Add files at indices start.. (the caller is the job's only writer while uploading)."""
+        if not paths:
+            return
+        keys = JobKeys(job_id)
+        with self._redis.pipeline() as pipe:
+            pipe.rpush(keys.paths, *paths)
+            blob_map = {str(start + i): b for i, b in enumerate(blobs) if b is not None}
+            if blob_map:
+                pipe.hset(keys.blobs, mapping=blob_map)
+            pipe.hset(keys.job, mapping={"total": start + len(paths), "updated_at": time.time()})
+            pipe.execute()
+
+    def finish_upload(self, job_id: str) -> None:
+        self._finish_upload(keys=JobKeys(job_id).all, args=[time.time(), self._ttl_s])
+
+    # --- reading ---------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        fields = self._redis.hgetall(JobKeys(job_id).job)
+        return JOB_HASH.to_job(fields) if fields else None
+
+    def end_signal(self, job_id: str) -> JobEndSignal:
+        """Subscribe before reading the job's state, so that no ending is missed."""
+        return JobEndSignal(self._redis, job_id)
+
+    def state(self, job_id: str) -> JobState | None:
+        raw = self._redis.hget(JobKeys(job_id).job, "state")
+        return JobState(raw.decode()) if raw else None
+
+    def active_jobs(self) -> int:
+        return int(self._redis.scard(ACTIVE_JOBS_KEY))
+
+    def pending_uploads(self, job_id: str) -> int:
+        """Uploaded images of the job that no worker has finished yet."""
+        return int(self._redis.hlen(JobKeys(job_id).blobs))
+
+    def chunk_size(self, job_id: str) -> int:
+        return int(self._redis.hget(JobKeys(job_id).job, "chunk_size") or 1)
+
+    def files(self, job_id: str, start: int, stop: int) -> list[str]:
+        """Relative paths of images start..stop-1."""
+        return [p.decode() for p in self._redis.lrange(JobKeys(job_id).paths, start, stop - 1)]
+
+    def result_count(self, job_id: str) -> int:
+        """How many images of the job have a stored outcome."""
+        return int(self._redis.hlen(JobKeys(job_id).results))
+
+    def blob(self, job_id: str, index: int) -> bytes | None:
+        return self._redis.hget(JobKeys(job_id).blobs, str(index))
+
+    def results(self, job_id: str, start: int, count: int) -> list[tuple[str, ImageOutcome | None]]:
+        """(path, outcome or None if unfinished) of images start..start+count-1 that exist."""
+        keys = JobKeys(job_id)
+        paths = self._redis.lrange(keys.paths, start, start + count - 1)
+        if not paths:
+            return []
+        raw = self._redis.hmget(keys.results, [str(start + i) for i in range(len(paths))])
+        return [(p.decode(), None if r is None else ImageOutcome.decode(r)) for p, r in zip(paths, raw)]
+
+    # --- progress --------------------------------------------------------------------
+
+    def dispatch(self, job_id: str, max_queued_chunks: int) -> list[int]:
+        """Claim the job's next chunks to enqueue, keeping at most max_queued_chunks in flight."""
+        return [int(c) for c in self._dispatch(keys=JobKeys(job_id).all, args=[max_queued_chunks])]
+
+    def record(self, job_id: str, index: int, outcome: ImageOutcome) -> bool:
+        """Store an image's outcome once; a repeat (redelivered chunk) is a no-op."""
+        recorded = self._record(
+            keys=JobKeys(job_id).all,
+            args=[index, outcome.encode(), "1" if outcome.ok else "0", time.time(), self._ttl_s],
+        )
+        return int(recorded) == 1
+
+    def complete_chunk(self, job_id: str, chunk: int) -> None:
+        self._complete_chunk(keys=JobKeys(job_id).all, args=[chunk])
+
+    # --- crash accounting: a chunk or image that keeps killing workers ---------------
+
+    def begin_attempt(self, job_id: str, chunk: int) -> int:
+        """Count one more start of this chunk; returns the count (1 on the first start)."""
+        return int(self._count_attempt(keys=JobKeys(job_id).all, args=[f"c:{chunk}", 1, "1"]))
+
+    def begin_image(self, job_id: str, index: int) -> int:
+        """Count one more careful start of this image; returns how often it started before."""
+        return max(0, int(self._count_attempt(keys=JobKeys(job_id).all, args=[f"i:{index}", 1, "0"])) - 1)
+
+    def end_image(self, job_id: str, index: int) -> None:
+        """The careful start of an image ended without the process dying."""
+        self._count_attempt(keys=JobKeys(job_id).all, args=[f"i:{index}", -1, "0"])
+
+    def done_chunks(self, job_id: str) -> set[int]:
+        return {int(c) for c in self._redis.smembers(JobKeys(job_id).chunks)}
+
+    def dispatched_chunks(self, job_id: str) -> int:
+        return int(self._redis.hget(JobKeys(job_id).job, "dispatched") or 0)
+
+    def active_job_ids(self) -> list[str]:
+        return [j.decode() for j in self._redis.smembers(ACTIVE_JOBS_KEY)]
+
+    def claim(self, name: str, ttl_s: float) -> bool:
+        """A short lease (SET NX EX): true for the one caller that gets it."""
+        return bool(self._redis.set(f"{KEY_PREFIX}:lease:{name}", "1", nx=True, ex=max(1, int(ttl_s))))
+
+    def cancel(self, job_id: str) -> bool:
+        return self._end_job(job_id, JobState.CANCELLED, "")
+
+    def fail(self, job_id: str, error: str) -> bool:
+        return self._end_job(job_id, JobState.FAILED, error)
+
+    def _end_job(self, job_id: str, state: JobState, error: str) -> bool:
+        ended = self._end(keys=JobKeys(job_id).all, args=[state.value, error, time.time(), self._ttl_s])
+        return int(ended) == 1

@@ -1,0 +1,29 @@
+"""What an exported model says about itself, and the names every Podium model shares.
+
+Pure data, read by every layer: the export writes it, the model repository stores it,
+the Triton client reads it back from the served config, and the gateway shows it.
+"""
+
+from modelmeta.metadata import (
+    DEFAULT_MODEL_NAME,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INPUT_NAME,
+    METADATA_FILENAME,
+    METADATA_PARAMETER,
+    OUTPUT_NAME,
+    ModelMetadata,
+    Preprocessing,
+)
+
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "INPUT_NAME",
+    "METADATA_FILENAME",
+    "METADATA_PARAMETER",
+    "OUTPUT_NAME",
+    "ModelMetadata",
+    "Preprocessing",
+]

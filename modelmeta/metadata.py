@@ -1,0 +1,65 @@
+"""What an exported model says about itself: classes, preprocessing, provenance.
+
+The export writes this as ``podium.json`` in the model version folder and, as the same
+JSON, into the ``podium_metadata`` parameter of the model's config.pbtxt, so that every
+Triton client (worker, gateway) reads it from Triton without access to the files.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, Field
+
+from imaging import PreprocessSpec
+
+# The name models are exported and served under unless told otherwise.
+DEFAULT_MODEL_NAME = "resnet50_sports"
+METADATA_PARAMETER = "podium_metadata"
+METADATA_FILENAME = "podium.json"
+INPUT_NAME = "images"
+OUTPUT_NAME = "probabilities"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Preprocessing(BaseModel):
+    """The transform a client applies before sending uint8 NHWC pixels."""
+
+    resize: int = 256
+    crop: int = 224
+    interpolation: str = "bilinear"
+    layout: str = "NHWC"
+    dtype: str = "uint8"
+    # Applied inside the model graph, recorded for reference.
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def spec(self) -> PreprocessSpec:
+        return PreprocessSpec(resize=self.resize, crop=self.crop)
+
+
+class ModelMetadata(BaseModel):
+    """Metadata of one exported model version."""
+
+    format_version: int = 1
+    model_name: str
+    target: str
+    classes: list[str]
+    # Numeric precision of the served model: "fp32", "int8" (cpu-int8) or "fp16" (TensorRT).
+    precision: str = "fp32"
+    preprocessing: Preprocessing = Field(default_factory=Preprocessing)
+    input_name: str = INPUT_NAME
+    output_name: str = OUTPUT_NAME
+    checkpoint_sha256: str | None = None
+    untrained: bool = False
+    head: str = ""
+    exported_at: str = ""
+    exporter: dict[str, str] = Field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelMetadata:
+        return cls.model_validate(json.loads(text))

@@ -1,0 +1,48 @@
+"""The Triton model repository: its layout, versions, config.pbtxt, writes, sessions and checks.
+
+Everything that reads or writes a model repository (export, build-engine, ``podium
+models``, bench, demo, the local cluster) goes through this package, so the layout is
+known in one place (``modelrepo.layout``). The package imports neither torch nor Redis:
+the engine-builder image, which has no PyTorch, uses it too.
+"""
+
+from modelrepo.config import build_model_config, parse_model_config, read_model_config, render_model_config
+from modelrepo.errors import ModelRepositoryError
+from modelrepo.fidelity import Agreement, FidelityError, compare, require_agreement, run_batched
+from modelrepo.layout import installed_versions, model_dirs, newest_version, pending_versions, version_dir
+from modelrepo.listing import VersionSummary, list_models
+from modelrepo.onnx_session import Runner, onnx_runner, onnx_session
+from modelrepo.recipe import BuildRecipe, EngineSettings
+from modelrepo.targets import TARGETS, Target, resolve_target
+from modelrepo.writer import WrittenModel, promote_pending_version, write_model_version
+
+__all__ = [
+    "TARGETS",
+    "Agreement",
+    "BuildRecipe",
+    "EngineSettings",
+    "FidelityError",
+    "ModelRepositoryError",
+    "Runner",
+    "Target",
+    "VersionSummary",
+    "WrittenModel",
+    "build_model_config",
+    "compare",
+    "installed_versions",
+    "list_models",
+    "model_dirs",
+    "newest_version",
+    "onnx_runner",
+    "onnx_session",
+    "parse_model_config",
+    "pending_versions",
+    "promote_pending_version",
+    "read_model_config",
+    "render_model_config",
+    "require_agreement",
+    "resolve_target",
+    "run_batched",
+    "version_dir",
+    "write_model_version",
+]

@@ -1,0 +1,112 @@
+"""How closely a served model follows its reference, and the gate that refuses a poor one.
+
+Pure functions over probability arrays, so that the same figures and the same gate apply
+to every target (ONNX FP32, INT8, TensorRT FP16) and can be tested with made-up outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from errors import FailedPrecondition, InvalidArgument
+from modelmeta import Preprocessing
+from modelrepo.onnx_session import Runner
+
+DEFAULT_BATCH_SIZE = 8
+_SHOWN_IMAGES = 5
+
+
+class FidelityError(FailedPrecondition):
+    """A model does not agree closely enough with its reference to be installed."""
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Figures of one candidate against one reference on the same images."""
+
+    images: int
+    top1_agreement: float
+    max_abs_diff: float
+    mean_abs_diff: float
+    disagreeing: tuple[str, ...]
+
+    def as_report(self) -> dict:
+        return asdict(self) | {"disagreeing": list(self.disagreeing)}
+
+    @classmethod
+    def from_report(cls, report: dict) -> Agreement:
+        """Back from as_report's dict (e.g. a cached engine's check)."""
+        return cls(
+            images=int(report["images"]),
+            top1_agreement=float(report["top1_agreement"]),
+            max_abs_diff=float(report["max_abs_diff"]),
+            mean_abs_diff=float(report["mean_abs_diff"]),
+            disagreeing=tuple(report["disagreeing"]),
+        )
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray, names: Sequence[str]) -> Agreement:
+    """Top-1 agreement and |Δprobability| of ``candidate`` against ``reference`` (same rows)."""
+    if reference.shape != candidate.shape or len(names) != len(reference):
+        raise InvalidArgument(
+            f"cannot compare outputs of shapes {reference.shape} and {candidate.shape} on {len(names)} images; "
+            "the model's output does not match its reference"
+        )
+    if not len(names):
+        raise InvalidArgument("no images to compare on; pass a folder with decodable photographs")
+    diff = np.abs(candidate.astype(np.float64) - reference.astype(np.float64))
+    agree = candidate.argmax(axis=1) == reference.argmax(axis=1)
+    return Agreement(
+        images=len(names),
+        top1_agreement=float(agree.mean()),
+        max_abs_diff=float(diff.max()),
+        mean_abs_diff=float(diff.mean()),
+        disagreeing=tuple(names[i] for i in np.flatnonzero(~agree)),
+    )
+
+
+def require_agreement(agreement: Agreement, minimum: float, *, what: str, override: str) -> None:
+    """FidelityError unless top-1 agreement reaches ``minimum``; ``override`` says how to force it."""
+    if agreement.top1_agreement >= minimum:
+        return
+    shown = ", ".join(agreement.disagreeing[:_SHOWN_IMAGES]) + (
+        ", ..." if len(agreement.disagreeing) > _SHOWN_IMAGES else ""
+    )
+    raise FidelityError(
+        f"{what} agrees in top-1 on {agreement.top1_agreement:.1%} of {agreement.images} images, below the "
+        f"required {minimum:.1%} (differs on {shown}; max |Δp| {agreement.max_abs_diff:.3g}); not installed. "
+        f"Check the calibration or build, or {override}"
+    )
+
+
+def run_batched(runner: Runner, pixels: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+    """``runner`` over ``pixels`` in batches of at most ``batch_size``, outputs concatenated."""
+    return np.concatenate([runner(pixels[i : i + batch_size]) for i in range(0, len(pixels), batch_size)])
+
+
+def fidelity_report(
+    *,
+    target: str,
+    model: str,
+    reference: str,
+    names: Sequence[str],
+    agreement: Agreement,
+    preprocessing: Preprocessing,
+    **extra: object,
+) -> dict:
+    """The fidelity.json written beside a model version: which images, what agreed, how."""
+    return {
+        "target": target,
+        "model": model,
+        "reference": reference,
+        "images": list(names),
+        "top1_agreement": agreement.top1_agreement,
+        "max_abs_diff": agreement.max_abs_diff,
+        "mean_abs_diff": agreement.mean_abs_diff,
+        "disagreeing": list(agreement.disagreeing),
+        "preprocessing": preprocessing.model_dump(mode="json"),
+        **extra,
+    }

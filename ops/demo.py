@@ -1,0 +1,78 @@
+"""`podium demo`: export a model, start a local Podium, classify real photographs, stop."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from bench.models import exported_model
+from bench.raw import RawOnnxRuntime
+from cluster import ClusterSettings, LocalCluster
+from modelmeta import DEFAULT_MODEL_NAME
+from podium.cli.progress import follow_job, print_summary
+from podium.client import PodiumClient
+from podium.output import result_record, write_results
+from proto import podium_pb2 as pb
+from samples import write_photo_folder
+
+DEMO_PHOTOS = 48
+RAW_BATCH = 8
+RAW_SECONDS = 5.0
+
+
+def run_demo(directory: Path, checkpoint: Path | None, workers: int, console: Console) -> dict:
+    directory.mkdir(parents=True, exist_ok=True)
+    repo = directory / "model_repository"
+    photos = directory / "photos"
+    with console.status("exporting the model to ONNX and a Triton model repository") as status:
+        served = exported_model(repo, DEFAULT_MODEL_NAME, checkpoint, "cpu", lambda message: status.update(message))
+    console.print(f"model: {served.onnx_path.parent} ({'untrained' if checkpoint is None else checkpoint})")
+    if checkpoint is None:
+        console.print(
+            "[bold yellow]note:[/] no CHECKPOINT given, so the model is UNTRAINED and its labels are meaningless; "
+            "run `make demo CHECKPOINT=path/to/resnet50.pt` with a trained one"
+        )
+    if not photos.exists():
+        written = write_photo_folder(photos, count=DEMO_PHOTOS)
+        console.print(f"photos: wrote {len(written)} photographs to {photos}")
+    settings = ClusterSettings(
+        model_repository=repo, model_name=DEFAULT_MODEL_NAME, workers=workers, gateway_port=0, run_dir=directory / "run"
+    )
+    output = directory / "results.jsonl"
+    with console.status("starting Redis, Triton, Celery workers and the gateway"):
+        cluster = LocalCluster(settings)
+        cluster.start()
+    try:
+        console.print(f"cluster: gateway at {cluster.gateway_address}, logs in {cluster.run_dir}")
+        with PodiumClient(cluster.gateway_address) as client:
+            started = time.monotonic()
+            job = client.submit_folder(photos, top_k=3, name="demo")
+            job = follow_job(client, job, console)
+            elapsed = time.monotonic() - started
+            records = list(write_results(output, (result_record(r) for r in client.results(job.id))))
+        print_summary(Console(), job, records, elapsed, output, show=-1)
+    finally:
+        with console.status("stopping the cluster"):
+            cluster.stop()
+    with console.status("measuring raw onnxruntime on the same model, for comparison"):
+        raw = RawOnnxRuntime(served).measure(RAW_BATCH, RAW_SECONDS).images_per_s
+    rate = len(records) / max(elapsed, 1e-6)
+    console.print(
+        f"side by side: end to end {rate:.1f} images/s; raw onnxruntime on the same ONNX model "
+        f"{raw:.1f} images/s (batch {RAW_BATCH}, no decoding) = {rate / raw:.2f}x"
+    )
+    summary = {
+        "job_state": pb.JobState.Name(job.state),
+        "images": len(records),
+        "succeeded": job.succeeded,
+        "failed": job.failed,
+        "seconds": round(elapsed, 2),
+        "images_per_s": round(rate, 2),
+        "raw_onnxruntime_images_per_s": round(raw, 2),
+        "results": str(output),
+    }
+    (directory / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

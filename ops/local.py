@@ -1,0 +1,92 @@
+"""Commands that run Podium on this machine: up, demo."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from podium.cli.failures import reported
+from podium.cli.options import console, out
+from settings import read_settings
+
+DEFAULT_RUN_DIR = Path(".podium/up")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(reported(up))
+    app.command()(reported(demo))
+
+
+def up(
+    model_repository: Annotated[
+        Path | None,
+        typer.Option(help="Triton model repository (default: $PODIUM_UP_MODEL_REPOSITORY or model_repository)"),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Celery worker processes (default: 2)")] = None,
+    gateway_port: Annotated[int | None, typer.Option(help="Gateway gRPC port, 0: a free one (default: 50051)")] = None,
+    model_name: Annotated[
+        str | None, typer.Option(help="The model's name in Triton (default: $PODIUM_MODEL_NAME or resnet50_sports)")
+    ] = None,
+    api_keys: Annotated[
+        str | None, typer.Option(help="Comma-separated API keys the gateway accepts (default: $PODIUM_API_KEYS)")
+    ] = None,
+    data_roots: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated folders path-mode jobs may read (default: $PODIUM_DATA_ROOTS)"),
+    ] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Logs and Redis data (default: .podium/up)")] = None,
+) -> None:
+    """Start Redis, Triton, workers and the gateway here; stop them all on Ctrl-C or SIGTERM.
+
+    The gateway and workers read every PODIUM_* variable of this environment (see
+    docs/deploy.md), the cluster its PODIUM_UP_* ones; a flag given overrides its variable."""
+    from cluster import ClusterSettings, LocalCluster
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    given = {"model_repository": model_repository, "workers": workers, "gateway_port": gateway_port, "run_dir": run_dir}
+    service = {"model_name": model_name, "api_keys": api_keys, "data_roots": data_roots}
+    settings = read_settings(
+        ClusterSettings,
+        **{name: value for name, value in given.items() if value is not None},
+        service={name: value for name, value in service.items() if value is not None},
+    )
+    if settings.run_dir is None:
+        settings = settings.model_copy(update={"run_dir": DEFAULT_RUN_DIR})
+    cluster = LocalCluster(settings)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with console.status("starting Redis, Triton, workers and the gateway"):
+        cluster.start()
+    address = cluster.gateway_address
+    out.print(f"Podium is up: gateway at [bold]{address}[/]  (logs in {escape(str(cluster.run_dir))})")
+    if not cluster.gateway_settings.api_key_list():
+        out.print("  no API keys: any local client may call the gateway (set PODIUM_API_KEYS or --api-keys)")
+    out.print(f"  podium submit DIR --gateway {address} --wait --output results.jsonl", markup=False)
+    out.print("Press Ctrl-C to stop.", highlight=False)
+    try:
+        cluster.supervise(stop.is_set)
+    finally:
+        console.print("stopping…")
+        cluster.stop()
+        console.print("stopped")
+
+
+def demo(
+    dir: Annotated[Path, typer.Option("--dir", help="Where the model, photos, logs and results go")] = Path(
+        ".podium/demo"
+    ),
+    checkpoint: Annotated[Path | None, typer.Option(help="A trained checkpoint (default: untrained model)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Celery worker processes")] = 2,
+) -> None:
+    """The whole path on this machine: export, start everything, classify real photographs, stop."""
+    from ops.demo import run_demo
+
+    logging.basicConfig(level=logging.WARNING)
+    run_demo(dir, checkpoint, workers, console)

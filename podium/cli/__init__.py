@@ -1,0 +1,17 @@
+"""The client commands of ``podium``: they talk to a gateway and import nothing of the server side.
+
+``register`` adds them to a Typer app; ``ops.main`` builds the full ``podium`` command
+from them and the operator commands.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from podium.cli import jobs, model
+from podium.cli.failures import reported
+
+
+def register(app: typer.Typer) -> None:
+    for command in (jobs.submit, jobs.status, jobs.results, jobs.cancel, model.classes, model.classify):
+        app.command()(reported(command))

@@ -1,0 +1,34 @@
+"""The model commands: classes, classify."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from podium.cli.options import ApiKeyOpt, GatewayOpt, connected, console, out
+from podium.output import result_record
+
+
+def classes(gateway: GatewayOpt = None, api_key: ApiKeyOpt = None) -> None:
+    """List the served model's classes."""
+    with connected(gateway, api_key) as client:
+        response = client.classes()
+    for index, label in enumerate(response.classes):
+        out.print(f"{index:4d}  {label}", highlight=False, markup=False)
+    if response.untrained:
+        console.print("[bold yellow]warning:[/] the served model is UNTRAINED: its answers are meaningless")
+
+
+def classify(
+    files: Annotated[list[Path], typer.Argument(help="Image files (a few; submit a job for folders)")],
+    top_k: Annotated[int, typer.Option(min=0, help="Classes per image (0: the gateway's default)")] = 0,
+    gateway: GatewayOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Classify a few images synchronously and print JSON lines."""
+    with connected(gateway, api_key) as client:
+        for result in client.classify(files, top_k=top_k):
+            print(json.dumps(result_record(result), ensure_ascii=False))

@@ -1,0 +1,39 @@
+"""Options every client command shares, and the client a command talks through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from podium.client import PodiumClient
+from podium.settings import ClientSettings
+from settings import read_settings
+
+# Progress, messages and errors go to stderr; results (tables, JSON lines) to stdout.
+console = Console(stderr=True)
+out = Console()
+
+GatewayOpt = Annotated[
+    str | None, typer.Option("--gateway", help="Gateway host:port (default: $PODIUM_GATEWAY or 127.0.0.1:50051)")
+]
+ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key (default: $PODIUM_API_KEY)")]
+
+
+@contextmanager
+def connected(gateway: str | None, api_key: str | None) -> Iterator[PodiumClient]:
+    """A client of the gateway for one command, closed when the command ends."""
+    settings = read_settings(ClientSettings)
+    client = PodiumClient(
+        gateway or settings.gateway,
+        api_key if api_key is not None else settings.api_key,
+        tls=settings.tls,
+        tls_ca_file=settings.tls_ca_file,
+    )
+    try:
+        yield client
+    finally:
+        client.close()

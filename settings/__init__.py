@@ -1,0 +1,93 @@
+"""Settings every Podium service shares, read from ``PODIUM_*`` environment variables.
+
+Each service has one settings class (``GatewaySettings``, ``WorkerSettings``, ...) that
+derives from ``ServiceSettings`` here, is read once in its ``main()`` and passed down.
+``podium up`` builds every child's environment from those classes (``as_environment``),
+so a variable set for the services reaches them and no name is spelled twice.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Self, TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from errors import InvalidArgument
+from imaging import DEFAULT_MAX_PIXELS
+from modelmeta import DEFAULT_MODEL_NAME
+
+ENV_PREFIX = "PODIUM_"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_TRITON_URL = "127.0.0.1:8001"
+# Finished jobs (their records and results) are kept this long.
+DEFAULT_RESULT_TTL_S = 7 * 24 * 3600
+# A chunk whose worker died is delivered again after this long (Redis broker semantics).
+DEFAULT_VISIBILITY_TIMEOUT_S = 120
+DEFAULT_MAX_FILE_BYTES = 64 * 1024**2
+
+
+T = TypeVar("T", bound=BaseSettings)
+
+
+def read_settings(settings_class: type[T], **overrides: object) -> T:
+    """``settings_class`` read from the environment (``overrides`` on top); a bad value is an
+    InvalidArgument naming the variable, not a pydantic traceback."""
+    try:
+        return settings_class(**overrides)
+    except ValidationError as exc:
+        prefix = settings_class.model_config.get("env_prefix", "")
+        problems = "; ".join(
+            f"{prefix}{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}" for error in exc.errors()
+        )
+        raise InvalidArgument(f"invalid settings: {problems}", hint="fix the environment variable(s) named") from None
+
+
+def field_values(variables: dict[str, str]) -> dict[str, str]:
+    """``{"PODIUM_CHUNK_SIZE": "8"}`` -> ``{"chunk_size": "8"}``: variables as settings fields."""
+    return {name.removeprefix(ENV_PREFIX).lower(): value for name, value in variables.items()}
+
+
+def split_list(value: str) -> list[str]:
+    """A comma-separated setting as a list; empty items dropped."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+class ServiceSettings(BaseSettings):
+    """The fields both the gateway and the workers read; each service adds its own."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    redis_url: str = Field(DEFAULT_REDIS_URL, description="Redis for jobs and the Celery broker")
+    triton_url: str = Field(DEFAULT_TRITON_URL, description="Triton's gRPC address, host:port")
+    model_name: str = Field(DEFAULT_MODEL_NAME, description="The model's name in Triton")
+    data_roots: str = Field("", description="Comma-separated folders that path-mode jobs may read")
+    max_queued_chunks: int = Field(2, ge=1, description="Chunks a job keeps queued at once")
+    max_file_bytes: int = Field(DEFAULT_MAX_FILE_BYTES, ge=1, description="Larger image files fail")
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="Larger images fail (decompression bombs)")
+    triton_timeout_s: float = Field(30.0, gt=0, description="Time-out of one Triton request")
+    visibility_timeout_s: int = Field(DEFAULT_VISIBILITY_TIMEOUT_S, ge=10, description="Redelivery of lost chunks")
+    result_ttl_s: int = Field(DEFAULT_RESULT_TTL_S, ge=60, description="How long finished jobs are kept")
+    log_level: str = Field("INFO", description="Python logging level")
+
+    def data_root_list(self) -> list[str]:
+        return split_list(self.data_roots)
+
+    def as_environment(self) -> dict[str, str]:
+        """Every field as the ``PODIUM_*`` variable that sets it (what a child process reads)."""
+        values = self.model_dump(mode="json")
+        return {f"{ENV_PREFIX}{name.upper()}": _text(value) for name, value in values.items()}
+
+    def updated(self, **changes: object) -> Self:
+        """A validated copy with ``changes`` applied (``None`` values leave a field alone)."""
+        given = {name: value for name, value in changes.items() if value is not None}
+        return type(self).model_validate(self.model_dump() | given)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value)  # how pydantic-settings reads complex fields back
+    return str(value)

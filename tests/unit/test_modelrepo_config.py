@@ -1,0 +1,81 @@
+"""config.pbtxt: generated from Triton's protobuf and compared with a golden file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from errors import InvalidArgument
+from modelmeta import METADATA_PARAMETER, ModelMetadata
+from modelrepo.config import build_model_config, preferred_batch_sizes, render_model_config
+from modelrepo.targets import CPU_TARGET
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "cpu_config.pbtxt"
+# Set to rewrite the golden file after an intended change; review the diff before committing.
+UPDATE_ENV = "PODIUM_UPDATE_GOLDEN"
+
+
+def golden_metadata() -> ModelMetadata:
+    return ModelMetadata(
+        model_name="golden_model",
+        target="cpu",
+        classes=["air hockey", "archery", "bmx"],
+        checkpoint_sha256="0" * 64,
+        head="Linear(2048, 3)",
+        exported_at="2025-01-01T00:00:00+00:00",
+        exporter={"torch": "2.14.1", "onnx": "1.23.2", "opset": "17"},
+    )
+
+
+def test_cpu_config_matches_golden_file():
+    text = render_model_config(build_model_config(golden_metadata(), CPU_TARGET, max_batch_size=32))
+    if os.environ.get(UPDATE_ENV):
+        GOLDEN.write_text(text, encoding="utf-8")
+    assert text == GOLDEN.read_text(encoding="utf-8"), f"config changed; rerun with {UPDATE_ENV}=1 if intended"
+
+
+def test_golden_file_parses_into_the_model_config_triton_expects():
+    config = text_format.Parse(GOLDEN.read_text(encoding="utf-8"), model_config_pb2.ModelConfig())
+    assert config.name == "golden_model"
+    assert config.backend == "python"
+    assert config.max_batch_size == 32
+    (images,) = config.input
+    assert (images.name, images.data_type, list(images.dims)) == ("images", model_config_pb2.TYPE_UINT8, [224, 224, 3])
+    (probabilities,) = config.output
+    assert probabilities.name == "probabilities"
+    assert probabilities.data_type == model_config_pb2.TYPE_FP32
+    assert list(probabilities.dims) == [3]
+    assert probabilities.label_filename == "labels.txt"
+    assert list(config.dynamic_batching.preferred_batch_size) == [8, 16, 32]
+    assert config.dynamic_batching.max_queue_delay_microseconds == 2000
+    (group,) = config.instance_group
+    assert (group.kind, group.count) == (model_config_pb2.ModelInstanceGroup.KIND_CPU, 1)
+    assert config.parameters["onnx_intra_op_threads"].string_value == "0"
+    metadata = ModelMetadata.model_validate(json.loads(config.parameters[METADATA_PARAMETER].string_value))
+    assert metadata == golden_metadata()
+
+
+@pytest.mark.parametrize(("maximum", "preferred"), [(1, [1]), (4, [4]), (8, [8]), (20, [8, 16]), (64, [8, 16, 32])])
+def test_preferred_batch_sizes_are_capped(maximum: int, preferred: list[int]):
+    assert preferred_batch_sizes(maximum) == preferred
+    config = build_model_config(golden_metadata(), CPU_TARGET, max_batch_size=maximum)
+    assert config.max_batch_size == maximum
+    assert list(config.dynamic_batching.preferred_batch_size) == preferred
+
+
+def test_crop_size_and_class_count_come_from_metadata():
+    metadata = golden_metadata().model_copy(update={"classes": ["a", "b"]})
+    metadata.preprocessing.crop = 192
+    config = build_model_config(metadata, CPU_TARGET)
+    assert list(config.input[0].dims) == [192, 192, 3]
+    assert list(config.output[0].dims) == [2]
+
+
+def test_zero_batch_size_is_refused():
+    with pytest.raises(InvalidArgument, match="at least 1"):
+        build_model_config(golden_metadata(), CPU_TARGET, max_batch_size=0)

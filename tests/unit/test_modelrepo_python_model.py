@@ -1,0 +1,138 @@
+"""The Python-backend model.py, run outside Triton against a stand-in for pb_utils."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from google.protobuf import json_format
+from torch import nn
+
+from export.serving_model import ServingModel
+from export.torch2onnx import torch2onnx
+from modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadata
+from modelrepo import layout, targets
+from modelrepo.config import build_model_config
+
+SIZE = 16  # a tiny input keeps the ONNX model and the test fast
+CLASSES = ["a", "b", "c"]
+
+
+@dataclass
+class FakeTensor:
+    name: str
+    array: np.ndarray
+
+    def as_numpy(self) -> np.ndarray:
+        return self.array
+
+
+@dataclass
+class FakeRequest:
+    images: np.ndarray
+
+    def tensor(self, name: str) -> FakeTensor | None:
+        return FakeTensor(name, self.images) if name == INPUT_NAME else None
+
+
+@dataclass
+class FakeResponse:
+    output_tensors: list = field(default_factory=list)
+    error: object = None
+
+
+class FakeTritonError:
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def fake_pb_utils() -> types.ModuleType:
+    module = types.ModuleType("triton_python_backend_utils")
+    module.Tensor = FakeTensor
+    module.InferenceResponse = FakeResponse
+    module.TritonError = FakeTritonError
+    module.get_input_tensor_by_name = lambda request, name: request.tensor(name)
+    return module
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder with a tiny uint8-in/probabilities-out ONNX model as version 1."""
+    torch.manual_seed(0)
+    classifier = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, len(CLASSES)))
+    root = tmp_path_factory.mktemp("tiny_model")
+    (root / "1").mkdir()
+    torch2onnx(ServingModel(classifier), root / "1" / "model.onnx", input_size=SIZE)
+    return root
+
+
+@pytest.fixture
+def backend_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", fake_pb_utils())
+    spec = importlib.util.spec_from_file_location("podium_triton_model_under_test", targets.PYTHON_MODEL_SOURCE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def triton_args(model_dir: Path, threads: str = "0") -> dict[str, str]:
+    """What Triton passes to initialize(): the config as JSON, the model folder and version."""
+    metadata = ModelMetadata(model_name="tiny", target="cpu", classes=CLASSES)
+    config = build_model_config(metadata, targets.CPU_TARGET)
+    config.parameters[targets.ONNX_THREADS_PARAMETER].string_value = threads
+    as_json = json.dumps(json_format.MessageToDict(config, preserving_proto_field_name=True))
+    return {"model_config": as_json, "model_repository": str(model_dir), "model_version": "1"}
+
+
+def test_names_match_the_rest_of_podium(backend_module: types.ModuleType):
+    assert backend_module.INPUT_NAME == INPUT_NAME
+    assert backend_module.OUTPUT_NAME == OUTPUT_NAME
+    assert backend_module.THREADS_PARAMETER == targets.ONNX_THREADS_PARAMETER
+    assert backend_module.ONNX_FILENAME == layout.ONNX_FILENAME
+
+
+def test_threads_parameter_reaches_the_session(backend_module: types.ModuleType, model_dir: Path):
+    model = backend_module.TritonPythonModel()
+    model.initialize(triton_args(model_dir, threads="2"))
+    options = model.session.get_session_options()
+    assert options.intra_op_num_threads == 2
+    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert model.session.get_providers() == ["CPUExecutionProvider"]
+
+
+def test_requests_are_batched_and_split_back(backend_module: types.ModuleType, model_dir: Path):
+    model = backend_module.TritonPythonModel()
+    model.initialize(triton_args(model_dir))
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(0, 256, (n, SIZE, SIZE, 3), dtype=np.uint8) for n in (1, 3, 2)]
+    responses = model.execute([FakeRequest(b) for b in batches])
+    reference = ort.InferenceSession(str(model_dir / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert len(responses) == 3
+    for batch, response in zip(batches, responses, strict=True):
+        assert response.error is None
+        (tensor,) = response.output_tensors
+        assert tensor.name == OUTPUT_NAME
+        assert tensor.array.flags["C_CONTIGUOUS"]
+        expected = reference.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+        np.testing.assert_allclose(tensor.array, expected, atol=1e-6)
+
+
+def test_failure_answers_every_request_with_an_error(backend_module: types.ModuleType, model_dir: Path):
+    model = backend_module.TritonPythonModel()
+    model.initialize(triton_args(model_dir))
+    good = np.zeros((1, SIZE, SIZE, 3), np.uint8)
+    mismatched = np.zeros((1, SIZE + 1, SIZE, 3), np.uint8)
+    responses = model.execute([FakeRequest(good), FakeRequest(mismatched)])
+    assert len(responses) == 2
+    for response in responses:
+        assert response.output_tensors == []
+        assert "onnxruntime inference failed" in response.error.message
+    model.finalize()
