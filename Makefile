@@ -9,7 +9,7 @@ DEMO_DIR ?= .podium/demo
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup system-deps demo test unit integration bench proto lint clean
+.PHONY: setup system-deps demo test unit component integration deploy bench proto lint clean
 
 setup: system-deps $(STAMP)
 
@@ -33,7 +33,8 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(BIN)/podium demo --dir $(DEMO_DIR) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
 
-test: setup
+# Lint first (seconds), then every tier: unit, component, integration, deploy (docs/architecture.md).
+test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Throughput, latency and fairness side by side (~10-15 min on 2 cores); not part of `make test`.
@@ -41,11 +42,21 @@ test: setup
 bench: setup
 	$(BIN)/podium bench $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),) $(BENCH_ARGS)
 
+# No process at all: fakes stand in for Redis, Triton, Celery and TensorRT.
 unit: setup
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
+# One real part at a time: redis-server, the gateway in-process, real torch exports.
+component: setup
+	$(BIN)/python -m pytest tests/component $(PYTEST_ARGS)
+
+# The whole cluster with real processes (tritonserver, redis-server, Celery, gateway, CLI).
 integration: setup
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+# Static checks of docker-compose.yml, k8s/ and the Dockerfiles.
+deploy: setup
+	$(BIN)/python -m pytest tests/deploy $(PYTEST_ARGS)
 
 proto: setup
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. proto/podium.proto

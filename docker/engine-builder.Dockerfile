@@ -32,7 +32,7 @@ COPY engine/ engine/
 COPY cluster/ cluster/
 COPY bench/ bench/
 COPY ops/ ops/
-# cuda-python gives the engine check its device memory (export/cuda_runtime.py). It must
+# cuda-python gives the engine check its device memory (engine/cuda_runtime.py). It must
 # match this release's CUDA (25.06: CUDA 12.9): the cuda-bindings 13.x that constraints.txt
 # pins for the host's CUDA 13 PyTorch would need a newer driver than the release does, so
 # those pins are left out here.

@@ -8,22 +8,30 @@ that nothing above the edge sees a tritonclient, redis or onnxruntime exception.
 
 The tree::
 
-    PodiumError                      INTERNAL unless a subclass says otherwise
-    ├── InvalidArgument              the request or input is wrong; resending it will not help
-    │   ├── imaging.ImageDecodeError     one image is not a decodable image
-    │   └── worker.sources.SourceError   one image's bytes cannot be read
-    ├── NotFound                     no such job, model, version or folder
-    ├── FailedPrecondition           the system is not in a state to do this (yet)
-    │   ├── export.ExportError           an export or engine build cannot proceed
-    │   └── cluster.TritonNotInstalled   the embedded Triton is missing
-    ├── Unavailable                  try again later: a server is down or restarting
-    │   ├── inference.TritonUnavailable  Triton cannot answer now
-    │   └── cluster.ProcessFailed        a local service did not start
-    ├── ResourceExhausted            a limit was reached (jobs, bytes, streams, memory)
-    ├── Unauthenticated              no or an unknown API key
-    ├── PermissionDenied             the key may not do this
-    └── Internal                     a bug or an unexpected failure
-        └── inference.TritonError        Triton refused a request
+    PodiumError                           INTERNAL unless a subclass says otherwise
+    ├── InvalidArgument                   the request or input is wrong; resending it will not help
+    │   ├── imaging.ImageDecodeError          one image is not a decodable image
+    │   └── worker.sources.SourceError        one image's bytes cannot be read
+    ├── NotFound                          no such job, model, version or folder
+    ├── FailedPrecondition                the system is not in a state to do this (yet)
+    │   ├── export.ExportError                an export cannot proceed
+    │   ├── engine.EngineBuildError           a TensorRT engine cannot be built or installed
+    │   │   └── engine.NoGpu                      no CUDA GPU or TensorRT here
+    │   ├── modelrepo.ModelRepositoryError    a model repository is missing, unreadable or in the way
+    │   ├── modelrepo.FidelityError           a model disagrees with its reference: not installed
+    │   └── cluster.TritonNotInstalled        the embedded Triton is missing
+    ├── Unavailable                       try again later: a server is down or restarting
+    │   ├── inference.TritonUnavailable       Triton cannot answer now (also a TritonError)
+    │   ├── jobstore.StoreUnavailable         Redis cannot be reached or did not answer in time
+    │   └── cluster.ProcessFailed             a local service did not start
+    ├── ResourceExhausted                 a limit was reached (jobs, bytes, streams, memory)
+    │   └── jobstore.StoreFull                Redis is at its memory limit
+    ├── Unauthenticated                   no or an unknown API key
+    ├── PermissionDenied                  the key may not do this
+    └── Internal                          a bug or an unexpected failure
+        ├── inference.TritonError             Triton refused a request
+        ├── jobstore.StoreError               Redis refused a command
+        └── bench.JobFailed                   a benchmark job did not complete
 """
 
 from __future__ import annotations

@@ -32,11 +32,17 @@ def _unprocessed_reason(job: Job) -> str:
 
 
 class JobService:
-    def __init__(self, settings: GatewaySettings, store: JobStore, queue: ChunkQueue) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        store: JobStore,
+        queue: ChunkQueue,
+        classifier: TritonClassifier | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue
-        self._classifier: TritonClassifier | None = None
+        self._classifier = classifier  # created on first use, unless given (tests)
         self._classifier_lock = threading.Lock()
 
     # --- submitting ------------------------------------------------------------------
@@ -189,6 +195,6 @@ class JobService:
             raise InvalidArgument(f"top_k must be between 1 and 1000, not {top_k}")
         self.model_metadata()
         try:
-            return [classify_bytes(self.classifier(), data, top_k) for _, data in images]
+            return [classify_bytes(self.classifier(), data, top_k, self.settings.max_pixels) for _, data in images]
         except TritonUnavailable as exc:
             raise Unavailable(f"the inference server is not available: {exc}") from exc

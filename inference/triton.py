@@ -13,7 +13,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from errors import Internal, Status
+from errors import Internal, Status, Unavailable
 from jobs import Prediction
 from modelmeta import METADATA_PARAMETER, ModelMetadata
 
@@ -25,7 +25,7 @@ class TritonError(Internal):
     """Triton refused a request."""
 
 
-class TritonUnavailable(TritonError):
+class TritonUnavailable(TritonError, Unavailable):
     """Triton cannot answer now (down, starting, overloaded, timed out); try again later."""
 
     status = Status.UNAVAILABLE

@@ -83,7 +83,7 @@ def _process_image(rt: Runtime, job: Job, index: int, path: str) -> int:
     if state is None or state.terminal:
         return 0  # cancelled meanwhile
     try:
-        data = read_image_bytes(rt.store, job, index, path, rt.settings.max_file_bytes)
+        data = read_image_bytes(rt.store, job, index, path, rt.settings.max_file_bytes, rt.settings.data_root_list())
         outcome = _classify_waiting_for_triton(rt, data, job.top_k)
     except SourceError as exc:
         outcome = ImageOutcome(error=str(exc))

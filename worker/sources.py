@@ -1,8 +1,9 @@
 """Where a job's image bytes come from: the upload blob in Redis, or a file under a data root.
 
-Path mode opens files component by component below the job's folder with ``openat`` and
-``O_NOFOLLOW`` semantics, so a symlink, a ``..`` or a folder swapped for a symlink after
-the job was submitted can never lead the read outside the folder: there is no window
+Path mode opens files component by component from the worker's own data root (its
+``PODIUM_DATA_ROOTS``) down through the job's folder to the file, with ``openat`` and
+``O_NOFOLLOW``, so a symlink, a ``..``, or the job's folder or one below it swapped for a
+symlink after the job was submitted can never lead the read outside: there is no window
 between a check and the open.
 """
 
@@ -21,26 +22,29 @@ class SourceError(InvalidArgument):
     """The image's bytes cannot be read; the message is the per-image error."""
 
 
-def read_image_bytes(store: JobStore, job: Job, index: int, rel_path: str, max_bytes: int) -> bytes:
+def read_image_bytes(
+    store: JobStore, job: Job, index: int, rel_path: str, max_bytes: int, data_roots: list[str]
+) -> bytes:
     if job.mode is JobMode.UPLOAD:
         data = store.blob(job.id, index)
         if data is None:
             raise SourceError("uploaded bytes are gone (job cancelled or expired)")
         return data
-    return read_under_root(job.root, rel_path, max_bytes)
+    return read_under_root(data_roots, job.root, rel_path, max_bytes)
 
 
-def read_under_root(root: str, rel_path: str, max_bytes: int) -> bytes:
-    """Read root/rel_path, never following a symlink or leaving root."""
+def read_under_root(data_roots: list[str], job_root: str, rel_path: str, max_bytes: int) -> bytes:
+    """Read job_root/rel_path, never following a symlink or leaving the data root that holds job_root."""
     parts = rel_path.split("/")
-    if not rel_path or rel_path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    if not rel_path or rel_path.startswith("/") or _unsafe(parts):
         raise SourceError("path leads outside the data root; not read")
+    data_root, inside = _split_at_data_root(data_roots, job_root)
     try:
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(data_root, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
-        raise SourceError(f"the job's folder cannot be opened: {exc.strerror}") from None
+        raise SourceError(f"the data root {data_root} cannot be opened: {exc.strerror}") from None
     try:
-        for name in parts[:-1]:
+        for name in inside + parts[:-1]:
             fd = _open_at(fd, name, os.O_RDONLY | os.O_DIRECTORY)
         # O_NONBLOCK: a FIFO planted in the folder must not hang the worker.
         fd = _open_at(fd, parts[-1], os.O_RDONLY | os.O_NONBLOCK)
@@ -53,6 +57,24 @@ def read_under_root(root: str, rel_path: str, max_bytes: int) -> bytes:
             return handle.read(max_bytes + 1)
     finally:
         os.close(fd)
+
+
+def _unsafe(parts: list[str]) -> bool:
+    return any(part in ("", ".", "..") for part in parts)
+
+
+def _split_at_data_root(data_roots: list[str], job_root: str) -> tuple[str, list[str]]:
+    """(the data root that holds job_root, the folders from it down to job_root)."""
+    for root in data_roots:
+        real = os.path.realpath(root)
+        if job_root == real or job_root.startswith(real.rstrip("/") + "/"):
+            inside = [part for part in job_root[len(real) :].split("/") if part]
+            if not inside or not _unsafe(inside):
+                return real, inside
+    raise SourceError(
+        f"the job's folder {job_root} is outside this worker's data roots ({', '.join(data_roots) or 'none'}); "
+        "mount it at the same path as on the gateway and set PODIUM_DATA_ROOTS alike"
+    )
 
 
 def _open_at(dir_fd: int, name: str, flags: int) -> int:

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.integration
 
 JOB_IMAGES = 160
 JOB_TIMEOUT_S = 300
+TIE = 1e-4
 # Short on purpose, so that redelivery and reconciliation happen within a test.
 FAST_RECOVERY = {
     "visibility_timeout_s": 20,
@@ -125,11 +126,17 @@ def _read_job_waiting_for_redis(store: JobStore, job_id: str) -> Job:
 
 
 def assert_same_as(records: dict[str, dict], baseline: dict[str, dict]) -> None:
+    """Every image succeeded with the fault-free run's answer. Triton batches requests as they
+    arrive, and a batch of another size rounds differently in the last bits: the top-1 may
+    differ only where the fault-free run's two best classes were tied within TIE."""
     assert records.keys() == baseline.keys()
     for path, record in records.items():
         assert record["status"] == "ok", f"{path} failed because of the fault: {record['error']}"
-        assert record["top_k"][0]["index"] == baseline[path]["top_k"][0]["index"], path
-        assert abs(record["top_k"][0]["probability"] - baseline[path]["top_k"][0]["probability"]) < 1e-4
+        ours, theirs = record["top_k"], baseline[path]["top_k"]
+        if ours[0]["index"] != theirs[0]["index"]:
+            assert theirs[0]["probability"] - theirs[1]["probability"] < TIE, f"{path}: {ours[:2]} vs {theirs[:2]}"
+            assert ours[0]["index"] == theirs[1]["index"], path
+        assert abs(ours[0]["probability"] - theirs[0]["probability"]) < 1e-4, path
 
 
 def test_sigkill_a_worker_process_tree_mid_job(faulty_cluster, photos, baseline):

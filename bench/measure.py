@@ -1,0 +1,237 @@
+"""The phases of a bench run: each measures one kind of figure and adds it to the results."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+if TYPE_CHECKING:  # both pull in gRPC and Redis clients; the run imports them when it starts
+    from cluster import LocalCluster
+    from podium.client import PodiumClient
+
+from bench import baseline, end_to_end, triton_direct
+from bench import figures as f
+from bench.cpu_usage import component_cpu_seconds, per_image_ms
+from bench.datasets import BenchData
+from bench.figures import MILLISECONDS, SECONDS, THROUGHPUT, BenchResults
+from bench.models import ServedModel
+from bench.options import BenchOptions, Sizes
+from bench.raw import RawOnnxRuntime, RawRun, best_run
+from bench.triton_direct import TritonCell
+from jobs import walk_files
+
+# After a cancelled job, let its in-flight chunks drain before the next measurement.
+SETTLE_S = 2.0
+DECODE_SAMPLE_IMAGES = 200
+
+
+class Log:
+    """Timestamped progress lines of a run."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.started = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        self.console.print(f"[dim][{time.perf_counter() - self.started:5.0f} s][/] {message}", highlight=False)
+
+
+@dataclass
+class ServedCluster:
+    """One served model as the run uses it: its files, cluster, gateway client and raw session."""
+
+    served: ServedModel
+    cluster: LocalCluster
+    client: PodiumClient
+    raw: RawOnnxRuntime
+    raw_best: RawRun | None = None
+
+
+@dataclass
+class Run:
+    """Everything one run shares: its options, sizes, image folders, results and log."""
+
+    options: BenchOptions
+    sizes: Sizes
+    data: BenchData
+    results: BenchResults
+    log: Log
+
+
+def raw_sweep(run: Run, raw: RawOnnxRuntime, label: str) -> RawRun:
+    run.log(f"raw onnxruntime ({label}): batch sweep {list(run.sizes.raw_batches)}")
+    runs = raw.sweep(run.sizes.raw_batches, run.sizes.sweep_window_s)
+    run.results.raw_sweeps[label] = [{"batch": r.batch, "images_per_s": r.images_per_s} for r in runs]
+    best = best_run(runs)
+    shown = ", ".join(f"batch {r.batch} {r.images_per_s:.1f}" for r in runs)
+    run.log(f"raw onnxruntime ({label}): {shown} img/s; best batch {best.batch}")
+    return best
+
+
+def triton_sweep(run: Run, main: ServedCluster) -> TritonCell:
+    sizes = run.sizes
+    run.log("Triton direct: sweeping concurrency x client batch")
+    cells = triton_direct.sweep(
+        main.cluster.triton_url,
+        main.served.model_name,
+        sizes.triton_concurrency,
+        sizes.triton_batches,
+        sizes.warmup_s,
+        sizes.sweep_window_s,
+    )
+    run.results.triton_sweep = [asdict(cell) for cell in cells]
+    best = triton_direct.best_cell(cells)
+    run.log(f"Triton direct: best {best.images_per_s:.1f} img/s at {best.concurrency} in flight x batch {best.batch}")
+    return best
+
+
+def measure_round(
+    run: Run, main: ServedCluster, quantised: ServedCluster | None, best: TritonCell, encoded: list[bytes], port: int
+) -> dict[str, float]:
+    """Each throughput figure once, back to back."""
+    sizes, data = run.sizes, run.data
+    assert main.raw_best is not None
+    row = {
+        f.RAW: main.raw.measure(main.raw_best.batch, sizes.best_window_s).images_per_s,
+        f.RAW_WITH_DECODE: main.raw.measure_with_decode(
+            encoded[:DECODE_SAMPLE_IMAGES], main.raw_best.batch, sizes.best_window_s
+        ),
+    }
+    cell = triton_direct.measure(
+        main.cluster.triton_url,
+        main.served.model_name,
+        best.concurrency,
+        best.batch,
+        sizes.warmup_s,
+        sizes.best_window_s,
+    )
+    if cell.images_per_s is not None:
+        row[f.TRITON] = cell.images_per_s
+    before = component_cpu_seconds()
+    job = end_to_end.run_job(main.client, data.sports)
+    row[f.E2E_SPORTS] = job.images_per_s
+    run.results.cpu_per_image.append(per_image_ms(before, component_cpu_seconds(), job.images))
+    row[f.E2E_MIXED] = end_to_end.run_job(main.client, data.mixed).images_per_s
+    row[f.BASELINE] = baseline.classify_one_by_one(port, encoded)
+    if quantised and quantised.raw_best:
+        row[f.INT8_RAW] = quantised.raw.measure(quantised.raw_best.batch, sizes.best_window_s).images_per_s
+        row[f.INT8_E2E] = end_to_end.run_job(quantised.client, data.sports).images_per_s
+    return row
+
+
+def dataset_sizes(encoded: list[bytes]) -> dict:
+    return {"images": len(encoded), "mean_bytes": round(sum(map(len, encoded)) / max(len(encoded), 1))}
+
+
+def throughput_figures(run: Run, main: ServedCluster, quantised: ServedCluster | None, best: TritonCell) -> None:
+    results, data = run.results, run.data
+
+    def samples(key: str) -> list[float] | None:
+        return [row[key] for row in results.rounds if key in row] or None
+
+    sports, mixed = end_to_end.count_images(data.sports), end_to_end.count_images(data.mixed)
+    batch = main.raw_best.batch if main.raw_best else "?"
+    results.add(f.RAW, f"raw onnxruntime (batch {batch}, no decode)", THROUGHPUT, samples(f.RAW))
+    results.add(
+        f.RAW_WITH_DECODE,
+        f"raw onnxruntime + decode (batch {batch}, decoded in 1 thread)",
+        THROUGHPUT,
+        samples(f.RAW_WITH_DECODE),
+    )
+    results.add(
+        f.TRITON,
+        f"Triton direct ({best.concurrency} in flight x batch {best.batch})",
+        THROUGHPUT,
+        samples(f.TRITON),
+    )
+    results.add(f.E2E_SPORTS, f"end to end, {sports} 224x224 JPEGs", THROUGHPUT, samples(f.E2E_SPORTS))
+    results.add(f.E2E_MIXED, f"end to end, {mixed} mixed-size photos", THROUGHPUT, samples(f.E2E_MIXED))
+    results.add(f.BASELINE, f"one request per image, {sports} JPEGs", THROUGHPUT, samples(f.BASELINE))
+    for key, what in ((f.DECODE_224, "224x224 JPEG"), (f.DECODE_MIXED, "mixed-size photo")):
+        per_image = samples(key)
+        cores = f"= {statistics.median(per_image) * 1000:.1f} cores per 1,000 img/s" if per_image else ""
+        results.add(key, f"decode + preprocess, one {what} (1 thread)", MILLISECONDS, per_image, cores)
+    int8_note = "" if quantised else next((n for n in results.notes if n.startswith("INT8")), "")
+    int8_batch = quantised.raw_best.batch if quantised and quantised.raw_best else "-"
+    results.add(f.INT8_RAW, f"INT8 raw onnxruntime (batch {int8_batch})", THROUGHPUT, samples(f.INT8_RAW), int8_note)
+    results.add(f.INT8_E2E, f"INT8 end to end, {sports} 224x224 JPEGs", THROUGHPUT, samples(f.INT8_E2E), int8_note)
+
+
+def cli_once(run: Run, main: ServedCluster) -> None:
+    run.log("end to end: `podium submit --wait` once, through the CLI")
+    gateway = main.cluster.gateway_address
+    cli = end_to_end.run_cli_submit(gateway, run.data.sports, run.options.work_dir / "cli-results.jsonl")
+    run.results.add(
+        f.E2E_CLI,
+        f"`podium submit --wait`, {cli.images} JPEGs (once)",
+        THROUGHPUT,
+        [cli.images_per_s],
+        "includes the CLI's start-up",
+    )
+
+
+def latency(run: Run, main: ServedCluster) -> None:
+    """A 1-image and a small job per repeat, each repeat preceded by a few batch-1 inferences
+    in this process: 'one inference' of the latency target is measured under the same load."""
+    small = run.sizes.small_job_images
+    run.log(f"latency: a 1-image and a {small}-image job, {run.sizes.latency_repeats} times each, idle cluster")
+    singles, smalls, inferences = [], [], []
+    for _ in range(run.sizes.latency_repeats):
+        inferences.extend(main.raw.measure(1, 0.0).run_seconds)
+        singles.append(end_to_end.run_job(main.client, run.data.single))
+        smalls.append(end_to_end.run_job(main.client, run.data.small_job))
+    add = run.results.add
+    add(
+        f.INFERENCE_LATENCY,
+        "one inference (raw onnxruntime, batch 1)",
+        MILLISECONDS,
+        inferences,
+        "'one inference' of the latency target",
+    )
+    add(f.LATENCY_SINGLE, "1-image job, as the client sees it", MILLISECONDS, [r.seconds for r in singles])
+    add(
+        f.LATENCY_SINGLE_SERVER,
+        "1-image job, until the gateway's finished_at",
+        MILLISECONDS,
+        [r.server_seconds for r in singles],
+        "without the watch stream's polling",
+    )
+    add(f.LATENCY_SMALL, f"{small}-image job alone", SECONDS, [r.seconds for r in smalls])
+    add(
+        f.LATENCY_SMALL_SERVER,
+        f"{small}-image job alone, until finished_at",
+        SECONDS,
+        [r.server_seconds for r in smalls],
+    )
+
+
+def fairness(run: Run, main: ServedCluster) -> None:
+    data, sizes = run.data, run.sizes
+    big = end_to_end.count_images(data.big_job)
+    run.log(f"fairness: a {sizes.small_job_images}-image job {sizes.fairness_delay_s:.0f} s into a {big}-image job")
+    times = []
+    for _ in range(sizes.repeats):
+        outcome = end_to_end.run_fairness(main.client, data.big_job, data.small_job, sizes.fairness_delay_s)
+        times.append(outcome.small.seconds)
+        run.results.fairness_runs.append(asdict(outcome))
+        run.log(
+            f"  small job {outcome.small.seconds:.2f} s; big job "
+            f"{outcome.big_done_before}->{outcome.big_done_after} of {outcome.big_total} meanwhile"
+        )
+        time.sleep(SETTLE_S)
+    run.results.add(
+        f.FAIRNESS,
+        f"{sizes.small_job_images}-image job while a {big}-image job runs",
+        SECONDS,
+        times,
+        "big job in path mode, cancelled after",
+    )
+
+
+def files(folder: Path) -> list[Path]:
+    return [folder / rel for rel in walk_files(folder)]

@@ -1,0 +1,110 @@
+"""Fakes for the unit tier: they stand in for Celery, Triton and a gRPC context, in memory.
+
+The Redis side needs none: the real JobStore runs on fakeredis (its Lua scripts too).
+"""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import fakeredis
+import grpc
+import numpy as np
+from PIL import Image
+
+from inference import TritonUnavailable
+from jobstore import ChunkQueue, JobStore
+from modelmeta import ModelMetadata
+
+CLASSES = ["archery", "badminton", "curling"]
+
+
+def fake_store(ttl_s: int = 3600) -> JobStore:
+    return JobStore(fakeredis.FakeRedis(), result_ttl_s=ttl_s)
+
+
+class FakeQueue(ChunkQueue):
+    """The real ChunkQueue without Celery: chunks the store lets out are recorded, not sent."""
+
+    def __init__(self, store: JobStore, max_queued_chunks: int = 2) -> None:
+        super().__init__(store, celery=None, max_queued_chunks=max_queued_chunks)
+        self.sent: list[tuple[str, int]] = []
+
+    def send(self, job_id: str, chunk: int) -> None:
+        self.sent.append((job_id, chunk))
+
+
+@dataclass
+class FakeClassifier:
+    """TritonClassifier without Triton: the mean pixel decides the class, deterministically.
+
+    ``down`` makes every call raise TritonUnavailable, as a stopped Triton would."""
+
+    classes: list[str] = field(default_factory=lambda: list(CLASSES))
+    down: bool = False
+    batches: list[int] = field(default_factory=list)
+
+    def metadata(self) -> ModelMetadata:
+        self._check()
+        return ModelMetadata(model_name="fake", target="cpu", classes=self.classes)
+
+    def infer(self, pixels: np.ndarray) -> np.ndarray:
+        self._check()
+        self.batches.append(len(pixels))
+        return np.stack([self.probabilities(image) for image in pixels])
+
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        winner = int(image.mean()) * len(self.classes) // 256
+        scores = np.full(len(self.classes), 0.1, dtype=np.float32)
+        scores[winner] = 1.0
+        return scores / scores.sum()
+
+    def close(self) -> None:
+        pass
+
+    def _check(self) -> None:
+        if self.down:
+            raise TritonUnavailable("inference on model 'fake': connection refused")
+
+
+def png_bytes(grey: int, size: int = 64) -> bytes:
+    """A small grey PNG: FakeClassifier gives it class grey * len(CLASSES) // 256."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), (grey, grey, grey)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def pool(threads: int = 2) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix="fake-infer")
+
+
+class Aborted(Exception):
+    """What FakeContext.abort raises, as grpc's abort raises to end the handler."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code, self.details = code, details
+
+
+@dataclass
+class FakeContext:
+    """The part of grpc.ServicerContext that Podium's handlers and interceptors use."""
+
+    metadata: tuple = ()
+    active: bool = True
+    _code: grpc.StatusCode | None = None
+
+    def abort(self, code: grpc.StatusCode, details: str):
+        self._code = code
+        raise Aborted(code, details)
+
+    def code(self) -> grpc.StatusCode | None:
+        return self._code
+
+    def is_active(self) -> bool:
+        return self.active
+
+    def invocation_metadata(self) -> tuple:
+        return self.metadata

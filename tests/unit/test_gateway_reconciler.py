@@ -1,0 +1,62 @@
+"""The reconciler on fakes: stalled jobs get their unfinished chunks again; dead uploads fail."""
+
+from __future__ import annotations
+
+import time
+
+from gateway.reconciler import Reconciler
+from jobs import ImageOutcome, JobMode, JobState, Prediction
+from jobstore.schema import JobKeys
+from tests.support.fakes import FakeQueue, fake_store
+
+OK = ImageOutcome(predictions=(Prediction("archery", 0, 0.9),))
+
+
+def stalled(store, job_id: str, seconds: float) -> None:
+    """Make the job look idle for ``seconds`` (its last change that long ago)."""
+    store._redis.hset(JobKeys(job_id).job, "updated_at", time.time() - seconds)
+
+
+def running_job(store, files: int, chunk_size: int = 2) -> str:
+    job = store.create(mode=JobMode.UPLOAD, top_k=1, chunk_size=chunk_size)
+    store.append_files(job.id, 0, [f"{i}.jpg" for i in range(files)], [b"x"] * files)
+    store.finish_upload(job.id)
+    return job.id
+
+
+def test_a_stalled_job_gets_its_unfinished_chunks_again():
+    store = fake_store()
+    queue = FakeQueue(store, max_queued_chunks=2)
+    job_id = running_job(store, 6)
+    queue.pump(job_id)  # chunks 0 and 1 out
+    store.record(job_id, 0, OK)
+    store.record(job_id, 1, OK)
+    store.complete_chunk(job_id, 0)  # chunk 1's message was lost with its worker
+    queue.sent.clear()
+    reconciler = Reconciler(store, queue, stall_s=60, upload_stall_s=600)
+    assert reconciler.run_once() == 0  # not stalled yet
+    stalled(store, job_id, 120)
+    assert reconciler.run_once() == 1
+    assert queue.sent == [(job_id, 1), (job_id, 2)]  # chunk 1 again, then the next one
+    stalled(store, job_id, 120)
+    assert reconciler.run_once() == 0  # the lease keeps a second gateway (or round) from resending
+
+
+def test_an_upload_whose_gateway_died_fails():
+    store = fake_store()
+    job = store.create(mode=JobMode.UPLOAD, top_k=1, chunk_size=2)
+    reconciler = Reconciler(store, FakeQueue(store), stall_s=60, upload_stall_s=600)
+    stalled(store, job.id, 601)
+    reconciler.run_once()
+    ended = store.get(job.id)
+    assert ended.state is JobState.FAILED and "upload was interrupted" in ended.error
+
+
+def test_finished_jobs_are_not_touched():
+    store = fake_store()
+    queue = FakeQueue(store)
+    job_id = running_job(store, 1)
+    store.record(job_id, 0, OK)
+    assert store.get(job_id).state is JobState.COMPLETED
+    assert Reconciler(store, queue, stall_s=0, upload_stall_s=0).run_once() == 0
+    assert queue.sent == []
