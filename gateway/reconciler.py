@@ -44,7 +44,12 @@ class Reconciler:
             if idle_s < self.stall_s or not self._store.claim(f"reconcile:{job_id}", self.stall_s):
                 continue
             done = self._store.done_chunks(job_id)
-            missing = [c for c in range(self._store.dispatched_chunks(job_id)) if c not in done]
+            # A leased chunk is running (its worker renews the lease): only the others are lost.
+            missing = [
+                c
+                for c in range(self._store.dispatched_chunks(job_id))
+                if c not in done and not self._store.chunk_leased(job_id, c)
+            ]
             for chunk in missing:
                 self._queue.send(job_id, chunk)
             resent += len(missing)

@@ -43,6 +43,7 @@ class JobService:
         self.store = store
         self.queue = queue
         self._classifier = classifier  # created on first use, unless given (tests)
+        self._decoder = settings.decoder()  # Classify decodes within the same limits as workers
         self._classifier_lock = threading.Lock()
 
     # --- submitting ------------------------------------------------------------------
@@ -195,6 +196,6 @@ class JobService:
             raise InvalidArgument(f"top_k must be between 1 and 1000, not {top_k}")
         self.model_metadata()
         try:
-            return [classify_bytes(self.classifier(), data, top_k, self.settings.max_pixels) for _, data in images]
+            return [classify_bytes(self.classifier(), data, top_k, self._decoder) for _, data in images]
         except TritonUnavailable as exc:
             raise Unavailable(f"the inference server is not available: {exc}") from exc

@@ -2,10 +2,14 @@
 
 from imaging.decode import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_rgb
 from imaging.folders import ImageSet, decoded_images, folder_image_set, image_files
+from imaging.serving import DecodeBudget, DecodeMode, Decoder, model_input
 from imaging.transform import PreprocessSpec, center_crop, preprocess, resize_shorter
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "DecodeBudget",
+    "DecodeMode",
+    "Decoder",
     "ImageDecodeError",
     "ImageSet",
     "PreprocessSpec",
@@ -14,6 +18,7 @@ __all__ = [
     "decoded_images",
     "folder_image_set",
     "image_files",
+    "model_input",
     "preprocess",
     "resize_shorter",
 ]

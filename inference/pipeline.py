@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_rgb, preprocess
+from imaging import Decoder, ImageDecodeError
 from inference.triton import TritonClassifier, TritonError, TritonUnavailable, top_k
 from jobs import ImageOutcome
 
 
-def classify_bytes(
-    classifier: TritonClassifier, data: bytes, k: int, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> ImageOutcome:
+def classify_bytes(classifier: TritonClassifier, data: bytes, k: int, decoder: Decoder) -> ImageOutcome:
     """Classify one encoded image. Bad images give an error outcome; an unavailable
     Triton raises TritonUnavailable, because that is no fault of the image."""
     meta = classifier.metadata()
     try:
-        image = decode_rgb(data, max_pixels)
+        pixels = decoder.model_input(data, meta.preprocessing.spec())
     except ImageDecodeError as exc:
         return ImageOutcome(error=str(exc))
-    pixels = preprocess(image, meta.preprocessing.spec())
     try:
         probabilities = classifier.infer(pixels[None])[0]
     except TritonUnavailable:

@@ -53,9 +53,17 @@ class JobKeys:
         """Pub/sub channel on which a job's end is announced."""
         return f"{self.job}:ended"
 
+    def lease(self, chunk: int) -> str:
+        """The key a worker holds while it processes ``chunk`` (with a TTL, renewed)."""
+        return f"{self.job}:lease:{chunk}"
+
     @property
     def all(self) -> list[str]:
         return [self.job, self.paths, self.results, self.blobs, self.chunks, ACTIVE_JOBS_KEY, self.attempts]
+
+    def with_lease(self, chunk: int) -> list[str]:
+        """``all`` and the chunk's lease as KEYS[8], for the lease scripts."""
+        return [*self.all, self.lease(chunk)]
 
 
 @dataclass(frozen=True)

@@ -88,13 +88,44 @@ if state ~= 'running' and state ~= 'uploading' then return 0 end
 return redis.call('SADD', KEYS[5], ARGV[1])
 """)
 
-# ARGV: field, increment, '1' if a count above 1 is a retry of the job. Counts starts in the
-# attempts hash while the job runs (a finished job's hash is gone and must not come back
-# without a TTL). Returns the new count, or -1.
+# ARGV: field, increment. Counts starts of an image in the attempts hash while the job
+# runs (a finished job's hash is gone and must not come back without a TTL). Returns the
+# new count, or -1.
 COUNT_ATTEMPT = JOB_HASH.lua("""
 local state = redis.call('HGET', KEYS[1], $state)
 if state ~= 'running' and state ~= 'uploading' then return -1 end
-local count = redis.call('HINCRBY', KEYS[7], ARGV[1], ARGV[2])
-if ARGV[3] == '1' and count > 1 then redis.call('HINCRBY', KEYS[1], $retries, 1) end
-return count
+return redis.call('HINCRBY', KEYS[7], ARGV[1], ARGV[2])
+""")
+
+# KEYS[8]: the chunk's lease. ARGV: chunk, token, lease_s. Takes the chunk for one worker:
+# {'ended'} job over, {'done'} chunk finished, {'busy', ttl_ms} another live worker holds
+# it, {'ok', n} taken, n-1 = earlier starts that ended without releasing (their worker died).
+ACQUIRE_CHUNK = JOB_HASH.lua("""
+local state = redis.call('HGET', KEYS[1], $state)
+if state ~= 'running' and state ~= 'uploading' then return {'ended', 0} end
+if redis.call('SISMEMBER', KEYS[5], ARGV[1]) == 1 then return {'done', 0} end
+if not redis.call('SET', KEYS[8], ARGV[2], 'NX', 'EX', ARGV[3]) then
+  return {'busy', redis.call('PTTL', KEYS[8])}
+end
+local starts = redis.call('HINCRBY', KEYS[7], 'c:' .. ARGV[1], 1)
+if starts > 1 then redis.call('HINCRBY', KEYS[1], $retries, 1) end
+return {'ok', starts}
+""")
+
+# KEYS[8]: the lease. ARGV: token, lease_s. Extends the lease if this worker still holds it.
+RENEW_CHUNK = """
+if redis.call('GET', KEYS[8]) ~= ARGV[1] then return 0 end
+return redis.call('EXPIRE', KEYS[8], ARGV[2])
+"""
+
+# KEYS[8]: the lease. ARGV: chunk, token. The start ended without the process dying: it
+# is not counted as a crash, and the lease is free for the next start.
+RELEASE_CHUNK = JOB_HASH.lua("""
+if redis.call('GET', KEYS[8]) ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[8])
+local state = redis.call('HGET', KEYS[1], $state)
+if state == 'running' or state == 'uploading' then
+  redis.call('HINCRBY', KEYS[7], 'c:' .. ARGV[1], -1)
+end
+return 1
 """)

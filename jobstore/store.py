@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Self
 
 import redis
@@ -14,6 +15,20 @@ from jobstore import scripts
 from jobstore.errors import convert_redis_errors
 from jobstore.schema import ACTIVE_JOBS_KEY, JOB_HASH, KEY_PREFIX, JobKeys
 from settings import DEFAULT_RESULT_TTL_S
+
+
+@dataclass(frozen=True)
+class ChunkClaim:
+    """What acquire_chunk found: ``ok`` (taken; ``value`` = this start's number, 1 unless earlier
+    starts died), ``busy`` (another live worker holds it; ``value`` = ms until its lease
+    ends), ``done`` (finished already) or ``ended`` (the job is over)."""
+
+    outcome: str
+    value: int
+
+    @property
+    def taken(self) -> bool:
+        return self.outcome == "ok"
 
 
 @convert_redis_errors
@@ -51,6 +66,9 @@ class JobStore:
         self._end = client.register_script(scripts.END_JOB)
         self._complete_chunk = client.register_script(scripts.COMPLETE_CHUNK)
         self._count_attempt = client.register_script(scripts.COUNT_ATTEMPT)
+        self._acquire_chunk = client.register_script(scripts.ACQUIRE_CHUNK)
+        self._renew_chunk = client.register_script(scripts.RENEW_CHUNK)
+        self._release_chunk = client.register_script(scripts.RELEASE_CHUNK)
 
     @classmethod
     def from_url(cls, url: str, result_ttl_s: int = DEFAULT_RESULT_TTL_S) -> JobStore:
@@ -158,19 +176,32 @@ class JobStore:
     def complete_chunk(self, job_id: str, chunk: int) -> None:
         self._complete_chunk(keys=JobKeys(job_id).all, args=[chunk])
 
-    # --- crash accounting: a chunk or image that keeps killing workers ---------------
+    # --- chunk leases and crash accounting -------------------------------------------
 
-    def begin_attempt(self, job_id: str, chunk: int) -> int:
-        """Count one more start of this chunk; returns the count (1 on the first start)."""
-        return int(self._count_attempt(keys=JobKeys(job_id).all, args=[f"c:{chunk}", 1, "1"]))
+    def acquire_chunk(self, job_id: str, chunk: int, token: str, lease_s: float) -> ChunkClaim:
+        """Take the chunk for this worker (see ChunkClaim); a start counts until released."""
+        keys = JobKeys(job_id).with_lease(chunk)
+        outcome, value = self._acquire_chunk(keys=keys, args=[chunk, token, max(1, int(lease_s))])
+        return ChunkClaim(outcome.decode() if isinstance(outcome, bytes) else outcome, int(value))
+
+    def renew_chunk(self, job_id: str, chunk: int, token: str, lease_s: float) -> bool:
+        """Extend this worker's lease; false if it was lost (expired and taken, or job gone)."""
+        return bool(self._renew_chunk(keys=JobKeys(job_id).with_lease(chunk), args=[token, max(1, int(lease_s))]))
+
+    def release_chunk(self, job_id: str, chunk: int, token: str) -> None:
+        """The start ended in order (done, retried, or failed with an error): not a crash."""
+        self._release_chunk(keys=JobKeys(job_id).with_lease(chunk), args=[chunk, token])
+
+    def chunk_leased(self, job_id: str, chunk: int) -> bool:
+        return bool(self._redis.exists(JobKeys(job_id).lease(chunk)))
 
     def begin_image(self, job_id: str, index: int) -> int:
         """Count one more careful start of this image; returns how often it started before."""
-        return max(0, int(self._count_attempt(keys=JobKeys(job_id).all, args=[f"i:{index}", 1, "0"])) - 1)
+        return max(0, int(self._count_attempt(keys=JobKeys(job_id).all, args=[f"i:{index}", 1])) - 1)
 
     def end_image(self, job_id: str, index: int) -> None:
         """The careful start of an image ended without the process dying."""
-        self._count_attempt(keys=JobKeys(job_id).all, args=[f"i:{index}", -1, "0"])
+        self._count_attempt(keys=JobKeys(job_id).all, args=[f"i:{index}", -1])
 
     def done_chunks(self, job_id: str) -> set[int]:
         return {int(c) for c in self._redis.smembers(JobKeys(job_id).chunks)}

@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from errors import InvalidArgument
-from imaging import DEFAULT_MAX_PIXELS
+from imaging import DEFAULT_MAX_PIXELS, DecodeBudget, DecodeMode, Decoder
 from modelmeta import DEFAULT_MODEL_NAME
 
 ENV_PREFIX = "PODIUM_"
@@ -23,8 +23,10 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_TRITON_URL = "127.0.0.1:8001"
 # Finished jobs (their records and results) are kept this long.
 DEFAULT_RESULT_TTL_S = 7 * 24 * 3600
-# A chunk whose worker died is delivered again after this long (Redis broker semantics).
-DEFAULT_VISIBILITY_TIMEOUT_S = 120
+# A chunk whose worker vanished is delivered again after this long (Redis broker semantics);
+# longer than any chunk may run (WorkerSettings.task_time_limit_s), so that a running chunk
+# is not delivered twice. (A pool process that dies is noticed at once, without it.)
+DEFAULT_VISIBILITY_TIMEOUT_S = 3600
 DEFAULT_MAX_FILE_BYTES = 64 * 1024**2
 
 
@@ -66,6 +68,11 @@ class ServiceSettings(BaseSettings):
     max_queued_chunks: int = Field(2, ge=1, description="Chunks a job keeps queued at once")
     max_file_bytes: int = Field(DEFAULT_MAX_FILE_BYTES, ge=1, description="Larger image files fail")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="Larger images fail (decompression bombs)")
+    decode: DecodeMode = Field(
+        DecodeMode.FAST,
+        description="exact: every pixel, torchvision's answer to the bit; fast: large JPEGs at a reduced DCT scale",
+    )
+    decode_memory_mib: int = Field(512, ge=64, description="Memory one process's concurrent decodes may hold")
     triton_timeout_s: float = Field(30.0, gt=0, description="Time-out of one Triton request")
     visibility_timeout_s: int = Field(DEFAULT_VISIBILITY_TIMEOUT_S, ge=10, description="Redelivery of lost chunks")
     result_ttl_s: int = Field(DEFAULT_RESULT_TTL_S, ge=60, description="How long finished jobs are kept")
@@ -73,6 +80,10 @@ class ServiceSettings(BaseSettings):
 
     def data_root_list(self) -> list[str]:
         return split_list(self.data_roots)
+
+    def decoder(self) -> Decoder:
+        """This process's decoder: one memory budget for all its decoding threads."""
+        return Decoder(self.decode, self.max_pixels, DecodeBudget(self.decode_memory_mib * 1024**2))
 
     def as_environment(self) -> dict[str, str]:
         """Every field as the ``PODIUM_*`` variable that sets it (what a child process reads)."""

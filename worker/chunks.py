@@ -1,51 +1,78 @@
-"""Processing one chunk of a job: every image read, classified and recorded exactly once."""
+"""Processing one chunk of a job: every image read, classified and recorded exactly once.
+
+A chunk runs under a lease (``worker.lease``): a second copy of a running chunk backs off
+and is tried again when the lease would end. Starts are counted, and a start that ends in
+order (done, backed off, or stopped by an error) is uncounted when its lease is released,
+so the count says how often a worker *died* on the chunk. After a death the chunk is run
+one image at a time, each image's starts counted the same way, so that an image that
+kills its worker every time is failed alone instead of looping forever.
+
+An unavailable Triton fails no image: each waits, with backoff, until the outage (timed
+per process, from its first failure) passes ``triton_outage_limit_s``; then the images
+fail saying how long the inference server has been unavailable.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
+from dataclasses import dataclass
 
 from inference import TritonUnavailable, classify_bytes
 from jobs import ImageOutcome, Job
 from jobstore.errors import StoreFull, StoreUnavailable
+from worker.lease import LeaseKeeper, release_leftovers
 from worker.runtime import Runtime
 from worker.sources import SourceError, read_image_bytes
 
 log = logging.getLogger(__name__)
 
-# A chunk restarted more often than this fails its remaining images.
-MAX_CHUNK_ATTEMPTS = 6
+# After this many deaths of its worker, a chunk's remaining images fail.
+MAX_CHUNK_DEATHS = 5
 # An image during whose careful processing the worker died this often fails.
 MAX_IMAGE_CRASHES = 2
 _BACKOFF_START_S = 0.5
-_BACKOFF_MAX_S = 5.0
+_BACKOFF_MAX_S = 15.0
 
 
-def process_chunk(rt: Runtime, job_id: str, chunk: int) -> int:
-    """Classify the chunk's images that have no result yet; returns how many were recorded.
+@dataclass(frozen=True)
+class ChunkRun:
+    """What a run of process_chunk did: images recorded, or when to try again (chunk busy)."""
 
-    A first attempt keeps several images in flight. A chunk started again after its
-    worker died is processed one image at a time, each start counted, so that an image
-    that kills the worker every time is found and failed instead of looping forever."""
+    recorded: int = 0
+    retry_in_s: float | None = None
+
+
+def process_chunk(rt: Runtime, job_id: str, chunk: int) -> ChunkRun:
+    """Classify the chunk's images that have no result yet (see the module's docstring)."""
+    release_leftovers(rt.store, rt.unreleased)
     job = rt.store.get(job_id)
     if job is None or job.state.terminal:
-        return 0
-    attempt = rt.store.begin_attempt(job_id, chunk)
-    if attempt < 0:
-        return 0  # the job ended meanwhile
-    todo = _pending_images(rt, job, chunk)
-    if attempt > MAX_CHUNK_ATTEMPTS:
-        reason = f"the worker process died {attempt - 1} times while processing this image's chunk"
-        recorded = sum(rt.store.record(job_id, index, ImageOutcome(error=reason)) for index, _ in todo)
-    elif attempt == 1:
-        futures = [rt.pool.submit(_process_image, rt, job, index, path) for index, path in todo]
-        recorded = sum(future.result() for future in futures)  # re-raises TritonUnavailable
-    else:
-        log.warning("job %s chunk %d: attempt %d, processing image by image", job_id, chunk, attempt)
-        recorded = sum(_process_image_carefully(rt, job, index, path) for index, path in todo)
-    rt.store.complete_chunk(job_id, chunk)
+        return ChunkRun()
+    token = uuid.uuid4().hex
+    claim = rt.store.acquire_chunk(job_id, chunk, token, rt.settings.chunk_lease_s)
+    if claim.outcome == "busy":
+        return ChunkRun(retry_in_s=max(1.0, claim.value / 1000 + 1))
+    if not claim.taken:
+        return ChunkRun()  # done already, or the job ended
+    with LeaseKeeper(rt.store, job_id, chunk, token, rt.settings.chunk_lease_s, rt.unreleased):
+        recorded = _classify_chunk(rt, job, chunk, deaths=claim.value - 1)
+        rt.store.complete_chunk(job_id, chunk)
     rt.queue.pump(job_id)
-    return recorded
+    return ChunkRun(recorded)
+
+
+def _classify_chunk(rt: Runtime, job: Job, chunk: int, deaths: int) -> int:
+    todo = _pending_images(rt, job, chunk)
+    if deaths >= MAX_CHUNK_DEATHS:
+        reason = f"the worker process died {deaths} times while processing this image's chunk"
+        return sum(rt.store.record(job.id, index, ImageOutcome(error=reason)) for index, _ in todo)
+    if deaths == 0:
+        futures = [rt.pool.submit(_process_image, rt, job, index, path) for index, path in todo]
+        return sum(future.result() for future in futures)
+    log.warning("job %s chunk %d: its worker died %d times; processing image by image", job.id, chunk, deaths)
+    return sum(_process_image_carefully(rt, job, index, path) for index, path in todo)
 
 
 def _process_image_carefully(rt: Runtime, job: Job, index: int, path: str) -> int:
@@ -58,17 +85,6 @@ def _process_image_carefully(rt: Runtime, job: Job, index: int, path: str) -> in
     finally:
         # Reached on success and on exceptions alike: only a dying process leaves the count.
         rt.store.end_image(job.id, index)
-
-
-def fail_chunk(rt: Runtime, job_id: str, chunk: int, reason: str) -> None:
-    """Give up on a chunk for good: its images without a result are marked failed."""
-    job = rt.store.get(job_id)
-    if job is None or job.state.terminal:
-        return
-    for index, _ in _pending_images(rt, job, chunk):
-        rt.store.record(job_id, index, ImageOutcome(error=reason))
-    rt.store.complete_chunk(job_id, chunk)
-    rt.queue.pump(job_id)
 
 
 def _pending_images(rt: Runtime, job: Job, chunk: int) -> list[tuple[int, str]]:
@@ -87,8 +103,8 @@ def _process_image(rt: Runtime, job: Job, index: int, path: str) -> int:
         outcome = _classify_waiting_for_triton(rt, data, job.top_k)
     except SourceError as exc:
         outcome = ImageOutcome(error=str(exc))
-    except (TritonUnavailable, StoreUnavailable, StoreFull):
-        raise  # not the image's fault: the task waits and retries
+    except (StoreUnavailable, StoreFull):
+        raise  # not the image's fault: the task waits for Redis and runs again
     except Exception:  # a bug must fail one image, not the job
         log.exception("unexpected error on image %d (%s) of job %s", index, path, job.id)
         outcome = ImageOutcome(error="internal error while processing this image (see the worker log)")
@@ -96,15 +112,19 @@ def _process_image(rt: Runtime, job: Job, index: int, path: str) -> int:
 
 
 def _classify_waiting_for_triton(rt: Runtime, data: bytes, k: int) -> ImageOutcome:
-    """Retry while Triton is unavailable, with backoff, up to triton_wait_s."""
-    deadline = time.monotonic() + rt.settings.triton_wait_s
+    """Retry while Triton is unavailable, with backoff, until the outage passes its limit."""
     delay = _BACKOFF_START_S
     while True:
         try:
-            return classify_bytes(rt.classifier, data, k, rt.settings.max_pixels)
+            outcome = classify_bytes(rt.classifier, data, k, rt.decoder)
         except TritonUnavailable as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning("Triton unavailable (%s); retrying in %.1f s", exc, delay)
-            time.sleep(delay)
+            lasted_s = rt.outage.failing()
+            if lasted_s >= rt.settings.triton_outage_limit_s:
+                minutes = lasted_s / 60
+                return ImageOutcome(error=f"inference server unavailable for {minutes:.1f} minutes: {exc}")
+            log.warning("Triton unavailable for %.0f s (%s); retrying in %.1f s", lasted_s, exc, delay)
+            time.sleep(min(delay, rt.settings.triton_outage_limit_s - lasted_s + 0.01))
             delay = min(delay * 2, _BACKOFF_MAX_S)
+            continue
+        rt.outage.answered()
+        return outcome

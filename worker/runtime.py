@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from celery import Celery
 
+from imaging import Decoder
 from inference import TritonClassifier
 from jobstore import ChunkQueue, JobStore
+from worker.outage import OutageClock
 from worker.settings import WorkerSettings
 
 
@@ -20,6 +22,10 @@ class Runtime:
     classifier: TritonClassifier
     queue: ChunkQueue
     pool: ThreadPoolExecutor
+    decoder: Decoder
+    outage: OutageClock = field(default_factory=OutageClock)
+    # Lease releases Redis could not take; the next task of this process sends them.
+    unreleased: list[tuple[str, int, str]] = field(default_factory=list)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -41,6 +47,7 @@ def get_runtime(app: Celery, settings: WorkerSettings) -> Runtime:
             classifier=TritonClassifier(settings.triton_url, settings.model_name, settings.triton_timeout_s),
             queue=ChunkQueue(store, app, settings.max_queued_chunks),
             pool=ThreadPoolExecutor(settings.inflight, thread_name_prefix="podium-infer"),
+            decoder=settings.decoder(),
         )
         _runtime_pid = os.getpid()
     return _runtime

@@ -83,15 +83,35 @@ class StoreContract:
         assert store.record(job.id, 0, OK) is False
         assert store.blob(job.id, 0) is None
 
-    def test_a_restarted_chunk_counts_as_a_retry(self, store):
+    def test_a_chunk_lease_is_held_by_one_worker_and_counts_only_deaths(self, store):
         job = new_job(store, 8)
         store.finish_upload(job.id)
-        assert store.begin_attempt(job.id, 0) == 1
-        assert store.begin_attempt(job.id, 1) == 1
-        assert store.get(job.id).retries == 0
-        assert store.begin_attempt(job.id, 0) == 2
-        assert store.begin_image(job.id, 3) == 0 and store.begin_image(job.id, 3) == 1  # images are no retries
-        assert store.get(job.id).retries == 1
+        first = store.acquire_chunk(job.id, 0, "worker-a", 60)
+        assert (first.outcome, first.value) == ("ok", 1)
+        busy = store.acquire_chunk(job.id, 0, "worker-b", 60)
+        assert busy.outcome == "busy" and 0 < busy.value <= 60_000
+        assert store.chunk_leased(job.id, 0) and not store.chunk_leased(job.id, 1)
+        assert store.renew_chunk(job.id, 0, "worker-a", 60) and not store.renew_chunk(job.id, 0, "worker-b", 60)
+        store.release_chunk(job.id, 0, "worker-b")  # not the holder: nothing happens
+        assert store.chunk_leased(job.id, 0)
+        store.release_chunk(job.id, 0, "worker-a")  # an orderly end: not a death
+        again = store.acquire_chunk(job.id, 0, "worker-b", 60)
+        assert (again.outcome, again.value) == ("ok", 1) and store.get(job.id).retries == 0
+        store._redis.delete(f"podium:job:{job.id}:lease:0")  # worker-b died: its lease ran out
+        after_death = store.acquire_chunk(job.id, 0, "worker-c", 60)
+        assert (after_death.outcome, after_death.value) == ("ok", 2) and store.get(job.id).retries == 1
+        store.complete_chunk(job.id, 0)
+        store.release_chunk(job.id, 0, "worker-c")
+        assert store.acquire_chunk(job.id, 0, "worker-d", 60).outcome == "done"
+        store.cancel(job.id)
+        assert store.acquire_chunk(job.id, 1, "worker-d", 60).outcome == "ended"
+
+    def test_image_starts_are_counted_until_they_end(self, store):
+        job = new_job(store, 4)
+        store.finish_upload(job.id)
+        assert store.begin_image(job.id, 3) == 0 and store.begin_image(job.id, 3) == 1
+        store.end_image(job.id, 3)
+        assert store.begin_image(job.id, 3) == 1
 
     def test_unknown_job(self, store):
         assert store.get("nope") is None

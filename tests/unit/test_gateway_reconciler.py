@@ -42,6 +42,18 @@ def test_a_stalled_job_gets_its_unfinished_chunks_again():
     assert reconciler.run_once() == 0  # the lease keeps a second gateway (or round) from resending
 
 
+def test_a_chunk_a_live_worker_holds_is_not_resent():
+    store = fake_store()
+    queue = FakeQueue(store, max_queued_chunks=2)
+    job_id = running_job(store, 4)
+    queue.pump(job_id)
+    assert store.acquire_chunk(job_id, 0, "a live worker", 60).taken  # waiting for Triton, say
+    queue.sent.clear()
+    stalled(store, job_id, 120)
+    assert Reconciler(store, queue, stall_s=60, upload_stall_s=600).run_once() == 1
+    assert queue.sent == [(job_id, 1)]
+
+
 def test_an_upload_whose_gateway_died_fails():
     store = fake_store()
     job = store.create(mode=JobMode.UPLOAD, top_k=1, chunk_size=2)
