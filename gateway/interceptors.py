@@ -9,13 +9,13 @@ from collections.abc import Callable
 import grpc
 
 from errors import PodiumError, Status
+from gateway.access import API_KEY_HEADER
 from proto.status import grpc_code
 
 log = logging.getLogger(__name__)
 
-API_KEY_HEADER = "x-api-key"
-# Probes and tooling must work without a key.
-_OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+# Probes must work without a key; everything else (reflection included) needs one.
+_OPEN_SERVICES = ("/grpc.health.v1.Health/",)
 _HANDLER_KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 # Failures of the service rather than of the request: worth a line in the gateway log.
 _LOGGED = frozenset({Status.UNAVAILABLE, Status.INTERNAL, Status.RESOURCE_EXHAUSTED})

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
+import sys
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -13,8 +15,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from errors import InvalidArgument, Unavailable
+from errors import FailedPrecondition, InvalidArgument, PodiumError, Unavailable
 from gateway.interceptors import ApiKeyInterceptor, ErrorInterceptor
+from gateway.model_service import ModelService
 from gateway.reconciler import Reconciler
 from gateway.service import JobService
 from gateway.servicer import PodiumServicer
@@ -26,8 +29,18 @@ from settings import read_settings
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = podium_pb2.DESCRIPTOR.services_by_name["Podium"].full_name
-HEALTH_CHECK_INTERVAL_S = 5.0
-STOP_GRACE_S = 5.0
+# Health follows Redis within about this long (plus the ping's own time-out).
+HEALTH_CHECK_INTERVAL_S = 1.0
+HEALTH_PING_TIMEOUT_S = 1.0
+# Keepalive finds dead peers (a client gone without a FIN); idle connections are closed.
+CHANNEL_OPTIONS = (
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
+    ("grpc.max_connection_idle_ms", 15 * 60_000),
+    ("grpc.max_connection_age_ms", 24 * 3600_000),
+    ("grpc.max_connection_age_grace_ms", 10 * 60_000),
+)
 
 
 @dataclass
@@ -35,42 +48,63 @@ class Gateway:
     server: grpc.Server
     port: int
     health: health.HealthServicer
-    store: JobStore
+    health_store: JobStore  # its own Redis client, with a short time-out, for the health ping
     _stop: threading.Event
 
-    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+    def stop(self, grace_s: float) -> None:
         self._stop.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace_s).wait()
 
 
+def check_exposure(settings: GatewaySettings) -> None:
+    """Fail closed: a gateway reachable from a network must have API keys."""
+    if settings.api_key_list() or settings.allow_unauthenticated or _loopback(settings.host):
+        return
+    raise FailedPrecondition(
+        f"the gateway would listen on {settings.host}, reachable from the network, without API keys",
+        hint="set PODIUM_API_KEYS (comma-separated), or PODIUM_ALLOW_UNAUTHENTICATED=true if a proxy in front "
+        "authenticates, or listen on 127.0.0.1 (PODIUM_HOST)",
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: assume it is reachable
+
+
 def build_gateway(settings: GatewaySettings) -> Gateway:
     """Create, bind and start the server; health turns SERVING once Redis answers."""
+    check_exposure(settings)
     store = JobStore.from_url(settings.redis_url, settings.result_ttl_s)
     celery = make_celery(settings.redis_url, settings.visibility_timeout_s)
     queue = ChunkQueue(store, celery, settings.max_queued_chunks)
-    service = JobService(settings, store, queue)
-    interceptors = [ErrorInterceptor()]
-    if settings.api_key_list():
-        interceptors.insert(0, ApiKeyInterceptor(settings.api_key_list()))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="podium-rpc"),
-        interceptors=interceptors,
+        interceptors=_interceptors(settings),
         maximum_concurrent_rpcs=settings.threads * 4,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
+            *CHANNEL_OPTIONS,
         ],
     )
-    podium_pb2_grpc.add_PodiumServicer_to_server(PodiumServicer(service), server)
+    servicer = PodiumServicer(settings, JobService(settings, store, queue), ModelService(settings))
+    podium_pb2_grpc.add_PodiumServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((SERVICE_NAME, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
+    if settings.reflection:
+        reflection.enable_server_reflection((SERVICE_NAME, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
     port = _add_port(server, settings)
     if port == 0:
         raise Unavailable(f"cannot listen on {settings.host}:{settings.port}: is the port in use?")
     stop = threading.Event()
-    gateway = Gateway(server, port, health_servicer, store, stop)
+    health_store = JobStore.from_url(settings.redis_url, socket_timeout_s=HEALTH_PING_TIMEOUT_S)
+    gateway = Gateway(server, port, health_servicer, health_store, stop)
     _serve_health(gateway)  # before the first call can arrive: health is never NOT_FOUND
     server.start()
     threading.Thread(target=_watch_redis, args=(gateway,), name="podium-health", daemon=True).start()
@@ -81,11 +115,20 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     return gateway
 
 
+def _interceptors(settings: GatewaySettings) -> list[grpc.ServerInterceptor]:
+    keys = settings.api_key_list()
+    return [ApiKeyInterceptor(keys), ErrorInterceptor()] if keys else [ErrorInterceptor()]
+
+
 def _add_port(server: grpc.Server, settings: GatewaySettings) -> int:
     address = f"{settings.host}:{settings.port}"
     if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
         raise InvalidArgument("set both PODIUM_TLS_CERT_FILE and PODIUM_TLS_KEY_FILE for TLS, or neither")
     if not settings.tls_cert_file:
+        if not _loopback(settings.host):
+            log.warning(
+                "listening on %s in plaintext: set PODIUM_TLS_CERT_FILE/KEY_FILE, or terminate TLS in front", address
+            )
         return server.add_insecure_port(address)
     key = Path(settings.tls_key_file).read_bytes()
     chain = Path(settings.tls_cert_file).read_bytes()
@@ -95,7 +138,7 @@ def _add_port(server: grpc.Server, settings: GatewaySettings) -> int:
 def _serve_health(gateway: Gateway) -> bool:
     """Set health from Redis reachability (without Redis the gateway can do nothing); True if up."""
     try:
-        ok = gateway.store.ping()
+        ok = gateway.health_store.ping()
     except Exception:  # noqa: BLE001 - any failure means not serving
         ok = False
     status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -105,8 +148,8 @@ def _serve_health(gateway: Gateway) -> bool:
 
 
 def _watch_redis(gateway: Gateway) -> None:
-    while not gateway._stop.wait(HEALTH_CHECK_INTERVAL_S if _serve_health(gateway) else 0.5):
-        pass
+    while not gateway._stop.wait(HEALTH_CHECK_INTERVAL_S):
+        _serve_health(gateway)
 
 
 def _reconcile(reconciler: Reconciler, stop: threading.Event, interval_s: float) -> None:
@@ -118,13 +161,16 @@ def _reconcile(reconciler: Reconciler, stop: threading.Event, interval_s: float)
 
 
 def main() -> None:
-    settings = read_settings(GatewaySettings)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    gateway = build_gateway(settings)
+    try:
+        settings = read_settings(GatewaySettings)
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        gateway = build_gateway(settings)
+    except PodiumError as exc:
+        sys.exit(f"podium gateway: error: {exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else ""))
     log.info("Podium gateway listening on %s:%d", settings.host, gateway.port)
     stopped = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopped.set())
     stopped.wait()
-    log.info("stopping the gateway")
-    gateway.stop()
+    log.info("stopping the gateway (%.0f s for running calls)", settings.shutdown_grace_s)
+    gateway.stop(settings.shutdown_grace_s)

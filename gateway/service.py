@@ -1,19 +1,18 @@
-"""JobService: what the gateway does, in domain terms (no protobuf here)."""
+"""JobService: what the gateway does with jobs, in domain terms (no protobuf here)."""
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
-from errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from gateway.access import Caller, checked_job_id
 from gateway.paths import resolve_under_roots
 from gateway.settings import GatewaySettings
-from gateway.uploads import FileChunk, UploadAssembler
-from inference import TritonClassifier, TritonUnavailable, classify_bytes
-from jobs import ImageOutcome, ImageResult, Job, JobMode, JobState, walk_files
+from gateway.uploads import MAX_PATH_BYTES, FileChunk, UploadAssembler
+from jobs import FileEntry, ImageOutcome, ImageResult, Job, JobMode, JobState, walk_entries
 from jobstore import ChunkQueue, JobStore
-from modelmeta import ModelMetadata
 
 log = logging.getLogger(__name__)
 
@@ -21,35 +20,42 @@ WATCH_POLL_S = 0.2
 RESULTS_PAGE = 500
 _PATH_BATCH = 1000
 CANCELLED_ERROR = "job cancelled before this image was processed"
+MAX_NAME_CHARS = 200
+MAX_TOP_K = 1000
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What a client asks of a job (0 / empty: the gateway's default)."""
+
+    top_k: int = 0
+    name: str = ""
+
+
+def checked_top_k(top_k: int, default: int) -> int:
+    """top_k as asked (0: the default), or InvalidArgument outside 1..MAX_TOP_K."""
+    top_k = top_k or default
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise InvalidArgument(f"top_k must be between 1 and {MAX_TOP_K}, not {top_k}")
+    return top_k
 
 
 def _unprocessed_reason(job: Job) -> str:
-    return (
-        CANCELLED_ERROR
-        if job.state is JobState.CANCELLED
-        else f"job failed before this image was processed: {job.error}"
-    )
+    if job.state is JobState.CANCELLED:
+        return CANCELLED_ERROR
+    return f"job failed before this image was processed: {job.error}"
 
 
 class JobService:
-    def __init__(
-        self,
-        settings: GatewaySettings,
-        store: JobStore,
-        queue: ChunkQueue,
-        classifier: TritonClassifier | None = None,
-    ) -> None:
+    def __init__(self, settings: GatewaySettings, store: JobStore, queue: ChunkQueue) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue
-        self._classifier = classifier  # created on first use, unless given (tests)
-        self._decoder = settings.decoder()  # Classify decodes within the same limits as workers
-        self._classifier_lock = threading.Lock()
 
     # --- submitting ------------------------------------------------------------------
 
-    def submit_upload(self, top_k: int, name: str, chunks: Iterable[FileChunk]) -> Job:
-        job = self._create(JobMode.UPLOAD, top_k, name)
+    def submit_upload(self, options: JobOptions, caller: Caller, chunks: Iterable[FileChunk]) -> Job:
+        job = self._create(JobMode.UPLOAD, options, caller)
         assembler = UploadAssembler(self.store, job.id, self.settings, self.queue.pump)
         try:
             for chunk in chunks:
@@ -60,61 +66,92 @@ class JobService:
             raise
         return self._start(job.id)
 
-    def submit_path(self, path: str, top_k: int, name: str) -> Job:
+    def submit_path(self, path: str, options: JobOptions, caller: Caller) -> Job:
         folder = resolve_under_roots(path, self.settings.data_root_list())
-        job = self._create(JobMode.PATH, top_k, name, root=folder)
+        job = self._create(JobMode.PATH, options, caller, root=folder)
         try:
-            batch: list[str] = []
-            count = 0
-            for rel in walk_files(folder):
-                batch.append(rel)
-                if count + len(batch) > self.settings.max_files_per_job:
-                    raise ResourceExhausted(
-                        f"{path!r} holds more than {self.settings.max_files_per_job:,} files; submit sub-folders"
-                    )
-                if len(batch) >= _PATH_BATCH:
-                    self.store.append_files(job.id, count, batch)
-                    count += len(batch)
-                    batch = []
-                    self.queue.pump(job.id)
-            self.store.append_files(job.id, count, batch)
+            self._list_folder(job.id, folder, path)
         except BaseException as exc:
             self.store.fail(job.id, f"listing the folder failed: {getattr(exc, 'message', None) or type(exc).__name__}")
             raise
         return self._start(job.id)
 
-    def _create(self, mode: JobMode, top_k: int, name: str, root: str = "") -> Job:
-        top_k = top_k or self.settings.default_top_k
-        if not 1 <= top_k <= 1000:
-            raise InvalidArgument(f"top_k must be between 1 and 1000, not {top_k}")
-        if len(name) > 200:
-            raise InvalidArgument("job name must be at most 200 characters")
+    def _list_folder(self, job_id: str, folder: str, shown: str) -> None:
+        """The folder's files into the job, in batches; unreadable entries get their error line."""
+        batch: list[FileEntry] = []
+        count = 0
+        for entry in walk_entries(folder):
+            if len(entry.path.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+                entry = FileEntry(entry.path[:200] + "…", f"path longer than {MAX_PATH_BYTES} bytes; not read")
+            batch.append(entry)
+            if count + len(batch) > self.settings.max_files_per_job:
+                raise ResourceExhausted(
+                    f"{shown!r} holds more than {self.settings.max_files_per_job:,} files; submit sub-folders"
+                )
+            if len(batch) >= _PATH_BATCH:
+                count = self._append_entries(job_id, count, batch)
+                batch = []
+        self._append_entries(job_id, count, batch)
+
+    def _append_entries(self, job_id: str, start: int, entries: list[FileEntry]) -> int:
+        if not self.store.append_files(job_id, start, [entry.path for entry in entries]):
+            raise FailedPrecondition(f"job {job_id} ended while its folder was listed")
+        for offset, entry in enumerate(entries):
+            if entry.error:
+                self.store.record(job_id, start + offset, ImageOutcome(error=entry.error))
+        self.queue.pump(job_id)
+        return start + len(entries)
+
+    def _create(self, mode: JobMode, options: JobOptions, caller: Caller, root: str = "") -> Job:
+        top_k = checked_top_k(options.top_k, self.settings.default_top_k)
+        if len(options.name) > MAX_NAME_CHARS:
+            raise InvalidArgument(f"job name must be at most {MAX_NAME_CHARS} characters")
+        self._check_room()
+        return self.store.create(
+            mode=mode,
+            chunk_size=self.settings.chunk_size,
+            top_k=top_k,
+            name=options.name,
+            root=root,
+            owner=caller.owner,
+        )
+
+    def _check_room(self) -> None:
         if self.store.active_jobs() >= self.settings.max_active_jobs:
             raise ResourceExhausted(
                 f"the gateway already runs {self.settings.max_active_jobs} jobs; try again when some have finished"
             )
-        return self.store.create(mode=mode, top_k=top_k, chunk_size=self.settings.chunk_size, name=name, root=root)
+        used = self.store.memory_used()
+        if used is not None and used >= self.settings.redis_high_water:
+            raise ResourceExhausted(
+                f"the job store (Redis) is {used:.0%} full, above the {self.settings.redis_high_water:.0%} at which "
+                "new jobs are refused; running jobs go on",
+                hint="delete finished jobs (`podium delete JOB`), wait for them to expire, or give Redis more memory",
+            )
 
     def _start(self, job_id: str) -> Job:
         self.store.finish_upload(job_id)
         self.queue.pump(job_id)
-        return self.get(job_id)
+        job = self.store.get(job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} vanished while it was submitted (deleted?)")
+        return job
 
     # --- reading ---------------------------------------------------------------------
 
-    def get(self, job_id: str) -> Job:
-        job = self.store.get(job_id) if job_id else None
-        if job is None:
-            raise NotFound(f"no job {job_id!r} (unknown, or expired after {self.settings.result_ttl_s} s)")
+    def get(self, job_id: str, caller: Caller) -> Job:
+        job = self.store.get(checked_job_id(job_id))
+        if job is None or not caller.may_see(job.owner):
+            raise NotFound(f"no job {job_id} (unknown, or expired after {self.settings.result_ttl_s} s)")
         return job
 
-    def watch(self, job_id: str, is_active: Callable[[], bool]) -> Iterator[Job]:
+    def watch(self, job_id: str, caller: Caller, is_active: Callable[[], bool]) -> Iterator[Job]:
         """Yield the job at each change, ending after its first terminal state."""
-        self.get(job_id)
+        self.get(job_id, caller)
         last = None
         with self.store.end_signal(job_id) as ended:
             while is_active():
-                job = self.get(job_id)
+                job = self.get(job_id, caller)
                 seen = (job.state, job.total, job.succeeded, job.failed)
                 if seen != last:
                     last = seen
@@ -123,7 +160,9 @@ class JobService:
                     return
                 ended.wait(WATCH_POLL_S)
 
-    def results(self, job_id: str, start: int, follow: bool, is_active: Callable[[], bool]) -> Iterator[ImageResult]:
+    def results(
+        self, job_id: str, caller: Caller, start: int, follow: bool, is_active: Callable[[], bool]
+    ) -> Iterator[ImageResult]:
         """Finished images' results in image order from ``start``.
 
         Without ``follow``, unfinished images are skipped; with it, the stream waits for
@@ -131,18 +170,17 @@ class JobService:
         that a cancel or failure left unprocessed get an error result."""
         if start < 0:
             raise InvalidArgument("start_index must be >= 0")
-        job = self.get(job_id)
+        job = self.get(job_id, caller)
         with self.store.end_signal(job_id) as ended:
-            yield from self._results(job, start, follow, is_active, ended)
+            yield from self._results(job, caller, start, follow, is_active, ended)
 
     def _results(
-        self, job: Job, start: int, follow: bool, is_active: Callable[[], bool], ended
+        self, job: Job, caller: Caller, start: int, follow: bool, is_active: Callable[[], bool], ended
     ) -> Iterator[ImageResult]:
-        job_id = job.id
         index = start
         while is_active():
             # The job is read before the page: if it had ended, the page is final.
-            page = self.store.results(job_id, index, RESULTS_PAGE)
+            page = self.store.results(job.id, index, RESULTS_PAGE)
             waiting = False
             for path, outcome in page:
                 if outcome is None:
@@ -161,41 +199,17 @@ class JobService:
             if not waiting and (job.state.terminal or not follow):
                 return
             ended.wait(WATCH_POLL_S)
-            job = self.get(job_id)
+            job = self.get(job.id, caller)
 
-    def cancel(self, job_id: str) -> Job:
-        self.get(job_id)
+    # --- ending ----------------------------------------------------------------------
+
+    def cancel(self, job_id: str, caller: Caller) -> Job:
+        self.get(job_id, caller)
         self.store.cancel(job_id)
-        return self.get(job_id)
+        return self.get(job_id, caller)
 
-    # --- the model -------------------------------------------------------------------
-
-    def classifier(self) -> TritonClassifier:
-        with self._classifier_lock:
-            if self._classifier is None:
-                self._classifier = TritonClassifier(
-                    self.settings.triton_url, self.settings.model_name, self.settings.triton_timeout_s
-                )
-            return self._classifier
-
-    def model_metadata(self) -> ModelMetadata:
-        try:
-            return self.classifier().metadata()
-        except TritonUnavailable as exc:
-            raise Unavailable(f"the inference server is not available: {exc}") from exc
-
-    def classify(self, images: list[tuple[str, bytes]], top_k: int) -> list[ImageOutcome]:
-        if not images:
-            raise InvalidArgument("send at least one image")
-        if len(images) > self.settings.classify_max_images:
-            raise InvalidArgument(
-                f"Classify takes at most {self.settings.classify_max_images} images; submit a job for more"
-            )
-        top_k = top_k or self.settings.default_top_k
-        if not 1 <= top_k <= 1000:
-            raise InvalidArgument(f"top_k must be between 1 and 1000, not {top_k}")
-        self.model_metadata()
-        try:
-            return [classify_bytes(self.classifier(), data, top_k, self._decoder) for _, data in images]
-        except TritonUnavailable as exc:
-            raise Unavailable(f"the inference server is not available: {exc}") from exc
+    def delete(self, job_id: str, caller: Caller) -> None:
+        """Remove the job and everything of it from Redis (cancelling it first if it runs)."""
+        self.get(job_id, caller)
+        self.store.delete(job_id)
+        log.info("job %s deleted", job_id)

@@ -1,20 +1,35 @@
-"""PodiumServicer: protobuf in -> JobService call -> protobuf out. Nothing else."""
+"""PodiumServicer: protobuf in -> service call -> protobuf out. Nothing else.
+
+Besides the conversion it only knows who calls (``gateway.access``) and which calls are
+long-lived streams, each of which holds a slot (``gateway.streams``) for its life.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import grpc
+
 from errors import InvalidArgument
+from gateway.access import Caller, caller_of
 from gateway.convert import job_to_proto, result_to_proto
-from gateway.service import JobService
+from gateway.model_service import ModelService
+from gateway.service import JobOptions, JobService
+from gateway.settings import GatewaySettings
+from gateway.streams import IdleWatch, StreamSlots
 from gateway.uploads import FileChunk
 from jobs import ImageResult
 from proto import podium_pb2 as pb
 from proto import podium_pb2_grpc as pb_grpc
 
 
-def _file_chunks(requests: Iterator[pb.UploadRequest]) -> Iterator[FileChunk]:
+def _options(spec: pb.JobSpec) -> JobOptions:
+    return JobOptions(top_k=spec.top_k, name=spec.name)
+
+
+def _file_chunks(requests: Iterator[pb.UploadRequest], watch: IdleWatch) -> Iterator[FileChunk]:
     for request in requests:
+        watch.touch()
         if request.WhichOneof("item") != "file":
             raise InvalidArgument("only the first message of an upload may be a spec; the rest must be files")
         chunk = request.file
@@ -22,44 +37,67 @@ def _file_chunks(requests: Iterator[pb.UploadRequest]) -> Iterator[FileChunk]:
 
 
 class PodiumServicer(pb_grpc.PodiumServicer):
-    def __init__(self, service: JobService) -> None:
-        self._service = service
+    def __init__(self, settings: GatewaySettings, jobs: JobService, model: ModelService) -> None:
+        self._settings = settings
+        self._jobs = jobs
+        self._model = model
+        self._streams = StreamSlots(settings.max_streams, settings.max_streams_per_key)
+        self._admin_keys = settings.admin_api_key_list()
+        self._keys_required = bool(settings.api_key_list())
+
+    def _caller(self, context: grpc.ServicerContext) -> Caller:
+        return caller_of(context.invocation_metadata(), self._admin_keys, self._keys_required)
+
+    def _stream_slot(self, context: grpc.ServicerContext, caller: Caller):
+        return self._streams.hold(caller.owner if self._keys_required else context.peer().rsplit(":", 1)[0])
 
     def SubmitUpload(self, request_iterator, context):
-        first = next(request_iterator, None)
-        if first is None or first.WhichOneof("item") != "spec":
-            raise InvalidArgument("an upload must start with a spec message")
-        job = self._service.submit_upload(first.spec.top_k, first.spec.name, _file_chunks(request_iterator))
+        caller = self._caller(context)
+        with self._stream_slot(context, caller), IdleWatch(self._settings.upload_idle_s, context.cancel) as watch:
+            first = next(request_iterator, None)
+            if first is None or first.WhichOneof("item") != "spec":
+                raise InvalidArgument("an upload must start with a spec message")
+            job = self._jobs.submit_upload(_options(first.spec), caller, _file_chunks(request_iterator, watch))
         return job_to_proto(job)
 
     def SubmitPath(self, request, context):
-        return job_to_proto(self._service.submit_path(request.path, request.spec.top_k, request.spec.name))
+        return job_to_proto(self._jobs.submit_path(request.path, _options(request.spec), self._caller(context)))
 
     def GetJob(self, request, context):
-        return job_to_proto(self._service.get(request.job_id))
+        return job_to_proto(self._jobs.get(request.job_id, self._caller(context)))
 
     def WatchJob(self, request, context):
-        for job in self._service.watch(request.job_id, context.is_active):
-            yield job_to_proto(job)
+        caller = self._caller(context)
+        with self._stream_slot(context, caller):
+            for job in self._jobs.watch(request.job_id, caller, context.is_active):
+                yield job_to_proto(job)
 
     def GetResults(self, request, context):
-        results = self._service.results(request.job_id, request.start_index, request.follow, context.is_active)
-        for result in results:
-            yield result_to_proto(result)
+        caller = self._caller(context)
+        results = self._jobs.results(request.job_id, caller, request.start_index, request.follow, context.is_active)
+        if not request.follow:  # a finite read: no slot needed
+            yield from (result_to_proto(result) for result in results)
+            return
+        with self._stream_slot(context, caller):
+            yield from (result_to_proto(result) for result in results)
 
     def CancelJob(self, request, context):
-        return job_to_proto(self._service.cancel(request.job_id))
+        return job_to_proto(self._jobs.cancel(request.job_id, self._caller(context)))
+
+    def DeleteJob(self, request, context):
+        self._jobs.delete(request.job_id, self._caller(context))
+        return pb.DeleteJobResponse(job_id=request.job_id)
 
     def ListClasses(self, request, context):
-        meta = self._service.model_metadata()
+        meta = self._model.metadata()
         return pb.ListClassesResponse(classes=meta.classes, model_name=meta.model_name, untrained=meta.untrained)
 
     def Classify(self, request, context):
         images = [(image.name, image.data) for image in request.images]
-        outcomes = self._service.classify(images, request.top_k)
+        outcomes = self._model.classify(images, request.top_k)
         return pb.ClassifyResponse(
             results=[
                 result_to_proto(ImageResult(i, name, outcome))
-                for i, ((name, _), outcome) in enumerate(zip(images, outcomes))
+                for i, ((name, _), outcome) in enumerate(zip(images, outcomes, strict=True))
             ]
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from settings import ServiceSettings, split_list
 
@@ -12,7 +12,12 @@ DEFAULT_PORT = 50051
 class GatewaySettings(ServiceSettings):
     host: str = Field("127.0.0.1", description="Address to listen on ('0.0.0.0' in containers)")
     port: int = Field(DEFAULT_PORT, ge=0, le=65535, description="gRPC port (0 picks a free one)")
-    api_keys: str = Field("", description="Comma-separated accepted API keys; empty: no authentication")
+    api_keys: str = Field("", description="Comma-separated accepted API keys (each sees its own jobs)")
+    admin_api_keys: str = Field("", description="Comma-separated keys that see and manage every job")
+    allow_unauthenticated: bool = Field(
+        False, description="Serve without API keys on a non-loopback address (refused unless true)"
+    )
+    reflection: bool = Field(False, description="Serve gRPC reflection (for grpcurl); needs a key like any RPC")
     tls_cert_file: str = Field("", description="PEM certificate chain: with tls_key_file, the gateway speaks TLS")
     tls_key_file: str = Field("", description="PEM private key of tls_cert_file")
     chunk_size: int = Field(16, ge=1, le=1024, description="Images per worker task")
@@ -20,13 +25,36 @@ class GatewaySettings(ServiceSettings):
     max_files_per_job: int = Field(1_000_000, ge=1)
     max_upload_bytes: int = Field(16 * 1024**3, ge=1, description="Bytes one upload job may send")
     max_pending_uploads: int = Field(1024, ge=1, description="Uploaded images a job may hold unprocessed")
+    max_pending_upload_bytes: int = Field(
+        256 * 1024**2, ge=1024**2, description="Uploaded bytes a job may hold unprocessed in Redis"
+    )
+    redis_high_water: float = Field(
+        0.8, gt=0, le=1, description="Redis memory use (of maxmemory) at which new jobs are refused and uploads wait"
+    )
     max_active_jobs: int = Field(100, ge=1, description="Jobs not yet finished, across all clients")
     classify_max_images: int = Field(32, ge=1, description="Images per synchronous Classify call")
     max_message_bytes: int = Field(32 * 1024**2, ge=1024, description="Largest gRPC message accepted")
-    threads: int = Field(32, ge=2, description="Concurrent RPCs served")
+    threads: int = Field(128, ge=8, description="Concurrent RPCs served (threads)")
+    max_streams: int = Field(96, ge=1, description="Long-lived streams (watch, follow, upload) open at once")
+    max_streams_per_key: int = Field(32, ge=1, description="Long-lived streams one API key may hold open")
+    upload_idle_s: float = Field(120.0, gt=0, description="An upload that sends nothing this long is cancelled")
+    shutdown_grace_s: float = Field(25.0, ge=0, description="Time running calls get to finish at SIGTERM")
     reconcile_interval_s: float = Field(15.0, gt=0, description="How often stalled jobs are looked for")
     stall_timeout_s: float = Field(300.0, gt=0, description="A running job without progress this long is re-enqueued")
     upload_stall_s: float = Field(900.0, gt=0, description="An upload without data this long fails")
 
     def api_key_list(self) -> list[str]:
-        return split_list(self.api_keys)
+        """Every key accepted: the plain ones and the admin ones."""
+        return list(dict.fromkeys(split_list(self.api_keys) + split_list(self.admin_api_keys)))
+
+    def admin_api_key_list(self) -> list[str]:
+        return split_list(self.admin_api_keys)
+
+    @model_validator(mode="after")
+    def _streams_leave_threads_free(self) -> GatewaySettings:
+        if self.max_streams > self.threads - 4:
+            raise ValueError(
+                f"max_streams ({self.max_streams}) must leave threads ({self.threads}) for short calls: "
+                "at most threads - 4"
+            )
+        return self

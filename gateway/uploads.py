@@ -26,8 +26,14 @@ class FileChunk(NamedTuple):
     client_error: str = ""
 
 
+# Longer paths are refused (Linux's PATH_MAX): every path is kept in Redis and echoed back.
+MAX_PATH_BYTES = 4096
+
+
 def check_relative_path(path: str) -> str:
-    """A file path as sent by a client: relative, '/'-separated, no '..', no NUL."""
+    """A file path as sent by a client: relative, '/'-separated, no '..', no NUL, at most 4 KiB."""
+    if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise InvalidArgument(f"file path {path[:80]!r}… is longer than {MAX_PATH_BYTES} bytes")
     if not path or "\x00" in path or path.startswith("/") or "\\" in path:
         raise InvalidArgument(f"file path {path!r} must be a non-empty relative path with '/' separators")
     normal = posixpath.normpath(path)
@@ -64,7 +70,7 @@ class UploadAssembler:
             raise InvalidArgument(
                 f"file {self._current_path!r} was not finished (no chunk with last=true) before {path!r} began"
             )
-        self.total_bytes += len(data)
+        self.total_bytes += len(data) + len(path)  # paths are stored too: they count
         if self.total_bytes > self.settings.max_upload_bytes:
             raise ResourceExhausted(
                 f"upload exceeds the gateway's limit of {self.settings.max_upload_bytes:,} bytes per job; "
@@ -117,7 +123,8 @@ class UploadAssembler:
         if not self._batch_paths:
             return
         self._wait_for_room()
-        self.store.append_files(self.job_id, self.count, self._batch_paths, self._batch_blobs)
+        if not self.store.append_files(self.job_id, self.count, self._batch_paths, self._batch_blobs):
+            self._check_still_open()  # raises: the job ended (cancelled, failed) during the upload
         for index, error in self._batch_errors:
             self.store.record(self.job_id, index, ImageOutcome(error=error))
         self.count += len(self._batch_paths)
@@ -125,12 +132,20 @@ class UploadAssembler:
         self.pump(self.job_id)
 
     def _wait_for_room(self) -> None:
-        # Backpressure: while the job holds too many unprocessed uploads, stop reading the
-        # stream; gRPC flow control then slows the client down. Redis memory stays bounded.
-        while self.store.pending_uploads(self.job_id) >= self.settings.max_pending_uploads:
+        # Backpressure: while the job holds too many unprocessed uploads (by count or bytes),
+        # or Redis is above its high-water mark, stop reading the stream; gRPC flow control
+        # then slows the client down. Redis memory stays bounded.
+        while self._full():
             self._check_still_open()
             time.sleep(_BACKPRESSURE_POLL_S)
         self._check_still_open()
+
+    def _full(self) -> bool:
+        count, nbytes = self.store.pending_uploads(self.job_id)
+        if count >= self.settings.max_pending_uploads or nbytes >= self.settings.max_pending_upload_bytes:
+            return True
+        used = self.store.memory_used()
+        return used is not None and used >= self.settings.redis_high_water
 
     def _check_still_open(self) -> None:
         state = self.store.state(self.job_id)

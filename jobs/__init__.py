@@ -3,7 +3,7 @@
 Pure: no Redis, no Celery, no gRPC. The Redis store is ``jobstore``.
 """
 
-from jobs.files import is_hidden, walk_files
+from jobs.files import FileEntry, is_hidden, walk_entries, walk_files
 from jobs.model import (
     TERMINAL_STATES,
     ImageOutcome,
@@ -16,6 +16,7 @@ from jobs.model import (
 
 __all__ = [
     "TERMINAL_STATES",
+    "FileEntry",
     "ImageOutcome",
     "ImageResult",
     "Job",
@@ -23,5 +24,6 @@ __all__ = [
     "JobState",
     "Prediction",
     "is_hidden",
+    "walk_entries",
     "walk_files",
 ]

@@ -1,29 +1,79 @@
 """Which files of a folder make up a job, in which order.
 
 Client (upload mode) and gateway (path mode) both use this, so a folder gives the same
-job either way: every file that is not hidden, nested folders included, sorted by path.
-Symbolic links are listed but never followed here; whoever reads them decides.
+job either way: every file that is not hidden, nested folders included; a folder's files
+(sorted) before its sub-folders (sorted). Symbolic links to files are listed but never
+followed here (whoever reads them decides); a folder that cannot be read, and a symbolic
+link to a folder, are listed as entries with an error, so that each gets its line in the
+results instead of vanishing from the job.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+LINKED_FOLDER = "symbolic link to a folder; not followed"
+NOT_UTF8 = "file name is not valid UTF-8; not read (rename it)"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One line of a job: a file's relative path ('/'-separated), or a folder that failed."""
+
+    path: str
+    error: str = ""
 
 
 def is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
+def walk_entries(root: Path | str) -> Iterator[FileEntry]:
+    """Every entry of the job that ``root`` makes, in job order (see the module's docstring)."""
+    yield from _walk(os.fspath(root), "")
+
+
 def walk_files(root: Path | str) -> Iterator[str]:
-    """Relative paths ('/'-separated) of the non-hidden files under root, sorted."""
-    root = os.fspath(root)
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
-        rel_dir = os.path.relpath(dirpath, root)
-        for name in sorted(filenames):
-            if is_hidden(name):
-                continue
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            yield rel.replace(os.sep, "/")
+    """The relative paths of the readable files under root, in job order."""
+    return (entry.path for entry in walk_entries(root) if not entry.error)
+
+
+def _walk(root: str, rel_dir: str) -> Iterator[FileEntry]:
+    try:
+        with os.scandir(os.path.join(root, rel_dir) if rel_dir else root) as listing:
+            entries = sorted((e for e in listing if not is_hidden(e.name)), key=lambda e: e.name)
+    except OSError as exc:
+        yield FileEntry(rel_dir or ".", f"folder cannot be read: {exc.strerror or exc}")
+        return
+    folders = []
+    for entry in entries:
+        rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+        if not _utf8(entry.name):
+            yield FileEntry(rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), NOT_UTF8)
+        elif _is_folder(entry):
+            folders.append((rel, entry.is_symlink()))
+        else:
+            yield FileEntry(rel)
+    for rel, linked in folders:
+        if linked:
+            yield FileEntry(rel, LINKED_FOLDER)
+        else:
+            yield from _walk(root, rel)
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, kept by Python as surrogates
+        return False
+    return True
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # follows a link: a link to a folder is a folder here, and reported
+    except OSError:
+        return False

@@ -45,6 +45,7 @@ class Job:
     finished_at: float = 0.0
     error: str = ""
     retries: int = 0  # chunk starts beyond each chunk's first: redeliveries after a worker died
+    owner: str = ""  # who may see the job: a digest of the API key that created it ("" without keys)
 
     @property
     def finished(self) -> int:

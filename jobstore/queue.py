@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from jobstore.store import JobStore
+from jobstore.store import CONNECT_TIMEOUT_S, SOCKET_TIMEOUT_S, JobStore
 from settings import DEFAULT_VISIBILITY_TIMEOUT_S
 
 PROCESS_CHUNK_TASK = "podium.process_chunk"
@@ -27,7 +27,14 @@ def make_celery(broker_url: str, visibility_timeout_s: int = DEFAULT_VISIBILITY_
         worker_prefetch_multiplier=1,
         task_default_queue=QUEUE_NAME,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": visibility_timeout_s},
+        broker_transport_options={
+            "visibility_timeout": visibility_timeout_s,
+            # A frozen Redis must time out, not hang a publishing gateway thread.
+            "socket_timeout": SOCKET_TIMEOUT_S,
+            "socket_connect_timeout": CONNECT_TIMEOUT_S,
+            "socket_keepalive": True,
+        },
+        broker_connection_timeout=CONNECT_TIMEOUT_S,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
     )

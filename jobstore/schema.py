@@ -139,10 +139,12 @@ JOB_HASH = JobHash(
         HashField("finished_at", float, 0.0),
         HashField("error", str, ""),
         HashField("retries", int, 0),
+        HashField("owner", str, ""),
         # Bookkeeping of the store and its scripts.
         HashField("chunk_size", int, 1, public=False),
         HashField("dispatched", int, 0, public=False),
         HashField("upload_done", _flag, False, public=False),
+        HashField("pending_bytes", int, 0, public=False),  # uploaded bytes no worker has finished
     )
 )
 

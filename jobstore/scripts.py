@@ -14,7 +14,7 @@ local function complete_if_done(now, ttl)
   local j = redis.call('HMGET', KEYS[1], $state, $upload_done, $total, $succeeded, $failed)
   if j[1] ~= 'running' or j[2] ~= '1' then return end
   if tonumber(j[4]) + tonumber(j[5]) < tonumber(j[3]) then return end
-  redis.call('HSET', KEYS[1], $state, 'completed', $finished_at, now, $updated_at, now)
+  redis.call('HSET', KEYS[1], $state, 'completed', $finished_at, now, $updated_at, now, $pending_bytes, 0)
   redis.call('PUBLISH', KEYS[1] .. ':ended', 'completed')
   redis.call('DEL', KEYS[4], KEYS[5], KEYS[7])
   redis.call('SREM', KEYS[6], redis.call('HGET', KEYS[1], $id))
@@ -32,11 +32,35 @@ if state ~= 'running' and state ~= 'uploading' then return 0 end
 if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], ARGV[3] == '1' and $succeeded or $failed, 1)
 redis.call('HSET', KEYS[1], $updated_at, ARGV[4])
-redis.call('HDEL', KEYS[4], ARGV[1])
+local size = redis.call('HSTRLEN', KEYS[4], ARGV[1])
+if size > 0 then
+  redis.call('HDEL', KEYS[4], ARGV[1])
+  redis.call('HINCRBY', KEYS[1], $pending_bytes, -size)
+end
 complete_if_done(ARGV[4], ARGV[5])
 return 1
 """
 )
+
+# ARGV: now, new total, number of paths n, the n paths, then (index, bytes) pairs of the
+# uploaded files. Appends while the job is uploading (a job cancelled meanwhile gets no
+# key back without a TTL); returns 1, or 0 when the job is not uploading.
+APPEND_FILES = JOB_HASH.lua("""
+if redis.call('HGET', KEYS[1], $state) ~= 'uploading' then return 0 end
+local unpack = unpack or table.unpack
+local n = tonumber(ARGV[3])
+for first = 4, 3 + n, 500 do
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, first, math.min(first + 499, 3 + n)))
+end
+local bytes = 0
+for i = 4 + n, #ARGV, 2 do
+  redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
+  bytes = bytes + string.len(ARGV[i + 1])
+end
+redis.call('HINCRBY', KEYS[1], $pending_bytes, bytes)
+redis.call('HSET', KEYS[1], $total, ARGV[2], $updated_at, ARGV[1])
+return 1
+""")
 
 # ARGV: now, ttl_s. Marks the upload finished; an empty job completes at once.
 FINISH_UPLOAD = JOB_HASH.lua(
@@ -73,7 +97,7 @@ END_JOB = JOB_HASH.lua("""
 local state = redis.call('HGET', KEYS[1], $state)
 if not state then return -1 end
 if state == 'completed' or state == 'cancelled' or state == 'failed' then return 0 end
-redis.call('HSET', KEYS[1], $state, ARGV[1], $error, ARGV[2], $finished_at, ARGV[3], $updated_at, ARGV[3])
+redis.call('HSET', KEYS[1], $state, ARGV[1], $error, ARGV[2], $finished_at, ARGV[3], $updated_at, ARGV[3], $pending_bytes, 0)
 redis.call('PUBLISH', KEYS[1] .. ':ended', ARGV[1])
 redis.call('DEL', KEYS[4], KEYS[5], KEYS[7])
 redis.call('SREM', KEYS[6], redis.call('HGET', KEYS[1], $id))

@@ -16,6 +16,11 @@ from jobstore.errors import convert_redis_errors
 from jobstore.schema import ACTIVE_JOBS_KEY, JOB_HASH, KEY_PREFIX, JobKeys
 from settings import DEFAULT_RESULT_TTL_S
 
+SOCKET_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 3.0
+# A pooled connection idle this long is pinged before use (a restarted Redis is noticed).
+HEALTH_CHECK_INTERVAL_S = 15
+
 
 @dataclass(frozen=True)
 class ChunkClaim:
@@ -69,48 +74,51 @@ class JobStore:
         self._acquire_chunk = client.register_script(scripts.ACQUIRE_CHUNK)
         self._renew_chunk = client.register_script(scripts.RENEW_CHUNK)
         self._release_chunk = client.register_script(scripts.RELEASE_CHUNK)
+        self._append_files = client.register_script(scripts.APPEND_FILES)
 
     @classmethod
-    def from_url(cls, url: str, result_ttl_s: int = DEFAULT_RESULT_TTL_S) -> JobStore:
-        return cls(redis.Redis.from_url(url), result_ttl_s)
+    def from_url(
+        cls, url: str, result_ttl_s: int = DEFAULT_RESULT_TTL_S, socket_timeout_s: float = SOCKET_TIMEOUT_S
+    ) -> JobStore:
+        """A store on a client whose calls give up after ``socket_timeout_s``: a frozen Redis
+        becomes StoreUnavailable within seconds instead of a hung thread."""
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=socket_timeout_s,
+            socket_connect_timeout=min(socket_timeout_s, CONNECT_TIMEOUT_S),
+            health_check_interval=HEALTH_CHECK_INTERVAL_S,
+            socket_keepalive=True,
+        )
+        return cls(client, result_ttl_s)
 
     def ping(self) -> bool:
         return bool(self._redis.ping())
 
     # --- creating and filling a job -------------------------------------------------
 
-    def create(self, *, mode: JobMode, top_k: int, chunk_size: int, name: str = "", root: str = "") -> Job:
+    def create(self, *, mode: JobMode, chunk_size: int, **options: object) -> Job:
+        """A new job in state uploading; ``options`` are fields of Job (top_k, name, root, owner, ...)."""
         job_id = uuid.uuid4().hex
         now = time.time()
         keys = JobKeys(job_id)
-        fields = JOB_HASH.new(
-            id=job_id,
-            mode=mode,
-            top_k=top_k,
-            name=name,
-            root=root,
-            chunk_size=chunk_size,
-            created_at=now,
-            updated_at=now,
-        )
+        fields = JOB_HASH.new(id=job_id, mode=mode, chunk_size=chunk_size, created_at=now, updated_at=now, **options)
         with self._redis.pipeline() as pipe:
             pipe.hset(keys.job, mapping=fields)
             pipe.sadd(ACTIVE_JOBS_KEY, job_id)
             pipe.execute()
         return self.get(job_id)  # type: ignore[return-value]
 
-    def append_files(self, job_id: str, start: int, paths: Sequence[str], blobs: Sequence[bytes | None] = ()) -> None:
-        """Add files at indices start.. (the caller is the job's only writer while uploading)."""
+    def append_files(self, job_id: str, start: int, paths: Sequence[str], blobs: Sequence[bytes | None] = ()) -> bool:
+        """Add files at indices start.. while the job uploads (its only writer does); false if it
+        is not uploading any more (cancelled, failed), in which case nothing is written."""
         if not paths:
-            return
-        keys = JobKeys(job_id)
-        with self._redis.pipeline() as pipe:
-            pipe.rpush(keys.paths, *paths)
-            blob_map = {str(start + i): b for i, b in enumerate(blobs) if b is not None}
-            if blob_map:
-                pipe.hset(keys.blobs, mapping=blob_map)
-            pipe.hset(keys.job, mapping={"total": start + len(paths), "updated_at": time.time()})
-            pipe.execute()
+            return True
+        pairs: list[object] = []
+        for offset, blob in enumerate(blobs):
+            if blob is not None:
+                pairs += [start + offset, blob]
+        args = [time.time(), start + len(paths), len(paths), *paths, *pairs]
+        return int(self._append_files(keys=JobKeys(job_id).all, args=args)) == 1
 
     def finish_upload(self, job_id: str) -> None:
         self._finish_upload(keys=JobKeys(job_id).all, args=[time.time(), self._ttl_s])
@@ -132,9 +140,20 @@ class JobStore:
     def active_jobs(self) -> int:
         return int(self._redis.scard(ACTIVE_JOBS_KEY))
 
-    def pending_uploads(self, job_id: str) -> int:
-        """Uploaded images of the job that no worker has finished yet."""
-        return int(self._redis.hlen(JobKeys(job_id).blobs))
+    def pending_uploads(self, job_id: str) -> tuple[int, int]:
+        """(images, bytes) uploaded to the job that no worker has finished yet."""
+        keys = JobKeys(job_id)
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hlen(keys.blobs)
+            pipe.hget(keys.job, "pending_bytes")
+            count, nbytes = pipe.execute()
+        return int(count), int(nbytes or 0)
+
+    def memory_used(self) -> float | None:
+        """Redis's used memory as a fraction of its maxmemory; None when it has no limit."""
+        memory = self._redis.info("memory")
+        limit = int(memory.get("maxmemory", 0))
+        return int(memory["used_memory"]) / limit if limit else None
 
     def chunk_size(self, job_id: str) -> int:
         return int(self._redis.hget(JobKeys(job_id).job, "chunk_size") or 1)
@@ -215,6 +234,22 @@ class JobStore:
     def claim(self, name: str, ttl_s: float) -> bool:
         """A short lease (SET NX EX): true for the one caller that gets it."""
         return bool(self._redis.set(f"{KEY_PREFIX}:lease:{name}", "1", nx=True, ex=max(1, int(ttl_s))))
+
+    def delete(self, job_id: str) -> bool:
+        """Remove every key of the job (ending it first if it runs); false if there was none."""
+        keys = JobKeys(job_id)
+        existed = bool(self._redis.exists(keys.job))
+        self.cancel(job_id)
+        leases = list(self._redis.scan_iter(match=f"{keys.job}:lease:*", count=1000))
+        with self._redis.pipeline() as pipe:
+            pipe.delete(keys.job, keys.paths, keys.results, keys.blobs, keys.chunks, keys.attempts, *leases)
+            pipe.srem(ACTIVE_JOBS_KEY, job_id)
+            pipe.execute()
+        return existed
+
+    def job_keys(self, job_id: str) -> list[str]:
+        """Every key of the job that exists (tests and `podium delete` check that none is left)."""
+        return [key.decode() for key in self._redis.scan_iter(match=f"{JobKeys(job_id).job}*", count=1000)]
 
     def cancel(self, job_id: str) -> bool:
         return self._end_job(job_id, JobState.CANCELLED, "")

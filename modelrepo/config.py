@@ -42,6 +42,10 @@ def build_model_config(
     if target.batching.use_preferred_batch_sizes:
         batching.preferred_batch_size.extend(preferred_batch_sizes(max_batch_size))
     batching.max_queue_delay_microseconds = target.batching.max_queue_delay_microseconds
+    policy = batching.default_queue_policy
+    policy.timeout_action = model_config_pb2.ModelQueuePolicy.REJECT
+    policy.default_timeout_microseconds = target.batching.queue_timeout_microseconds
+    policy.max_queue_size = target.batching.max_queue_size
     config.instance_group.add(kind=target.instance_kind, count=target.instance_count)
     for size in warmup_batch_sizes(target, max_batch_size):
         warmup = config.model_warmup.add(name=f"random_batch_{size}", batch_size=size)

@@ -49,6 +49,10 @@ class Batching:
 
     max_queue_delay_microseconds: int
     use_preferred_batch_sizes: bool
+    # Overload is answered, not timed out: past this many queued requests, or after this
+    # long in the queue, Triton rejects a request (UNAVAILABLE), and the worker backs off.
+    max_queue_size: int = 64
+    queue_timeout_microseconds: int = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,8 @@ class Target:
 
 
 # CPU image: ~30 ms per image, so 2 ms of queue delay costs a lone request little while
-# letting concurrent workers' requests share a batch.
+# letting concurrent workers' requests share a batch. 64 queued requests are ~2.5 s of work
+# here; a request queued 20 s is rejected before the worker's own 30 s time-out.
 CPU_TARGET = Target(
     name=CPU,
     backend=PYTHON_BACKEND,  # the pytriton wheel's Triton has the Python backend only
@@ -99,7 +104,7 @@ CPU_INT8_TARGET = Target(
 # One FP16 ResNet50 batch of 64 takes a few ms on a data-centre GPU: half a millisecond of
 # delay lets single-image requests from many workers fill it without adding visible
 # latency. No preferred sizes: a single optimisation profile has no favoured size.
-GPU_BATCHING = Batching(500, use_preferred_batch_sizes=False)
+GPU_BATCHING = Batching(500, use_preferred_batch_sizes=False, max_queue_size=1024, queue_timeout_microseconds=5_000_000)
 GPU_TARGET = Target(
     name=GPU,
     platform=TENSORRT_PLATFORM,

@@ -10,8 +10,8 @@ from typing import Self
 
 import grpc
 
-from errors import InvalidArgument, PodiumError, Status, error_for
-from jobs import walk_files
+from errors import InvalidArgument, PodiumError, Status, Unavailable, error_for
+from jobs import walk_entries
 from proto import podium_pb2 as pb
 from proto import podium_pb2_grpc as pb_grpc
 from proto.status import status_of
@@ -110,6 +110,11 @@ class PodiumClient:
         try:
             return self._stub.SubmitUpload(requests, metadata=self._metadata)
         except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.CANCELLED:
+                raise Unavailable(
+                    "the gateway ended the upload: it received nothing for too long, or it is shutting down",
+                    hint="submit again; if the folder is on slow storage, copy it somewhere faster first",
+                ) from None
             raise _converted(exc, self.gateway) from None
 
     def submit_path(self, path: str, top_k: int = 0, name: str = "") -> pb.Job:
@@ -141,6 +146,10 @@ class PodiumClient:
     def cancel(self, job_id: str) -> pb.Job:
         return self._call(self._stub.CancelJob, pb.CancelJobRequest(job_id=job_id))
 
+    def delete(self, job_id: str) -> None:
+        """Remove the job and all its data from the gateway (cancelling it first if it runs)."""
+        self._call(self._stub.DeleteJob, pb.DeleteJobRequest(job_id=job_id))
+
     def classes(self) -> pb.ListClassesResponse:
         return self._call(self._stub.ListClasses, pb.ListClassesRequest())
 
@@ -153,8 +162,11 @@ def _upload_requests(
     folder: Path, spec: pb.JobSpec, on_file: Callable[[str, int], None] | None
 ) -> Iterator[pb.UploadRequest]:
     yield pb.UploadRequest(spec=spec)
-    for rel in walk_files(folder):
-        sent = 0
+    for entry in walk_entries(folder):
+        rel, sent = entry.path, 0
+        if entry.error:  # an unreadable or linked folder: it gets its error line
+            yield pb.UploadRequest(file=pb.FileChunk(path=rel, last=True, client_error=entry.error))
+            continue
         try:
             with open(os.path.join(folder, rel), "rb") as handle:
                 while True:

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12proto/podium.proto\x12\tpodium.v1\"&\n\x07JobSpec\x12\r\n\x05top_k\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\"K\n\tFileChunk\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12\x14\n\x0c\x63lient_error\x18\x04 \x01(\t\"a\n\rUploadRequest\x12\"\n\x04spec\x18\x01 \x01(\x0b\x32\x12.podium.v1.JobSpecH\x00\x12$\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x14.podium.v1.FileChunkH\x00\x42\x06\n\x04item\"C\n\x11SubmitPathRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.podium.v1.JobSpec\"\xe3\x01\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\"\n\x05state\x18\x02 \x01(\x0e\x32\x13.podium.v1.JobState\x12\r\n\x05total\x18\x03 \x01(\x03\x12\x11\n\tsucceeded\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\x12\x12\n\ncreated_at\x18\x06 \x01(\x01\x12\x12\n\nupdated_at\x18\x07 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x08 \x01(\x01\x12\r\n\x05\x65rror\x18\t \x01(\t\x12 \n\x04spec\x18\n \x01(\x0b\x32\x12.podium.v1.JobSpec\x12\x0c\n\x04mode\x18\x0b \x01(\t\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"H\n\x11GetResultsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0bstart_index\x18\x02 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x14\n\x12ListClassesRequest\"M\n\x13ListClassesResponse\x12\x0f\n\x07\x63lasses\x18\x01 \x03(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x11\n\tuntrained\x18\x03 \x01(\x08\"?\n\nPrediction\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x13\n\x0bprobability\x18\x03 \x01(\x02\"\x87\x01\n\x0bImageResult\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0c\n\x04path\x18\x02 \x01(\t\x12&\n\x06status\x18\x03 \x01(\x0e\x32\x16.podium.v1.ImageStatus\x12$\n\x05top_k\x18\x04 \x03(\x0b\x32\x15.podium.v1.Prediction\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"+\n\rClassifyImage\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"J\n\x0f\x43lassifyRequest\x12(\n\x06images\x18\x01 \x03(\x0b\x32\x18.podium.v1.ClassifyImage\x12\r\n\x05top_k\x18\x02 \x01(\x05\";\n\x10\x43lassifyResponse\x12\'\n\x07results\x18\x01 \x03(\x0b\x32\x16.podium.v1.ImageResult*\x9d\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13JOB_STATE_UPLOADING\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_COMPLETED\x10\x03\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x04\x12\x14\n\x10JOB_STATE_FAILED\x10\x05*X\n\x0bImageStatus\x12\x1c\n\x18IMAGE_STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fIMAGE_STATUS_OK\x10\x01\x12\x16\n\x12IMAGE_STATUS_ERROR\x10\x02\x32\x81\x04\n\x06Podium\x12:\n\x0cSubmitUpload\x12\x18.podium.v1.UploadRequest\x1a\x0e.podium.v1.Job(\x01\x12:\n\nSubmitPath\x12\x1c.podium.v1.SubmitPathRequest\x1a\x0e.podium.v1.Job\x12\x32\n\x06GetJob\x12\x18.podium.v1.GetJobRequest\x1a\x0e.podium.v1.Job\x12\x38\n\x08WatchJob\x12\x1a.podium.v1.WatchJobRequest\x1a\x0e.podium.v1.Job0\x01\x12\x44\n\nGetResults\x12\x1c.podium.v1.GetResultsRequest\x1a\x16.podium.v1.ImageResult0\x01\x12\x38\n\tCancelJob\x12\x1b.podium.v1.CancelJobRequest\x1a\x0e.podium.v1.Job\x12L\n\x0bListClasses\x12\x1d.podium.v1.ListClassesRequest\x1a\x1e.podium.v1.ListClassesResponse\x12\x43\n\x08\x43lassify\x12\x1a.podium.v1.ClassifyRequest\x1a\x1b.podium.v1.ClassifyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12proto/podium.proto\x12\tpodium.v1\"&\n\x07JobSpec\x12\r\n\x05top_k\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\"K\n\tFileChunk\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12\x14\n\x0c\x63lient_error\x18\x04 \x01(\t\"a\n\rUploadRequest\x12\"\n\x04spec\x18\x01 \x01(\x0b\x32\x12.podium.v1.JobSpecH\x00\x12$\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x14.podium.v1.FileChunkH\x00\x42\x06\n\x04item\"C\n\x11SubmitPathRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.podium.v1.JobSpec\"\xe3\x01\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\"\n\x05state\x18\x02 \x01(\x0e\x32\x13.podium.v1.JobState\x12\r\n\x05total\x18\x03 \x01(\x03\x12\x11\n\tsucceeded\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\x12\x12\n\ncreated_at\x18\x06 \x01(\x01\x12\x12\n\nupdated_at\x18\x07 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x08 \x01(\x01\x12\r\n\x05\x65rror\x18\t \x01(\t\x12 \n\x04spec\x18\n \x01(\x0b\x32\x12.podium.v1.JobSpec\x12\x0c\n\x04mode\x18\x0b \x01(\t\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"H\n\x11GetResultsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0bstart_index\x18\x02 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\"\n\x10\x44\x65leteJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"#\n\x11\x44\x65leteJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x14\n\x12ListClassesRequest\"M\n\x13ListClassesResponse\x12\x0f\n\x07\x63lasses\x18\x01 \x03(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x11\n\tuntrained\x18\x03 \x01(\x08\"?\n\nPrediction\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x13\n\x0bprobability\x18\x03 \x01(\x02\"\x87\x01\n\x0bImageResult\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0c\n\x04path\x18\x02 \x01(\t\x12&\n\x06status\x18\x03 \x01(\x0e\x32\x16.podium.v1.ImageStatus\x12$\n\x05top_k\x18\x04 \x03(\x0b\x32\x15.podium.v1.Prediction\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"+\n\rClassifyImage\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"J\n\x0f\x43lassifyRequest\x12(\n\x06images\x18\x01 \x03(\x0b\x32\x18.podium.v1.ClassifyImage\x12\r\n\x05top_k\x18\x02 \x01(\x05\";\n\x10\x43lassifyResponse\x12\'\n\x07results\x18\x01 \x03(\x0b\x32\x16.podium.v1.ImageResult*\x9d\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13JOB_STATE_UPLOADING\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_COMPLETED\x10\x03\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x04\x12\x14\n\x10JOB_STATE_FAILED\x10\x05*X\n\x0bImageStatus\x12\x1c\n\x18IMAGE_STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fIMAGE_STATUS_OK\x10\x01\x12\x16\n\x12IMAGE_STATUS_ERROR\x10\x02\x32\xc9\x04\n\x06Podium\x12:\n\x0cSubmitUpload\x12\x18.podium.v1.UploadRequest\x1a\x0e.podium.v1.Job(\x01\x12:\n\nSubmitPath\x12\x1c.podium.v1.SubmitPathRequest\x1a\x0e.podium.v1.Job\x12\x32\n\x06GetJob\x12\x18.podium.v1.GetJobRequest\x1a\x0e.podium.v1.Job\x12\x38\n\x08WatchJob\x12\x1a.podium.v1.WatchJobRequest\x1a\x0e.podium.v1.Job0\x01\x12\x44\n\nGetResults\x12\x1c.podium.v1.GetResultsRequest\x1a\x16.podium.v1.ImageResult0\x01\x12\x38\n\tCancelJob\x12\x1b.podium.v1.CancelJobRequest\x1a\x0e.podium.v1.Job\x12\x46\n\tDeleteJob\x12\x1b.podium.v1.DeleteJobRequest\x1a\x1c.podium.v1.DeleteJobResponse\x12L\n\x0bListClasses\x12\x1d.podium.v1.ListClassesRequest\x1a\x1e.podium.v1.ListClassesResponse\x12\x43\n\x08\x43lassify\x12\x1a.podium.v1.ClassifyRequest\x1a\x1b.podium.v1.ClassifyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'proto.podium_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATE']._serialized_start=1213
-  _globals['_JOBSTATE']._serialized_end=1370
-  _globals['_IMAGESTATUS']._serialized_start=1372
-  _globals['_IMAGESTATUS']._serialized_end=1460
+  _globals['_JOBSTATE']._serialized_start=1286
+  _globals['_JOBSTATE']._serialized_end=1443
+  _globals['_IMAGESTATUS']._serialized_start=1445
+  _globals['_IMAGESTATUS']._serialized_end=1533
   _globals['_JOBSPEC']._serialized_start=33
   _globals['_JOBSPEC']._serialized_end=71
   _globals['_FILECHUNK']._serialized_start=73
@@ -53,20 +53,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETRESULTSREQUEST']._serialized_end=688
   _globals['_CANCELJOBREQUEST']._serialized_start=690
   _globals['_CANCELJOBREQUEST']._serialized_end=724
-  _globals['_LISTCLASSESREQUEST']._serialized_start=726
-  _globals['_LISTCLASSESREQUEST']._serialized_end=746
-  _globals['_LISTCLASSESRESPONSE']._serialized_start=748
-  _globals['_LISTCLASSESRESPONSE']._serialized_end=825
-  _globals['_PREDICTION']._serialized_start=827
-  _globals['_PREDICTION']._serialized_end=890
-  _globals['_IMAGERESULT']._serialized_start=893
-  _globals['_IMAGERESULT']._serialized_end=1028
-  _globals['_CLASSIFYIMAGE']._serialized_start=1030
-  _globals['_CLASSIFYIMAGE']._serialized_end=1073
-  _globals['_CLASSIFYREQUEST']._serialized_start=1075
-  _globals['_CLASSIFYREQUEST']._serialized_end=1149
-  _globals['_CLASSIFYRESPONSE']._serialized_start=1151
-  _globals['_CLASSIFYRESPONSE']._serialized_end=1210
-  _globals['_PODIUM']._serialized_start=1463
-  _globals['_PODIUM']._serialized_end=1976
+  _globals['_DELETEJOBREQUEST']._serialized_start=726
+  _globals['_DELETEJOBREQUEST']._serialized_end=760
+  _globals['_DELETEJOBRESPONSE']._serialized_start=762
+  _globals['_DELETEJOBRESPONSE']._serialized_end=797
+  _globals['_LISTCLASSESREQUEST']._serialized_start=799
+  _globals['_LISTCLASSESREQUEST']._serialized_end=819
+  _globals['_LISTCLASSESRESPONSE']._serialized_start=821
+  _globals['_LISTCLASSESRESPONSE']._serialized_end=898
+  _globals['_PREDICTION']._serialized_start=900
+  _globals['_PREDICTION']._serialized_end=963
+  _globals['_IMAGERESULT']._serialized_start=966
+  _globals['_IMAGERESULT']._serialized_end=1101
+  _globals['_CLASSIFYIMAGE']._serialized_start=1103
+  _globals['_CLASSIFYIMAGE']._serialized_end=1146
+  _globals['_CLASSIFYREQUEST']._serialized_start=1148
+  _globals['_CLASSIFYREQUEST']._serialized_end=1222
+  _globals['_CLASSIFYRESPONSE']._serialized_start=1224
+  _globals['_CLASSIFYRESPONSE']._serialized_end=1283
+  _globals['_PODIUM']._serialized_start=1536
+  _globals['_PODIUM']._serialized_end=2121
 # @@protoc_insertion_point(module_scope)

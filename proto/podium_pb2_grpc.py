@@ -65,6 +65,11 @@ class PodiumStub:
                 request_serializer=proto_dot_podium__pb2.CancelJobRequest.SerializeToString,
                 response_deserializer=proto_dot_podium__pb2.Job.FromString,
                 _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/podium.v1.Podium/DeleteJob',
+                request_serializer=proto_dot_podium__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=proto_dot_podium__pb2.DeleteJobResponse.FromString,
+                _registered_method=True)
         self.ListClasses = channel.unary_unary(
                 '/podium.v1.Podium/ListClasses',
                 request_serializer=proto_dot_podium__pb2.ListClassesRequest.SerializeToString,
@@ -126,6 +131,13 @@ class PodiumServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteJob(self, request, context):
+        """DeleteJob removes a job and all its data (cancelling it first if it runs).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListClasses(self, request, context):
         """ListClasses returns the class names of the served model.
         """
@@ -172,6 +184,11 @@ def add_PodiumServicer_to_server(servicer, server):
                     servicer.CancelJob,
                     request_deserializer=proto_dot_podium__pb2.CancelJobRequest.FromString,
                     response_serializer=proto_dot_podium__pb2.Job.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=proto_dot_podium__pb2.DeleteJobRequest.FromString,
+                    response_serializer=proto_dot_podium__pb2.DeleteJobResponse.SerializeToString,
             ),
             'ListClasses': grpc.unary_unary_rpc_method_handler(
                     servicer.ListClasses,
@@ -347,6 +364,33 @@ class Podium:
             '/podium.v1.Podium/CancelJob',
             proto_dot_podium__pb2.CancelJobRequest.SerializeToString,
             proto_dot_podium__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/podium.v1.Podium/DeleteJob',
+            proto_dot_podium__pb2.DeleteJobRequest.SerializeToString,
+            proto_dot_podium__pb2.DeleteJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

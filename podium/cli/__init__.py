@@ -13,5 +13,5 @@ from podium.cli.failures import reported
 
 
 def register(app: typer.Typer) -> None:
-    for command in (jobs.submit, jobs.status, jobs.results, jobs.cancel, model.classes, model.classify):
+    for command in (jobs.submit, jobs.status, jobs.results, jobs.cancel, jobs.delete, model.classes, model.classify):
         app.command()(reported(command))

@@ -114,3 +114,14 @@ def cancel(
     with connected(gateway, api_key) as client:
         job = client.cancel(job_id)
     out.print(f"job {job.id} {state_name(job.state)}")
+
+
+def delete(
+    job_id: Annotated[str, typer.Argument(help="The job id")],
+    gateway: GatewayOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Delete a job and all its data from the gateway (a running job is cancelled first)."""
+    with connected(gateway, api_key) as client:
+        client.delete(job_id)
+    out.print(f"job {job_id} deleted", markup=False)

@@ -9,8 +9,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cluster.processes import free_port
+from errors import FailedPrecondition
 from gateway import GatewaySettings, build_gateway
-from podium import PodiumClient, PodiumError
+from podium import PodiumClient, PodiumError, ResourceExhausted
 from proto import podium_pb2 as pb
 from proto import podium_pb2_grpc as pb_grpc
 from proto.status import grpc_code
@@ -61,12 +62,16 @@ def test_health_serves_once_redis_answers(make_gateway):
             assert response.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_unknown_job_is_not_found(make_gateway):
+UNKNOWN_JOB = "0" * 32
+
+
+def test_unknown_job_is_not_found_and_a_malformed_id_invalid(make_gateway):
     with PodiumClient(make_gateway()) as client:
-        assert status_of(lambda: client.get_job("0" * 32)) == grpc.StatusCode.NOT_FOUND
-        assert status_of(lambda: client.cancel("nope")) == grpc.StatusCode.NOT_FOUND
-        assert status_of(lambda: list(client.results("nope"))) == grpc.StatusCode.NOT_FOUND
-        assert status_of(lambda: list(client.watch("nope"))) == grpc.StatusCode.NOT_FOUND
+        for call in (client.get_job, client.cancel, client.delete, lambda j: list(client.results(j))):
+            assert status_of(lambda call=call: call(UNKNOWN_JOB)) == grpc.StatusCode.NOT_FOUND
+        assert status_of(lambda: list(client.watch(UNKNOWN_JOB))) == grpc.StatusCode.NOT_FOUND
+        for bad in ("nope", f"{UNKNOWN_JOB}:results", "x" * 5000):
+            assert status_of(lambda bad=bad: client.get_job(bad)) == grpc.StatusCode.INVALID_ARGUMENT
 
 
 @pytest.mark.parametrize(
@@ -131,7 +136,7 @@ def test_api_keys(make_gateway):
     with PodiumClient(address, api_key="wrong") as client:
         assert status_of(lambda: client.get_job("x")) == grpc.StatusCode.UNAUTHENTICATED
     with PodiumClient(address, api_key="k2") as client:
-        assert status_of(lambda: client.get_job("x")) == grpc.StatusCode.NOT_FOUND
+        assert status_of(lambda: client.get_job(UNKNOWN_JOB)) == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as info:
         upload(address, [("a.jpg", b"x")], pb.JobSpec())
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -190,6 +195,61 @@ def test_tls(make_gateway, tmp_path):
     )
     address = make_gateway(tls_cert_file=str(cert), tls_key_file=str(key))
     with PodiumClient(address, tls_ca_file=str(cert)) as client:
-        assert status_of(lambda: client.get_job("x")) == grpc.StatusCode.NOT_FOUND
+        assert status_of(lambda: client.get_job(UNKNOWN_JOB)) == grpc.StatusCode.NOT_FOUND
     with PodiumClient(address, timeout_s=3) as plaintext:
-        assert status_of(lambda: plaintext.get_job("x")) == grpc.StatusCode.UNAVAILABLE
+        assert status_of(lambda: plaintext.get_job(UNKNOWN_JOB)) == grpc.StatusCode.UNAVAILABLE
+
+
+def test_jobs_belong_to_their_key_and_admins_see_all(make_gateway):
+    address = make_gateway(api_keys="alice,bob", admin_api_keys="root")
+    job = upload(address, [("a.jpg", b"x")], pb.JobSpec(), metadata=(("x-api-key", "alice"),))
+    with PodiumClient(address, api_key="bob") as bob:
+        assert status_of(lambda: bob.get_job(job.id)) == grpc.StatusCode.NOT_FOUND
+        assert status_of(lambda: bob.cancel(job.id)) == grpc.StatusCode.NOT_FOUND
+    with PodiumClient(address, api_key="root") as admin:
+        assert admin.get_job(job.id).id == job.id
+    with PodiumClient(address, api_key="alice") as alice:
+        alice.delete(job.id)
+        assert status_of(lambda: alice.get_job(job.id)) == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_gateway_reachable_from_the_network_needs_keys(make_gateway, redis_url):
+    with pytest.raises(FailedPrecondition, match="without API keys") as info:
+        build_gateway(GatewaySettings(host="0.0.0.0", port=0, redis_url=redis_url))
+    assert "PODIUM_API_KEYS" in info.value.hint
+    make_gateway(host="0.0.0.0", api_keys="k")  # with keys it starts
+    make_gateway(host="0.0.0.0", allow_unauthenticated=True)  # or when told to
+
+
+def test_reflection_is_off_unless_asked_and_then_needs_a_key(make_gateway):
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    def list_services(address: str, metadata=()):
+        with grpc.insecure_channel(address) as channel:
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            request = reflection_pb2.ServerReflectionRequest(list_services="")
+            return next(stub.ServerReflectionInfo(iter([request]), metadata=metadata, timeout=5))
+
+    with pytest.raises(grpc.RpcError) as info:
+        list_services(make_gateway())
+    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    address = make_gateway(reflection=True, api_keys="k")
+    with pytest.raises(grpc.RpcError) as info:
+        list_services(address)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    names = {s.name for s in list_services(address, (("x-api-key", "k"),)).list_services_response.service}
+    assert "podium.v1.Podium" in names
+
+
+def test_open_streams_are_bounded_per_key_and_short_calls_still_answer(make_gateway):
+    address = make_gateway(max_streams_per_key=2, api_keys="k")
+    job = upload(address, [("a.jpg", b"x")], pb.JobSpec(), metadata=(("x-api-key", "k"),))
+    with PodiumClient(address, api_key="k") as client:
+        watches = [client.watch(job.id) for _ in range(2)]
+        for watch in watches:
+            next(watch)  # each holds a slot while it waits for the job to change
+        with pytest.raises(ResourceExhausted, match="2 streams open"):
+            next(client.watch(job.id))
+        assert client.get_job(job.id).id == job.id
+        for watch in watches:
+            watch.close()

@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "podium"
 SECRET_NAME = "podium-secrets"
 # The keys docs/deploy.md tells users to create the Secret with.
-SECRET_KEYS = {"redis-password", "api-keys"}
+SECRET_KEYS = {"redis-password", "api-keys", "admin-api-keys"}
 KEDA_NAMESPACE = "keda"
 GPU = "nvidia.com/gpu"
 ALL_DIRS = kube.kustomize_dirs()
@@ -198,17 +198,48 @@ def test_services_and_budgets_select_existing_pods(directory):
 
 
 @pytest.mark.parametrize("directory", ALL_DIRS, ids=_id)
-def test_gateway_has_a_service_a_disruption_budget_and_a_grpc_readiness_probe(directory):
+def test_gateway_has_a_service_a_disruption_budget_and_a_readiness_probe(directory):
     docs = kube.render(directory)
     gateway = kube.one(docs, "Deployment", "gateway")
     assert gateway["spec"]["replicas"] >= 2, "one gateway cannot roll without downtime"
     assert kube.one(docs, "PodDisruptionBudget", "gateway")["spec"]["minAvailable"] >= 1
     container = kube.container(docs, "Deployment", "gateway", "gateway")
     (port,) = container["ports"]
-    assert container["readinessProbe"]["grpc"]["port"] == port["containerPort"]
+    if _tls_file(container):  # the kubelet's gRPC probe speaks no TLS: the image's check does
+        assert container["readinessProbe"]["exec"]["command"][-2:] == [
+            "/opt/podium-healthcheck/healthcheck.py",
+            "gateway",
+        ]
+    else:
+        assert container["readinessProbe"]["grpc"]["port"] == port["containerPort"]
     service = kube.one(docs, "Service", "gateway")
     assert service["spec"]["type"] == "LoadBalancer"
     assert service["spec"]["ports"][0]["targetPort"] == port["name"]
+
+
+def _tls_file(container: dict) -> str:
+    return next((e.get("value", "") for e in container.get("env", []) if e["name"] == "PODIUM_TLS_CERT_FILE"), "")
+
+
+@pytest.mark.parametrize("directory", OVERLAYS, ids=_id)
+def test_every_overlay_serves_tls_from_a_mounted_secret(directory):
+    docs = kube.render(directory)
+    container = kube.container(docs, "Deployment", "gateway", "gateway")
+    cert = _tls_file(container)
+    assert cert.startswith("/etc/podium/tls/"), "the gateway behind a LoadBalancer must speak TLS"
+    volumes = kube.one(docs, "Deployment", "gateway")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "tls", "secret": {"secretName": "podium-gateway-tls"}} in volumes
+
+
+@pytest.mark.parametrize("directory", ALL_DIRS, ids=_id)
+def test_gateway_shutdown_fits_the_grace_period(directory):
+    docs = kube.render(directory)
+    pod = kube.one(docs, "Deployment", "gateway")["spec"]["template"]["spec"]
+    container = kube.container(docs, "Deployment", "gateway", "gateway")
+    pause = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    (config,) = [d for d in kube.find(docs, "ConfigMap") if d["metadata"]["name"].startswith("podium-gateway-")]
+    grace = float(config["data"]["PODIUM_SHUTDOWN_GRACE_S"])
+    assert pause + grace < pod["terminationGracePeriodSeconds"]
 
 
 @pytest.mark.parametrize("directory", ALL_DIRS, ids=_id)

@@ -38,6 +38,7 @@ FAST_RECOVERY = {
     "triton_timeout_s": 3,
     "stall_timeout_s": 25,
     "reconcile_interval_s": 2,
+    "chunk_lease_s": 6,
 }
 
 

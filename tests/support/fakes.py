@@ -21,8 +21,20 @@ from modelmeta import ModelMetadata
 CLASSES = ["archery", "badminton", "curling"]
 
 
+class FakeRedis(fakeredis.FakeRedis):
+    """fakeredis, plus the INFO memory section the store reads (no maxmemory: unlimited)."""
+
+    used_memory = 0
+    maxmemory = 0
+
+    def info(self, section=None, *args, **kwargs):
+        if section == "memory":
+            return {"used_memory": self.used_memory, "maxmemory": self.maxmemory}
+        return super().info(section, *args, **kwargs)
+
+
 def fake_store(ttl_s: int = 3600) -> JobStore:
-    return JobStore(fakeredis.FakeRedis(), result_ttl_s=ttl_s)
+    return JobStore(FakeRedis(), result_ttl_s=ttl_s)
 
 
 class FakeQueue(ChunkQueue):

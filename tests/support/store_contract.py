@@ -52,7 +52,7 @@ class StoreContract:
         done = store.get(job.id)
         assert done.state is JobState.COMPLETED and (done.succeeded, done.failed) == (1, 1)
         assert done.finished_at >= done.created_at
-        assert store.pending_uploads(job.id) == 0  # blobs are gone
+        assert store.pending_uploads(job.id) == (0, 0)  # blobs are gone
         assert 0 < redis_client.ttl(f"podium:job:{job.id}") <= 3600
         assert store.active_jobs() == 0
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
-from gateway.service import CANCELLED_ERROR, JobService
+from gateway.access import ANONYMOUS, Caller
+from gateway.model_service import ModelService
+from gateway.service import CANCELLED_ERROR, JobOptions, JobService
 from gateway.settings import GatewaySettings
 from gateway.uploads import FileChunk, UploadAssembler
 from jobs import ImageOutcome, JobMode, JobState, Prediction
@@ -17,7 +21,11 @@ OK = ImageOutcome(predictions=(Prediction("archery", 0, 0.9),))
 def service(**settings) -> JobService:
     store = fake_store()
     defaults = {"chunk_size": 2, "max_queued_chunks": 2}
-    return JobService(GatewaySettings(**(defaults | settings)), store, FakeQueue(store), FakeClassifier())
+    return JobService(GatewaySettings(**(defaults | settings)), store, FakeQueue(store))
+
+
+def upload(jobs: JobService, chunks, top_k: int = 0, name: str = "", caller: Caller = ANONYMOUS):
+    return jobs.submit_upload(JobOptions(top_k, name), caller, chunks)
 
 
 def files(*names: str, data: bytes = b"bytes") -> list[FileChunk]:
@@ -26,7 +34,7 @@ def files(*names: str, data: bytes = b"bytes") -> list[FileChunk]:
 
 def test_an_upload_becomes_a_running_job_with_its_chunks_queued():
     jobs = service()
-    job = jobs.submit_upload(3, "finals", files("a.jpg", "b.jpg", "c/d.jpg", "e.jpg", "f.jpg"))
+    job = upload(jobs, files("a.jpg", "b.jpg", "c/d.jpg", "e.jpg", "f.jpg"), top_k=3, name="finals")
     assert (job.state, job.total, job.top_k, job.name, job.mode) == (JobState.RUNNING, 5, 3, "finals", JobMode.UPLOAD)
     assert jobs.queue.sent == [(job.id, 0), (job.id, 1)]  # bounded: 2 of the 3 chunks
     assert jobs.store.files(job.id, 0, 5) == ["a.jpg", "b.jpg", "c/d.jpg", "e.jpg", "f.jpg"]
@@ -36,7 +44,7 @@ def test_an_upload_becomes_a_running_job_with_its_chunks_queued():
 def test_a_file_in_several_chunks_is_joined():
     jobs = service()
     chunks = [FileChunk("a.jpg", b"ab", False), FileChunk("a.jpg", b"cd", False), FileChunk("a.jpg", b"", True)]
-    job = jobs.submit_upload(0, "", chunks)
+    job = upload(jobs, chunks)
     assert jobs.store.blob(job.id, 0) == b"abcd"
     assert job.top_k == 5  # the gateway's default
 
@@ -55,7 +63,7 @@ def test_a_file_in_several_chunks_is_joined():
 def test_a_broken_upload_fails_its_job_and_says_why(chunks, error, message):
     jobs = service(max_files_per_job=3, max_upload_bytes=100)
     with pytest.raises(error, match=message):
-        jobs.submit_upload(0, "", chunks)
+        upload(jobs, chunks)
     assert jobs.store.active_jobs() == 0  # the job ended (failed) with its upload
 
 
@@ -66,7 +74,7 @@ def test_oversized_and_unreadable_files_fail_alone():
         FileChunk("locked.jpg", b"", True, "Permission denied"),
         FileChunk("ok.jpg", b"1234", True),
     ]
-    job = jobs.submit_upload(0, "", chunks)
+    job = upload(jobs, chunks)
     results = {path: outcome for path, outcome in jobs.store.results(job.id, 0, 3)}
     assert "larger than the limit of 4 bytes" in results["big.jpg"].error
     assert "could not read this file: Permission denied" in results["locked.jpg"].error
@@ -81,7 +89,7 @@ def test_the_assembler_waits_while_the_job_holds_too_many_unprocessed_images():
     for name in ("a", "b"):
         assembler.add_chunk(FileChunk(name, b"x", True))
     assembler.flush()
-    assert store.pending_uploads(job.id) == 2
+    assert store.pending_uploads(job.id) == (2, 2)
     store.cancel(job.id)  # nobody will ever process them: the wait must end, with a reason
     assembler.add_chunk(FileChunk("c", b"x", True))
     with pytest.raises(FailedPrecondition, match="ended during its upload"):
@@ -92,13 +100,13 @@ def test_too_many_active_jobs_are_refused():
     jobs = service(max_active_jobs=1)
     jobs.store.create(mode=JobMode.UPLOAD, top_k=1, chunk_size=1)
     with pytest.raises(ResourceExhausted, match="already runs 1 jobs"):
-        jobs.submit_upload(0, "", files("a"))
+        upload(jobs, files("a"))
 
 
 @pytest.mark.parametrize(("top_k", "name"), [(1001, ""), (-1, ""), (5, "x" * 201)])
 def test_bad_options_are_invalid_arguments(top_k, name):
     with pytest.raises(InvalidArgument):
-        service().submit_upload(top_k, name, files("a"))
+        upload(service(), files("a"), top_k, name)
 
 
 def test_path_mode_lists_the_folder_under_a_data_root(tmp_path):
@@ -106,21 +114,21 @@ def test_path_mode_lists_the_folder_under_a_data_root(tmp_path):
     for name in ("finals/b.jpg", "finals/a.jpg", "finals/day1/c.jpg", "finals/.hidden.jpg"):
         (tmp_path / name).write_bytes(b"x")
     jobs = service(data_roots=str(tmp_path))
-    job = jobs.submit_path("finals", 2, "")
+    job = jobs.submit_path("finals", JobOptions(2), ANONYMOUS)
     assert (job.mode, job.total, job.root) == (JobMode.PATH, 3, str(tmp_path / "finals"))
     assert jobs.store.files(job.id, 0, 3) == ["a.jpg", "b.jpg", "day1/c.jpg"]
     with pytest.raises(InvalidArgument, match="outside the data roots"):
-        jobs.submit_path("/etc", 2, "")
+        jobs.submit_path("/etc", JobOptions(2), ANONYMOUS)
     with pytest.raises(FailedPrecondition, match="path mode is off"):
-        service().submit_path(str(tmp_path), 2, "")
+        service().submit_path(str(tmp_path), JobOptions(2), ANONYMOUS)
 
 
 def test_results_of_a_cancelled_job_give_every_image_one_line():
     jobs = service()
-    job = jobs.submit_upload(0, "", files("a", "b", "c"))
+    job = upload(jobs, files("a", "b", "c"))
     jobs.store.record(job.id, 1, OK)
-    jobs.cancel(job.id)
-    results = list(jobs.results(job.id, 0, follow=True, is_active=lambda: True))
+    jobs.cancel(job.id, ANONYMOUS)
+    results = list(jobs.results(job.id, ANONYMOUS, 0, follow=True, is_active=lambda: True))
     assert [(r.index, r.path) for r in results] == [(0, "a"), (1, "b"), (2, "c")]
     assert results[1].outcome == OK
     assert results[0].outcome.error == results[2].outcome.error == CANCELLED_ERROR
@@ -128,44 +136,129 @@ def test_results_of_a_cancelled_job_give_every_image_one_line():
 
 def test_results_without_follow_skip_unfinished_images():
     jobs = service()
-    job = jobs.submit_upload(0, "", files("a", "b", "c"))
+    job = upload(jobs, files("a", "b", "c"))
     jobs.store.record(job.id, 2, OK)
-    assert [r.index for r in jobs.results(job.id, 0, follow=False, is_active=lambda: True)] == [2]
-    assert [r.index for r in jobs.results(job.id, 3, follow=False, is_active=lambda: True)] == []
+    assert [r.index for r in jobs.results(job.id, ANONYMOUS, 0, follow=False, is_active=lambda: True)] == [2]
+    assert [r.index for r in jobs.results(job.id, ANONYMOUS, 3, follow=False, is_active=lambda: True)] == []
     with pytest.raises(InvalidArgument):
-        list(jobs.results(job.id, -1, follow=False, is_active=lambda: True))
+        list(jobs.results(job.id, ANONYMOUS, -1, follow=False, is_active=lambda: True))
 
 
 def test_watch_ends_with_the_first_terminal_state():
     jobs = service()
-    job = jobs.submit_upload(0, "", files("a", "b"))
+    job = upload(jobs, files("a", "b"))
     for index in range(2):
         jobs.store.record(job.id, index, OK)
-    seen = list(jobs.watch(job.id, is_active=lambda: True))
+    seen = list(jobs.watch(job.id, ANONYMOUS, is_active=lambda: True))
     assert seen[-1].state is JobState.COMPLETED and seen[-1].succeeded == 2
 
 
 def test_unknown_jobs_are_not_found():
     jobs = service()
     for call in (
-        lambda: jobs.get("0" * 32),
-        lambda: jobs.cancel("0" * 32),
-        lambda: list(jobs.watch("0" * 32, lambda: True)),
-        lambda: list(jobs.results("0" * 32, 0, False, lambda: True)),
+        lambda: jobs.get("0" * 32, ANONYMOUS),
+        lambda: jobs.cancel("0" * 32, ANONYMOUS),
+        lambda: jobs.delete("0" * 32, ANONYMOUS),
+        lambda: list(jobs.watch("0" * 32, ANONYMOUS, lambda: True)),
+        lambda: list(jobs.results("0" * 32, ANONYMOUS, 0, False, lambda: True)),
     ):
         with pytest.raises(NotFound):
             call()
 
 
+@pytest.mark.parametrize("job_id", ["", "nope", "0" * 31, "G" * 32, "0" * 32 + ":results", "../" * 20])
+def test_malformed_job_ids_are_invalid_arguments(job_id):
+    with pytest.raises(InvalidArgument, match="is not a job id"):
+        service().get(job_id, ANONYMOUS)
+
+
+def test_a_job_belongs_to_the_key_that_created_it():
+    jobs = service()
+    alice, bob, admin = Caller("alice"), Caller("bob"), Caller("root", admin=True)
+    job = upload(jobs, files("a"), caller=alice)
+    assert jobs.get(job.id, alice).owner == "alice" and jobs.get(job.id, admin).id == job.id
+    for action in (jobs.get, jobs.cancel, jobs.delete):
+        with pytest.raises(NotFound):
+            action(job.id, bob)
+    jobs.delete(job.id, alice)
+    assert jobs.store.job_keys(job.id) == []
+
+
+def test_delete_leaves_no_key_of_the_job():
+    jobs = service()
+    job = upload(jobs, files("a", "b", "c"))
+    jobs.store.record(job.id, 0, OK)
+    assert jobs.store.acquire_chunk(job.id, 0, "w", 60).taken  # a lease, as a running worker has
+    jobs.delete(job.id, ANONYMOUS)
+    assert jobs.store.job_keys(job.id) == []
+    assert jobs.store.active_jobs() == 0
+    with pytest.raises(NotFound):
+        jobs.get(job.id, ANONYMOUS)
+
+
+def test_new_jobs_are_refused_above_the_redis_high_water_mark(monkeypatch):
+    jobs = service(redis_high_water=0.8)
+    monkeypatch.setattr(jobs.store, "memory_used", lambda: 0.85)
+    with pytest.raises(ResourceExhausted, match="85% full"):
+        upload(jobs, files("a"))
+    monkeypatch.setattr(jobs.store, "memory_used", lambda: 0.5)
+    assert upload(jobs, files("a")).total == 1
+
+
+def test_an_upload_waits_while_the_job_holds_too_many_bytes():
+    store = fake_store()
+    settings = GatewaySettings(max_pending_upload_bytes=1024**2)
+    job = store.create(mode=JobMode.UPLOAD, top_k=1, chunk_size=1)
+    assembler = UploadAssembler(store, job.id, settings, lambda job_id: None)
+    assembler.add_chunk(FileChunk("big", b"x" * 1024**2, True))
+    assembler.flush()
+    assert store.pending_uploads(job.id) == (1, 1024**2)
+    store.record(job.id, 0, OK)  # a worker finished it: its bytes leave Redis
+    assert store.pending_uploads(job.id) == (0, 0)
+    store.cancel(job.id)
+    assembler.add_chunk(FileChunk("late", b"x", True))
+    with pytest.raises(FailedPrecondition, match="ended during its upload"):
+        assembler.flush()
+    assert store.job_keys(job.id) and all(store._redis.ttl(key) > 0 for key in store.job_keys(job.id))
+
+
+def test_paths_are_limited_and_counted():
+    with pytest.raises(InvalidArgument, match="longer than 4096 bytes"):
+        upload(service(), files("a" * 4097))
+    with pytest.raises(ResourceExhausted, match="limit of 100 bytes"):
+        upload(service(max_upload_bytes=100), files("p" * 98, data=b"xyz"))
+
+
+def test_unreadable_and_linked_folders_get_error_lines(tmp_path, monkeypatch):
+    (tmp_path / "job" / "locked").mkdir(parents=True)
+    (tmp_path / "job" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "job" / "link").symlink_to(tmp_path / "elsewhere")
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    jobs = service(data_roots=str(tmp_path))
+    job = jobs.submit_path("job", JobOptions(), ANONYMOUS)
+    results = dict(jobs.store.results(job.id, 0, 10))
+    assert results["a.jpg"] is None
+    assert results["link"].error == "symbolic link to a folder; not followed"
+    assert results["locked"].error == "folder cannot be read: Permission denied"
+
+
 def test_classify_answers_from_the_model_and_refuses_bad_requests():
-    jobs = service(classify_max_images=2)
-    outcomes = jobs.classify([("dark.png", png_bytes(10)), ("junk", b"not an image")], top_k=2)
+    model = ModelService(GatewaySettings(classify_max_images=2), FakeClassifier())
+    outcomes = model.classify([("dark.png", png_bytes(10)), ("junk", b"not an image")], top_k=2)
     assert outcomes[0].predictions[0].label == CLASSES[0] and len(outcomes[0].predictions) == 2
     assert "not a recognised image format" in outcomes[1].error
     with pytest.raises(InvalidArgument, match="at most 2 images"):
-        jobs.classify([("a", b"")] * 3, top_k=1)
+        model.classify([("a", b"")] * 3, top_k=1)
     with pytest.raises(InvalidArgument, match="at least one image"):
-        jobs.classify([], top_k=1)
-    jobs.classifier().down = True
+        model.classify([], top_k=1)
+    model.classifier().down = True
     with pytest.raises(Unavailable, match="inference server is not available"):
-        jobs.classify([("a", png_bytes(10))], top_k=1)
+        model.classify([("a", png_bytes(10))], top_k=1)
