@@ -36,24 +36,16 @@ def build_bench_data(root: Path, dataset_images: int, mixed_images: int, big_job
     """Write (or reuse) every folder of the run under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     return BenchData(
-        sports=_cached(root / f"sports224-{dataset_images}", ("sports", dataset_images, 1), _sports_writer(1)),
-        mixed=_cached(root / f"mixed-{mixed_images}", ("mixed", mixed_images, 2), _mixed_writer(2)),
-        big_job=_cached(root / f"big-{big_job_images}", ("sports", big_job_images, 3), _sports_writer(3)),
-        small_job=_cached(root / f"small-{small_job_images}", ("sports", small_job_images, 4), _sports_writer(4)),
-        single=_cached(root / "single-1", ("sports", 1, 5), _sports_writer(5)),
+        sports=cached_folder(root / f"sports224-{dataset_images}", ("sports", dataset_images, 1), _sports_writer(1)),
+        mixed=cached_folder(root / f"mixed-{mixed_images}", ("mixed", mixed_images, 2), _mixed_writer(2)),
+        big_job=cached_folder(root / f"big-{big_job_images}", ("sports", big_job_images, 3), _sports_writer(3)),
+        small_job=cached_folder(root / f"small-{small_job_images}", ("sports", small_job_images, 4), _sports_writer(4)),
+        single=cached_folder(root / "single-1", ("sports", 1, 5), _sports_writer(5)),
     )
 
 
-def image_files(folder: Path) -> list[Path]:
-    """The files a job of ``folder`` would hold (non-hidden, nested folders included)."""
-    return sorted(
-        path
-        for path in folder.rglob("*")
-        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
-    )
-
-
-def _cached(folder: Path, recipe: tuple, write) -> Path:
+def cached_folder(folder: Path, recipe: tuple, write) -> Path:
+    """``folder`` as ``write(folder, recipe[1])`` makes it, reused while the recipe is the same."""
     stamp = folder / _STAMP
     wanted = json.dumps([_RECIPE_VERSION, *recipe])
     if stamp.exists() and stamp.read_text() == wanted:

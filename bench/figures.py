@@ -24,10 +24,20 @@ DECODE_224 = "decode_preprocess_224"
 DECODE_MIXED = "decode_preprocess_mixed"
 INT8_RAW = "int8_raw_onnxruntime"
 INT8_E2E = "int8_end_to_end_224"
+DECODE_24MP_EXACT = "decode_24mp_exact"
+DECODE_24MP_FAST = "decode_24mp_fast"
+DECODE_24MP_EXACT_MEMORY = "decode_24mp_exact_peak"
+DECODE_24MP_FAST_MEMORY = "decode_24mp_fast_peak"
+FAST_AGREEMENT = "fast_vs_exact_top1_agreement"
+FAST_MAX_DIFF = "fast_vs_exact_max_abs_diff"
+E2E_CAMERA = "end_to_end_24mp"
 
 THROUGHPUT = "img/s"
 SECONDS = "s"
 MILLISECONDS = "ms"  # stored in seconds, shown in ms
+MIB = "MiB"
+PERCENT = "%"
+PROBABILITY = "Δp"
 
 
 @dataclass(frozen=True)

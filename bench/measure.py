@@ -235,3 +235,50 @@ def fairness(run: Run, main: ServedCluster) -> None:
 
 def files(folder: Path) -> list[Path]:
     return [folder / rel for rel in walk_files(folder)]
+
+
+def camera(run: Run, main: ServedCluster) -> None:
+    """Camera-sized photos: decode cost exact and fast, fast's agreement with exact, a 24 MP job."""
+    from bench import camera as cam  # imports scikit-image and torch (the stand-in model's export)
+    from bench.models import exported_model
+    from export.stand_in import write_steady_checkpoint
+    from imaging import DecodeMode, image_files
+    from modelrepo import onnx_runner
+
+    images, results, sizes = run.options.work_dir / "images", run.results, run.sizes
+    job_folder = cam.camera_folder(images, sizes.camera_job_images)
+    one = image_files(job_folder)[0]
+    run.log(f"camera photos: decode cost of {one.name} (24 MP), exact and fast, each in a fresh process")
+    for mode, time_key, memory_key in (
+        (DecodeMode.EXACT, f.DECODE_24MP_EXACT, f.DECODE_24MP_EXACT_MEMORY),
+        (DecodeMode.FAST, f.DECODE_24MP_FAST, f.DECODE_24MP_FAST_MEMORY),
+    ):
+        costs = [cam.decode_cost(one, mode) for _ in range(sizes.repeats)]
+        results.add(
+            time_key,
+            f"24 MP JPEG, {mode.value} decode + preprocess (1 thread)",
+            MILLISECONDS,
+            [c.seconds for c in costs],
+        )
+        results.add(
+            memory_key, f"24 MP JPEG, {mode.value} decode: peak memory added", f.MIB, [c.peak_mib for c in costs]
+        )
+    checkpoint = write_steady_checkpoint(run.options.work_dir / "stand-in" / "steady.pt", cam.STAND_IN_CLASSES)
+    stand_in = exported_model(run.options.work_dir / "stand-in" / "repo", "stand_in", checkpoint, "cpu", run.log)
+    folder = cam.sizes_folder(images, sizes.camera_photos)
+    run.log(f"camera photos: fast vs exact decoding on {sizes.camera_photos} photos, stand-in model")
+    agreement = cam.fast_agreement(onnx_runner(stand_in.onnx_path), folder)
+    note = f"{agreement.drafted} of {agreement.images} photos drafted (the others decode exactly)"
+    results.add(
+        f.FAST_AGREEMENT, "fast vs exact decoding: top-1 agreement", f.PERCENT, [100 * agreement.top1_agreement], note
+    )
+    results.add(f.FAST_MAX_DIFF, "fast vs exact decoding: max |Δp|", f.PROBABILITY, [agreement.max_abs_diff], note)
+    run.log(f"camera photos: a job of {sizes.camera_job_images} 24 MP JPEGs end to end, {sizes.repeats} times")
+    rates = [end_to_end.run_job(main.client, job_folder).images_per_s for _ in range(sizes.repeats)]
+    results.add(
+        f.E2E_CAMERA,
+        f"end to end, {sizes.camera_job_images} 24 MP JPEGs",
+        THROUGHPUT,
+        rates,
+        "the workers' PODIUM_DECODE (fast unless --env says otherwise)",
+    )

@@ -27,6 +27,8 @@ class Sizes:
     sweep_window_s: float  # one cell of a sweep
     best_window_s: float  # one repeat of the best configuration
     fairness_delay_s: float  # how long the big job runs before the small one arrives
+    camera_photos: int  # photos of many sizes for fast decoding's agreement with exact
+    camera_job_images: int  # 24 MP photos in the end-to-end camera job
 
 
 FULL = Sizes(
@@ -43,6 +45,8 @@ FULL = Sizes(
     sweep_window_s=3.0,
     best_window_s=5.0,
     fairness_delay_s=3.0,
+    camera_photos=200,
+    camera_job_images=24,
 )
 
 QUICK = Sizes(
@@ -59,6 +63,8 @@ QUICK = Sizes(
     sweep_window_s=1.5,
     best_window_s=2.0,
     fairness_delay_s=1.0,
+    camera_photos=24,
+    camera_job_images=4,
 )
 
 

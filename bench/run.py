@@ -34,6 +34,7 @@ from bench.measure import (
     Log,
     Run,
     ServedCluster,
+    camera,
     cli_once,
     dataset_sizes,
     fairness,
@@ -219,6 +220,7 @@ def _measure(run: Run, stack: ExitStack, main: ServedCluster, quantised: ServedC
     cli_once(run, main)
     latency(run, main)
     fairness(run, main)
+    camera(run, main)
 
 
 # --- output ---------------------------------------------------------------------------

@@ -26,6 +26,26 @@ RATIO_TARGETS = (
     RatioTarget("end to end (224x224) vs Triton direct", f.E2E_SPORTS, f.TRITON, 0.90),
     RatioTarget("end to end vs one request per image", f.E2E_SPORTS, f.BASELINE, 1.15),
     RatioTarget("INT8 vs FP32 end to end", f.INT8_E2E, f.E2E_SPORTS, 2.5),
+    RatioTarget("end to end, 24 MP photos (fast) vs 224x224", f.E2E_CAMERA, f.E2E_SPORTS, 0.6),
+)
+
+
+@dataclass(frozen=True)
+class LimitTarget:
+    """One figure against a fixed limit (at most, or at least)."""
+
+    name: str
+    key: str
+    limit: float
+    at_most: bool
+    shown: str  # how the limit reads, in the figure's unit
+
+
+LIMIT_TARGETS = (
+    LimitTarget("24 MP JPEG, fast decode + preprocess", f.DECODE_24MP_FAST, 0.080, True, "<= 80 ms"),
+    LimitTarget("24 MP JPEG, fast decode peak memory", f.DECODE_24MP_FAST_MEMORY, 150.0, True, "<= 150 MiB"),
+    LimitTarget("fast vs exact decoding, top-1 agreement", f.FAST_AGREEMENT, 99.5, False, ">= 99.5%"),
+    LimitTarget("fast vs exact decoding, max |Δp|", f.FAST_MAX_DIFF, 0.02, True, "<= 0.02"),
 )
 
 
@@ -45,7 +65,22 @@ class TargetResult:
 
 
 def evaluate(results: BenchResults) -> list[TargetResult]:
-    return [*(_ratio(results, target) for target in RATIO_TARGETS), _latency(results), _fairness(results)]
+    return [
+        *(_ratio(results, target) for target in RATIO_TARGETS),
+        _latency(results),
+        _fairness(results),
+        *(_limit(results, target) for target in LIMIT_TARGETS),
+    ]
+
+
+def _limit(results: BenchResults, target: LimitTarget) -> TargetResult:
+    value = results.median(target.key)
+    if value is None:
+        return TargetResult(target.name, target.shown, "not measured", None, target.limit, None)
+    figure = results.figures[target.key]
+    shown = figure.shown.median if figure.shown else value
+    passed = value <= target.limit if target.at_most else value >= target.limit
+    return TargetResult(target.name, target.shown, f"{shown:.4g} {figure.unit}", value, target.limit, passed)
 
 
 def _ratio(results: BenchResults, target: RatioTarget) -> TargetResult:

@@ -51,6 +51,9 @@ class ClusterSettings(BaseSettings):
     triton_metrics_port: int = Field(0, ge=0, le=65535)
     run_dir: Path | None = Field(None, description="Logs and Redis data; a temporary folder if unset")
     redis_server: str = Field("redis-server", description="The redis-server binary")
+    redis_maxmemory: str = Field(
+        "1gb", description="Redis's memory limit (noeviction: a full Redis refuses writes, nothing is dropped)"
+    )
     ready_timeout_s: float = Field(180.0, gt=0)
     service: dict[str, object] = Field(
         default_factory=dict,
@@ -130,6 +133,10 @@ class LocalCluster:
             "yes",
             "--appendfsync",
             "everysec",
+            "--maxmemory",
+            self.settings.redis_maxmemory,
+            "--maxmemory-policy",
+            "noeviction",
             "--daemonize",
             "no",
         ]

@@ -23,7 +23,7 @@ from export.labels import DEFAULT_LABELS, dataset_classes, labels_beside, read_l
 from export.serving_model import ServingModel
 from export.torch2onnx import DEFAULT_OPSET, torch2onnx
 from export.verify import folder_images, sample_images, verify_onnx
-from modelmeta import DEFAULT_MODEL_NAME, ModelMetadata, Preprocessing
+from modelmeta import DEFAULT_MODEL_NAME, FINGERPRINT_NAME, ModelMetadata, Preprocessing
 from modelrepo import EngineSettings, Target, build_model_config, resolve_target, write_model_version
 from modelrepo.files import file_sha256
 from modelrepo.layout import CHECK_IMAGES_FILENAME, ONNX_FILENAME, RECIPE_FILENAME
@@ -212,6 +212,7 @@ def _metadata(loaded: LoadedModel, classes: list[str], model_name: str, target: 
         precision=target.precision,
         classes=classes,
         preprocessing=Preprocessing(),
+        fingerprint_name=FINGERPRINT_NAME if target.returns_fingerprint else "",
         checkpoint_sha256=loaded.checkpoint_sha256,
         untrained=loaded.untrained,
         head=loaded.head.describe(),

@@ -15,10 +15,12 @@ from tritonclient.utils import InferenceServerException
 
 from errors import Internal, Status, Unavailable
 from jobs import Prediction
-from modelmeta import METADATA_PARAMETER, ModelMetadata
+from modelmeta import METADATA_PARAMETER, ModelMetadata, fingerprint
 
 DEFAULT_TIMEOUT_S = 30.0
 _RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "CANCELLED", "ABORTED")
+# Triton's words for states that pass: a model not ready yet, a Python-backend stub restarting.
+_RETRYABLE_MESSAGES = ("not ready", "unavailable", "is not healthy", "exceeds maximum queue size", "timeout")
 
 
 class TritonError(Internal):
@@ -34,7 +36,7 @@ class TritonUnavailable(TritonError, Unavailable):
 def _convert(exc: InferenceServerException, what: str) -> TritonError:
     status = str(exc.status() or "")
     message = f"{what}: {exc.message() or status}"
-    if any(code in status for code in _RETRYABLE) or "not ready" in message or "unavailable" in message.lower():
+    if any(code in status for code in _RETRYABLE) or any(sign in message.lower() for sign in _RETRYABLE_MESSAGES):
         return TritonUnavailable(message)
     return TritonError(message)
 
@@ -70,14 +72,27 @@ class TritonClassifier:
     def infer(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 [N, crop, crop, 3] -> float32 probabilities [N, classes]."""
         meta = self.metadata()
+        pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         tensor = grpcclient.InferInput(meta.input_name, list(pixels.shape), "UINT8")
-        tensor.set_data_from_numpy(np.ascontiguousarray(pixels, dtype=np.uint8))
-        output = grpcclient.InferRequestedOutput(meta.output_name)
+        tensor.set_data_from_numpy(pixels)
+        names = [meta.output_name, *([meta.fingerprint_name] if meta.fingerprint_name else [])]
+        outputs = [grpcclient.InferRequestedOutput(name) for name in names]
         try:
-            result = self._client.infer(self.model_name, [tensor], outputs=[output], client_timeout=self.timeout_s)
+            result = self._client.infer(self.model_name, [tensor], outputs=outputs, client_timeout=self.timeout_s)
         except InferenceServerException as exc:
             raise _convert(exc, f"inference on model {self.model_name!r}") from exc
+        if meta.fingerprint_name:
+            check_fingerprint(pixels, result.as_numpy(meta.fingerprint_name), self.model_name)
         return result.as_numpy(meta.output_name)
+
+
+def check_fingerprint(pixels: np.ndarray, returned: np.ndarray | None, model_name: str) -> None:
+    """TritonUnavailable (so the request is sent again) unless the response is this request's."""
+    if returned is None or not np.array_equal(returned, fingerprint(pixels)):
+        raise TritonUnavailable(
+            f"inference on model {model_name!r}: Triton answered with another request's response "
+            "(its pixel fingerprint differs); asking again"
+        )
 
 
 def top_k(probabilities: np.ndarray, k: int, classes: list[str]) -> tuple[Prediction, ...]:

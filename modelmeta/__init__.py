@@ -4,6 +4,7 @@ Pure data, read by every layer: the export writes it, the model repository store
 the Triton client reads it back from the served config, and the gateway shows it.
 """
 
+from modelmeta.fingerprint import FINGERPRINT_NAME, FINGERPRINT_SIZE, fingerprint
 from modelmeta.metadata import (
     DEFAULT_MODEL_NAME,
     IMAGENET_MEAN,
@@ -18,6 +19,8 @@ from modelmeta.metadata import (
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
+    "FINGERPRINT_NAME",
+    "FINGERPRINT_SIZE",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "INPUT_NAME",
@@ -26,4 +29,5 @@ __all__ = [
     "OUTPUT_NAME",
     "ModelMetadata",
     "Preprocessing",
+    "fingerprint",
 ]

@@ -51,6 +51,8 @@ class ModelMetadata(BaseModel):
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
     input_name: str = INPUT_NAME
     output_name: str = OUTPUT_NAME
+    # The output carrying modelmeta.fingerprint of the classified pixels ("": the model has none).
+    fingerprint_name: str = ""
     checkpoint_sha256: str | None = None
     untrained: bool = False
     head: str = ""

@@ -8,7 +8,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from errors import InvalidArgument
-from modelmeta import INPUT_NAME, METADATA_PARAMETER, OUTPUT_NAME, ModelMetadata
+from modelmeta import FINGERPRINT_SIZE, INPUT_NAME, METADATA_PARAMETER, OUTPUT_NAME, ModelMetadata
 from modelrepo.errors import ModelRepositoryError
 from modelrepo.layout import CONFIG_FILENAME, LABELS_FILENAME
 from modelrepo.targets import Target
@@ -38,6 +38,10 @@ def build_model_config(
         dims=[len(metadata.classes)],
         label_filename=LABELS_FILENAME,
     )
+    if metadata.fingerprint_name:
+        config.output.add(
+            name=metadata.fingerprint_name, data_type=model_config_pb2.TYPE_INT64, dims=[FINGERPRINT_SIZE]
+        )
     batching = config.dynamic_batching
     if target.batching.use_preferred_batch_sizes:
         batching.preferred_batch_size.extend(preferred_batch_sizes(max_batch_size))

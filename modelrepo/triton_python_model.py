@@ -15,6 +15,10 @@ import triton_python_backend_utils as pb_utils
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
+# modelmeta.fingerprint, written out again: the client checks that a response is its own.
+FINGERPRINT_NAME = "fingerprint"
+FINGERPRINT_SIZE = 4
+FINGERPRINT_SEED = 20260101
 ONNX_FILENAME = "model.onnx"
 THREADS_PARAMETER = "onnx_intra_op_threads"
 DEFAULT_THREADS = 0  # onnxruntime's default: one per physical core
@@ -41,12 +45,29 @@ class TritonPythonModel:
             return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
         bounds = np.cumsum([len(batch) for batch in batches])[:-1]
         return [
-            pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(OUTPUT_NAME, np.ascontiguousarray(part))])
-            for part in np.split(probabilities, bounds)
+            pb_utils.InferenceResponse(
+                output_tensors=[
+                    pb_utils.Tensor(OUTPUT_NAME, np.ascontiguousarray(part)),
+                    pb_utils.Tensor(FINGERPRINT_NAME, fingerprint(batch)),
+                ]
+            )
+            for part, batch in zip(np.split(probabilities, bounds), batches)
         ]
 
     def finalize(self):
         self.session = None
+
+
+_WEIGHTS = {}
+
+
+def fingerprint(pixels):
+    """uint8 [N, H, W, C] -> int64 [N, FINGERPRINT_SIZE] (the same as modelmeta.fingerprint)."""
+    flat = pixels.reshape(len(pixels), -1).astype(np.int64)
+    if flat.shape[1] not in _WEIGHTS:
+        rng = np.random.default_rng(FINGERPRINT_SEED)
+        _WEIGHTS[flat.shape[1]] = rng.integers(0, 2, (FINGERPRINT_SIZE, flat.shape[1]), dtype=np.int64) * 2 - 1
+    return flat @ _WEIGHTS[flat.shape[1]].T
 
 
 def _threads(config):

@@ -22,18 +22,16 @@ import pytest
 import torch
 from google.protobuf import text_format
 from torch import nn
-from torchvision.models import resnet50
-from torchvision.models.resnet import Bottleneck
 from tritonclient.grpc import model_config_pb2
 
-from export import ExportResult, export_model
+from export import ExportResult, export_model, stand_in
 from export.calibration import HOLDOUT_EVERY, split_calibration_folder
 from export.onnx2int8 import fp32_nodes
 from export.serving_model import ServingModel
 from imaging import PreprocessSpec, decode_rgb, image_files, preprocess
 from modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadata
 from modelrepo.targets import PYTHON_MODEL_SOURCE
-from samples import bundled_photos, write_photo_folder
+from samples import write_photo_folder
 
 CLASSES = [f"class_{i}" for i in range(8)]
 PHOTOS = 60
@@ -50,24 +48,7 @@ class Int8Export:
 
 
 def steady_resnet50(seed: int = 3) -> nn.Module:
-    """A ResNet50 whose answers differ per photograph and survive small perturbations."""
-    torch.manual_seed(seed)
-    model = resnet50(weights=None, num_classes=len(CLASSES))
-    for block in model.modules():
-        if isinstance(block, Bottleneck):
-            nn.init.constant_(block.bn3.weight, 0.2)  # damped residual branches: not chaotic
-    pixels = np.stack([preprocess(photo.convert("RGB")) for photo in bundled_photos().values()])
-    for norm in model.modules():
-        if isinstance(norm, nn.BatchNorm2d):
-            norm.reset_running_stats()
-            norm.momentum = None  # cumulative average over the photographs
-    with torch.no_grad():
-        ServingModel(model).train()(torch.from_numpy(pixels))
-        model.fc.weight.mul_(40)  # confident answers
-    for norm in model.modules():
-        if isinstance(norm, nn.BatchNorm2d):
-            norm.momentum = 0.1
-    return model.eval()
+    return stand_in.steady_resnet50(len(CLASSES), seed)
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,15 @@ repository, and a LocalCluster (redis-server, tritonserver, Celery workers, gate
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cluster import ClusterSettings, LocalCluster
+from samples import write_photo_folder
+from tests.support.faults import run_job
 from tests.support.images import TestFolder, make_test_folder
 from tests.support.reference import build_resnet50, reference_predict
 
@@ -66,3 +69,63 @@ def cluster(model_repository: Path, data_root: Path, tmp_path_factory: pytest.Te
     )
     with LocalCluster(settings) as running:
         yield running
+
+
+# Short on purpose, so that redelivery, reconciliation and idle limits happen within a test.
+FAST_RECOVERY = {
+    "visibility_timeout_s": 20,
+    "triton_timeout_s": 3,
+    "stall_timeout_s": 25,
+    "reconcile_interval_s": 2,
+    "chunk_lease_s": 6,
+    "upload_stall_s": 20,
+    "upload_idle_s": 5,
+}
+
+
+FAULT_JOB_IMAGES = 160
+
+
+@pytest.fixture(scope="session")
+def faults_data_root(tmp_path_factory) -> Path:
+    """The faulty cluster's data root, for path-mode jobs under faults."""
+    return tmp_path_factory.mktemp("faults-data")
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    write_photo_folder(folder, count=FAULT_JOB_IMAGES)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def baseline(faulty_cluster, photos) -> dict[str, dict]:
+    """Results of a fault-free run: what every faulty run must end with."""
+    job, records = run_job(faulty_cluster, photos, fault=None)
+    assert job.failed == 0
+    return records
+
+
+@pytest.fixture(scope="session")
+def faulty_cluster(model_repository, faults_data_root, tmp_path_factory):
+    """A cluster for fault injection, supervised like `podium up`: killed children restart."""
+    settings = ClusterSettings(
+        model_repository=model_repository,
+        workers=2,
+        gateway_port=0,
+        run_dir=tmp_path_factory.mktemp("faults"),
+        service={"chunk_size": 8, "data_roots": str(faults_data_root), **FAST_RECOVERY},
+        worker_args=["--include", "tests.support.poison"],
+    )
+    cluster = LocalCluster(settings)
+    cluster.start()
+    stop = threading.Event()
+    supervisor = threading.Thread(target=cluster.supervise, args=(stop.is_set,), daemon=True)
+    supervisor.start()
+    try:
+        yield cluster
+    finally:
+        stop.set()
+        supervisor.join(60)
+        cluster.stop()

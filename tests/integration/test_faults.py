@@ -11,133 +11,18 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from cluster import ClusterSettings, LocalCluster
-from jobs import Job, JobState
+from jobs import JobState
 from jobstore import JobStore
-from jobstore.errors import StoreUnavailable
-from podium import PodiumClient
-from podium.output import result_record
-from proto import podium_pb2 as pb
-from samples import write_photo_folder
+from tests.support.faults import JOB_TIMEOUT_S, assert_same_as, run_job
 from tests.support.poison import POISON_MARK
 
 pytestmark = pytest.mark.integration
 
 JOB_IMAGES = 160
-JOB_TIMEOUT_S = 300
-TIE = 1e-4
-# Short on purpose, so that redelivery and reconciliation happen within a test.
-FAST_RECOVERY = {
-    "visibility_timeout_s": 20,
-    "triton_timeout_s": 3,
-    "stall_timeout_s": 25,
-    "reconcile_interval_s": 2,
-    "chunk_lease_s": 6,
-}
-
-
-@pytest.fixture(scope="module")
-def faulty_cluster(model_repository, tmp_path_factory):
-    settings = ClusterSettings(
-        model_repository=model_repository,
-        workers=2,
-        gateway_port=0,
-        run_dir=tmp_path_factory.mktemp("faults"),
-        service={"chunk_size": 8, **FAST_RECOVERY},
-        worker_args=["--include", "tests.support.poison"],
-    )
-    cluster = LocalCluster(settings)
-    cluster.start()
-    stop = threading.Event()
-    supervisor = threading.Thread(target=cluster.supervise, args=(stop.is_set,), daemon=True)
-    supervisor.start()
-    try:
-        yield cluster
-    finally:
-        stop.set()
-        supervisor.join(60)
-        cluster.stop()
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("photos")
-    write_photo_folder(folder, count=JOB_IMAGES)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def baseline(faulty_cluster, photos) -> dict[str, dict]:
-    """Results of a fault-free run: what every faulty run must end with."""
-    job, records = run_job(faulty_cluster, photos, fault=None)
-    assert job.failed == 0
-    return records
-
-
-def finished(cluster: LocalCluster, job_id: str) -> int:
-    job = JobStore.from_url(cluster.redis_url).get(job_id)
-    return job.finished if job else 0
-
-
-def run_job(cluster: LocalCluster, folder: Path, fault) -> tuple[Job, dict[str, dict]]:
-    """Submit folder, call fault() once a few chunks are done, wait, return the job and its results.
-
-    The fault must land while the job runs: the job is read right after it and must be
-    neither finished nor ended. The counters, as Redis holds them, must show every image
-    exactly once."""
-    store = JobStore.from_url(cluster.redis_url)
-    with PodiumClient(cluster.gateway_address, reconnect_s=180) as client:
-        job = client.submit_folder(folder)
-        if fault is not None:
-            deadline = time.monotonic() + JOB_TIMEOUT_S
-            while finished(cluster, job.id) < 16 and time.monotonic() < deadline:
-                time.sleep(0.1)
-            fault()
-            during = _read_job_waiting_for_redis(store, job.id)
-            assert not during.state.terminal and during.finished < during.total, f"the fault landed too late: {during}"
-        deadline = time.monotonic() + JOB_TIMEOUT_S
-        for update in client.watch(job.id):
-            job = update
-            assert time.monotonic() < deadline, "job did not finish in time"
-        results = list(client.results(job.id))
-    assert job.state == pb.JOB_STATE_COMPLETED
-    stored = store.get(job.id)
-    assert stored.succeeded + stored.failed == stored.total == len(results), "every image counted exactly once"
-    assert store.result_count(job.id) == stored.total
-    assert stored.failed == sum(r.status == pb.IMAGE_STATUS_ERROR for r in results)
-    return stored, {r.path: result_record(r) for r in results}
-
-
-def _read_job_waiting_for_redis(store: JobStore, job_id: str) -> Job:
-    """The job as Redis holds it; after a Redis kill, once the supervisor has restarted it."""
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            return store.get(job_id)
-        except StoreUnavailable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-def assert_same_as(records: dict[str, dict], baseline: dict[str, dict]) -> None:
-    """Every image succeeded with the fault-free run's answer. Triton batches requests as they
-    arrive, and a batch of another size rounds differently in the last bits: the top-1 may
-    differ only where the fault-free run's two best classes were tied within TIE."""
-    assert records.keys() == baseline.keys()
-    for path, record in records.items():
-        assert record["status"] == "ok", f"{path} failed because of the fault: {record['error']}"
-        ours, theirs = record["top_k"], baseline[path]["top_k"]
-        if ours[0]["index"] != theirs[0]["index"]:
-            assert theirs[0]["probability"] - theirs[1]["probability"] < TIE, f"{path}: {ours[:2]} vs {theirs[:2]}"
-            assert ours[0]["index"] == theirs[1]["index"], path
-        assert abs(ours[0]["probability"] - theirs[0]["probability"]) < 1e-4, path
 
 
 def test_sigkill_a_worker_process_tree_mid_job(faulty_cluster, photos, baseline):

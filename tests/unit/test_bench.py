@@ -85,6 +85,9 @@ def test_targets_pass_and_fail_on_ratios_of_medians():
         latency_1_image_job=0.090,  # > 30 + 50 ms
         latency_10_image_job=1.0,
         fairness_10_image_job_during_big_job=4.0,  # <= 3 * 1 + 2
+        end_to_end_24mp=21.0,  # 0.64 >= 0.6 of 224x224
+        decode_24mp_fast=0.063,  # <= 80 ms
+        fast_vs_exact_top1_agreement=99.0,  # < 99.5%
     )
     verdicts = {t.name: t.verdict for t in evaluate(results)}
     assert verdicts == {
@@ -92,8 +95,13 @@ def test_targets_pass_and_fail_on_ratios_of_medians():
         "end to end (224x224) vs Triton direct": "FAIL",
         "end to end vs one request per image": "PASS",
         "INT8 vs FP32 end to end": "n/a",
+        "end to end, 24 MP photos (fast) vs 224x224": "PASS",
         "1-image job latency": "FAIL",
         "10-image job during a big job": "PASS",
+        "24 MP JPEG, fast decode + preprocess": "PASS",
+        "24 MP JPEG, fast decode peak memory": "n/a",
+        "fast vs exact decoding, top-1 agreement": "FAIL",
+        "fast vs exact decoding, max |Δp|": "n/a",
     }
     latency = next(t for t in evaluate(results) if t.name == "1-image job latency")
     assert latency.limit == pytest.approx(0.080) and latency.measured == "90 ms"

@@ -29,6 +29,7 @@ def golden_metadata() -> ModelMetadata:
         head="Linear(2048, 3)",
         exported_at="2025-01-01T00:00:00+00:00",
         exporter={"torch": "2.14.1", "onnx": "1.23.2", "opset": "17"},
+        fingerprint_name="fingerprint",  # as the export sets it for the Python-backend targets
     )
 
 
@@ -46,7 +47,12 @@ def test_golden_file_parses_into_the_model_config_triton_expects():
     assert config.max_batch_size == 32
     (images,) = config.input
     assert (images.name, images.data_type, list(images.dims)) == ("images", model_config_pb2.TYPE_UINT8, [224, 224, 3])
-    (probabilities,) = config.output
+    probabilities, fingerprinted = config.output
+    assert (fingerprinted.name, fingerprinted.data_type, list(fingerprinted.dims)) == (
+        "fingerprint",
+        model_config_pb2.TYPE_INT64,
+        [4],
+    )
     assert probabilities.name == "probabilities"
     assert probabilities.data_type == model_config_pb2.TYPE_FP32
     assert list(probabilities.dims) == [3]

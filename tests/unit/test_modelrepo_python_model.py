@@ -18,7 +18,7 @@ from torch import nn
 
 from export.serving_model import ServingModel
 from export.torch2onnx import torch2onnx
-from modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadata
+from modelmeta import FINGERPRINT_NAME, FINGERPRINT_SIZE, INPUT_NAME, OUTPUT_NAME, ModelMetadata, fingerprint
 from modelrepo import layout, targets
 from modelrepo.config import build_model_config
 
@@ -118,11 +118,25 @@ def test_requests_are_batched_and_split_back(backend_module: types.ModuleType, m
     assert len(responses) == 3
     for batch, response in zip(batches, responses, strict=True):
         assert response.error is None
-        (tensor,) = response.output_tensors
+        tensor, fingerprinted = response.output_tensors
         assert tensor.name == OUTPUT_NAME
         assert tensor.array.flags["C_CONTIGUOUS"]
         expected = reference.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
         np.testing.assert_allclose(tensor.array, expected, atol=1e-6)
+        # Each response carries the fingerprint of its own request's pixels.
+        assert fingerprinted.name == FINGERPRINT_NAME
+        assert np.array_equal(fingerprinted.array, fingerprint(batch))
+
+
+def test_the_fingerprint_is_the_one_clients_check(backend_module: types.ModuleType):
+    assert (backend_module.FINGERPRINT_NAME, backend_module.FINGERPRINT_SIZE) == (FINGERPRINT_NAME, FINGERPRINT_SIZE)
+    rng = np.random.default_rng(1)
+    for shape in ((1, 16, 16, 3), (5, 224, 224, 3)):
+        pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+        assert np.array_equal(backend_module.fingerprint(pixels), fingerprint(pixels))
+    one, other = rng.integers(0, 256, (2, 1, 224, 224, 3), dtype=np.uint8)
+    assert not np.array_equal(fingerprint(one), fingerprint(np.flip(one, axis=2)))  # a mirror image differs
+    assert not np.array_equal(fingerprint(one), fingerprint(other))
 
 
 def test_failure_answers_every_request_with_an_error(backend_module: types.ModuleType, model_dir: Path):

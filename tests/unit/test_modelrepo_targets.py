@@ -28,7 +28,13 @@ CASES = {
 
 def rendered(golden: str) -> str:
     target, precision, max_batch_size = CASES[golden]
-    metadata = golden_metadata().model_copy(update={"target": target.name, "precision": precision})
+    metadata = golden_metadata().model_copy(
+        update={
+            "target": target.name,
+            "precision": precision,
+            "fingerprint_name": "fingerprint" if target.returns_fingerprint else "",
+        }
+    )
     return render_model_config(build_model_config(metadata, target, max_batch_size))
 
 

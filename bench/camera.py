@@ -1,0 +1,115 @@
+"""Camera-sized photos: what decoding costs exact and fast, how far fast moves the answers,
+and a folder of 24 MP photos end to end.
+
+Fast decoding (PODIUM_DECODE=fast) is approximate, so it is measured against exact on
+photos of many sizes with a stand-in model whose answers are steady (``export.stand_in``:
+a random network would flip on any perturbation and measure nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bench.datasets import cached_folder
+from imaging import DecodeMode, Decoder, image_files
+from modelrepo import Runner, run_batched
+
+CAMERA_SIZES = ((6000, 4000), (4000, 6000))  # 24 MP, landscape and portrait
+CAMERA_QUALITY = 92
+STAND_IN_CLASSES = [f"class_{i}" for i in range(8)]
+_MIN_SHORT_SIDE, _MAX_SHORT_SIDE = 480, 4000
+
+
+@dataclass(frozen=True)
+class DecodeCost:
+    seconds: float  # per image, after a warm-up
+    peak_mib: float  # resident memory the first decode added to a fresh process
+
+
+@dataclass(frozen=True)
+class FastAgreement:
+    images: int
+    drafted: int  # images fast decoded at a reduced DCT scale (the others decode exactly)
+    top1_agreement: float
+    max_abs_diff: float
+
+
+def camera_folder(root: Path, count: int, seed: int = 7) -> Path:
+    """``count`` 24 MP JPEGs (folders reused while the recipe holds)."""
+    return cached_folder(root / f"camera24-{count}", ("camera", count, seed), lambda f, n: _write_camera(f, n, seed))
+
+
+def sizes_folder(root: Path, count: int, seed: int = 8) -> Path:
+    """``count`` JPEG photos with shorter sides from 480 to 4000 px, many framings."""
+    return cached_folder(root / f"photo-sizes-{count}", ("sizes", count, seed), lambda f, n: _write_sizes(f, n, seed))
+
+
+def _photos():
+    from samples import bundled_photos  # imports scikit-image
+
+    return [image.convert("RGB") for image in bundled_photos().values()]
+
+
+def _write_camera(folder: Path, count: int, seed: int) -> None:
+    rng, photos = np.random.default_rng(seed), _photos()
+    for i in range(count):
+        size = CAMERA_SIZES[i % len(CAMERA_SIZES)]
+        _detailed(photos[i % len(photos)], size, rng).save(folder / f"camera_{i:03d}.jpg", quality=CAMERA_QUALITY)
+
+
+def _write_sizes(folder: Path, count: int, seed: int) -> None:
+    rng, photos = np.random.default_rng(seed), _photos()
+    for i in range(count):
+        short = int(np.exp(rng.uniform(np.log(_MIN_SHORT_SIDE), np.log(_MAX_SHORT_SIDE))))
+        ratio = rng.choice([1.0, 4 / 3, 3 / 2, 16 / 9])
+        size = (int(short * ratio), short) if i % 3 else (short, int(short * ratio))
+        quality = int(rng.integers(80, 96))
+        _detailed(photos[int(rng.integers(len(photos)))], size, rng).save(
+            folder / f"photo_{i:03d}.jpg", quality=quality
+        )
+
+
+def _detailed(photo: Image.Image, size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
+    """A photo brought to ``size`` with sensor-like noise, so that there is detail to lose."""
+    width, height = photo.size
+    keep = rng.uniform(0.5, 1.0)
+    crop_w, crop_h = int(width * keep), int(height * keep)
+    left, top = int(rng.integers(0, width - crop_w + 1)), int(rng.integers(0, height - crop_h + 1))
+    big = photo.crop((left, top, left + crop_w, top + crop_h)).resize(size, Image.BICUBIC)
+    noise = rng.integers(-6, 7, (size[1], size[0], 1), dtype=np.int16)
+    return Image.fromarray(np.clip(np.asarray(big, dtype=np.int16) + noise, 0, 255).astype(np.uint8))
+
+
+def decode_cost(path: Path, mode: DecodeMode) -> DecodeCost:
+    """Decode + preprocess of one file, timed and measured in a fresh process (bench.decode_probe)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.decode_probe", str(path), mode.value],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    figures = json.loads(done.stdout)
+    return DecodeCost(figures["seconds"], figures["peak_mib"])
+
+
+def fast_agreement(runner: Runner, folder: Path) -> FastAgreement:
+    """The stand-in model's answers on fast-decoded photos against exactly decoded ones."""
+    from imaging.decode import open_image
+    from imaging.serving import draft_jpeg
+
+    files = image_files(folder)
+    exact, fast = Decoder(DecodeMode.EXACT), Decoder(DecodeMode.FAST)
+    exact_pixels = np.stack([exact.model_input(path.read_bytes()) for path in files])
+    fast_pixels = np.stack([fast.model_input(path.read_bytes()) for path in files])
+    drafted = sum(draft_jpeg(open_image(path.read_bytes()), 512) > 1 for path in files)
+    reference, candidate = run_batched(runner, exact_pixels), run_batched(runner, fast_pixels)
+    agree = reference.argmax(axis=1) == candidate.argmax(axis=1)
+    return FastAgreement(len(files), int(drafted), float(agree.mean()), float(np.abs(reference - candidate).max()))
