@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 
+from errors import PodiumError
 from export.errors import ExportError
+from imaging import class_folders
 
 # The 100 classes of the "100 Sports Image Classification" data set, in ImageFolder order.
 DEFAULT_LABELS = Path(__file__).with_name("sports100_classes.txt")
@@ -49,20 +50,8 @@ def read_labels(path: Path) -> list[str]:
 
 
 def dataset_classes(dataset_dir: Path) -> list[str]:
-    """Class names of an image dataset as torchvision's ImageFolder finds them, and so as the
-    seeds' training numbered them: the sorted names of the folder's sub-folders.
-
-    The same rule as ``torchvision.datasets.folder.find_classes`` (a test holds them
-    together), written out so that this module needs no torchvision: every directory entry,
-    hidden ones included, sorted by name.
-    """
-    dataset_dir = Path(dataset_dir)
-    if not dataset_dir.is_dir():
-        raise ExportError(f"dataset folder {dataset_dir} does not exist or is not a folder; pass --labels-from DIR")
-    with os.scandir(dataset_dir) as entries:
-        classes = sorted(entry.name for entry in entries if entry.is_dir())
-    if not classes:
-        raise ExportError(
-            f"{dataset_dir} has no class sub-folders; expected DIR/<class>/<image> as for torchvision's ImageFolder"
-        )
-    return classes
+    """Class names of an image dataset as torchvision's ImageFolder finds them (imaging.class_folders)."""
+    try:
+        return class_folders(Path(dataset_dir))
+    except PodiumError as exc:
+        raise ExportError(f"{exc.message}; pass --labels-from DIR") from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,15 +22,12 @@ from export.labels import DEFAULT_LABELS, dataset_classes, labels_beside, read_l
 from export.serving_model import ServingModel
 from export.torch2onnx import DEFAULT_OPSET, torch2onnx
 from export.verify import folder_images, sample_images, verify_onnx
-from modelmeta import DEFAULT_MODEL_NAME, FINGERPRINT_NAME, ModelMetadata, Preprocessing
+from modelmeta import DEFAULT_MODEL_NAME, FINGERPRINT_NAME, MODEL_NAME_PATTERN, ModelMetadata, Preprocessing
 from modelrepo import EngineSettings, Target, build_model_config, resolve_target, write_model_version
 from modelrepo.files import file_sha256
 from modelrepo.layout import CHECK_IMAGES_FILENAME, ONNX_FILENAME, RECIPE_FILENAME
 from modelrepo.recipe import recipe_from_settings
 from modelrepo.targets import CPU, CPU_INT8
-
-# A Triton model name is a folder name; keep it portable and never hidden.
-_MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 Progress = Callable[[str], None]
 
@@ -188,7 +184,7 @@ def _check_arguments(checkpoint: Path | None, untrained: bool, model_name: str, 
         raise ExportError("pass either --checkpoint CKPT or --untrained, not both")
     if not untrained and checkpoint is None:
         raise ExportError("no checkpoint given: pass --checkpoint CKPT, or --untrained for a seeded untrained model")
-    if not _MODEL_NAME.fullmatch(model_name):
+    if not MODEL_NAME_PATTERN.fullmatch(model_name):
         raise ExportError(
             f"model name {model_name!r} is not usable as a folder name; use letters, digits, '_', '-' and '.'"
         )

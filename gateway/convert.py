@@ -25,7 +25,7 @@ def job_to_proto(job: Job) -> pb.Job:
         updated_at=job.updated_at,
         finished_at=job.finished_at,
         error=job.error,
-        spec=pb.JobSpec(top_k=job.top_k, name=job.name),
+        spec=pb.JobSpec(top_k=job.top_k, name=job.name, model=f"{job.model_name}:{job.model_version}"),
         mode=job.mode.value,
     )
 

@@ -1,39 +1,44 @@
-"""ModelService: the served model, for ListClasses and the synchronous Classify."""
+"""ModelService: the served models, for resolving a job's model, ListClasses and Classify."""
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 
-from errors import InvalidArgument, Unavailable
-from gateway.service import checked_top_k
+from errors import InvalidArgument
 from gateway.settings import GatewaySettings
-from inference import TritonClassifier, TritonUnavailable, classify_bytes
+from inference import Classifiers, TritonClassifier, classify_bytes
 from jobs import ImageOutcome
-from modelmeta import ModelMetadata
+from modelmeta import ModelMetadata, ModelRef
+
+MAX_TOP_K = 1000
+
+
+def checked_top_k(top_k: int, default: int) -> int:
+    """top_k as asked (0: the default), or InvalidArgument outside 1..MAX_TOP_K."""
+    top_k = top_k or default
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise InvalidArgument(f"top_k must be between 1 and {MAX_TOP_K}, not {top_k}")
+    return top_k
 
 
 class ModelService:
-    def __init__(self, settings: GatewaySettings, classifier: TritonClassifier | None = None) -> None:
+    def __init__(self, settings: GatewaySettings, classifier_for: Callable[[ModelRef], TritonClassifier] | None = None):
         self.settings = settings
-        self._classifier = classifier  # created on first use, unless given (tests)
+        self._classifiers = Classifiers(settings.triton_url, settings.triton_timeout_s)
+        # Tests pass a factory of fakes; the gateway keeps one real client per model version.
+        self._classifier_for = classifier_for or self._classifiers.get
         self._decoder = settings.decoder()  # Classify decodes within the same limits as workers
-        self._lock = threading.Lock()
 
-    def classifier(self) -> TritonClassifier:
-        with self._lock:
-            if self._classifier is None:
-                self._classifier = TritonClassifier(
-                    self.settings.triton_url, self.settings.model_name, self.settings.triton_timeout_s
-                )
-            return self._classifier
+    def resolve(self, model: str) -> tuple[ModelRef, ModelMetadata]:
+        """The model a request names (or the default), with its version pinned and its metadata.
 
-    def metadata(self) -> ModelMetadata:
-        try:
-            return self.classifier().metadata()
-        except TritonUnavailable as exc:
-            raise Unavailable(f"the inference server is not available: {exc}") from exc
+        NotFound for a model or version Triton does not serve; Unavailable while Triton is down."""
+        asked = ModelRef.parse(model, self.settings.model_name)
+        version = self._classifier_for(asked).served_version()
+        pinned = ModelRef(asked.name, version)
+        return pinned, self._classifier_for(pinned).metadata()
 
-    def classify(self, images: list[tuple[str, bytes]], top_k: int) -> list[ImageOutcome]:
+    def classify(self, images: list[tuple[str, bytes]], top_k: int, model: str = "") -> list[ImageOutcome]:
         if not images:
             raise InvalidArgument("send at least one image")
         if len(images) > self.settings.classify_max_images:
@@ -41,8 +46,9 @@ class ModelService:
                 f"Classify takes at most {self.settings.classify_max_images} images; submit a job for more"
             )
         top_k = checked_top_k(top_k, self.settings.default_top_k)
-        self.metadata()
-        try:
-            return [classify_bytes(self.classifier(), data, top_k, self._decoder) for _, data in images]
-        except TritonUnavailable as exc:
-            raise Unavailable(f"the inference server is not available: {exc}") from exc
+        ref, _ = self.resolve(model)
+        classifier = self._classifier_for(ref)
+        return [classify_bytes(classifier, data, top_k, self._decoder) for _, data in images]
+
+    def close(self) -> None:
+        self._classifiers.close()

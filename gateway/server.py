@@ -93,7 +93,8 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
             *CHANNEL_OPTIONS,
         ],
     )
-    servicer = PodiumServicer(settings, JobService(settings, store, queue), ModelService(settings))
+    models = ModelService(settings)
+    servicer = PodiumServicer(settings, JobService(settings, store, queue, models), models)
     podium_pb2_grpc.add_PodiumServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -6,13 +6,15 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from gateway.access import Caller, checked_job_id
+from gateway.model_service import ModelService, checked_top_k
 from gateway.paths import resolve_under_roots
 from gateway.settings import GatewaySettings
 from gateway.uploads import MAX_PATH_BYTES, FileChunk, UploadAssembler
 from jobs import FileEntry, ImageOutcome, ImageResult, Job, JobMode, JobState, walk_entries
 from jobstore import ChunkQueue, JobStore
+from modelmeta import ModelRef
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,6 @@ RESULTS_PAGE = 500
 _PATH_BATCH = 1000
 CANCELLED_ERROR = "job cancelled before this image was processed"
 MAX_NAME_CHARS = 200
-MAX_TOP_K = 1000
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,7 @@ class JobOptions:
 
     top_k: int = 0
     name: str = ""
-
-
-def checked_top_k(top_k: int, default: int) -> int:
-    """top_k as asked (0: the default), or InvalidArgument outside 1..MAX_TOP_K."""
-    top_k = top_k or default
-    if not 1 <= top_k <= MAX_TOP_K:
-        raise InvalidArgument(f"top_k must be between 1 and {MAX_TOP_K}, not {top_k}")
-    return top_k
+    model: str = ""  # NAME or NAME:VERSION
 
 
 def _unprocessed_reason(job: Job) -> str:
@@ -47,10 +41,11 @@ def _unprocessed_reason(job: Job) -> str:
 
 
 class JobService:
-    def __init__(self, settings: GatewaySettings, store: JobStore, queue: ChunkQueue) -> None:
+    def __init__(self, settings: GatewaySettings, store: JobStore, queue: ChunkQueue, models: ModelService) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue
+        self.models = models
 
     # --- submitting ------------------------------------------------------------------
 
@@ -107,6 +102,7 @@ class JobService:
         if len(options.name) > MAX_NAME_CHARS:
             raise InvalidArgument(f"job name must be at most {MAX_NAME_CHARS} characters")
         self._check_room()
+        model = self._model_of(options)
         return self.store.create(
             mode=mode,
             chunk_size=self.settings.chunk_size,
@@ -114,7 +110,21 @@ class JobService:
             name=options.name,
             root=root,
             owner=caller.owner,
+            model_name=model.name,
+            model_version=model.version,
         )
+
+    def _model_of(self, options: JobOptions) -> ModelRef:
+        """The job's model, version pinned; NotFound before any image is read. A job of the
+        default model is accepted while Triton is away (its workers ask for the newest then)."""
+        try:
+            model, _ = self.models.resolve(options.model)
+        except Unavailable:
+            if options.model:
+                raise
+            log.warning("Triton is unavailable: a job of the default model is accepted without a pinned version")
+            return ModelRef(self.settings.model_name)
+        return model
 
     def _check_room(self) -> None:
         if self.store.active_jobs() >= self.settings.max_active_jobs:

@@ -24,7 +24,7 @@ from proto import podium_pb2_grpc as pb_grpc
 
 
 def _options(spec: pb.JobSpec) -> JobOptions:
-    return JobOptions(top_k=spec.top_k, name=spec.name)
+    return JobOptions(top_k=spec.top_k, name=spec.name, model=spec.model)
 
 
 def _file_chunks(requests: Iterator[pb.UploadRequest], watch: IdleWatch) -> Iterator[FileChunk]:
@@ -89,12 +89,19 @@ class PodiumServicer(pb_grpc.PodiumServicer):
         return pb.DeleteJobResponse(job_id=request.job_id)
 
     def ListClasses(self, request, context):
-        meta = self._model.metadata()
-        return pb.ListClassesResponse(classes=meta.classes, model_name=meta.model_name, untrained=meta.untrained)
+        ref, meta = self._model.resolve(request.model)
+        return pb.ListClassesResponse(
+            classes=meta.classes,
+            model_name=ref.name,
+            untrained=meta.untrained,
+            model_version=ref.version,
+            target=meta.target,
+            precision=meta.precision,
+        )
 
     def Classify(self, request, context):
         images = [(image.name, image.data) for image in request.images]
-        outcomes = self._model.classify(images, request.top_k)
+        outcomes = self._model.classify(images, request.top_k, request.model)
         return pb.ClassifyResponse(
             results=[
                 result_to_proto(ImageResult(i, name, outcome))

@@ -1,7 +1,7 @@
 """Image decoding and the serving-time transform shared by export, worker and gateway."""
 
 from imaging.decode import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_rgb
-from imaging.folders import ImageSet, decoded_images, folder_image_set, image_files
+from imaging.folders import ImageSet, class_folders, decoded_images, folder_image_set, image_files
 from imaging.serving import DecodeBudget, DecodeMode, Decoder, model_input
 from imaging.transform import PreprocessSpec, center_crop, preprocess, resize_shorter
 
@@ -14,6 +14,7 @@ __all__ = [
     "ImageSet",
     "PreprocessSpec",
     "center_crop",
+    "class_folders",
     "decode_rgb",
     "decoded_images",
     "folder_image_set",

@@ -7,6 +7,7 @@ images kept, the others skipped.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,3 +71,22 @@ def folder_image_set(folder: Path, spec: PreprocessSpec, limit: int, *, spread: 
     if not images:
         raise InvalidArgument(f"no decodable images in {folder}; pass a folder of JPEG/PNG photographs")
     return ImageSet.of(images)
+
+
+def class_folders(dataset_dir: Path) -> list[str]:
+    """Class names of an image dataset as torchvision's ImageFolder finds them, and so as the
+    seeds' training numbered them: the sorted names of the folder's sub-folders.
+
+    The same rule as ``torchvision.datasets.folder.find_classes`` (a test holds them
+    together), written out so that this needs no torchvision: every directory entry,
+    hidden ones included, sorted by name."""
+    dataset_dir = Path(dataset_dir)
+    if not dataset_dir.is_dir():
+        raise NotFound(f"dataset folder {dataset_dir} does not exist or is not a folder")
+    with os.scandir(dataset_dir) as entries:
+        classes = sorted(entry.name for entry in entries if entry.is_dir())
+    if not classes:
+        raise InvalidArgument(
+            f"{dataset_dir} has no class sub-folders; expected DIR/<class>/<image> as for torchvision's ImageFolder"
+        )
+    return classes

@@ -1,6 +1,15 @@
 """The Triton client of Podium's model: uint8 pixels in, probabilities out, errors converted."""
 
 from inference.pipeline import classify_bytes
-from inference.triton import TritonClassifier, TritonError, TritonUnavailable, top_k
+from inference.pool import Classifiers
+from inference.triton import ModelNotFound, TritonClassifier, TritonError, TritonUnavailable, top_k
 
-__all__ = ["TritonClassifier", "TritonError", "TritonUnavailable", "classify_bytes", "top_k"]
+__all__ = [
+    "Classifiers",
+    "ModelNotFound",
+    "TritonClassifier",
+    "TritonError",
+    "TritonUnavailable",
+    "classify_bytes",
+    "top_k",
+]

@@ -13,7 +13,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from errors import Internal, Status, Unavailable
+from errors import Internal, NotFound, Status, Unavailable
 from jobs import Prediction
 from modelmeta import METADATA_PARAMETER, ModelMetadata, fingerprint
 
@@ -27,6 +27,12 @@ class TritonError(Internal):
     """Triton refused a request."""
 
 
+class ModelNotFound(TritonError, NotFound):
+    """Triton serves no such model, or not that version."""
+
+    status = Status.NOT_FOUND
+
+
 class TritonUnavailable(TritonError, Unavailable):
     """Triton cannot answer now (down, starting, overloaded, timed out); try again later."""
 
@@ -36,6 +42,8 @@ class TritonUnavailable(TritonError, Unavailable):
 def _convert(exc: InferenceServerException, what: str) -> TritonError:
     status = str(exc.status() or "")
     message = f"{what}: {exc.message() or status}"
+    if "NOT_FOUND" in status or "unknown model" in message.lower():
+        return ModelNotFound(message, hint="`podium classes --model NAME` lists a model; `podium models` the versions")
     if any(code in status for code in _RETRYABLE) or any(sign in message.lower() for sign in _RETRYABLE_MESSAGES):
         return TritonUnavailable(message)
     return TritonError(message)
@@ -44,12 +52,32 @@ def _convert(exc: InferenceServerException, what: str) -> TritonError:
 class TritonClassifier:
     """A client of one classification model in Triton. Create it after fork, never before."""
 
-    def __init__(self, url: str, model_name: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, url: str, model_name: str, timeout_s: float = DEFAULT_TIMEOUT_S, version: str = "") -> None:
         self.url = url
         self.model_name = model_name
+        self.version = version  # "": Triton's choice (the newest it serves)
         self.timeout_s = timeout_s
         self._client = grpcclient.InferenceServerClient(url)
         self._metadata: ModelMetadata | None = None
+
+    @property
+    def what(self) -> str:
+        return f"model {self.model_name!r}" + (f" version {self.version}" if self.version else "")
+
+    def served_version(self) -> str:
+        """The version that answers: the pinned one if it is ready, else the newest Triton serves."""
+        try:
+            if self.version:
+                if not self._client.is_model_ready(self.model_name, self.version, client_timeout=self.timeout_s):
+                    raise ModelNotFound(f"{self.what} is not served (not in the repository, or not loaded)")
+                return self.version
+            answer = self._client.get_model_metadata(self.model_name, as_json=True, client_timeout=self.timeout_s)
+        except InferenceServerException as exc:
+            raise _convert(exc, f"looking up {self.what}") from exc
+        versions = [v for v in answer.get("versions", []) if str(v).isdigit()]
+        if not versions:
+            raise ModelNotFound(f"{self.what} has no version ready in Triton")
+        return max(versions, key=int)
 
     def close(self) -> None:
         self._client.close()
@@ -58,9 +86,11 @@ class TritonClassifier:
         """The model's Podium metadata, read once from its config in Triton."""
         if self._metadata is None:
             try:
-                config = self._client.get_model_config(self.model_name, as_json=True, client_timeout=self.timeout_s)
+                config = self._client.get_model_config(
+                    self.model_name, self.version, as_json=True, client_timeout=self.timeout_s
+                )
             except InferenceServerException as exc:
-                raise _convert(exc, f"reading the config of model {self.model_name!r}") from exc
+                raise _convert(exc, f"reading the config of {self.what}") from exc
             parameters = config.get("config", {}).get("parameters", {})
             if METADATA_PARAMETER not in parameters:
                 raise TritonError(
@@ -78,9 +108,11 @@ class TritonClassifier:
         names = [meta.output_name, *([meta.fingerprint_name] if meta.fingerprint_name else [])]
         outputs = [grpcclient.InferRequestedOutput(name) for name in names]
         try:
-            result = self._client.infer(self.model_name, [tensor], outputs=outputs, client_timeout=self.timeout_s)
+            result = self._client.infer(
+                self.model_name, [tensor], model_version=self.version, outputs=outputs, client_timeout=self.timeout_s
+            )
         except InferenceServerException as exc:
-            raise _convert(exc, f"inference on model {self.model_name!r}") from exc
+            raise _convert(exc, f"inference on {self.what}") from exc
         if meta.fingerprint_name:
             check_fingerprint(pixels, result.as_numpy(meta.fingerprint_name), self.model_name)
         return result.as_numpy(meta.output_name)

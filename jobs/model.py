@@ -46,6 +46,8 @@ class Job:
     error: str = ""
     retries: int = 0  # chunk starts beyond each chunk's first: redeliveries after a worker died
     owner: str = ""  # who may see the job: a digest of the API key that created it ("" without keys)
+    model_name: str = ""  # the model in Triton, and its version, fixed when the job was submitted
+    model_version: str = ""
 
     @property
     def finished(self) -> int:

@@ -140,6 +140,8 @@ JOB_HASH = JobHash(
         HashField("error", str, ""),
         HashField("retries", int, 0),
         HashField("owner", str, ""),
+        HashField("model_name", str, ""),
+        HashField("model_version", str, ""),
         # Bookkeeping of the store and its scripts.
         HashField("chunk_size", int, 1, public=False),
         HashField("dispatched", int, 0, public=False),

@@ -16,6 +16,7 @@ from modelmeta.metadata import (
     ModelMetadata,
     Preprocessing,
 )
+from modelmeta.reference import MODEL_NAME_PATTERN, ModelRef
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
@@ -26,8 +27,10 @@ __all__ = [
     "INPUT_NAME",
     "METADATA_FILENAME",
     "METADATA_PARAMETER",
+    "MODEL_NAME_PATTERN",
     "OUTPUT_NAME",
     "ModelMetadata",
+    "ModelRef",
     "Preprocessing",
     "fingerprint",
 ]

@@ -10,6 +10,7 @@ Layout::
     DIR/<model>/<N>/podium.json         the version's ModelMetadata
     DIR/<model>/<N>/fidelity.json       how the version compares with its reference
     DIR/<model>/<N>/build.json, check_images.npy, engine.json   (GPU: engine recipe and result)
+    DIR/<model>/<N>/evaluation.json     the last `podium evaluate` of the version (accuracy, when, on what)
     DIR/<model>/.pending-<N>/           a GPU version waiting for its engine (Triton skips it)
     DIR/<model>/.staging-*/             a version being written (renamed into place when whole)
 
@@ -32,6 +33,7 @@ FIDELITY_FILENAME = "fidelity.json"
 RECIPE_FILENAME = "build.json"
 CHECK_IMAGES_FILENAME = "check_images.npy"
 ENGINE_INFO_FILENAME = "engine.json"
+EVALUATION_FILENAME = "evaluation.json"  # the last `podium evaluate` of the version
 STAGING_PREFIX = ".staging-"
 PENDING_PREFIX = ".pending-"
 FIRST_VERSION = 1
@@ -40,6 +42,7 @@ __all__ = [
     "CHECK_IMAGES_FILENAME",
     "CONFIG_FILENAME",
     "ENGINE_INFO_FILENAME",
+    "EVALUATION_FILENAME",
     "FIDELITY_FILENAME",
     "LABELS_FILENAME",
     "METADATA_FILENAME",

@@ -8,6 +8,7 @@ from pathlib import Path
 from modelmeta import ModelMetadata
 from modelrepo.files import read_json
 from modelrepo.layout import (
+    EVALUATION_FILENAME,
     FIDELITY_FILENAME,
     METADATA_FILENAME,
     PLAN_FILENAME,
@@ -37,6 +38,7 @@ class VersionSummary:
     max_abs_diff: float | None = None
     reference: str = ""
     served: bool = False  # the newest installed version: the one Triton serves
+    evaluation: dict | None = None  # the last `podium evaluate` of the version
 
 
 def list_models(repository: Path) -> list[VersionSummary]:
@@ -72,6 +74,7 @@ def _summary(model: str, version: int, folder: Path, *, pending: bool, served: b
         max_abs_diff=served_figures.get("max_abs_diff"),
         reference=served_figures.get("reference", ""),
         served=served,
+        evaluation=read_json(folder / EVALUATION_FILENAME) or None,
     )
 
 

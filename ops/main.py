@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from bench.command import bench
-from ops import local, repository
+from ops import local, repository, training
 from podium import cli
 from podium.cli.failures import handled, reported
 from podium.cli.options import console
@@ -23,6 +23,7 @@ def build_app() -> typer.Typer:
     cli.register(app)
     repository.register(app)
     local.register(app)
+    training.register(app)
     app.command("bench")(reported(bench))
     return app
 

@@ -175,7 +175,17 @@ def models(model_repository: RepositoryOpt = Path("model_repository")) -> None:
         console.print(f"no models in {escape(str(model_repository))}: export one with `podium export`")
         return
     table = Table(title=f"models in {escape(str(model_repository))}")
-    for column in ("model", "version", "target", "classes", "checkpoint", "top-1 agr.", "max |Δp|", "status"):
+    for column in (
+        "model",
+        "version",
+        "target",
+        "classes",
+        "checkpoint",
+        "top-1 agr.",
+        "max |Δp|",
+        "evaluation",
+        "status",
+    ):
         table.add_column(column)
     for s in summaries:
         checkpoint = "[yellow]UNTRAINED[/]" if s.untrained else (s.checkpoint_sha256 or "?")[:12]
@@ -183,5 +193,16 @@ def models(model_repository: RepositoryOpt = Path("model_repository")) -> None:
         agreement = f"{s.top1_agreement:.1%}" if s.top1_agreement is not None else "-"
         diff = f"{s.max_abs_diff:.1e}" if s.max_abs_diff is not None else "-"
         target = f"{s.target} ({s.precision})"
-        table.add_row(escape(s.model), version, target, str(s.classes), checkpoint, agreement, diff, s.status)
+        table.add_row(
+            escape(s.model), version, target, str(s.classes), checkpoint, agreement, diff, _evaluated(s), s.status
+        )
     out.print(table)
+
+
+def _evaluated(summary) -> str:
+    """The version's last `podium evaluate`: accuracy with its interval, images, date."""
+    found = summary.evaluation
+    if not found:
+        return "-"
+    low, high = found["accuracy_ci95"]
+    return f"{found['accuracy']:.1%} ({low:.1%}–{high:.1%}), {found['n_images']} img, {found['evaluated_at'][:10]}"

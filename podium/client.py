@@ -100,13 +100,16 @@ class PodiumClient:
     # --- jobs ------------------------------------------------------------------------
 
     def submit_folder(
-        self, folder: Path | str, top_k: int = 0, name: str = "", on_file: Callable[[str, int], None] | None = None
+        self, folder: Path | str, on_file: Callable[[str, int], None] | None = None, **spec: object
     ) -> pb.Job:
-        """Upload every non-hidden file under ``folder`` as a job, streaming file by file."""
+        """Upload every non-hidden file under ``folder`` as a job, streaming file by file.
+
+        ``spec`` holds the job's options, the fields of ``JobSpec``: ``top_k``, ``name``,
+        ``model`` ("NAME" or "NAME:VERSION"), ..."""
         folder = Path(folder)
         if not folder.is_dir():
             raise InvalidArgument(f"{folder} is not a folder")
-        requests = _upload_requests(folder, pb.JobSpec(top_k=top_k, name=name), on_file)
+        requests = _upload_requests(folder, _job_spec(spec), on_file)
         try:
             return self._stub.SubmitUpload(requests, metadata=self._metadata)
         except grpc.RpcError as exc:
@@ -117,9 +120,10 @@ class PodiumClient:
                 ) from None
             raise _converted(exc, self.gateway) from None
 
-    def submit_path(self, path: str, top_k: int = 0, name: str = "") -> pb.Job:
-        """Submit a folder on the workers' storage (inside the gateway's data roots)."""
-        request = pb.SubmitPathRequest(path=path, spec=pb.JobSpec(top_k=top_k, name=name))
+    def submit_path(self, path: str, **spec: object) -> pb.Job:
+        """Submit a folder on the workers' storage (inside the gateway's data roots); ``spec`` as
+        for submit_folder."""
+        request = pb.SubmitPathRequest(path=path, spec=_job_spec(spec))
         return self._call(self._stub.SubmitPath, request, timeout_s=max(self.timeout_s, 600))
 
     def get_job(self, job_id: str) -> pb.Job:
@@ -150,12 +154,21 @@ class PodiumClient:
         """Remove the job and all its data from the gateway (cancelling it first if it runs)."""
         self._call(self._stub.DeleteJob, pb.DeleteJobRequest(job_id=job_id))
 
-    def classes(self) -> pb.ListClassesResponse:
-        return self._call(self._stub.ListClasses, pb.ListClassesRequest())
+    def classes(self, model: str = "") -> pb.ListClassesResponse:
+        """The classes of ``model`` ("NAME" or "NAME:VERSION"; "": the gateway's default) and its version."""
+        return self._call(self._stub.ListClasses, pb.ListClassesRequest(model=model))
 
-    def classify(self, files: list[Path], top_k: int = 0) -> list[pb.ImageResult]:
+    def classify(self, files: list[Path], top_k: int = 0, model: str = "") -> list[pb.ImageResult]:
         images = [pb.ClassifyImage(name=str(path), data=Path(path).read_bytes()) for path in files]
-        return list(self._call(self._stub.Classify, pb.ClassifyRequest(images=images, top_k=top_k)).results)
+        request = pb.ClassifyRequest(images=images, top_k=top_k, model=model)
+        return list(self._call(self._stub.Classify, request).results)
+
+
+def _job_spec(spec: dict[str, object]) -> pb.JobSpec:
+    unknown = set(spec) - {field.name for field in pb.JobSpec.DESCRIPTOR.fields}
+    if unknown:
+        raise InvalidArgument(f"not options of a job: {', '.join(sorted(unknown))}")
+    return pb.JobSpec(**spec)
 
 
 def _upload_requests(

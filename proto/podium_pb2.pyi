@@ -32,12 +32,14 @@ IMAGE_STATUS_OK: ImageStatus
 IMAGE_STATUS_ERROR: ImageStatus
 
 class JobSpec(_message.Message):
-    __slots__ = ("top_k", "name")
+    __slots__ = ("top_k", "name", "model")
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     top_k: int
     name: str
-    def __init__(self, top_k: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...
+    model: str
+    def __init__(self, top_k: _Optional[int] = ..., name: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
 
 class FileChunk(_message.Message):
     __slots__ = ("path", "data", "last", "client_error")
@@ -134,18 +136,26 @@ class DeleteJobResponse(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ListClassesRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    def __init__(self, model: _Optional[str] = ...) -> None: ...
 
 class ListClassesResponse(_message.Message):
-    __slots__ = ("classes", "model_name", "untrained")
+    __slots__ = ("classes", "model_name", "untrained", "model_version", "target", "precision")
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     UNTRAINED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
     classes: _containers.RepeatedScalarFieldContainer[str]
     model_name: str
     untrained: bool
-    def __init__(self, classes: _Optional[_Iterable[str]] = ..., model_name: _Optional[str] = ..., untrained: _Optional[bool] = ...) -> None: ...
+    model_version: str
+    target: str
+    precision: str
+    def __init__(self, classes: _Optional[_Iterable[str]] = ..., model_name: _Optional[str] = ..., untrained: _Optional[bool] = ..., model_version: _Optional[str] = ..., target: _Optional[str] = ..., precision: _Optional[str] = ...) -> None: ...
 
 class Prediction(_message.Message):
     __slots__ = ("label", "index", "probability")
@@ -180,12 +190,14 @@ class ClassifyImage(_message.Message):
     def __init__(self, name: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ClassifyRequest(_message.Message):
-    __slots__ = ("images", "top_k")
+    __slots__ = ("images", "top_k", "model")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedCompositeFieldContainer[ClassifyImage]
     top_k: int
-    def __init__(self, images: _Optional[_Iterable[_Union[ClassifyImage, _Mapping]]] = ..., top_k: _Optional[int] = ...) -> None: ...
+    model: str
+    def __init__(self, images: _Optional[_Iterable[_Union[ClassifyImage, _Mapping]]] = ..., top_k: _Optional[int] = ..., model: _Optional[str] = ...) -> None: ...
 
 class ClassifyResponse(_message.Message):
     __slots__ = ("results",)

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from celery import Celery
 
 from imaging import Decoder
-from inference import TritonClassifier
+from inference import Classifiers, TritonClassifier
+from jobs import Job
 from jobstore import ChunkQueue, JobStore
+from modelmeta import ModelRef
 from worker.outage import OutageClock
 from worker.settings import WorkerSettings
 
@@ -19,7 +21,7 @@ from worker.settings import WorkerSettings
 class Runtime:
     settings: WorkerSettings
     store: JobStore
-    classifier: TritonClassifier
+    classifiers: Classifiers
     queue: ChunkQueue
     pool: ThreadPoolExecutor
     decoder: Decoder
@@ -27,9 +29,13 @@ class Runtime:
     # Lease releases Redis could not take; the next task of this process sends them.
     unreleased: list[tuple[str, int, str]] = field(default_factory=list)
 
+    def classifier(self, job: Job) -> TritonClassifier:
+        """The client of the model and version the job was submitted with."""
+        return self.classifiers.get(ModelRef(job.model_name or self.settings.model_name, job.model_version))
+
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
-        self.classifier.close()
+        self.classifiers.close()
 
 
 _runtime: Runtime | None = None
@@ -44,7 +50,7 @@ def get_runtime(app: Celery, settings: WorkerSettings) -> Runtime:
         _runtime = Runtime(
             settings=settings,
             store=store,
-            classifier=TritonClassifier(settings.triton_url, settings.model_name, settings.triton_timeout_s),
+            classifiers=Classifiers(settings.triton_url, settings.triton_timeout_s),
             queue=ChunkQueue(store, app, settings.max_queued_chunks),
             pool=ThreadPoolExecutor(settings.inflight, thread_name_prefix="podium-infer"),
             decoder=settings.decoder(),

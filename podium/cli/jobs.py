@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from errors import InvalidArgument
 from podium.cli.failures import EXIT_JOB_NOT_COMPLETED
-from podium.cli.options import ApiKeyOpt, GatewayOpt, connected, console, out
+from podium.cli.options import ApiKeyOpt, GatewayOpt, ModelOpt, connected, console, out
 from podium.cli.progress import follow_job, print_summary, progress_bar
 from podium.client import PodiumClient
 from podium.output import result_record, write_results
@@ -28,6 +28,7 @@ def submit(
     output: Annotated[Path | None, typer.Option(help="With --wait: write results to FILE.jsonl or FILE.csv")] = None,
     top_k: Annotated[int, typer.Option(min=0, help="Classes per image (0: the gateway's default, 5)")] = 0,
     name: Annotated[str, typer.Option(help="A name for the job")] = "",
+    model: ModelOpt = "",
     show: Annotated[int, typer.Option(help="With --wait: print the first N results as a table (-1: all)")] = 20,
     gateway: GatewayOpt = None,
     api_key: ApiKeyOpt = None,
@@ -39,7 +40,7 @@ def submit(
         raise InvalidArgument("--output needs --wait", hint="or run `podium results JOB_ID --output FILE` later")
     started = time.monotonic()
     with connected(gateway, api_key) as client:
-        job = _submit(client, folder, server_path, top_k, name)
+        job = _submit(client, folder, server_path, {"top_k": top_k, "name": name, "model": model})
         out.print(f"job [bold]{job.id}[/] submitted: {job.total} files")
         if not wait:
             return
@@ -51,16 +52,16 @@ def submit(
         raise typer.Exit(EXIT_JOB_NOT_COMPLETED)
 
 
-def _submit(client: PodiumClient, folder: Path | None, server_path: str | None, top_k: int, name: str) -> pb.Job:
+def _submit(client: PodiumClient, folder: Path | None, server_path: str | None, spec: dict) -> pb.Job:
     if server_path is not None:
         with console.status(f"listing {escape(server_path)} on the server"):
-            return client.submit_path(server_path, top_k=top_k, name=name)
+            return client.submit_path(server_path, **spec)
     assert folder is not None
     if not folder.is_dir():
         raise InvalidArgument(f"{folder} is not a folder")
     with progress_bar(console) as progress:
         task = progress.add_task("uploading", total=None, rate="")
-        job = client.submit_folder(folder, top_k=top_k, name=name, on_file=lambda *_: progress.advance(task))
+        job = client.submit_folder(folder, on_file=lambda *_: progress.advance(task), **spec)
     return job
 
 

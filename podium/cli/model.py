@@ -8,14 +8,20 @@ from typing import Annotated
 
 import typer
 
-from podium.cli.options import ApiKeyOpt, GatewayOpt, connected, console, out
+from podium.cli.options import ApiKeyOpt, GatewayOpt, ModelOpt, connected, console, out
 from podium.output import result_record
 
 
-def classes(gateway: GatewayOpt = None, api_key: ApiKeyOpt = None) -> None:
-    """List the served model's classes."""
+def classes(model: ModelOpt = "", gateway: GatewayOpt = None, api_key: ApiKeyOpt = None) -> None:
+    """List the served model's classes (and say which model and version answers)."""
     with connected(gateway, api_key) as client:
-        response = client.classes()
+        response = client.classes(model)
+    console.print(
+        f"{response.model_name} version {response.model_version} ({response.target}, {response.precision}): "
+        f"{len(response.classes)} classes",
+        markup=False,
+        highlight=False,
+    )
     for index, label in enumerate(response.classes):
         out.print(f"{index:4d}  {label}", highlight=False, markup=False)
     if response.untrained:
@@ -25,10 +31,11 @@ def classes(gateway: GatewayOpt = None, api_key: ApiKeyOpt = None) -> None:
 def classify(
     files: Annotated[list[Path], typer.Argument(help="Image files (a few; submit a job for folders)")],
     top_k: Annotated[int, typer.Option(min=0, help="Classes per image (0: the gateway's default)")] = 0,
+    model: ModelOpt = "",
     gateway: GatewayOpt = None,
     api_key: ApiKeyOpt = None,
 ) -> None:
     """Classify a few images synchronously and print JSON lines."""
     with connected(gateway, api_key) as client:
-        for result in client.classify(files, top_k=top_k):
+        for result in client.classify(files, top_k=top_k, model=model):
             print(json.dumps(result_record(result), ensure_ascii=False))

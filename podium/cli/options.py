@@ -21,6 +21,12 @@ GatewayOpt = Annotated[
     str | None, typer.Option("--gateway", help="Gateway host:port (default: $PODIUM_GATEWAY or 127.0.0.1:50051)")
 ]
 ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key (default: $PODIUM_API_KEY)")]
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model", help="NAME or NAME:VERSION of the model in Triton (default: the gateway's, newest version)"
+    ),
+]
 
 
 @contextmanager

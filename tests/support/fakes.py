@@ -14,9 +14,9 @@ import grpc
 import numpy as np
 from PIL import Image
 
-from inference import TritonUnavailable
+from inference import ModelNotFound, TritonUnavailable
 from jobstore import ChunkQueue, JobStore
-from modelmeta import ModelMetadata
+from modelmeta import ModelMetadata, ModelRef
 
 CLASSES = ["archery", "badminton", "curling"]
 
@@ -57,6 +57,12 @@ class FakeClassifier:
     classes: list[str] = field(default_factory=lambda: list(CLASSES))
     down: bool = False
     batches: list[int] = field(default_factory=list)
+
+    version: str = "1"
+
+    def served_version(self) -> str:
+        self._check()
+        return self.version
 
     def metadata(self) -> ModelMetadata:
         self._check()
@@ -120,3 +126,28 @@ class FakeContext:
 
     def invocation_metadata(self) -> tuple:
         return self.metadata
+
+
+@dataclass
+class FakeClassifiers:
+    """inference.Classifiers over fakes: the models it knows by name; any other is not found."""
+
+    models: dict[str, FakeClassifier] = field(default_factory=lambda: {"resnet50_sports": FakeClassifier()})
+
+    def get(self, ref: ModelRef) -> FakeClassifier:
+        if ref.name not in self.models or (ref.version and ref.version != self.models[ref.name].version):
+            return _Missing(str(ref))  # type: ignore[return-value]
+        return self.models[ref.name]
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class _Missing:
+    ref: str
+
+    def served_version(self) -> str:
+        raise ModelNotFound(f"model {self.ref!r} is not served")
+
+    metadata = served_version

@@ -13,15 +13,16 @@ from gateway.service import CANCELLED_ERROR, JobOptions, JobService
 from gateway.settings import GatewaySettings
 from gateway.uploads import FileChunk, UploadAssembler
 from jobs import ImageOutcome, JobMode, JobState, Prediction
-from tests.support.fakes import CLASSES, FakeClassifier, FakeQueue, fake_store, png_bytes
+from tests.support.fakes import CLASSES, FakeClassifier, FakeClassifiers, FakeQueue, fake_store, png_bytes
 
 OK = ImageOutcome(predictions=(Prediction("archery", 0, 0.9),))
 
 
 def service(**settings) -> JobService:
     store = fake_store()
-    defaults = {"chunk_size": 2, "max_queued_chunks": 2}
-    return JobService(GatewaySettings(**(defaults | settings)), store, FakeQueue(store))
+    gateway_settings = GatewaySettings(**({"chunk_size": 2, "max_queued_chunks": 2} | settings))
+    models = ModelService(gateway_settings, FakeClassifiers().get)
+    return JobService(gateway_settings, store, FakeQueue(store), models)
 
 
 def upload(jobs: JobService, chunks, top_k: int = 0, name: str = "", caller: Caller = ANONYMOUS):
@@ -250,8 +251,23 @@ def test_unreadable_and_linked_folders_get_error_lines(tmp_path, monkeypatch):
     assert results["locked"].error == "folder cannot be read: Permission denied"
 
 
+def test_a_job_pins_its_model_version_and_an_unknown_model_is_not_found():
+    jobs = service()
+    job = upload(jobs, files("a"))
+    assert (job.model_name, job.model_version) == ("resnet50_sports", "1")
+    pinned = jobs.submit_upload(JobOptions(model="resnet50_sports:1"), ANONYMOUS, files("a"))
+    assert pinned.model_version == "1"
+    for unknown in ("nope", "resnet50_sports:7"):
+        with pytest.raises(NotFound, match="is not served"):
+            jobs.submit_upload(JobOptions(model=unknown), ANONYMOUS, files("a"))
+    with pytest.raises(InvalidArgument, match="NAME or NAME:VERSION"):
+        jobs.submit_upload(JobOptions(model="../x"), ANONYMOUS, files("a"))
+    assert jobs.store.active_jobs() == 2  # refused before a job was made
+
+
 def test_classify_answers_from_the_model_and_refuses_bad_requests():
-    model = ModelService(GatewaySettings(classify_max_images=2), FakeClassifier())
+    fake = FakeClassifier()
+    model = ModelService(GatewaySettings(classify_max_images=2), lambda ref: fake)
     outcomes = model.classify([("dark.png", png_bytes(10)), ("junk", b"not an image")], top_k=2)
     assert outcomes[0].predictions[0].label == CLASSES[0] and len(outcomes[0].predictions) == 2
     assert "not a recognised image format" in outcomes[1].error
@@ -259,6 +275,6 @@ def test_classify_answers_from_the_model_and_refuses_bad_requests():
         model.classify([("a", b"")] * 3, top_k=1)
     with pytest.raises(InvalidArgument, match="at least one image"):
         model.classify([], top_k=1)
-    model.classifier().down = True
-    with pytest.raises(Unavailable, match="inference server is not available"):
+    fake.down = True
+    with pytest.raises(Unavailable, match="connection refused"):
         model.classify([("a", png_bytes(10))], top_k=1)

@@ -17,7 +17,7 @@ from tests.support.imports import REPO_ROOT, imported_names
 CORE = ("errors", "settings", "jobs", "imaging", "modelmeta", "proto", "samples")
 CLIENTS = ("jobstore", "inference", "modelrepo", "podium")
 SERVICES = ("gateway", "worker")
-TOOLS = ("export", "engine", "cluster", "bench")
+TOOLS = ("export", "engine", "cluster", "bench", "train", "evaluate")
 ENTRY = ("podium.cli", "podium.__main__", "ops")
 DEPLOY = ("docker",)
 
@@ -28,7 +28,7 @@ LAYERS: dict[str, tuple[int, frozenset[str]]] = {
     "errors": (1, frozenset()),
     "jobs": (1, frozenset({"errors"})),
     "imaging": (1, frozenset({"errors", "jobs"})),
-    "modelmeta": (1, frozenset({"imaging"})),
+    "modelmeta": (1, frozenset({"errors", "imaging"})),
     "settings": (1, frozenset({"errors", "imaging", "modelmeta"})),
     "proto": (1, frozenset({"errors"})),
     "samples": (1, frozenset()),
@@ -41,6 +41,8 @@ LAYERS: dict[str, tuple[int, frozenset[str]]] = {
     "export": (3, frozenset({*CORE, "modelrepo"})),
     "engine": (3, frozenset({*CORE, "modelrepo"})),
     "cluster": (3, frozenset({*CORE, "jobstore", "modelrepo", "gateway.settings", "worker.settings"})),
+    "train": (3, frozenset({*CORE, "export.labels"})),
+    "evaluate": (3, frozenset({*CORE, "podium", "modelrepo"})),
     "bench": (
         3,
         frozenset({*CORE, "podium", "modelrepo", "cluster", "export", "gateway.settings", "worker.settings"}),
@@ -58,6 +60,8 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "podium": SERVER_SIDE,
     "podium.cli": SERVER_SIDE,
     "export": frozenset({"redis", "celery", "kombu"}),
+    "train": frozenset({"redis", "celery", "kombu", "tritonclient"}),
+    "evaluate": frozenset({"redis", "celery", "kombu", "torch", "tritonclient"}),
     "engine": frozenset({"torch", "torchvision", "redis", "celery", "kombu"}),
     "modelrepo": frozenset({"torch", "torchvision", "redis", "celery", "kombu"}),
     "jobstore": frozenset({"torch", "tritonclient", "onnxruntime"}),

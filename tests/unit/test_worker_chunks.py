@@ -7,7 +7,7 @@ import threading
 from jobs import ImageOutcome, JobMode, JobState
 from jobstore import JobStore
 from jobstore.schema import JobKeys
-from tests.support.fakes import CLASSES, FakeClassifier, FakeQueue, fake_store, png_bytes, pool
+from tests.support.fakes import CLASSES, FakeClassifiers, FakeQueue, fake_store, png_bytes, pool
 from worker.chunks import MAX_CHUNK_DEATHS, MAX_IMAGE_CRASHES, process_chunk
 from worker.runtime import Runtime
 from worker.settings import WorkerSettings
@@ -20,7 +20,7 @@ def runtime(store: JobStore | None = None, **settings) -> Runtime:
     return Runtime(
         settings=worker_settings,
         store=store,
-        classifier=FakeClassifier(),
+        classifiers=FakeClassifiers(),
         queue=FakeQueue(store),
         pool=pool(),
         decoder=worker_settings.decoder(),
@@ -89,8 +89,8 @@ def test_a_second_copy_of_a_running_chunk_backs_off():
 
 def test_a_triton_outage_shorter_than_the_limit_fails_no_image():
     rt = runtime(triton_outage_limit_s=30)
-    rt.classifier.down = True
-    threading.Timer(1.0, lambda: setattr(rt.classifier, "down", False)).start()
+    rt.classifiers.models["resnet50_sports"].down = True
+    threading.Timer(1.0, lambda: setattr(rt.classifiers.models["resnet50_sports"], "down", False)).start()
     job_id = upload_job(rt, [png_bytes(10)] * 3)
     assert process_chunk(rt, job_id, 0).recorded == 3
     assert all(outcome.ok for outcome in outcomes(rt, job_id))
@@ -98,7 +98,7 @@ def test_a_triton_outage_shorter_than_the_limit_fails_no_image():
 
 def test_beyond_the_outage_limit_images_fail_saying_so():
     rt = runtime(triton_outage_limit_s=0.5)
-    rt.classifier.down = True
+    rt.classifiers.models["resnet50_sports"].down = True
     job_id = upload_job(rt, [png_bytes(10)] * 3)
     process_chunk(rt, job_id, 0)
     errors = [o.error for o in outcomes(rt, job_id)]

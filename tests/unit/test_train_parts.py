@@ -1,0 +1,53 @@
+"""podium train's parts without a training run: the network's heads, freezing, the data layout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from errors import InvalidArgument, NotFound
+from export.head import infer_head
+from train.data import find_data_set
+from train.network import build_network, set_trainable, trainable_stages
+
+
+@pytest.mark.parametrize(("head", "keys"), [("sequential", {"fc.0.weight", "fc.3.weight"}), ("fc", {"fc.weight"})])
+def test_heads_are_what_export_infers(head, keys):
+    model = build_network(7, head, "none", dropout=0.3)
+    state = model.state_dict()
+    assert keys <= set(state)
+    assert infer_head(state).num_classes == 7
+
+
+def test_freezing_leaves_the_head_and_the_named_stages_trainable():
+    model = build_network(3, "sequential", "none", dropout=0.3)
+    assert set_trainable(model, []) == []
+    assert all(p.requires_grad == n.startswith("fc.") for n, p in model.named_parameters())
+    backbone = set_trainable(model, trainable_stages("layer3,layer4"))
+    names = {n for n, p in model.named_parameters() if p.requires_grad and not n.startswith("fc.")}
+    assert names and all(n.split(".")[0] in ("layer3", "layer4") for n in names)
+    assert len(backbone) == len(names)
+    with pytest.raises(InvalidArgument, match="--unfreeze"):
+        trainable_stages("layer9")
+
+
+def test_local_imagenet_weights_fill_the_backbone(tmp_path):
+    source = build_network(1000, "fc", "none", dropout=0.0)
+    torch.save(source.state_dict(), tmp_path / "imagenet.pth")
+    model = build_network(3, "sequential", str(tmp_path / "imagenet.pth"), dropout=0.3)
+    assert torch.equal(model.state_dict()["conv1.weight"], source.state_dict()["conv1.weight"])
+    with pytest.raises(InvalidArgument, match="no such file"):
+        build_network(3, "fc", str(tmp_path / "missing.pth"), dropout=0.0)
+
+
+def test_the_data_layout_is_checked(tmp_path):
+    with pytest.raises(NotFound, match="no train/ and valid/"):
+        find_data_set(tmp_path)
+    for rel in ("train/b/1.jpg", "train/a/1.jpg", "valid/a/1.jpg", "test/b/2.jpg"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    data = find_data_set(tmp_path)
+    assert data.classes == ["a", "b"] and [label for _, label in data.test.samples] == [1]
+    (tmp_path / "valid/zebra").mkdir()
+    with pytest.raises(InvalidArgument, match="classes that train/ has not: zebra"):
+        find_data_set(tmp_path)
