@@ -22,19 +22,20 @@ import numpy as np
 from engine.cache import BuildEnvironment, EngineCache, EngineKey
 from engine.errors import EngineBuildError
 from imaging import folder_image_set
-from modelmeta import ModelMetadata
+from modelmeta import CAM_NAME, OUTPUT_NAME, ModelMetadata
 from modelrepo import (
     Agreement,
     BuildRecipe,
-    Runner,
+    OutputsRunner,
     compare,
+    compare_maps,
     installed_versions,
     model_dirs,
-    onnx_runner,
+    onnx_outputs_runner,
     pending_versions,
     promote_pending_version,
     require_agreement,
-    run_batched,
+    run_batched_outputs,
 )
 from modelrepo.files import file_sha256, read_json, replace_bytes, replace_json
 from modelrepo.layout import (
@@ -60,13 +61,13 @@ class EngineToolchain:
 
     environment: Callable[[], BuildEnvironment]
     build: Callable[[Path, BuildRecipe, bytes | None], tuple[bytes, bytes]]
-    runner: Callable[[bytes], Runner]
+    runner: Callable[[bytes], OutputsRunner]
 
 
 def gpu_toolchain() -> EngineToolchain:
     from engine.onnx2trt import build_environment, onnx2trt
 
-    def runner(plan: bytes) -> Runner:
+    def runner(plan: bytes) -> OutputsRunner:
         from engine.trt_runner import TensorRTRunner
 
         return TensorRTRunner(plan)
@@ -174,12 +175,18 @@ def _build(
     return plan
 
 
-def check_engine(engine: Runner, onnx_path: Path, check: tuple[list[str], np.ndarray]) -> dict:
-    """The engine's figures against onnxruntime FP32 on the same images (JSON-ready)."""
+def check_engine(engine: OutputsRunner, onnx_path: Path, check: tuple[list[str], np.ndarray]) -> dict:
+    """The engine's figures against onnxruntime FP32 on the same images (JSON-ready): its
+    probabilities, and its activation maps on the images whose top-1 class both share."""
     names, pixels = check
-    reference = run_batched(onnx_runner(onnx_path), pixels, CHECK_BATCH_SIZE)
-    candidate = run_batched(engine, pixels, CHECK_BATCH_SIZE)
-    return {"reference": REFERENCE, "image_names": names, **compare(reference, candidate, names).as_report()}
+    reference = run_batched_outputs(onnx_outputs_runner(onnx_path), pixels, CHECK_BATCH_SIZE)
+    candidate = run_batched_outputs(engine, pixels, CHECK_BATCH_SIZE)
+    expected, got = reference[OUTPUT_NAME], candidate[OUTPUT_NAME]
+    figures = {"reference": REFERENCE, "image_names": names, **compare(expected, got, names).as_report()}
+    if CAM_NAME in reference and CAM_NAME in candidate:
+        same_class = expected.argmax(axis=1) == got.argmax(axis=1)
+        figures["cam"] = compare_maps(reference[CAM_NAME], candidate[CAM_NAME], names, same_class).as_report()
+    return figures
 
 
 def _check_images(version_dir: Path, recipe: BuildRecipe, images: Path | None) -> tuple[list[str], np.ndarray]:

@@ -11,11 +11,11 @@ import numpy as np
 from engine.cuda_runtime import check, cudart
 from engine.errors import EngineBuildError
 from engine.onnx2trt import import_tensorrt
-from modelmeta import INPUT_NAME, OUTPUT_NAME
+from modelmeta import INPUT_NAME
 
 
 class TensorRTRunner:
-    """A fidelity.Runner over one engine: uint8 [N, H, W, 3] -> float32 [N, classes]."""
+    """A fidelity.OutputsRunner over one engine: uint8 [N, H, W, 3] -> every output by name."""
 
     def __init__(self, plan: bytes) -> None:
         trt = import_tensorrt()
@@ -26,24 +26,40 @@ class TensorRTRunner:
             raise EngineBuildError("TensorRT could not load the engine it built; was it built for another GPU?")
         self._context = self._engine.create_execution_context()
         self._stream = check(self._cuda.cudaStreamCreate(), "stream creation")
+        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        # execute_async_v3 needs an address for every output, asked for or not.
+        self._outputs = {
+            name: trt.nptype(self._engine.get_tensor_dtype(name))
+            for name in names
+            if self._engine.get_tensor_mode(name) == trt.TensorIOMode.OUTPUT
+        }
 
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+    def __call__(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
         cuda = self._cuda
         images = np.ascontiguousarray(pixels, dtype=np.uint8)
         self._context.set_input_shape(INPUT_NAME, images.shape)
-        probabilities = np.empty(tuple(self._context.get_tensor_shape(OUTPUT_NAME)), dtype=np.float32)
-        device_in = check(cuda.cudaMalloc(images.nbytes), "allocation")
-        device_out = check(cuda.cudaMalloc(probabilities.nbytes), "allocation")
+        results = {
+            name: np.empty(tuple(self._context.get_tensor_shape(name)), dtype=dtype)
+            for name, dtype in self._outputs.items()
+        }
+        allocated = []
         try:
             to_device, to_host = cuda.cudaMemcpyKind.cudaMemcpyHostToDevice, cuda.cudaMemcpyKind.cudaMemcpyDeviceToHost
+            device_in = check(cuda.cudaMalloc(images.nbytes), "allocation")
+            allocated.append(device_in)
             check(cuda.cudaMemcpy(device_in, images.ctypes.data, images.nbytes, to_device), "copy to the GPU")
             self._context.set_tensor_address(INPUT_NAME, int(device_in))
-            self._context.set_tensor_address(OUTPUT_NAME, int(device_out))
+            device_out = {}
+            for name, array in results.items():
+                device_out[name] = check(cuda.cudaMalloc(array.nbytes), "allocation")
+                allocated.append(device_out[name])
+                self._context.set_tensor_address(name, int(device_out[name]))
             if not self._context.execute_async_v3(int(self._stream)):
                 raise EngineBuildError("TensorRT failed to run the engine on the check images")
             check(cuda.cudaStreamSynchronize(self._stream), "synchronisation")
-            check(cuda.cudaMemcpy(probabilities.ctypes.data, device_out, probabilities.nbytes, to_host), "copy back")
+            for name, array in results.items():
+                check(cuda.cudaMemcpy(array.ctypes.data, device_out[name], array.nbytes, to_host), "copy back")
         finally:
-            cuda.cudaFree(device_in)
-            cuda.cudaFree(device_out)
-        return probabilities
+            for pointer in allocated:
+                cuda.cudaFree(pointer)
+        return results

@@ -5,9 +5,10 @@ Weights are quantised per output channel to int8, activations per tensor to uint
 S8S8 ran *slower* than FP32. Calibration feeds the model's own input, uint8 pixels
 preprocessed exactly as serving does, so the ranges are those it will see.
 
-The uint8->float normalisation in front of the first convolution and the classification
-head (Flatten, Gemm, Softmax) stay in FP32: they are a negligible share of the compute,
-and quantised logits would put 1/255 steps into the softmax probabilities.
+The uint8->float normalisation in front of the first convolution, the classification
+head (Flatten, Gemm, Softmax) and the activation map's arithmetic stay in FP32: they are
+a negligible share of the compute, and quantised logits would put 1/255 steps into the
+softmax probabilities.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from modelrepo import onnx_session
 CALIBRATION_BATCH_SIZE = 8
 SPEED_BATCH_SIZE = 8
 SPEED_ROUNDS = 4
-# Node types after the backbone's last pooling: the head, kept in FP32.
-_HEAD_OPS = frozenset({"Flatten", "Gemm", "MatMul", "Relu", "Softmax", "Dropout", "Reshape"})
 _FIRST_QUANTISED_OP = "Conv"
 _POOLING_OP = "GlobalAveragePool"
 
@@ -77,15 +76,30 @@ def onnx2int8(fp32_path: Path, int8_path: Path, calibration: ImageSet) -> list[s
 
 
 def fp32_nodes(model: onnx.ModelProto) -> list[str]:
-    """Names of the nodes before the first convolution and after the last global pooling."""
+    """Names of the nodes kept in FP32: those before the first convolution, and every node
+    that does not lead into the last global pooling (the head and the activation map)."""
     nodes = list(model.graph.node)
     first_conv = next((i for i, n in enumerate(nodes) if n.op_type == _FIRST_QUANTISED_OP), None)
     last_pool = max((i for i, n in enumerate(nodes) if n.op_type == _POOLING_OP), default=None)
     if first_conv is None or last_pool is None:
         raise ExportError("the ONNX model has no Conv or GlobalAveragePool node; INT8 export expects a ResNet")
+    backbone = _ancestors(nodes, nodes[last_pool]) | {id(nodes[last_pool])}
     preamble = nodes[:first_conv]
-    head = [n for n in nodes[last_pool + 1 :] if n.op_type in _HEAD_OPS]
-    return [n.name for n in preamble + head]
+    rest = [n for n in nodes[first_conv:] if id(n) not in backbone]
+    return [n.name for n in preamble + rest]
+
+
+def _ancestors(nodes: list[onnx.NodeProto], node: onnx.NodeProto) -> set[int]:
+    """ids of the nodes whose outputs ``node`` depends on."""
+    producer = {output: n for n in nodes for output in n.output}
+    found: set[int] = set()
+    pending = list(node.input)
+    while pending:
+        source = producer.get(pending.pop())
+        if source is not None and id(source) not in found:
+            found.add(id(source))
+            pending.extend(source.input)
+    return found
 
 
 def measure_int8_speed(

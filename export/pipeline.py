@@ -15,14 +15,22 @@ import onnxruntime
 import torch
 import torchvision
 
+from export.activation_map import ExplainingModel
 from export.checkpoint import LoadedModel, load_model, untrained_model
 from export.errors import ExportError
 from export.int8_export import DEFAULT_MIN_INT8_AGREEMENT, quantise_verified
 from export.labels import DEFAULT_LABELS, dataset_classes, labels_beside, read_labels
-from export.serving_model import ServingModel
 from export.torch2onnx import DEFAULT_OPSET, torch2onnx
-from export.verify import folder_images, sample_images, verify_onnx
-from modelmeta import DEFAULT_MODEL_NAME, FINGERPRINT_NAME, MODEL_NAME_PATTERN, ModelMetadata, Preprocessing
+from export.verify import folder_images, sample_images, verify_maps, verify_onnx
+from modelmeta import (
+    CAM_NAME,
+    DEFAULT_MODEL_NAME,
+    FINGERPRINT_NAME,
+    MODEL_NAME_PATTERN,
+    OUTPUT_NAME,
+    ModelMetadata,
+    Preprocessing,
+)
 from modelrepo import EngineSettings, Target, build_model_config, resolve_target, write_model_version
 from modelrepo.files import file_sha256
 from modelrepo.layout import CHECK_IMAGES_FILENAME, ONNX_FILENAME, RECIPE_FILENAME
@@ -87,16 +95,17 @@ def export_model(
         loaded = load_model(Path(checkpoint))
     _check_classes(loaded, classes, labels or labels_from)
     metadata = _metadata(loaded, classes, model_name, spec)
-    serving = ServingModel(loaded.model).eval()
+    serving = ExplainingModel(loaded.model).eval()
 
     with tempfile.TemporaryDirectory(prefix="podium-export-") as workdir:
         onnx_file = Path(workdir) / ONNX_FILENAME
         report(f"exporting {loaded.head.describe()} head to ONNX (opset {DEFAULT_OPSET})")
-        torch2onnx(serving, onnx_file, input_size=metadata.preprocessing.crop)
+        torch2onnx(serving, onnx_file, input_size=metadata.preprocessing.crop, output_names=(OUTPUT_NAME, CAM_NAME))
         preprocessing = metadata.preprocessing.spec()
         images = folder_images(Path(verify_images), preprocessing) if verify_images else sample_images(preprocessing)
-        report(f"verifying ONNX Runtime against PyTorch on {len(images)} images")
+        report(f"verifying ONNX Runtime against PyTorch on {len(images)} images, and its maps against Grad-CAM")
         fidelity = verify_onnx(serving, onnx_file, images) | _served_as(spec, metadata)
+        fidelity["cam"] = verify_maps(serving, onnx_file, images)
         extra_files = dict(spec.extra_files)
         if spec.name == CPU_INT8:
             int8_file = Path(workdir) / "int8" / ONNX_FILENAME
@@ -209,6 +218,7 @@ def _metadata(loaded: LoadedModel, classes: list[str], model_name: str, target: 
         classes=classes,
         preprocessing=Preprocessing(),
         fingerprint_name=FINGERPRINT_NAME if target.returns_fingerprint else "",
+        cam_name=CAM_NAME,
         checkpoint_sha256=loaded.checkpoint_sha256,
         untrained=loaded.untrained,
         head=loaded.head.describe(),

@@ -5,6 +5,7 @@ Normalisation lives in the graph so that clients send 1 byte per channel, not 4.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -28,7 +29,16 @@ class ServingModel(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.classifier(self.normalised(images)), dim=1)
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 pixels -> float32 probabilities, as numpy (a model with maps drops them)."""
+        with torch.inference_mode():
+            output = self.eval()(torch.from_numpy(pixels))
+        return (output[0] if isinstance(output, tuple) else output).numpy()
+
+    def normalised(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 NHWC -> the classifier's normalised float NCHW input."""
         # Cast before the transpose: TensorRT takes uint8 only as a network input feeding a cast.
         pixels = images.float().permute(0, 3, 1, 2) / PIXEL_MAX
-        logits = self.classifier((pixels - self.mean) / self.std)
-        return torch.softmax(logits, dim=1)
+        return (pixels - self.mean) / self.std

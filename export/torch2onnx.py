@@ -22,8 +22,11 @@ def torch2onnx(
     path: Path,
     opset: int = DEFAULT_OPSET,
     input_size: int = DEFAULT_INPUT_SIZE,
+    output_names: tuple[str, ...] = (OUTPUT_NAME,),
 ) -> onnx.ModelProto:
     """Export ``module`` (uint8 ``[B, S, S, 3]`` in) to ``path`` in eval mode; check and return it.
+
+    ``output_names`` names the module's outputs in order (a module returning a tuple has several).
 
     Uses the TorchScript exporter (``dynamo=False``): torch 2.14 defaults to the dynamo
     exporter, which needs the onnxscript package, and for this plain CNN the TorchScript
@@ -32,7 +35,7 @@ def torch2onnx(
     """
     module.eval()
     example = torch.zeros(1, input_size, input_size, 3, dtype=torch.uint8)
-    dynamic_axes = {INPUT_NAME: {0: BATCH_AXIS_NAME}, OUTPUT_NAME: {0: BATCH_AXIS_NAME}}
+    dynamic_axes = {name: {0: BATCH_AXIS_NAME} for name in (INPUT_NAME, *output_names)}
     try:
         with torch.no_grad(), warnings.catch_warnings():
             # The exporter announces its own deprecation on every call; the choice is made above.
@@ -42,7 +45,7 @@ def torch2onnx(
                 (example,),
                 str(path),
                 input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+                output_names=list(output_names),
                 dynamic_axes=dynamic_axes,
                 opset_version=opset,
                 do_constant_folding=True,

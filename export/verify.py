@@ -1,5 +1,7 @@
 """Check an exported ONNX model against the PyTorch model it came from, on real photographs.
 
+Probabilities against PyTorch's, and activation maps against autograd Grad-CAM.
+
 Runs before anything is written into the model repository, so a model that disagrees
 with its source is never served.
 """
@@ -9,19 +11,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import nn
 
+from export.activation_map import ExplainingModel, autograd_grad_cam
 from export.errors import ExportError
+from export.serving_model import ServingModel
 from imaging import PreprocessSpec, folder_image_set, preprocess
-from modelmeta import INPUT_NAME, OUTPUT_NAME
-from modelrepo import onnx_session
+from modelmeta import CAM_NAME, INPUT_NAME, OUTPUT_NAME
+from modelrepo import compare_maps, onnx_session
+from modelrepo.fidelity import MAP_MIN_CORRELATION
 
 # Largest |Δprobability| allowed between ONNX Runtime and PyTorch, both float32.
 FP32_TOLERANCE = 1e-4
 MAX_VERIFY_IMAGES = 32
 REFERENCE_FP32 = "pytorch-fp32"
+REFERENCE_GRAD_CAM = "autograd Grad-CAM of layer4 (pytorch-fp32)"
+# Images per autograd pass: the backward keeps layer4's activations of the whole batch.
+MAP_BATCH_SIZE = 8
 # Photographs bundled with scikit-image (no download): colour, grey, RGBA, small and large.
 SAMPLE_IMAGES = (
     "astronaut",
@@ -61,7 +67,7 @@ def folder_images(folder: Path, spec: PreprocessSpec, limit: int = MAX_VERIFY_IM
 
 
 def verify_onnx(
-    serving_model: nn.Module,
+    serving_model: ServingModel,
     onnx_path: Path,
     images: Images,
     *,
@@ -77,8 +83,7 @@ def verify_onnx(
     """
     names = [name for name, _ in images]
     batch = np.stack([pixels for _, pixels in images])
-    with torch.inference_mode():
-        expected = serving_model.eval()(torch.from_numpy(batch)).numpy()
+    expected = serving_model.predict(batch)
     session = onnx_session(onnx_path)
     try:
         got = session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
@@ -122,3 +127,28 @@ def _is_tie(probabilities: np.ndarray, gap: float) -> bool:
     """The two best classes are within ``gap``: rounding may legitimately pick either."""
     best, runner_up = np.sort(probabilities)[-2:][::-1]
     return float(best - runner_up) <= gap
+
+
+def verify_maps(model: ExplainingModel, onnx_path: Path, images: Images) -> dict:
+    """The ONNX graph's activation maps against autograd Grad-CAM of the checkpoint.
+
+    ExportError unless every image whose top-1 class both agree on gets a map with
+    Pearson r >= MAP_MIN_CORRELATION. Returns the figures for the fidelity report.
+    """
+    names = [name for name, _ in images]
+    batch = np.stack([pixels for _, pixels in images])
+    expected_classes = model.predict(batch).argmax(axis=1)
+    reference = np.concatenate(
+        [autograd_grad_cam(model, batch[i : i + MAP_BATCH_SIZE]) for i in range(0, len(batch), MAP_BATCH_SIZE)]
+    )
+    try:
+        probabilities, maps = onnx_session(onnx_path).run([OUTPUT_NAME, CAM_NAME], {INPUT_NAME: batch})
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ExportError(f"ONNX Runtime could not compute the activation maps of {onnx_path}: {exc}") from exc
+    agreement = compare_maps(reference, maps, names, probabilities.argmax(axis=1) == expected_classes)
+    if agreement.min_r < MAP_MIN_CORRELATION:
+        raise ExportError(
+            f"the graph's activation maps differ from autograd Grad-CAM: Pearson r {agreement.min_r:.4f} < "
+            f"{MAP_MIN_CORRELATION} on {agreement.worst}; the map's head arithmetic does not fit this head"
+        )
+    return {"reference": REFERENCE_GRAD_CAM, **agreement.as_report()}

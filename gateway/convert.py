@@ -25,7 +25,13 @@ def job_to_proto(job: Job) -> pb.Job:
         updated_at=job.updated_at,
         finished_at=job.finished_at,
         error=job.error,
-        spec=pb.JobSpec(top_k=job.top_k, name=job.name, model=f"{job.model_name}:{job.model_version}"),
+        spec=pb.JobSpec(
+            top_k=job.top_k,
+            name=job.name,
+            model=f"{job.model_name}:{job.model_version}",
+            explain=job.explain,
+            source=job.source,
+        ),
         mode=job.mode.value,
     )
 
@@ -36,9 +42,15 @@ def result_to_proto(result: ImageResult) -> pb.ImageResult:
         return pb.ImageResult(
             index=result.index, path=result.path, status=pb.IMAGE_STATUS_ERROR, error=outcome.error or ""
         )
-    return pb.ImageResult(
+    message = pb.ImageResult(
         index=result.index,
         path=result.path,
         status=pb.IMAGE_STATUS_OK,
         top_k=[pb.Prediction(label=p.label, index=p.index, probability=p.probability) for p in outcome.predictions],
     )
+    if outcome.cam is not None:
+        rows, cols = outcome.cam.grid
+        message.cam.CopyFrom(
+            pb.ClassActivationMap(class_index=outcome.cam.class_index, rows=rows, cols=cols, values=outcome.cam.values)
+        )
+    return message

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from errors import InvalidArgument
+from errors import FailedPrecondition, InvalidArgument
 from gateway.settings import GatewaySettings
 from inference import Classifiers, TritonClassifier, classify_bytes
 from jobs import ImageOutcome
@@ -19,6 +19,15 @@ def checked_top_k(top_k: int, default: int) -> int:
     if not 1 <= top_k <= MAX_TOP_K:
         raise InvalidArgument(f"top_k must be between 1 and {MAX_TOP_K}, not {top_k}")
     return top_k
+
+
+def require_maps(model: ModelRef, metadata: ModelMetadata) -> None:
+    """FailedPrecondition unless the model version answers activation maps."""
+    if not metadata.cam_name:
+        raise FailedPrecondition(
+            f"model {model} was exported without activation maps, so it cannot explain its answers",
+            hint="export the checkpoint again with `podium export` (new versions have maps), or drop --explain",
+        )
 
 
 class ModelService:
@@ -38,7 +47,9 @@ class ModelService:
         pinned = ModelRef(asked.name, version)
         return pinned, self._classifier_for(pinned).metadata()
 
-    def classify(self, images: list[tuple[str, bytes]], top_k: int, model: str = "") -> list[ImageOutcome]:
+    def classify(
+        self, images: list[tuple[str, bytes]], top_k: int, model: str = "", explain: bool = False
+    ) -> list[ImageOutcome]:
         if not images:
             raise InvalidArgument("send at least one image")
         if len(images) > self.settings.classify_max_images:
@@ -46,9 +57,11 @@ class ModelService:
                 f"Classify takes at most {self.settings.classify_max_images} images; submit a job for more"
             )
         top_k = checked_top_k(top_k, self.settings.default_top_k)
-        ref, _ = self.resolve(model)
+        ref, metadata = self.resolve(model)
+        if explain:
+            require_maps(ref, metadata)
         classifier = self._classifier_for(ref)
-        return [classify_bytes(classifier, data, top_k, self._decoder) for _, data in images]
+        return [classify_bytes(classifier, data, top_k, self._decoder, explain) for _, data in images]
 
     def close(self) -> None:
         self._classifiers.close()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from gateway.access import Caller, checked_job_id
-from gateway.model_service import ModelService, checked_top_k
+from gateway.model_service import ModelService, checked_top_k, require_maps
 from gateway.paths import resolve_under_roots
 from gateway.settings import GatewaySettings
 from gateway.uploads import MAX_PATH_BYTES, FileChunk, UploadAssembler
@@ -23,6 +23,7 @@ RESULTS_PAGE = 500
 _PATH_BATCH = 1000
 CANCELLED_ERROR = "job cancelled before this image was processed"
 MAX_NAME_CHARS = 200
+MAX_SOURCE_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class JobOptions:
     top_k: int = 0
     name: str = ""
     model: str = ""  # NAME or NAME:VERSION
+    explain: bool = False  # each ok result carries the top-1 class's activation map
+    source: str = ""  # where the images came from (informational)
 
 
 def _unprocessed_reason(job: Job) -> str:
@@ -101,6 +104,8 @@ class JobService:
         top_k = checked_top_k(options.top_k, self.settings.default_top_k)
         if len(options.name) > MAX_NAME_CHARS:
             raise InvalidArgument(f"job name must be at most {MAX_NAME_CHARS} characters")
+        if len(options.source) > MAX_SOURCE_CHARS:
+            raise InvalidArgument(f"job source must be at most {MAX_SOURCE_CHARS} characters")
         self._check_room()
         model = self._model_of(options)
         return self.store.create(
@@ -112,18 +117,22 @@ class JobService:
             owner=caller.owner,
             model_name=model.name,
             model_version=model.version,
+            explain=options.explain,
+            source=root or options.source,
         )
 
     def _model_of(self, options: JobOptions) -> ModelRef:
         """The job's model, version pinned; NotFound before any image is read. A job of the
         default model is accepted while Triton is away (its workers ask for the newest then)."""
         try:
-            model, _ = self.models.resolve(options.model)
+            model, metadata = self.models.resolve(options.model)
         except Unavailable:
             if options.model:
                 raise
             log.warning("Triton is unavailable: a job of the default model is accepted without a pinned version")
             return ModelRef(self.settings.model_name)
+        if options.explain:
+            require_maps(model, metadata)
         return model
 
     def _check_room(self) -> None:

@@ -24,7 +24,7 @@ from proto import podium_pb2_grpc as pb_grpc
 
 
 def _options(spec: pb.JobSpec) -> JobOptions:
-    return JobOptions(top_k=spec.top_k, name=spec.name, model=spec.model)
+    return JobOptions(top_k=spec.top_k, name=spec.name, model=spec.model, explain=spec.explain, source=spec.source)
 
 
 def _file_chunks(requests: Iterator[pb.UploadRequest], watch: IdleWatch) -> Iterator[FileChunk]:
@@ -97,11 +97,14 @@ class PodiumServicer(pb_grpc.PodiumServicer):
             model_version=ref.version,
             target=meta.target,
             precision=meta.precision,
+            explains=bool(meta.cam_name),
+            resize=meta.preprocessing.resize,
+            crop=meta.preprocessing.crop,
         )
 
     def Classify(self, request, context):
         images = [(image.name, image.data) for image in request.images]
-        outcomes = self._model.classify(images, request.top_k, request.model)
+        outcomes = self._model.classify(images, request.top_k, request.model, request.explain)
         return pb.ClassifyResponse(
             results=[
                 result_to_proto(ImageResult(i, name, outcome))

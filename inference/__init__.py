@@ -1,12 +1,22 @@
-"""The Triton client of Podium's model: uint8 pixels in, probabilities out, errors converted."""
+"""The Triton client of Podium's model: uint8 pixels in, probabilities (and maps) out, errors converted."""
 
 from inference.pipeline import classify_bytes
 from inference.pool import Classifiers
-from inference.triton import ModelNotFound, TritonClassifier, TritonError, TritonUnavailable, top_k
+from inference.triton import (
+    Inference,
+    ModelNotFound,
+    NoActivationMaps,
+    TritonClassifier,
+    TritonError,
+    TritonUnavailable,
+    top_k,
+)
 
 __all__ = [
     "Classifiers",
+    "Inference",
     "ModelNotFound",
+    "NoActivationMaps",
     "TritonClassifier",
     "TritonError",
     "TritonUnavailable",

@@ -8,12 +8,13 @@ anything worth retrying (server down, restarting, model not ready, time-out), an
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from errors import Internal, NotFound, Status, Unavailable
+from errors import FailedPrecondition, Internal, NotFound, Status, Unavailable
 from jobs import Prediction
 from modelmeta import METADATA_PARAMETER, ModelMetadata, fingerprint
 
@@ -33,6 +34,12 @@ class ModelNotFound(TritonError, NotFound):
     status = Status.NOT_FOUND
 
 
+class NoActivationMaps(TritonError, FailedPrecondition):
+    """The model was exported before activation maps existed: it cannot explain its answers."""
+
+    status = Status.FAILED_PRECONDITION
+
+
 class TritonUnavailable(TritonError, Unavailable):
     """Triton cannot answer now (down, starting, overloaded, timed out); try again later."""
 
@@ -47,6 +54,14 @@ def _convert(exc: InferenceServerException, what: str) -> TritonError:
     if any(code in status for code in _RETRYABLE) or any(sign in message.lower() for sign in _RETRYABLE_MESSAGES):
         return TritonUnavailable(message)
     return TritonError(message)
+
+
+@dataclass(frozen=True)
+class Inference:
+    """What the model answered for a batch: probabilities, and the top-1 maps when asked."""
+
+    probabilities: np.ndarray  # float32 [N, classes]
+    maps: np.ndarray | None = None  # float32 [N, h, w], ReLU'd, each scaled to a maximum of 1
 
 
 class TritonClassifier:
@@ -99,13 +114,22 @@ class TritonClassifier:
             self._metadata = ModelMetadata.model_validate(json.loads(parameters[METADATA_PARAMETER]["string_value"]))
         return self._metadata
 
-    def infer(self, pixels: np.ndarray) -> np.ndarray:
-        """uint8 [N, crop, crop, 3] -> float32 probabilities [N, classes]."""
+    def infer(self, pixels: np.ndarray, explain: bool = False) -> Inference:
+        """uint8 [N, crop, crop, 3] -> probabilities, and with ``explain`` the activation maps.
+
+        A map is requested from Triton only when asked for, so plain jobs do not pay for it.
+        """
         meta = self.metadata()
+        if explain and not meta.cam_name:
+            raise NoActivationMaps(
+                f"{self.what} was exported without activation maps",
+                hint="export the checkpoint again with `podium export` (versions since maps exist have them)",
+            )
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         tensor = grpcclient.InferInput(meta.input_name, list(pixels.shape), "UINT8")
         tensor.set_data_from_numpy(pixels)
-        names = [meta.output_name, *([meta.fingerprint_name] if meta.fingerprint_name else [])]
+        names = [meta.output_name, *([meta.cam_name] if explain else [])]
+        names += [meta.fingerprint_name] if meta.fingerprint_name else []
         outputs = [grpcclient.InferRequestedOutput(name) for name in names]
         try:
             result = self._client.infer(
@@ -115,7 +139,7 @@ class TritonClassifier:
             raise _convert(exc, f"inference on {self.what}") from exc
         if meta.fingerprint_name:
             check_fingerprint(pixels, result.as_numpy(meta.fingerprint_name), self.model_name)
-        return result.as_numpy(meta.output_name)
+        return Inference(result.as_numpy(meta.output_name), result.as_numpy(meta.cam_name) if explain else None)
 
 
 def check_fingerprint(pixels: np.ndarray, returned: np.ndarray | None, model_name: str) -> None:

@@ -6,6 +6,7 @@ Pure: no Redis, no Celery, no gRPC. The Redis store is ``jobstore``.
 from jobs.files import FileEntry, is_hidden, walk_entries, walk_files
 from jobs.model import (
     TERMINAL_STATES,
+    ActivationMap,
     ImageOutcome,
     ImageResult,
     Job,
@@ -16,6 +17,7 @@ from jobs.model import (
 
 __all__ = [
     "TERMINAL_STATES",
+    "ActivationMap",
     "FileEntry",
     "ImageOutcome",
     "ImageResult",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import enum
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -48,6 +50,8 @@ class Job:
     owner: str = ""  # who may see the job: a digest of the API key that created it ("" without keys)
     model_name: str = ""  # the model in Triton, and its version, fixed when the job was submitted
     model_version: str = ""
+    explain: bool = False  # each ok result carries the top-1 class's activation map
+    source: str = ""  # where the images came from: the client's folder, or the path-mode root
 
     @property
     def finished(self) -> int:
@@ -61,12 +65,53 @@ class Prediction:
     probability: float
 
 
+# An activation map's cells are kept as 1/255 steps: 49 bytes for a 7 x 7 map.
+MAP_LEVELS = 255
+
+
+@dataclass(frozen=True)
+class ActivationMap:
+    """Where the model looked for one class: a grid of cells in [0, 1], the largest 1.
+
+    ``levels`` holds each cell, row-major, quantised to 0..MAP_LEVELS (one byte): the map
+    is a picture for people, and 1/255 steps keep its Pearson r with the exact one above
+    0.9999 while costing Redis 49 bytes a 7 x 7 map.
+    """
+
+    class_index: int
+    grid: tuple[int, int]
+    levels: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.levels) != self.grid[0] * self.grid[1]:
+            raise ValueError(f"a {self.grid[0]} x {self.grid[1]} map has {self.grid[0] * self.grid[1]} cells")
+
+    @classmethod
+    def of(cls, class_index: int, grid: tuple[int, int], values: Sequence[float]) -> ActivationMap:
+        """Quantise a map's cells (already ReLU'd and scaled to a maximum of 1)."""
+        levels = bytes(min(MAP_LEVELS, max(0, round(float(v) * MAP_LEVELS))) for v in values)
+        return cls(int(class_index), (int(grid[0]), int(grid[1])), levels)
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        return tuple(level / MAP_LEVELS for level in self.levels)
+
+    def encode(self) -> list:
+        return [self.class_index, *self.grid, base64.b64encode(self.levels).decode("ascii")]
+
+    @classmethod
+    def decode(cls, row: list) -> ActivationMap:
+        index, rows, cols, levels = row
+        return cls(int(index), (int(rows), int(cols)), base64.b64decode(levels))
+
+
 @dataclass(frozen=True)
 class ImageOutcome:
-    """The result of one image: top-k predictions, or a readable error."""
+    """The result of one image: top-k predictions (and, if asked, a map), or a readable error."""
 
     predictions: tuple[Prediction, ...] = field(default=())
     error: str | None = None
+    cam: ActivationMap | None = None
 
     @property
     def ok(self) -> bool:
@@ -76,15 +121,18 @@ class ImageOutcome:
         # Compact on purpose: a finished 100,000-image job must stay small in Redis.
         if self.error is not None:
             return json.dumps({"e": self.error}, separators=(",", ":"))
-        rows = [[p.label, p.index, round(p.probability, 7)] for p in self.predictions]
-        return json.dumps({"k": rows}, separators=(",", ":"), ensure_ascii=False)
+        data: dict = {"k": [[p.label, p.index, round(p.probability, 7)] for p in self.predictions]}
+        if self.cam is not None:
+            data["c"] = self.cam.encode()
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def decode(cls, text: str | bytes) -> ImageOutcome:
         data = json.loads(text)
         if "e" in data:
             return cls(error=data["e"])
-        return cls(predictions=tuple(Prediction(str(l), int(i), float(p)) for l, i, p in data["k"]))
+        cam = ActivationMap.decode(data["c"]) if "c" in data else None
+        return cls(predictions=tuple(Prediction(str(l), int(i), float(p)) for l, i, p in data["k"]), cam=cam)
 
 
 @dataclass(frozen=True)

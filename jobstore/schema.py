@@ -142,6 +142,8 @@ JOB_HASH = JobHash(
         HashField("owner", str, ""),
         HashField("model_name", str, ""),
         HashField("model_version", str, ""),
+        HashField("explain", _flag, False),
+        HashField("source", str, ""),
         # Bookkeeping of the store and its scripts.
         HashField("chunk_size", int, 1, public=False),
         HashField("dispatched", int, 0, public=False),

@@ -6,6 +6,8 @@ the Triton client reads it back from the served config, and the gateway shows it
 
 from modelmeta.fingerprint import FINGERPRINT_NAME, FINGERPRINT_SIZE, fingerprint
 from modelmeta.metadata import (
+    CAM_NAME,
+    CAM_STRIDE,
     DEFAULT_MODEL_NAME,
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -19,6 +21,8 @@ from modelmeta.metadata import (
 from modelmeta.reference import MODEL_NAME_PATTERN, ModelRef
 
 __all__ = [
+    "CAM_NAME",
+    "CAM_STRIDE",
     "DEFAULT_MODEL_NAME",
     "FINGERPRINT_NAME",
     "FINGERPRINT_SIZE",

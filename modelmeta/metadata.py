@@ -19,6 +19,10 @@ METADATA_PARAMETER = "podium_metadata"
 METADATA_FILENAME = "podium.json"
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
+# The Grad-CAM map of the top-1 class, [N, crop/32, crop/32] float32 (export.activation_map).
+CAM_NAME = "cam"
+# ResNet50's last feature maps are the input's size divided by this.
+CAM_STRIDE = 32
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -53,11 +57,18 @@ class ModelMetadata(BaseModel):
     output_name: str = OUTPUT_NAME
     # The output carrying modelmeta.fingerprint of the classified pixels ("": the model has none).
     fingerprint_name: str = ""
+    # The output carrying the top-1 class's activation map ("": exported before maps existed).
+    cam_name: str = ""
     checkpoint_sha256: str | None = None
     untrained: bool = False
     head: str = ""
     exported_at: str = ""
     exporter: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def cam_grid(self) -> tuple[int, int]:
+        side = self.preprocessing.crop // CAM_STRIDE
+        return side, side
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

@@ -8,10 +8,20 @@ the engine-builder image, which has no PyTorch, uses it too.
 
 from modelrepo.config import build_model_config, parse_model_config, read_model_config, render_model_config
 from modelrepo.errors import ModelRepositoryError
-from modelrepo.fidelity import Agreement, FidelityError, compare, require_agreement, run_batched
+from modelrepo.fidelity import (
+    Agreement,
+    FidelityError,
+    MapAgreement,
+    compare,
+    compare_maps,
+    map_correlations,
+    require_agreement,
+    run_batched,
+    run_batched_outputs,
+)
 from modelrepo.layout import installed_versions, model_dirs, newest_version, pending_versions, version_dir
 from modelrepo.listing import VersionSummary, list_models
-from modelrepo.onnx_session import Runner, onnx_runner, onnx_session
+from modelrepo.onnx_session import OutputsRunner, Runner, onnx_outputs_runner, onnx_runner, onnx_session
 from modelrepo.recipe import BuildRecipe, EngineSettings
 from modelrepo.targets import TARGETS, Target, resolve_target
 from modelrepo.writer import WrittenModel, promote_pending_version, write_model_version
@@ -22,17 +32,22 @@ __all__ = [
     "BuildRecipe",
     "EngineSettings",
     "FidelityError",
+    "MapAgreement",
     "ModelRepositoryError",
+    "OutputsRunner",
     "Runner",
     "Target",
     "VersionSummary",
     "WrittenModel",
     "build_model_config",
     "compare",
+    "compare_maps",
     "installed_versions",
     "list_models",
+    "map_correlations",
     "model_dirs",
     "newest_version",
+    "onnx_outputs_runner",
     "onnx_runner",
     "onnx_session",
     "parse_model_config",
@@ -43,6 +58,7 @@ __all__ = [
     "require_agreement",
     "resolve_target",
     "run_batched",
+    "run_batched_outputs",
     "version_dir",
     "write_model_version",
 ]

@@ -38,6 +38,8 @@ def build_model_config(
         dims=[len(metadata.classes)],
         label_filename=LABELS_FILENAME,
     )
+    if metadata.cam_name:
+        config.output.add(name=metadata.cam_name, data_type=model_config_pb2.TYPE_FP32, dims=list(metadata.cam_grid))
     if metadata.fingerprint_name:
         config.output.add(
             name=metadata.fingerprint_name, data_type=model_config_pb2.TYPE_INT64, dims=[FINGERPRINT_SIZE]

@@ -13,7 +13,7 @@ import numpy as np
 
 from errors import FailedPrecondition, InvalidArgument
 from modelmeta import Preprocessing
-from modelrepo.onnx_session import Runner
+from modelrepo.onnx_session import OutputsRunner, Runner
 
 DEFAULT_BATCH_SIZE = 8
 _SHOWN_IMAGES = 5
@@ -68,6 +68,59 @@ def compare(reference: np.ndarray, candidate: np.ndarray, names: Sequence[str]) 
     )
 
 
+# A served map counts as the reference's when their Pearson r reaches this.
+MAP_MIN_CORRELATION = 0.99
+
+
+@dataclass(frozen=True)
+class MapAgreement:
+    """Activation maps of one candidate against one reference, on the images both gave the same class."""
+
+    images: int
+    min_r: float
+    mean_r: float
+    share_at_least: float  # of those images, the share whose r reaches MAP_MIN_CORRELATION
+    max_abs_diff: float
+    worst: str
+
+    def as_report(self) -> dict:
+        return asdict(self) | {"min_correlation": MAP_MIN_CORRELATION}
+
+
+def map_correlations(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """Pearson r of each pair of maps ``[N, h, w]``; two flat maps correlate 1 if equal, else 0."""
+    a = reference.reshape(len(reference), -1).astype(np.float64)
+    b = candidate.reshape(len(candidate), -1).astype(np.float64)
+    a -= a.mean(axis=1, keepdims=True)
+    b -= b.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    flat = norms == 0
+    r = np.where(flat, 0.0, (a * b).sum(axis=1) / np.where(flat, 1.0, norms))
+    both_flat = flat & np.all(np.isclose(reference.reshape(len(a), -1), candidate.reshape(len(b), -1)), axis=1)
+    return np.where(both_flat, 1.0, r)
+
+
+def compare_maps(
+    reference: np.ndarray, candidate: np.ndarray, names: Sequence[str], same_class: np.ndarray
+) -> MapAgreement:
+    """How closely ``candidate``'s maps follow ``reference``'s where both explain the same class."""
+    if reference.shape != candidate.shape or len(names) != len(reference):
+        raise InvalidArgument(f"cannot compare maps of shapes {reference.shape} and {candidate.shape}")
+    r = map_correlations(reference, candidate)[same_class]
+    if not len(r):  # nothing to compare: the probabilities' gate speaks for such a model
+        return MapAgreement(0, 0.0, 0.0, 0.0, 0.0, "")
+    kept = [name for name, same in zip(names, same_class, strict=True) if same]
+    diff = np.abs(candidate[same_class].astype(np.float64) - reference[same_class])
+    return MapAgreement(
+        images=len(r),
+        min_r=float(r.min()),
+        mean_r=float(r.mean()),
+        share_at_least=float((r >= MAP_MIN_CORRELATION).mean()),
+        max_abs_diff=float(diff.max()),
+        worst=kept[int(r.argmin())],
+    )
+
+
 def require_agreement(agreement: Agreement, minimum: float, *, what: str, override: str) -> None:
     """FidelityError unless top-1 agreement reaches ``minimum``; ``override`` says how to force it."""
     if agreement.top1_agreement >= minimum:
@@ -85,6 +138,14 @@ def require_agreement(agreement: Agreement, minimum: float, *, what: str, overri
 def run_batched(runner: Runner, pixels: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
     """``runner`` over ``pixels`` in batches of at most ``batch_size``, outputs concatenated."""
     return np.concatenate([runner(pixels[i : i + batch_size]) for i in range(0, len(pixels), batch_size)])
+
+
+def run_batched_outputs(
+    runner: OutputsRunner, pixels: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE
+) -> dict[str, np.ndarray]:
+    """As run_batched, for a runner that answers every output by name."""
+    parts = [runner(pixels[i : i + batch_size]) for i in range(0, len(pixels), batch_size)]
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 def fidelity_report(

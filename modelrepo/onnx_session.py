@@ -22,6 +22,8 @@ DEFAULT_THREADS = 0
 
 # A model under test: uint8 [N, H, W, 3] -> float32 probabilities [N, classes].
 Runner = Callable[[np.ndarray], np.ndarray]
+# The same, answering every output of the model by name (probabilities, cam).
+OutputsRunner = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
 def onnx_session(path: Path, threads: int = DEFAULT_THREADS) -> ort.InferenceSession:
@@ -35,7 +37,14 @@ def onnx_session(path: Path, threads: int = DEFAULT_THREADS) -> ort.InferenceSes
         raise ModelRepositoryError(f"onnxruntime cannot load {path}: {exc}") from exc
 
 
-def onnx_runner(path: Path, threads: int = DEFAULT_THREADS) -> Runner:
-    """A Runner over the ONNX file at ``path``: uint8 pixels in, probabilities out."""
+def onnx_runner(path: Path, threads: int = DEFAULT_THREADS, output: str = OUTPUT_NAME) -> Runner:
+    """A Runner over the ONNX file at ``path``: uint8 pixels in, ``output`` (probabilities) out."""
     session = onnx_session(path, threads)
-    return lambda pixels: session.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0]
+    return lambda pixels: session.run([output], {INPUT_NAME: pixels})[0]
+
+
+def onnx_outputs_runner(path: Path, threads: int = DEFAULT_THREADS) -> OutputsRunner:
+    """An OutputsRunner over the ONNX file at ``path``."""
+    session = onnx_session(path, threads)
+    names = [output.name for output in session.get_outputs()]
+    return lambda pixels: dict(zip(names, session.run(names, {INPUT_NAME: pixels}), strict=True))

@@ -15,6 +15,7 @@ import triton_python_backend_utils as pb_utils
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
+CAM_NAME = "cam"
 # modelmeta.fingerprint, written out again: the client checks that a response is its own.
 FINGERPRINT_NAME = "fingerprint"
 FINGERPRINT_SIZE = 4
@@ -34,25 +35,32 @@ class TritonPythonModel:
         options.intra_op_num_threads = _threads(config)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+        self.session_outputs = {output.name for output in self.session.get_outputs()}
 
     def execute(self, requests):
-        """Dynamic batching hands over several requests: concatenate, run once, split."""
+        """Dynamic batching hands over several requests: concatenate, run once, split.
+
+        The session computes only the outputs some request of the batch asked for: a map
+        is made only when a request wants one, and each response carries what it asked for.
+        """
         try:
             batches = [pb_utils.get_input_tensor_by_name(r, INPUT_NAME).as_numpy() for r in requests]
-            probabilities = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.concatenate(batches)})[0]
+            wanted = [set(r.requested_output_names()) for r in requests]
+            names = [OUTPUT_NAME] + [CAM_NAME] * any(CAM_NAME in w and CAM_NAME in self.session_outputs for w in wanted)
+            computed = dict(zip(names, self.session.run(names, {INPUT_NAME: np.concatenate(batches)})))
         except Exception as exc:  # noqa: BLE001 - answer every request with the error, never crash the stub
             error = pb_utils.TritonError(f"onnxruntime inference failed: {exc}")
             return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
         bounds = np.cumsum([len(batch) for batch in batches])[:-1]
-        return [
-            pb_utils.InferenceResponse(
-                output_tensors=[
-                    pb_utils.Tensor(OUTPUT_NAME, np.ascontiguousarray(part)),
-                    pb_utils.Tensor(FINGERPRINT_NAME, fingerprint(batch)),
-                ]
-            )
-            for part, batch in zip(np.split(probabilities, bounds), batches)
-        ]
+        parts = {name: np.split(values, bounds) for name, values in computed.items()}
+        responses = []
+        for position, (batch, asked) in enumerate(zip(batches, wanted)):
+            tensors = [pb_utils.Tensor(OUTPUT_NAME, np.ascontiguousarray(parts[OUTPUT_NAME][position]))]
+            if CAM_NAME in asked and CAM_NAME in parts:
+                tensors.append(pb_utils.Tensor(CAM_NAME, np.ascontiguousarray(parts[CAM_NAME][position])))
+            tensors.append(pb_utils.Tensor(FINGERPRINT_NAME, fingerprint(batch)))
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+        return responses
 
     def finalize(self):
         self.session = None

@@ -105,10 +105,12 @@ class PodiumClient:
         """Upload every non-hidden file under ``folder`` as a job, streaming file by file.
 
         ``spec`` holds the job's options, the fields of ``JobSpec``: ``top_k``, ``name``,
-        ``model`` ("NAME" or "NAME:VERSION"), ..."""
+        ``model`` ("NAME" or "NAME:VERSION"), ``explain``, ... ``source`` defaults to the
+        folder's absolute path, so that ``podium results --heatmaps`` finds the images again."""
         folder = Path(folder)
         if not folder.is_dir():
             raise InvalidArgument(f"{folder} is not a folder")
+        spec.setdefault("source", str(folder.resolve()))
         requests = _upload_requests(folder, _job_spec(spec), on_file)
         try:
             return self._stub.SubmitUpload(requests, metadata=self._metadata)
@@ -158,9 +160,12 @@ class PodiumClient:
         """The classes of ``model`` ("NAME" or "NAME:VERSION"; "": the gateway's default) and its version."""
         return self._call(self._stub.ListClasses, pb.ListClassesRequest(model=model))
 
-    def classify(self, files: list[Path], top_k: int = 0, model: str = "") -> list[pb.ImageResult]:
+    def classify(
+        self, files: list[Path], top_k: int = 0, model: str = "", explain: bool = False
+    ) -> list[pb.ImageResult]:
+        """Classify a few files synchronously; ``explain`` adds each top-1 class's map."""
         images = [pb.ClassifyImage(name=str(path), data=Path(path).read_bytes()) for path in files]
-        request = pb.ClassifyRequest(images=images, top_k=top_k, model=model)
+        request = pb.ClassifyRequest(images=images, top_k=top_k, model=model, explain=explain)
         return list(self._call(self._stub.Classify, request).results)
 
 

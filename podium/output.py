@@ -1,4 +1,7 @@
-"""Results as the contract's records, and the JSONL and CSV files they are written to."""
+"""Results as the contract's records, and the JSONL and CSV files they are written to.
+
+CSV has one row per image and no room for a map: an explained job's "cam" is in JSONL only.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +15,15 @@ from proto import podium_pb2 as pb
 CSV_COLUMNS = ("path", "status", "label", "index", "probability", "error", "top_k")
 
 
+# Map cells are 1/255 steps: four decimals tell every step apart.
+CAM_DECIMALS = 4
+
+
 def result_record(result: pb.ImageResult) -> dict:
-    """One result line: {"path", "status": "ok"|"error", "top_k": [...], "error": str|null}."""
+    """One result line: {"path", "status": "ok"|"error", "top_k": [...], "error": str|null},
+    and for an explained job's ok images "cam": {"class_index", "grid": [rows, cols], "values"}."""
     ok = result.status == pb.IMAGE_STATUS_OK
-    return {
+    record = {
         "path": result.path,
         "status": "ok" if ok else "error",
         "top_k": [
@@ -23,6 +31,14 @@ def result_record(result: pb.ImageResult) -> dict:
         ],
         "error": None if ok else result.error,
     }
+    if ok and result.HasField("cam"):
+        cam = result.cam
+        record["cam"] = {
+            "class_index": cam.class_index,
+            "grid": [cam.rows, cam.cols],
+            "values": [round(float(v), CAM_DECIMALS) for v in cam.values],
+        }
+    return record
 
 
 def write_results(path: Path, records: Iterable[dict]) -> Iterator[dict]:

@@ -32,14 +32,18 @@ IMAGE_STATUS_OK: ImageStatus
 IMAGE_STATUS_ERROR: ImageStatus
 
 class JobSpec(_message.Message):
-    __slots__ = ("top_k", "name", "model")
+    __slots__ = ("top_k", "name", "model", "explain", "source")
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     top_k: int
     name: str
     model: str
-    def __init__(self, top_k: _Optional[int] = ..., name: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+    explain: bool
+    source: str
+    def __init__(self, top_k: _Optional[int] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., explain: _Optional[bool] = ..., source: _Optional[str] = ...) -> None: ...
 
 class FileChunk(_message.Message):
     __slots__ = ("path", "data", "last", "client_error")
@@ -142,20 +146,26 @@ class ListClassesRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ...) -> None: ...
 
 class ListClassesResponse(_message.Message):
-    __slots__ = ("classes", "model_name", "untrained", "model_version", "target", "precision")
+    __slots__ = ("classes", "model_name", "untrained", "model_version", "target", "precision", "explains", "resize", "crop")
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     UNTRAINED_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
+    EXPLAINS_FIELD_NUMBER: _ClassVar[int]
+    RESIZE_FIELD_NUMBER: _ClassVar[int]
+    CROP_FIELD_NUMBER: _ClassVar[int]
     classes: _containers.RepeatedScalarFieldContainer[str]
     model_name: str
     untrained: bool
     model_version: str
     target: str
     precision: str
-    def __init__(self, classes: _Optional[_Iterable[str]] = ..., model_name: _Optional[str] = ..., untrained: _Optional[bool] = ..., model_version: _Optional[str] = ..., target: _Optional[str] = ..., precision: _Optional[str] = ...) -> None: ...
+    explains: bool
+    resize: int
+    crop: int
+    def __init__(self, classes: _Optional[_Iterable[str]] = ..., model_name: _Optional[str] = ..., untrained: _Optional[bool] = ..., model_version: _Optional[str] = ..., target: _Optional[str] = ..., precision: _Optional[str] = ..., explains: _Optional[bool] = ..., resize: _Optional[int] = ..., crop: _Optional[int] = ...) -> None: ...
 
 class Prediction(_message.Message):
     __slots__ = ("label", "index", "probability")
@@ -167,19 +177,33 @@ class Prediction(_message.Message):
     probability: float
     def __init__(self, label: _Optional[str] = ..., index: _Optional[int] = ..., probability: _Optional[float] = ...) -> None: ...
 
+class ClassActivationMap(_message.Message):
+    __slots__ = ("class_index", "rows", "cols", "values")
+    CLASS_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    COLS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    class_index: int
+    rows: int
+    cols: int
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, class_index: _Optional[int] = ..., rows: _Optional[int] = ..., cols: _Optional[int] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
+
 class ImageResult(_message.Message):
-    __slots__ = ("index", "path", "status", "top_k", "error")
+    __slots__ = ("index", "path", "status", "top_k", "error", "cam")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    CAM_FIELD_NUMBER: _ClassVar[int]
     index: int
     path: str
     status: ImageStatus
     top_k: _containers.RepeatedCompositeFieldContainer[Prediction]
     error: str
-    def __init__(self, index: _Optional[int] = ..., path: _Optional[str] = ..., status: _Optional[_Union[ImageStatus, str]] = ..., top_k: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ..., error: _Optional[str] = ...) -> None: ...
+    cam: ClassActivationMap
+    def __init__(self, index: _Optional[int] = ..., path: _Optional[str] = ..., status: _Optional[_Union[ImageStatus, str]] = ..., top_k: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ..., error: _Optional[str] = ..., cam: _Optional[_Union[ClassActivationMap, _Mapping]] = ...) -> None: ...
 
 class ClassifyImage(_message.Message):
     __slots__ = ("name", "data")
@@ -190,14 +214,16 @@ class ClassifyImage(_message.Message):
     def __init__(self, name: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ClassifyRequest(_message.Message):
-    __slots__ = ("images", "top_k", "model")
+    __slots__ = ("images", "top_k", "model", "explain")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedCompositeFieldContainer[ClassifyImage]
     top_k: int
     model: str
-    def __init__(self, images: _Optional[_Iterable[_Union[ClassifyImage, _Mapping]]] = ..., top_k: _Optional[int] = ..., model: _Optional[str] = ...) -> None: ...
+    explain: bool
+    def __init__(self, images: _Optional[_Iterable[_Union[ClassifyImage, _Mapping]]] = ..., top_k: _Optional[int] = ..., model: _Optional[str] = ..., explain: _Optional[bool] = ...) -> None: ...
 
 class ClassifyResponse(_message.Message):
     __slots__ = ("results",)

@@ -100,7 +100,7 @@ def _process_image(rt: Runtime, job: Job, index: int, path: str) -> int:
         return 0  # cancelled meanwhile
     try:
         data = read_image_bytes(rt.store, job, index, path, rt.settings.max_file_bytes, rt.settings.data_root_list())
-        outcome = _classify_waiting_for_triton(rt, rt.classifier(job), data, job.top_k)
+        outcome = _classify_waiting_for_triton(rt, rt.classifier(job), data, job)
     except SourceError as exc:
         outcome = ImageOutcome(error=str(exc))
     except (StoreUnavailable, StoreFull):
@@ -111,12 +111,12 @@ def _process_image(rt: Runtime, job: Job, index: int, path: str) -> int:
     return int(rt.store.record(job.id, index, outcome))
 
 
-def _classify_waiting_for_triton(rt: Runtime, classifier: TritonClassifier, data: bytes, k: int) -> ImageOutcome:
+def _classify_waiting_for_triton(rt: Runtime, classifier: TritonClassifier, data: bytes, job: Job) -> ImageOutcome:
     """Retry while Triton is unavailable, with backoff, until the outage passes its limit."""
     delay = _BACKOFF_START_S
     while True:
         try:
-            outcome = classify_bytes(classifier, data, k, rt.decoder)
+            outcome = classify_bytes(classifier, data, job.top_k, rt.decoder, explain=job.explain)
         except TritonUnavailable as exc:
             lasted_s = rt.outage.failing()
             if lasted_s >= rt.settings.triton_outage_limit_s:

@@ -13,7 +13,18 @@ from rich.markup import escape
 
 from errors import InvalidArgument
 from podium.cli.failures import EXIT_JOB_NOT_COMPLETED
-from podium.cli.options import ApiKeyOpt, GatewayOpt, ModelOpt, connected, console, out
+from podium.cli.heatmaps import images_folder, write_heatmaps
+from podium.cli.options import (
+    ApiKeyOpt,
+    ExplainOpt,
+    GatewayOpt,
+    HeatmapsOpt,
+    ImagesOpt,
+    ModelOpt,
+    connected,
+    console,
+    out,
+)
 from podium.cli.progress import follow_job, print_summary, progress_bar
 from podium.client import PodiumClient
 from podium.output import result_record, write_results
@@ -29,6 +40,9 @@ def submit(
     top_k: Annotated[int, typer.Option(min=0, help="Classes per image (0: the gateway's default, 5)")] = 0,
     name: Annotated[str, typer.Option(help="A name for the job")] = "",
     model: ModelOpt = "",
+    explain: ExplainOpt = False,
+    heatmaps: HeatmapsOpt = None,
+    images: ImagesOpt = None,
     show: Annotated[int, typer.Option(help="With --wait: print the first N results as a table (-1: all)")] = 20,
     gateway: GatewayOpt = None,
     api_key: ApiKeyOpt = None,
@@ -38,16 +52,21 @@ def submit(
         raise InvalidArgument("give a FOLDER to upload or --server-path PATH, not both")
     if output is not None and not wait:
         raise InvalidArgument("--output needs --wait", hint="or run `podium results JOB_ID --output FILE` later")
+    if heatmaps is not None and not wait:
+        raise InvalidArgument("--heatmaps needs --wait", hint="or run `podium results JOB_ID --heatmaps DIR` later")
     started = time.monotonic()
+    spec = {"top_k": top_k, "name": name, "model": model, "explain": explain or heatmaps is not None}
     with connected(gateway, api_key) as client:
-        job = _submit(client, folder, server_path, {"top_k": top_k, "name": name, "model": model})
+        job = _submit(client, folder, server_path, spec)
         out.print(f"job [bold]{job.id}[/] submitted: {job.total} files")
         if not wait:
             return
         job = follow_job(client, job, console)
         elapsed = time.monotonic() - started
         records = list(_fetch_results(client, job.id, output))
-    print_summary(out, job, records, elapsed, output, show)
+        print_summary(out, job, records, elapsed, output, show)
+        if heatmaps is not None:
+            write_heatmaps(client, job, records, heatmaps, images_folder(job, images or folder), console)
     if job.state != pb.JOB_STATE_COMPLETED:
         raise typer.Exit(EXIT_JOB_NOT_COMPLETED)
 
@@ -92,18 +111,37 @@ def results(
     job_id: Annotated[str, typer.Argument(help="The job id")],
     output: Annotated[Path | None, typer.Option(help="Write to FILE.jsonl or FILE.csv instead of stdout")] = None,
     follow: Annotated[bool, typer.Option(help="Wait for results until the job ends")] = False,
+    heatmaps: HeatmapsOpt = None,
+    images: ImagesOpt = None,
     gateway: GatewayOpt = None,
     api_key: ApiKeyOpt = None,
 ) -> None:
-    """Print a job's results as JSON lines (or write them to a file)."""
+    """Print a job's results as JSON lines (or write them to a file); --heatmaps draws an
+    explained job's maps over its images."""
+    seen = 0
+
+    def counted(records: Iterator[dict]) -> Iterator[dict]:
+        nonlocal seen
+        for record in records:
+            seen += 1
+            yield record
+
     with connected(gateway, api_key) as client:
+        job = client.get_job(job_id) if heatmaps is not None else None
         records = (result_record(r) for r in client.results(job_id, follow=follow))
-        if output is not None:
-            count = sum(1 for _ in write_results(output, records))
-            console.print(f"{count} results written to {escape(str(output))}")
-        else:
-            for record in records:
-                print(json.dumps(record, ensure_ascii=False))
+        records = counted(write_results(output, records) if output is not None else _printed(records))
+        if job is not None:
+            write_heatmaps(client, job, records, heatmaps, images_folder(job, images), console)
+        for _ in records:  # without --heatmaps, only the lines are wanted
+            pass
+    if output is not None:
+        console.print(f"{seen} results written to {escape(str(output))}")
+
+
+def _printed(records: Iterator[dict]) -> Iterator[dict]:
+    for record in records:
+        print(json.dumps(record, ensure_ascii=False))
+        yield record
 
 
 def cancel(

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from podium.cli.options import ApiKeyOpt, GatewayOpt, ModelOpt, connected, console, out
+from podium.cli.options import ApiKeyOpt, ExplainOpt, GatewayOpt, ModelOpt, connected, console, out
+from podium.heatmaps import HeatmapWriter
 from podium.output import result_record
 
 
@@ -32,10 +34,25 @@ def classify(
     files: Annotated[list[Path], typer.Argument(help="Image files (a few; submit a job for folders)")],
     top_k: Annotated[int, typer.Option(min=0, help="Classes per image (0: the gateway's default)")] = 0,
     model: ModelOpt = "",
+    explain: ExplainOpt = False,
+    heatmaps: Annotated[
+        Path | None,
+        typer.Option("--heatmaps", help="Write each image's overlay PNG into DIR; implies --explain", metavar="DIR"),
+    ] = None,
     gateway: GatewayOpt = None,
     api_key: ApiKeyOpt = None,
 ) -> None:
     """Classify a few images synchronously and print JSON lines."""
     with connected(gateway, api_key) as client:
-        for result in client.classify(files, top_k=top_k, model=model):
-            print(json.dumps(result_record(result), ensure_ascii=False))
+        records = [
+            result_record(result)
+            for result in client.classify(files, top_k=top_k, model=model, explain=explain or heatmaps is not None)
+        ]
+        for record in records:
+            print(json.dumps(record, ensure_ascii=False))
+        if heatmaps is not None:
+            served = client.classes(model)
+            writer = HeatmapWriter(heatmaps, resize=served.resize, crop=served.crop)
+            for path, record in zip(files, records, strict=True):
+                writer.draw(record, path, Path(path.name))
+            console.print(f"{len(writer.written)} heat maps written to {escape(str(heatmaps))}")

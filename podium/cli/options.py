@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,6 +26,27 @@ ModelOpt = Annotated[
     str,
     typer.Option(
         "--model", help="NAME or NAME:VERSION of the model in Triton (default: the gateway's, newest version)"
+    ),
+]
+
+ExplainOpt = Annotated[
+    bool,
+    typer.Option("--explain", help="Add each image's class activation map (where the model found its top-1 class)"),
+]
+HeatmapsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--heatmaps",
+        help="Write one overlay PNG per classified image into DIR (same sub-folders); implies --explain",
+        metavar="DIR",
+    ),
+]
+ImagesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--images",
+        help="With --heatmaps: the folder the job's images came from (default: the folder it was submitted from)",
+        metavar="DIR",
     ),
 ]
 

@@ -28,6 +28,7 @@ from export import ExportResult, export_model
 from imaging import decode_rgb, preprocess
 from modelmeta import METADATA_PARAMETER, ModelMetadata
 from modelrepo.targets import PYTHON_MODEL_SOURCE
+from tests.support.grad_cam import grad_cam, pearson
 
 CLASSES = ["archery", "bmx", "curling", "fencing", "rowing"]
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -159,12 +160,28 @@ def test_fidelity_was_measured_on_the_given_images(exported: Exported):
 
 def test_onnx_graph_has_a_dynamic_batch_axis(exported: Exported):
     graph = onnx.load(str(exported.first.onnx_path)).graph
-    (images,), (probabilities,) = graph.input, graph.output
+    (images,), (probabilities, cam) = graph.input, graph.output
     assert images.name == "images" and images.type.tensor_type.elem_type == onnx.TensorProto.UINT8
     dims = [d.dim_param or d.dim_value for d in images.type.tensor_type.shape.dim]
     assert dims == ["batch", 224, 224, 3]
     assert probabilities.name == "probabilities"
     assert [d.dim_param or d.dim_value for d in probabilities.type.tensor_type.shape.dim] == ["batch", len(CLASSES)]
+    assert cam.name == "cam" and [d.dim_param or d.dim_value for d in cam.type.tensor_type.shape.dim] == ["batch", 7, 7]
+
+
+def test_onnx_maps_are_grad_cam_of_the_sequential_head(exported: Exported):
+    """The graph's closed form against autograd through the checkpoint's own model."""
+    files = sorted((exported.photos / "sub").iterdir())
+    batch = np.stack([preprocess(decode_rgb(p.read_bytes())) for p in files])
+    session = ort.InferenceSession(str(exported.first.onnx_path), providers=["CPUExecutionProvider"])
+    probabilities, maps = session.run(["probabilities", "cam"], {"images": batch})
+    expected, classes = grad_cam(exported.model, batch)
+    assert (probabilities.argmax(axis=1) == classes).all()
+    assert min(pearson(got, want) for got, want in zip(maps, expected, strict=True)) >= 0.999
+    np.testing.assert_allclose(maps, expected, atol=1e-4)
+    assert np.allclose(maps.max(axis=(1, 2)), 1.0) and maps.min() >= 0
+    report = exported.first.fidelity["cam"]
+    assert report["images"] == len(files) and report["min_r"] >= 0.99 and report["reference"].startswith("autograd")
 
 
 def test_onnx_agrees_with_the_original_pytorch_model(exported: Exported):

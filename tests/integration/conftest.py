@@ -16,6 +16,10 @@ from tests.support.images import TestFolder, make_test_folder
 from tests.support.reference import build_resnet50, reference_predict
 
 MODEL_NAME = "resnet50_sports"
+# A second model in the same repository, with a plain Linear(2048, N) head (the stand-in's),
+# so that both head types are served: its maps are CAM, the default model's Grad-CAM.
+PLAIN_HEAD_MODEL = "resnet50_plain"
+PLAIN_HEAD_CLASSES = [f"plain_{i}" for i in range(8)]
 
 
 @pytest.fixture(scope="session")
@@ -27,11 +31,19 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_repository(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path) -> Path:
+def plain_head_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from export.stand_in import write_steady_checkpoint
+
+    return write_steady_checkpoint(tmp_path_factory.mktemp("plain") / "plain.pt", PLAIN_HEAD_CLASSES)
+
+
+@pytest.fixture(scope="session")
+def model_repository(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path, plain_head_checkpoint: Path) -> Path:
     from export import export_model
 
     repo = tmp_path_factory.mktemp("model_repository")
     export_model(checkpoint=checkpoint, model_repository=repo, model_name=MODEL_NAME)
+    export_model(checkpoint=plain_head_checkpoint, model_repository=repo, model_name=PLAIN_HEAD_MODEL)
     return repo
 
 

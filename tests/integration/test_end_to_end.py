@@ -6,8 +6,6 @@ torchvision's eval transform): same top-1, probabilities within 1e-3."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -19,16 +17,11 @@ import tritonclient.grpc as grpcclient
 from podium import PodiumClient
 from podium.output import result_record
 from proto import podium_pb2 as pb
+from tests.support.cli import run_cli
 from tests.support.images import png_claiming
 
 pytestmark = pytest.mark.integration
 TOLERANCE = 1e-3
-
-
-def run_cli(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "podium", *args], capture_output=True, text=True, timeout=timeout_s, check=False
-    )
 
 
 def check_against_reference(records: list[dict], test_folder, reference) -> None:

@@ -5,9 +5,7 @@ independent PyTorch reference's answers."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 from cluster import ClusterSettings, LocalCluster
 from export.labels import DEFAULT_LABELS, read_labels
 from samples import bundled_photos
+from tests.support.cli import run_cli
 from tests.support.labelled import make_data_set, mislabel, write_class_images
 from tests.support.reference import build_resnet50, reference_predict
 
@@ -25,14 +24,7 @@ pytestmark = pytest.mark.integration
 
 
 def podium(*args: str, timeout_s: float = 600) -> subprocess.CompletedProcess:
-    done = subprocess.run(
-        [sys.executable, "-m", "podium", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-        env={**os.environ, "COLUMNS": "160"},
-    )
+    done = run_cli(*args, timeout_s=timeout_s)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done
 

@@ -14,7 +14,7 @@ import grpc
 import numpy as np
 from PIL import Image
 
-from inference import ModelNotFound, TritonUnavailable
+from inference import Inference, ModelNotFound, NoActivationMaps, TritonUnavailable
 from jobstore import ChunkQueue, JobStore
 from modelmeta import ModelMetadata, ModelRef
 
@@ -56,6 +56,7 @@ class FakeClassifier:
 
     classes: list[str] = field(default_factory=lambda: list(CLASSES))
     down: bool = False
+    maps: bool = True  # exported with activation maps
     batches: list[int] = field(default_factory=list)
 
     version: str = "1"
@@ -66,12 +67,22 @@ class FakeClassifier:
 
     def metadata(self) -> ModelMetadata:
         self._check()
-        return ModelMetadata(model_name="fake", target="cpu", classes=self.classes)
+        return ModelMetadata(model_name="fake", target="cpu", classes=self.classes, cam_name="cam" if self.maps else "")
 
-    def infer(self, pixels: np.ndarray) -> np.ndarray:
+    def infer(self, pixels: np.ndarray, explain: bool = False) -> Inference:
         self._check()
+        if explain and not self.maps:
+            raise NoActivationMaps("model 'fake' was exported without activation maps")
         self.batches.append(len(pixels))
-        return np.stack([self.probabilities(image) for image in pixels])
+        probabilities = np.stack([self.probabilities(image) for image in pixels])
+        return Inference(probabilities, np.stack([self.activation(image) for image in pixels]) if explain else None)
+
+    @staticmethod
+    def activation(image: np.ndarray) -> np.ndarray:
+        """The image's brightness in 7 x 7 cells, scaled to a maximum of 1: a map one can predict."""
+        side = image.shape[0] // 7
+        cells = image[: side * 7, : side * 7].reshape(7, side, 7, side, -1).mean(axis=(1, 3, 4))
+        return (cells / cells.max() if cells.max() > 0 else cells).astype(np.float32)
 
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         winner = int(image.mean()) * len(self.classes) // 256

@@ -14,7 +14,8 @@ import subprocess
 
 import pytest
 
-LIBRARY_PROBES = frozenset({"ldconfig", "gcc", "cc", "ld", "objdump"})
+# Libraries probing the machine at import (ctypes.util: ldconfig, gcc...; numpy.testing: lscpu).
+LIBRARY_PROBES = frozenset({"ldconfig", "gcc", "cc", "ld", "objdump", "lscpu"})
 
 
 class ProcessStarted(AssertionError):

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from google.protobuf import text_format
-from torch import nn
 from tritonclient.grpc import model_config_pb2
 from typer.testing import CliRunner
 
@@ -20,23 +18,23 @@ from engine import EngineBuildError, NoGpu
 from engine.build import EngineToolchain, build_engines
 from engine.cache import BuildEnvironment, EngineCache, EngineKey
 from errors import InvalidArgument, Status
-from export.serving_model import ServingModel
+from export.activation_map import ExplainingModel
 from export.torch2onnx import torch2onnx
-from modelmeta import ModelMetadata, Preprocessing
+from modelmeta import CAM_NAME, OUTPUT_NAME, ModelMetadata, Preprocessing
 from modelrepo import FidelityError, ModelRepositoryError
 from modelrepo.config import build_model_config
 from modelrepo.fidelity import Agreement, compare, require_agreement, run_batched
 from modelrepo.files import file_sha256
 from modelrepo.layout import CHECK_IMAGES_FILENAME, RECIPE_FILENAME, next_version, pending_versions
 from modelrepo.listing import ENGINE_MISSING, PENDING, READY, list_models
-from modelrepo.onnx_session import onnx_runner as onnxruntime_runner
+from modelrepo.onnx_session import onnx_outputs_runner
 from modelrepo.recipe import EngineSettings, recipe_from_settings
 from modelrepo.targets import CPU_TARGET, GPU_TARGET
 from modelrepo.writer import write_model_version
 from ops.main import build_app
 from podium.cli.failures import exit_code
+from tests.support.tiny_resnet import SIZE, tiny_resnet
 
-SIZE = 16  # a tiny uint8-in/probabilities-out model keeps this fast
 CLASSES = ["a", "b", "c"]
 A100 = BuildEnvironment("NVIDIA A100-SXM4-80GB", "8.0", "10.11.0")
 H100 = BuildEnvironment("NVIDIA H100 80GB HBM3", "9.0", "10.11.0")
@@ -59,12 +57,12 @@ class FakeTensorRT:
 
     def runner(self, plan: bytes):
         onnx_path = Path(plan.decode().split(":")[1])
-        run = onnxruntime_runner(onnx_path)
+        run = onnx_outputs_runner(onnx_path)
 
-        def disagreeing(pixels: np.ndarray) -> np.ndarray:
+        def disagreeing(pixels: np.ndarray) -> dict[str, np.ndarray]:
             out = run(pixels)
             if self.noise:
-                out = np.roll(out, 1, axis=1)  # every top-1 moves to the next class
+                out[OUTPUT_NAME] = np.roll(out[OUTPUT_NAME], 1, axis=1)  # every top-1 moves to the next class
             return out
 
         return disagreeing
@@ -82,11 +80,9 @@ def metadata(target: str = "gpu") -> ModelMetadata:
 
 
 def tiny_onnx(path: Path) -> Path:
-    torch.manual_seed(0)
-    classifier = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, len(CLASSES)))
-    with torch.no_grad():
-        classifier[-1].weight.mul_(20)
-    torch2onnx(ServingModel(classifier), path, input_size=SIZE)
+    """A tiny ResNet with its activation map, exported as `podium export` does."""
+    model = ExplainingModel(tiny_resnet(len(CLASSES)))
+    torch2onnx(model, path, input_size=SIZE, output_names=(OUTPUT_NAME, CAM_NAME))
     return path
 
 
@@ -157,6 +153,8 @@ def test_build_installs_the_engine_and_promotes_the_version(tmp_path: Path):
     engine = fidelity["engine"]
     assert (engine["reference"], engine["top1_agreement"], engine["images"]) == ("onnxruntime-fp32", 1.0, 6)
     assert engine["max_abs_diff"] == 0.0 and engine["min_top1_agreement"] == 0.995
+    # The engine's activation maps are compared too, on the images of the same top-1 class.
+    assert (engine["cam"]["images"], engine["cam"]["min_r"]) == (6, pytest.approx(1.0))
     assert engine["key"]["gpu_name"] == A100.gpu_name and engine["key"]["tensorrt_version"] == "10.11.0"
     info = json.loads((version_dir / "engine.json").read_text())
     assert info["key"] == engine["key"]

@@ -35,7 +35,7 @@ LAYERS: dict[str, tuple[int, frozenset[str]]] = {
     "jobstore": (2, frozenset({"errors", "jobs", "settings"})),
     "inference": (2, frozenset({"errors", "jobs", "imaging", "modelmeta"})),
     "modelrepo": (2, frozenset({"errors", "jobs", "imaging", "modelmeta"})),
-    "podium": (2, frozenset({"errors", "jobs", "proto", "settings"})),
+    "podium": (2, frozenset({"errors", "jobs", "imaging", "proto", "settings"})),
     "gateway": (3, frozenset({*CORE, "jobstore", "inference"})),
     "worker": (3, frozenset({*CORE, "jobstore", "inference"})),
     "export": (3, frozenset({*CORE, "modelrepo"})),

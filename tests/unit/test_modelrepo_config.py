@@ -30,6 +30,7 @@ def golden_metadata() -> ModelMetadata:
         exported_at="2025-01-01T00:00:00+00:00",
         exporter={"torch": "2.14.1", "onnx": "1.23.2", "opset": "17"},
         fingerprint_name="fingerprint",  # as the export sets it for the Python-backend targets
+        cam_name="cam",  # every export since activation maps exist
     )
 
 
@@ -47,7 +48,8 @@ def test_golden_file_parses_into_the_model_config_triton_expects():
     assert config.max_batch_size == 32
     (images,) = config.input
     assert (images.name, images.data_type, list(images.dims)) == ("images", model_config_pb2.TYPE_UINT8, [224, 224, 3])
-    probabilities, fingerprinted = config.output
+    probabilities, cam, fingerprinted = config.output
+    assert (cam.name, cam.data_type, list(cam.dims)) == ("cam", model_config_pb2.TYPE_FP32, [7, 7])
     assert (fingerprinted.name, fingerprinted.data_type, list(fingerprinted.dims)) == (
         "fingerprint",
         model_config_pb2.TYPE_INT64,

@@ -12,17 +12,23 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-import torch
 from google.protobuf import json_format
-from torch import nn
 
-from export.serving_model import ServingModel
+from export.activation_map import ExplainingModel
 from export.torch2onnx import torch2onnx
-from modelmeta import FINGERPRINT_NAME, FINGERPRINT_SIZE, INPUT_NAME, OUTPUT_NAME, ModelMetadata, fingerprint
+from modelmeta import (
+    CAM_NAME,
+    FINGERPRINT_NAME,
+    FINGERPRINT_SIZE,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    ModelMetadata,
+    fingerprint,
+)
 from modelrepo import layout, targets
 from modelrepo.config import build_model_config
+from tests.support.tiny_resnet import SIZE, tiny_resnet
 
-SIZE = 16  # a tiny input keeps the ONNX model and the test fast
 CLASSES = ["a", "b", "c"]
 
 
@@ -38,9 +44,13 @@ class FakeTensor:
 @dataclass
 class FakeRequest:
     images: np.ndarray
+    outputs: tuple[str, ...] = (OUTPUT_NAME, FINGERPRINT_NAME)  # what the worker asks for
 
     def tensor(self, name: str) -> FakeTensor | None:
         return FakeTensor(name, self.images) if name == INPUT_NAME else None
+
+    def requested_output_names(self) -> list[str]:
+        return list(self.outputs)
 
 
 @dataclass
@@ -65,12 +75,11 @@ def fake_pb_utils() -> types.ModuleType:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model folder with a tiny uint8-in/probabilities-out ONNX model as version 1."""
-    torch.manual_seed(0)
-    classifier = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, len(CLASSES)))
+    """A model folder with a tiny ResNet exported as `podium export` does (with its map) as version 1."""
     root = tmp_path_factory.mktemp("tiny_model")
     (root / "1").mkdir()
-    torch2onnx(ServingModel(classifier), root / "1" / "model.onnx", input_size=SIZE)
+    model = ExplainingModel(tiny_resnet(len(CLASSES)))
+    torch2onnx(model, root / "1" / "model.onnx", input_size=SIZE, output_names=(OUTPUT_NAME, CAM_NAME))
     return root
 
 
@@ -95,6 +104,7 @@ def triton_args(model_dir: Path, threads: str = "0") -> dict[str, str]:
 def test_names_match_the_rest_of_podium(backend_module: types.ModuleType):
     assert backend_module.INPUT_NAME == INPUT_NAME
     assert backend_module.OUTPUT_NAME == OUTPUT_NAME
+    assert backend_module.CAM_NAME == CAM_NAME
     assert backend_module.THREADS_PARAMETER == targets.ONNX_THREADS_PARAMETER
     assert backend_module.ONNX_FILENAME == layout.ONNX_FILENAME
 
@@ -126,6 +136,32 @@ def test_requests_are_batched_and_split_back(backend_module: types.ModuleType, m
         # Each response carries the fingerprint of its own request's pixels.
         assert fingerprinted.name == FINGERPRINT_NAME
         assert np.array_equal(fingerprinted.array, fingerprint(batch))
+
+
+def test_maps_are_computed_and_sent_only_for_the_requests_that_ask(
+    backend_module: types.ModuleType, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    model = backend_module.TritonPythonModel()
+    model.initialize(triton_args(model_dir))
+    rng = np.random.default_rng(2)
+    plain, explained = (rng.integers(0, 256, (n, SIZE, SIZE, 3), dtype=np.uint8) for n in (2, 3))
+    asked = (OUTPUT_NAME, CAM_NAME, FINGERPRINT_NAME)
+    runs: list[list[str]] = []
+    real_run = model.session.run
+    monkeypatch.setattr(
+        model, "session", types.SimpleNamespace(run=lambda names, feed: runs.append(names) or real_run(names, feed))
+    )
+    first, second = model.execute([FakeRequest(plain), FakeRequest(explained, outputs=asked)])
+    assert runs == [[OUTPUT_NAME, CAM_NAME]]  # one run for the batch, maps included
+    assert [t.name for t in first.output_tensors] == [OUTPUT_NAME, FINGERPRINT_NAME]
+    assert [t.name for t in second.output_tensors] == [OUTPUT_NAME, CAM_NAME, FINGERPRINT_NAME]
+    reference = ort.InferenceSession(str(model_dir / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    expected_maps = reference.run([CAM_NAME], {INPUT_NAME: explained})[0]
+    np.testing.assert_allclose(second.output_tensors[1].array, expected_maps, atol=1e-6)
+    assert second.output_tensors[1].array.shape == (3, SIZE // 32, SIZE // 32)
+    runs.clear()
+    model.execute([FakeRequest(plain), FakeRequest(plain)])
+    assert runs == [[OUTPUT_NAME]]  # nobody asked: no map is computed
 
 
 def test_the_fingerprint_is_the_one_clients_check(backend_module: types.ModuleType):

@@ -56,8 +56,10 @@ def test_gpu_golden_is_a_tensorrt_plan_config_triton_accepts():
     assert config.max_batch_size >= 64
     (images,) = config.input
     assert (images.name, images.data_type, list(images.dims)) == ("images", model_config_pb2.TYPE_UINT8, [224, 224, 3])
-    (probabilities,) = config.output
+    # No fingerprint (the engine is not Podium's Python code); the map is one of the engine's outputs.
+    probabilities, cam = config.output
     assert (probabilities.data_type, probabilities.label_filename) == (model_config_pb2.TYPE_FP32, "labels.txt")
+    assert (cam.name, list(cam.dims)) == ("cam", [7, 7])
     (group,) = config.instance_group
     assert (group.kind, group.count) == (KIND_GPU, 2)
     # Triton's guidance: no preferred sizes for a single-profile engine; a small delay.
