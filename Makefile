@@ -9,7 +9,7 @@ DEMO_DIR ?= .podium/demo
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup system-deps demo test unit component integration deploy bench proto lint clean
+.PHONY: setup system-deps demo figures test unit component integration deploy bench proto lint clean
 
 setup: system-deps $(STAMP)
 
@@ -32,6 +32,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: setup
 	$(BIN)/podium demo --dir $(DEMO_DIR) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
+
+# The README's pictures, regenerated from real runs: the demo's heat-map sheet.
+figures: demo
+	mkdir -p docs/images && cp $(DEMO_DIR)/heatmaps.png docs/images/heatmaps.png
 
 # Lint first (seconds), then every tier: unit, component, integration, deploy (docs/architecture.md).
 test: setup lint

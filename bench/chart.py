@@ -8,13 +8,24 @@ from bench import figures as f
 from bench.figures import BenchResults
 from bench.targets import TargetResult
 
-THROUGHPUT_KEYS = (f.RAW, f.RAW_WITH_DECODE, f.TRITON, f.E2E_SPORTS, f.E2E_MIXED, f.BASELINE, f.INT8_RAW, f.INT8_E2E)
+THROUGHPUT_KEYS = (
+    f.RAW,
+    f.RAW_WITH_DECODE,
+    f.TRITON,
+    f.E2E_SPORTS,
+    f.E2E_EXPLAINED,
+    f.E2E_MIXED,
+    f.BASELINE,
+    f.INT8_RAW,
+    f.INT8_E2E,
+)
 LATENCY_KEYS = (f.INFERENCE_LATENCY, f.LATENCY_SINGLE, f.LATENCY_SMALL, f.FAIRNESS)
 SHORT_LABELS = {
     f.RAW: "raw ORT",
     f.RAW_WITH_DECODE: "raw ORT\n+decode",
     f.TRITON: "Triton\ndirect",
     f.E2E_SPORTS: "end to end\n224x224",
+    f.E2E_EXPLAINED: "end to end\nexplained",
     f.E2E_MIXED: "end to end\nmixed sizes",
     f.BASELINE: "1 request\nper image",
     f.INT8_RAW: "INT8\nraw ORT",

@@ -32,6 +32,7 @@ class JobFailed(Internal):
 
 @dataclass(frozen=True)
 class JobRun:
+    job_id: str
     images: int
     seconds: float  # upload start -> the client sees the job completed
     server_seconds: float  # upload start -> the gateway's finished_at (same clock, this machine)
@@ -53,14 +54,14 @@ def count_images(folder: Path) -> int:
     return sum(1 for _ in walk_files(folder))
 
 
-def run_job(client: PodiumClient, folder: Path) -> JobRun:
-    """Upload ``folder`` as a job and follow it to its end."""
+def run_job(client: PodiumClient, folder: Path, explain: bool = False) -> JobRun:
+    """Upload ``folder`` as a job (explained: with maps) and follow it to its end."""
     wall_started, started = time.time(), time.perf_counter()
-    job = client.submit_folder(folder, name=f"bench {folder.name}")
+    job = client.submit_folder(folder, name=f"bench {folder.name}", explain=explain)
     job = _follow(client, job)
     seconds = time.perf_counter() - started
     _check_completed(job, folder)
-    return JobRun(images=int(job.total), seconds=seconds, server_seconds=job.finished_at - wall_started)
+    return JobRun(job.id, images=int(job.total), seconds=seconds, server_seconds=job.finished_at - wall_started)
 
 
 def _follow(client: PodiumClient, job: pb.Job) -> pb.Job:
@@ -108,7 +109,7 @@ def run_cli_submit(gateway: str, folder: Path, output: Path) -> JobRun:
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise JobFailed(f"`podium submit --wait` exited {done.returncode}: {done.stderr[-2000:]}")
-    return JobRun(images=images, seconds=seconds, server_seconds=seconds)
+    return JobRun("", images=images, seconds=seconds, server_seconds=seconds)
 
 
 def run_fairness(client: PodiumClient, big_folder: Path, small_folder: Path, delay_s: float) -> FairnessRun:

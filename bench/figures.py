@@ -31,6 +31,8 @@ DECODE_24MP_FAST_MEMORY = "decode_24mp_fast_peak"
 FAST_AGREEMENT = "fast_vs_exact_top1_agreement"
 FAST_MAX_DIFF = "fast_vs_exact_max_abs_diff"
 E2E_CAMERA = "end_to_end_24mp"
+E2E_EXPLAINED = "end_to_end_224_explained"
+MAP_REDIS_BYTES = "redis_bytes_per_image_for_map"
 
 THROUGHPUT = "img/s"
 SECONDS = "s"
@@ -38,6 +40,7 @@ MILLISECONDS = "ms"  # stored in seconds, shown in ms
 MIB = "MiB"
 PERCENT = "%"
 PROBABILITY = "Δp"
+BYTES = "B"
 
 
 @dataclass(frozen=True)

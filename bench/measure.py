@@ -116,6 +116,8 @@ def measure_round(
     job = end_to_end.run_job(main.client, data.sports)
     row[f.E2E_SPORTS] = job.images_per_s
     run.results.cpu_per_image.append(per_image_ms(before, component_cpu_seconds(), job.images))
+    if main.served.explains:
+        row[f.E2E_EXPLAINED] = end_to_end.run_job(main.client, data.sports, explain=True).images_per_s
     row[f.E2E_MIXED] = end_to_end.run_job(main.client, data.mixed).images_per_s
     row[f.BASELINE] = baseline.classify_one_by_one(port, encoded)
     if quantised and quantised.raw_best:
@@ -150,6 +152,7 @@ def throughput_figures(run: Run, main: ServedCluster, quantised: ServedCluster |
         samples(f.TRITON),
     )
     results.add(f.E2E_SPORTS, f"end to end, {sports} 224x224 JPEGs", THROUGHPUT, samples(f.E2E_SPORTS))
+    results.add(f.E2E_EXPLAINED, f"end to end, {sports} 224x224 JPEGs, explained", THROUGHPUT, samples(f.E2E_EXPLAINED))
     results.add(f.E2E_MIXED, f"end to end, {mixed} mixed-size photos", THROUGHPUT, samples(f.E2E_MIXED))
     results.add(f.BASELINE, f"one request per image, {sports} JPEGs", THROUGHPUT, samples(f.BASELINE))
     for key, what in ((f.DECODE_224, "224x224 JPEG"), (f.DECODE_MIXED, "mixed-size photo")):
@@ -160,6 +163,29 @@ def throughput_figures(run: Run, main: ServedCluster, quantised: ServedCluster |
     int8_batch = quantised.raw_best.batch if quantised and quantised.raw_best else "-"
     results.add(f.INT8_RAW, f"INT8 raw onnxruntime (batch {int8_batch})", THROUGHPUT, samples(f.INT8_RAW), int8_note)
     results.add(f.INT8_E2E, f"INT8 end to end, {sports} 224x224 JPEGs", THROUGHPUT, samples(f.INT8_E2E), int8_note)
+
+
+def map_cost(run: Run, main: ServedCluster) -> None:
+    """What an explained job's maps add to each image's entry in Redis, plain and explained side by side."""
+    from jobstore import JobStore
+
+    if not main.served.explains:
+        run.results.notes.append("explained jobs: skipped (the model was exported without activation maps)")
+        return
+    run.log("explained jobs: Redis bytes of a plain and an explained job of the same images")
+    store = JobStore.from_url(main.cluster.redis_url)
+    plain = end_to_end.run_job(main.client, run.data.sports)
+    explained = end_to_end.run_job(main.client, run.data.sports, explain=True)
+    added = (store.memory_bytes(explained.job_id) - store.memory_bytes(plain.job_id)) / explained.images
+    for job in (plain, explained):
+        main.client.delete(job.job_id)
+    run.results.add(
+        f.MAP_REDIS_BYTES,
+        "Redis bytes a map adds to an image's result",
+        f.BYTES,
+        [added],
+        f"MEMORY USAGE of a {explained.images}-image job, explained minus plain",
+    )
 
 
 def cli_once(run: Run, main: ServedCluster) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelmeta import CAM_NAME
 from modelrepo import newest_version, read_model_config, render_model_config
 from modelrepo.layout import CONFIG_FILENAME, ONNX_FILENAME
 from modelrepo.targets import ONNX_THREADS_PARAMETER
@@ -25,6 +26,7 @@ class ServedModel:
     onnx_path: Path  # the newest version's model.onnx: what Triton serves
     intra_op_threads: int  # as the Python-backend model will configure onnxruntime
     max_queue_delay_us: int
+    explains: bool = False  # exported with activation maps
 
 
 def served_model(repository: Path, model_name: str) -> ServedModel:
@@ -38,6 +40,7 @@ def served_model(repository: Path, model_name: str) -> ServedModel:
         onnx_path=newest_version(model_dir)[1] / ONNX_FILENAME,
         intra_op_threads=int(threads) if threads.strip() else 0,
         max_queue_delay_us=config.dynamic_batching.max_queue_delay_microseconds,
+        explains=any(output.name == CAM_NAME for output in config.output),
     )
 
 

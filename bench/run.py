@@ -40,6 +40,7 @@ from bench.measure import (
     fairness,
     files,
     latency,
+    map_cost,
     measure_round,
     raw_sweep,
     throughput_figures,
@@ -218,6 +219,7 @@ def _measure(run: Run, stack: ExitStack, main: ServedCluster, quantised: ServedC
         run.log("  " + ", ".join(f"{key} {value:.3g}" for key, value in row.items()))
     throughput_figures(run, main, quantised, best)
     cli_once(run, main)
+    map_cost(run, main)
     latency(run, main)
     fairness(run, main)
     camera(run, main)

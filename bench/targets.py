@@ -27,6 +27,7 @@ RATIO_TARGETS = (
     RatioTarget("end to end vs one request per image", f.E2E_SPORTS, f.BASELINE, 1.15),
     RatioTarget("INT8 vs FP32 end to end", f.INT8_E2E, f.E2E_SPORTS, 2.5),
     RatioTarget("end to end, 24 MP photos (fast) vs 224x224", f.E2E_CAMERA, f.E2E_SPORTS, 0.6),
+    RatioTarget("explained (class activation maps) vs plain end to end", f.E2E_EXPLAINED, f.E2E_SPORTS, 0.85),
 )
 
 

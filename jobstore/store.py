@@ -247,6 +247,10 @@ class JobStore:
             pipe.execute()
         return existed
 
+    def memory_bytes(self, job_id: str) -> int:
+        """Bytes Redis holds for the job's keys (MEMORY USAGE): what a job costs the store."""
+        return sum(int(self._redis.memory_usage(key, samples=0) or 0) for key in self.job_keys(job_id))
+
     def job_keys(self, job_id: str) -> list[str]:
         """Every key of the job that exists (tests and `podium delete` check that none is left)."""
         return [key.decode() for key in self._redis.scan_iter(match=f"{JobKeys(job_id).job}*", count=1000)]

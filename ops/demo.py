@@ -14,6 +14,7 @@ from cluster import ClusterSettings, LocalCluster
 from modelmeta import DEFAULT_MODEL_NAME
 from podium.cli.progress import follow_job, print_summary
 from podium.client import PodiumClient
+from podium.heatmaps import HeatmapWriter, contact_sheet
 from podium.output import result_record, write_results
 from proto import podium_pb2 as pb
 from samples import write_photo_folder
@@ -21,6 +22,7 @@ from samples import write_photo_folder
 DEMO_PHOTOS = 48
 RAW_BATCH = 8
 RAW_SECONDS = 5.0
+SHEET_IMAGES = 6
 
 
 def run_demo(directory: Path, checkpoint: Path | None, workers: int, console: Console) -> dict:
@@ -49,11 +51,14 @@ def run_demo(directory: Path, checkpoint: Path | None, workers: int, console: Co
         console.print(f"cluster: gateway at {cluster.gateway_address}, logs in {cluster.run_dir}")
         with PodiumClient(cluster.gateway_address) as client:
             started = time.monotonic()
-            job = client.submit_folder(photos, top_k=3, name="demo")
+            # Explained: the maps cost little (docs/explain.md) and show what the model looked at.
+            job = client.submit_folder(photos, top_k=3, name="demo", explain=True)
             job = follow_job(client, job, console)
             elapsed = time.monotonic() - started
             records = list(write_results(output, (result_record(r) for r in client.results(job.id))))
+            served_model = client.classes()
         print_summary(Console(), job, records, elapsed, output, show=-1)
+        heatmaps = _heatmaps(records, photos, directory, served_model, console)
     finally:
         with console.status("stopping the cluster"):
             cluster.stop()
@@ -73,6 +78,23 @@ def run_demo(directory: Path, checkpoint: Path | None, workers: int, console: Co
         "images_per_s": round(rate, 2),
         "raw_onnxruntime_images_per_s": round(raw, 2),
         "results": str(output),
+        "heatmaps": str(heatmaps),
     }
     (directory / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _heatmaps(
+    records: list[dict], photos: Path, directory: Path, model: pb.ListClassesResponse, console: Console
+) -> Path:
+    """Every photo's overlay under DIR/heatmaps, and the first few on one sheet, DIR/heatmaps.png."""
+    writer = HeatmapWriter(directory / "heatmaps", resize=model.resize, crop=model.crop, images=photos)
+    with console.status("drawing the class activation maps over the photos"):
+        for record in records:
+            writer.add(record)
+    sheet = directory / "heatmaps.png"
+    contact_sheet(writer.written[:SHEET_IMAGES]).save(sheet)
+    console.print(f"heat maps: {len(writer.written)} overlays in {writer.out_dir}, the first {SHEET_IMAGES} on {sheet}")
+    if model.untrained:
+        console.print("[yellow]the model is untrained: where its maps point means nothing yet[/]")
+    return writer.out_dir

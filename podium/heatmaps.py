@@ -8,14 +8,18 @@ name (``x.png.png``), so that no overlay overwrites another.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from PIL import Image
 
 from errors import InvalidArgument
 from imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, PreprocessSpec, decode_rgb
 from imaging.heatmap import overlay
 
 OVERLAY_SUFFIX = ".png"
+SHEET_GAP = 6
 
 
 @dataclass
@@ -77,3 +81,18 @@ class HeatmapWriter:
             target = self.out_dir / relative.with_name(relative.name + OVERLAY_SUFFIX)
         self._taken.add(target)
         return target
+
+
+def contact_sheet(overlays: Sequence[Path], columns: int = 3) -> Image.Image:
+    """Several overlays side by side, ``columns`` to a row: one picture for a page."""
+    if not overlays:
+        raise InvalidArgument("no heat maps to put on a sheet")
+    pictures = [Image.open(path).convert("RGB") for path in overlays]
+    width, height = pictures[0].size
+    rows = -(-len(pictures) // columns)
+    used = min(columns, len(pictures))
+    sheet = Image.new("RGB", (used * width + (used - 1) * SHEET_GAP, rows * height + (rows - 1) * SHEET_GAP), "white")
+    for position, picture in enumerate(pictures):
+        row, column = divmod(position, columns)
+        sheet.paste(picture.resize((width, height)), (column * (width + SHEET_GAP), row * (height + SHEET_GAP)))
+    return sheet

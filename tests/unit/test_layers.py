@@ -45,7 +45,9 @@ LAYERS: dict[str, tuple[int, frozenset[str]]] = {
     "evaluate": (3, frozenset({*CORE, "podium", "modelrepo"})),
     "bench": (
         3,
-        frozenset({*CORE, "podium", "modelrepo", "cluster", "export", "gateway.settings", "worker.settings"}),
+        frozenset(
+            {*CORE, "podium", "jobstore", "modelrepo", "cluster", "export", "gateway.settings", "worker.settings"}
+        ),
     ),
     "podium.cli": (4, frozenset({"errors", "jobs", "proto", "settings", "podium"})),
     "podium.__main__": (4, frozenset({"ops"})),
@@ -162,3 +164,11 @@ def test_the_architecture_document_draws_the_same_table():
     text = (REPO_ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     rows = dict(re.findall(r"^\| `([\w.]+)` \| (\d) \|", text, flags=re.MULTILINE))
     assert {name: int(layer) for name, layer in rows.items()} == {name: v[0] for name, v in LAYERS.items()}
+
+
+def test_test_modules_have_unique_basenames():
+    """pytest imports test files by basename (rootdir mode): two with one name break collection."""
+    seen: dict[str, Path] = {}
+    for path in sorted((REPO_ROOT / "tests").rglob("test_*.py")):
+        assert path.name not in seen, f"{path} and {seen[path.name]} share a basename"
+        seen[path.name] = path
