@@ -175,6 +175,8 @@ def _cluster(run: Run, model: ServedModel, run_dir: Path, data_root: Path) -> It
         "max_queued_chunks": options.max_queued_chunks,
     }
     service = {
+        # Rounds submit the same folders again: with the result cache they would measure Redis.
+        "result_cache": False,
         **field_values(options.extra_env),
         "model_name": model.model_name,
         "data_roots": str(data_root.resolve()),

@@ -49,6 +49,7 @@ class ClusterSettings(BaseSettings):
     triton_grpc_port: int = Field(0, ge=0, le=65535)
     triton_http_port: int = Field(0, ge=0, le=65535)
     triton_metrics_port: int = Field(0, ge=0, le=65535)
+    metrics: bool = Field(True, description="Serve the gateway's and each worker's Prometheus metrics (free ports)")
     run_dir: Path | None = Field(None, description="Logs and Redis data; a temporary folder if unset")
     redis_server: str = Field("redis-server", description="The redis-server binary")
     redis_maxmemory: str = Field(
@@ -84,8 +85,12 @@ class LocalCluster:
         self.triton_http_port = s.triton_http_port or free_port()
         self.triton_metrics_port = s.triton_metrics_port or free_port()
         self.gateway_port = s.gateway_port or free_port()
+        self.gateway_metrics_port = free_port() if s.metrics else 0
+        self.worker_metrics_ports = [free_port() if s.metrics else 0 for _ in range(s.workers)]
         # Read once, here: a bad PODIUM_* value stops `podium up` before anything starts.
-        self.gateway_settings = self._service_settings(GatewaySettings).updated(port=self.gateway_port)
+        self.gateway_settings = self._service_settings(GatewaySettings).updated(
+            port=self.gateway_port, metrics_port=self.gateway_metrics_port
+        )
         self.worker_settings = self._service_settings(WorkerSettings)
 
     # --- addresses -------------------------------------------------------------------
@@ -103,6 +108,17 @@ class LocalCluster:
         """Where clients on this machine reach the gateway."""
         host = self.gateway_settings.host
         return f"{LOOPBACK if host in ('0.0.0.0', '::', '') else host}:{self.gateway_port}"
+
+    @property
+    def metrics_urls(self) -> dict[str, str]:
+        """Each service's Prometheus endpoint, by process name."""
+        urls = {"triton": f"http://{LOOPBACK}:{self.triton_metrics_port}/metrics"}
+        if self.gateway_metrics_port:
+            urls["gateway"] = f"http://{LOOPBACK}:{self.gateway_metrics_port}/metrics"
+        for number, port in enumerate(self.worker_metrics_ports, start=1):
+            if port:
+                urls[f"worker-{number}"] = f"http://{LOOPBACK}:{port}/metrics"
+        return urls
 
     def _service_settings(self, settings_class: type[S]) -> S:
         """The service's settings as its own process would read them, plus the cluster's addresses."""
@@ -198,9 +214,16 @@ class LocalCluster:
             argv,
             self.run_dir / f"worker-{number}.log",
             lambda: self._worker_ready(hostname),
-            env=self.worker_settings.as_environment(),
+            env=self._worker_environment(number),
             ready_timeout_s=self.settings.ready_timeout_s,
         )
+
+    def _worker_environment(self, number: int) -> dict[str, str]:
+        port = self.worker_metrics_ports[number - 1]
+        env = self.worker_settings.updated(metrics_port=port).as_environment()
+        if port:  # each worker's pool processes write their samples here (worker.metrics)
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.run_dir / f"metrics-worker-{number}")
+        return env
 
     def _worker_ready(self, hostname: str) -> bool:
         app = make_celery(self.redis_url)

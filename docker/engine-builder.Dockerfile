@@ -24,6 +24,7 @@ COPY samples/ samples/
 COPY jobstore/ jobstore/
 COPY inference/ inference/
 COPY modelrepo/ modelrepo/
+COPY objectstore/ objectstore/
 COPY podium/ podium/
 COPY gateway/ gateway/
 COPY worker/ worker/

@@ -12,6 +12,12 @@ _STATES = {
     JobState.CANCELLED: pb.JOB_STATE_CANCELLED,
     JobState.FAILED: pb.JOB_STATE_FAILED,
 }
+_FROM_PROTO = {value: state for state, value in _STATES.items()}
+
+
+def state_from_proto(value: int) -> JobState | None:
+    """A request's state filter: None for UNSPECIFIED (any state)."""
+    return _FROM_PROTO.get(value)
 
 
 def job_to_proto(job: Job) -> pb.Job:
@@ -21,6 +27,7 @@ def job_to_proto(job: Job) -> pb.Job:
         total=job.total,
         succeeded=job.succeeded,
         failed=job.failed,
+        cached=job.cached,
         created_at=job.created_at,
         updated_at=job.updated_at,
         finished_at=job.finished_at,
@@ -31,6 +38,8 @@ def job_to_proto(job: Job) -> pb.Job:
             model=f"{job.model_name}:{job.model_version}",
             explain=job.explain,
             source=job.source,
+            webhook=job.webhook,
+            max_failed=job.max_failed,
         ),
         mode=job.mode.value,
     )

@@ -17,11 +17,13 @@ from grpc_reflection.v1alpha import reflection
 
 from errors import FailedPrecondition, InvalidArgument, PodiumError, Unavailable
 from gateway.interceptors import ApiKeyInterceptor, ErrorInterceptor
+from gateway.metrics import start_metrics
 from gateway.model_service import ModelService
 from gateway.reconciler import Reconciler
 from gateway.service import JobService
 from gateway.servicer import PodiumServicer
 from gateway.settings import GatewaySettings
+from gateway.webhooks import WebhookSender
 from jobstore import ChunkQueue, JobStore, make_celery
 from proto import podium_pb2, podium_pb2_grpc
 from settings import read_settings
@@ -94,7 +96,11 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
         ],
     )
     models = ModelService(settings)
-    servicer = PodiumServicer(settings, JobService(settings, store, queue, models), models)
+    metrics = start_metrics(store, settings.metrics_host, settings.metrics_port)
+    jobs = JobService(
+        settings, store, queue, models, on_submitted=lambda mode: metrics.jobs_submitted.labels(mode=mode.value).inc()
+    )
+    servicer = PodiumServicer(settings, jobs, models)
     podium_pb2_grpc.add_PodiumServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -113,6 +119,14 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     threading.Thread(
         target=_reconcile, args=(reconciler, stop, settings.reconcile_interval_s), name="podium-reconcile", daemon=True
     ).start()
+    sender = WebhookSender(
+        store,
+        settings.webhook_secret,
+        settings.webhook_timeout_s,
+        settings.webhook_retry_s,
+        on_delivery=metrics.webhook,
+    )
+    threading.Thread(target=sender.run, args=(stop,), name="podium-webhooks", daemon=True).start()
     return gateway
 
 

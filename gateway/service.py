@@ -8,13 +8,27 @@ from dataclasses import dataclass
 
 from errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from gateway.access import Caller, checked_job_id
+from gateway.manifest import line_error
 from gateway.model_service import ModelService, checked_top_k, require_maps
 from gateway.paths import resolve_under_roots
 from gateway.settings import GatewaySettings
 from gateway.uploads import MAX_PATH_BYTES, FileChunk, UploadAssembler
-from jobs import FileEntry, ImageOutcome, ImageResult, Job, JobMode, JobState, walk_entries
-from jobstore import ChunkQueue, JobStore
+from gateway.webhooks import checked_webhook
+from jobs import (
+    FailureLimit,
+    FileEntry,
+    ImageOutcome,
+    ImageResult,
+    Job,
+    JobMode,
+    JobState,
+    S3Url,
+    is_s3_url,
+    walk_entries,
+)
+from jobstore import ChunkQueue, JobPage, JobStore
 from modelmeta import ModelRef
+from objectstore import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +38,8 @@ _PATH_BATCH = 1000
 CANCELLED_ERROR = "job cancelled before this image was processed"
 MAX_NAME_CHARS = 200
 MAX_SOURCE_CHARS = 1000
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -35,6 +51,14 @@ class JobOptions:
     model: str = ""  # NAME or NAME:VERSION
     explain: bool = False  # each ok result carries the top-1 class's activation map
     source: str = ""  # where the images came from (informational)
+    webhook: str = ""  # POSTed to when the job ends (gateway.webhooks)
+    max_failed: str = ""  # "N" or "P%" (jobs.FailureLimit)
+
+
+def _short(entry: FileEntry) -> FileEntry:
+    if len(entry.path.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+        return FileEntry(entry.path[:200] + "…", f"path longer than {MAX_PATH_BYTES} bytes; not read")
+    return entry
 
 
 def _unprocessed_reason(job: Job) -> str:
@@ -44,11 +68,21 @@ def _unprocessed_reason(job: Job) -> str:
 
 
 class JobService:
-    def __init__(self, settings: GatewaySettings, store: JobStore, queue: ChunkQueue, models: ModelService) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        store: JobStore,
+        queue: ChunkQueue,
+        models: ModelService,
+        on_submitted: Callable[[JobMode], None] = lambda mode: None,
+        objects: ObjectStore | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue
         self.models = models
+        self.objects = objects or ObjectStore()
+        self._on_submitted = on_submitted
 
     # --- submitting ------------------------------------------------------------------
 
@@ -65,31 +99,60 @@ class JobService:
         return self._start(job.id)
 
     def submit_path(self, path: str, options: JobOptions, caller: Caller) -> Job:
+        """A folder under a data root, or an s3:// prefix in a bucket the gateway may read."""
+        if is_s3_url(path):
+            return self._submit_s3(S3Url.parse(path), options, caller)
         folder = resolve_under_roots(path, self.settings.data_root_list())
         job = self._create(JobMode.PATH, options, caller, root=folder)
-        try:
-            self._list_folder(job.id, folder, path)
-        except BaseException as exc:
-            self.store.fail(job.id, f"listing the folder failed: {getattr(exc, 'message', None) or type(exc).__name__}")
-            raise
+        self._listing(job.id, "listing the folder", lambda: self._list_folder(job.id, folder, path))
         return self._start(job.id)
 
-    def _list_folder(self, job_id: str, folder: str, shown: str) -> None:
-        """The folder's files into the job, in batches; unreadable entries get their error line."""
+    def _submit_s3(self, url: S3Url, options: JobOptions, caller: Caller) -> Job:
+        url.allowed_in(self.settings.s3_bucket_list())
+        root = f"s3://{url.bucket}/{url.prefix}"
+        job = self._create(JobMode.S3, options, caller, root=root)
+        entries = (FileEntry(item.path, self._size_error(item.size)) for item in self.objects.list_images(url))
+        self._listing(job.id, f"listing {root}", lambda: self._append_all(job.id, entries, root))
+        return self._start(job.id)
+
+    def submit_manifest(self, lines: Iterable[str], options: JobOptions, caller: Caller) -> Job:
+        """One image per line, in the manifest's order; a line the gateway may not read gets an
+        error result (the job goes on)."""
+        roots, buckets = self.settings.data_root_list(), self.settings.s3_bucket_list()
+        job = self._create(JobMode.MANIFEST, options, caller)
+        entries = (FileEntry(line, line_error(line, roots, buckets)) for line in lines)
+        self._listing(job.id, "reading the manifest", lambda: self._append_all(job.id, entries, "the manifest"))
+        return self._start(job.id)
+
+    def _size_error(self, size: int) -> str | None:
+        limit = self.settings.max_file_bytes
+        return f"object is {size:,} bytes, more than the limit of {limit:,}" if size > limit else None
+
+    def _listing(self, job_id: str, doing: str, list_all: Callable[[], object]) -> None:
+        try:
+            list_all()
+        except BaseException as exc:
+            self.store.fail(job_id, f"{doing} failed: {getattr(exc, 'message', None) or type(exc).__name__}")
+            raise
+
+    def _append_all(self, job_id: str, entries: Iterable[FileEntry], shown: str) -> None:
         batch: list[FileEntry] = []
         count = 0
-        for entry in walk_entries(folder):
-            if len(entry.path.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
-                entry = FileEntry(entry.path[:200] + "…", f"path longer than {MAX_PATH_BYTES} bytes; not read")
+        for entry in entries:
             batch.append(entry)
             if count + len(batch) > self.settings.max_files_per_job:
                 raise ResourceExhausted(
-                    f"{shown!r} holds more than {self.settings.max_files_per_job:,} files; submit sub-folders"
+                    f"{shown} holds more than {self.settings.max_files_per_job:,} files",
+                    hint="submit it in parts: sub-folders, shorter prefixes or manifests",
                 )
             if len(batch) >= _PATH_BATCH:
                 count = self._append_entries(job_id, count, batch)
                 batch = []
         self._append_entries(job_id, count, batch)
+
+    def _list_folder(self, job_id: str, folder: str, shown: str) -> None:
+        """The folder's files into the job, in batches; unreadable entries get their error line."""
+        self._append_all(job_id, (_short(entry) for entry in walk_entries(folder)), repr(shown))
 
     def _append_entries(self, job_id: str, start: int, entries: list[FileEntry]) -> int:
         if not self.store.append_files(job_id, start, [entry.path for entry in entries]):
@@ -106,6 +169,8 @@ class JobService:
             raise InvalidArgument(f"job name must be at most {MAX_NAME_CHARS} characters")
         if len(options.source) > MAX_SOURCE_CHARS:
             raise InvalidArgument(f"job source must be at most {MAX_SOURCE_CHARS} characters")
+        webhook = checked_webhook(options.webhook)
+        max_failed = FailureLimit.parse(options.max_failed).text
         self._check_room()
         model = self._model_of(options)
         return self.store.create(
@@ -119,6 +184,8 @@ class JobService:
             model_version=model.version,
             explain=options.explain,
             source=root or options.source,
+            webhook=webhook,
+            max_failed=max_failed,
         )
 
     def _model_of(self, options: JobOptions) -> ModelRef:
@@ -154,6 +221,7 @@ class JobService:
         job = self.store.get(job_id)
         if job is None:
             raise NotFound(f"job {job_id} vanished while it was submitted (deleted?)")
+        self._on_submitted(job.mode)
         return job
 
     # --- reading ---------------------------------------------------------------------
@@ -164,6 +232,28 @@ class JobService:
             raise NotFound(f"no job {job_id} (unknown, or expired after {self.settings.result_ttl_s} s)")
         return job
 
+    def list(
+        self, caller: Caller, page_size: int = 0, page_token: str = "", state: JobState | None = None, name: str = ""
+    ) -> JobPage:
+        """The caller's jobs (an admin's: all), newest first, filtered by state and name."""
+        if not 0 <= page_size <= MAX_PAGE_SIZE:
+            raise InvalidArgument(f"page_size must be in 0..{MAX_PAGE_SIZE}")
+        if page_token:
+            try:
+                float(page_token)
+            except ValueError:
+                raise InvalidArgument("page_token is not one this gateway issued") from None
+        wanted = name.casefold()
+
+        def visible(job: Job) -> bool:
+            return (
+                caller.may_see(job.owner)
+                and (state is None or job.state is state)
+                and (not wanted or wanted in job.name.casefold())
+            )
+
+        return self.store.list_jobs(page_size or DEFAULT_PAGE_SIZE, page_token, visible)
+
     def watch(self, job_id: str, caller: Caller, is_active: Callable[[], bool]) -> Iterator[Job]:
         """Yield the job at each change, ending after its first terminal state."""
         self.get(job_id, caller)
@@ -171,7 +261,7 @@ class JobService:
         with self.store.end_signal(job_id) as ended:
             while is_active():
                 job = self.get(job_id, caller)
-                seen = (job.state, job.total, job.succeeded, job.failed)
+                seen = (job.state, job.total, job.succeeded, job.failed, job.cached)
                 if seen != last:
                     last = seen
                     yield job

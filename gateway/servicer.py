@@ -12,7 +12,7 @@ import grpc
 
 from errors import InvalidArgument
 from gateway.access import Caller, caller_of
-from gateway.convert import job_to_proto, result_to_proto
+from gateway.convert import job_to_proto, result_to_proto, state_from_proto
 from gateway.model_service import ModelService
 from gateway.service import JobOptions, JobService
 from gateway.settings import GatewaySettings
@@ -24,7 +24,15 @@ from proto import podium_pb2_grpc as pb_grpc
 
 
 def _options(spec: pb.JobSpec) -> JobOptions:
-    return JobOptions(top_k=spec.top_k, name=spec.name, model=spec.model, explain=spec.explain, source=spec.source)
+    return JobOptions(
+        top_k=spec.top_k,
+        name=spec.name,
+        model=spec.model,
+        explain=spec.explain,
+        source=spec.source,
+        webhook=spec.webhook,
+        max_failed=spec.max_failed,
+    )
 
 
 def _file_chunks(requests: Iterator[pb.UploadRequest], watch: IdleWatch) -> Iterator[FileChunk]:
@@ -34,6 +42,14 @@ def _file_chunks(requests: Iterator[pb.UploadRequest], watch: IdleWatch) -> Iter
             raise InvalidArgument("only the first message of an upload may be a spec; the rest must be files")
         chunk = request.file
         yield FileChunk(chunk.path, chunk.data, chunk.last, chunk.client_error)
+
+
+def _manifest_lines(requests: Iterator[pb.ManifestRequest], watch: IdleWatch) -> Iterator[str]:
+    for request in requests:
+        watch.touch()
+        if request.WhichOneof("item") != "lines":
+            raise InvalidArgument("only the first message of a manifest may be a spec; the rest must be lines")
+        yield from request.lines.paths
 
 
 class PodiumServicer(pb_grpc.PodiumServicer):
@@ -58,6 +74,16 @@ class PodiumServicer(pb_grpc.PodiumServicer):
             if first is None or first.WhichOneof("item") != "spec":
                 raise InvalidArgument("an upload must start with a spec message")
             job = self._jobs.submit_upload(_options(first.spec), caller, _file_chunks(request_iterator, watch))
+        return job_to_proto(job)
+
+    def SubmitManifest(self, request_iterator, context):
+        caller = self._caller(context)
+        with self._stream_slot(context, caller), IdleWatch(self._settings.upload_idle_s, context.cancel) as watch:
+            first = next(request_iterator, None)
+            if first is None or first.WhichOneof("item") != "spec":
+                raise InvalidArgument("a manifest must start with a spec message")
+            lines = _manifest_lines(request_iterator, watch)
+            job = self._jobs.submit_manifest(lines, _options(first.spec), caller)
         return job_to_proto(job)
 
     def SubmitPath(self, request, context):
@@ -87,6 +113,12 @@ class PodiumServicer(pb_grpc.PodiumServicer):
     def DeleteJob(self, request, context):
         self._jobs.delete(request.job_id, self._caller(context))
         return pb.DeleteJobResponse(job_id=request.job_id)
+
+    def ListJobs(self, request, context):
+        page = self._jobs.list(
+            self._caller(context), request.page_size, request.page_token, state_from_proto(request.state), request.name
+        )
+        return pb.ListJobsResponse(jobs=[job_to_proto(job) for job in page.jobs], next_page_token=page.next_cursor)
 
     def ListClasses(self, request, context):
         ref, meta = self._model.resolve(request.model)

@@ -2,29 +2,43 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from imaging import Decoder, ImageDecodeError
 from inference.triton import TritonClassifier, TritonError, TritonUnavailable, top_k
 from jobs import ActivationMap, ImageOutcome
 
 
 def classify_bytes(
-    classifier: TritonClassifier, data: bytes, k: int, decoder: Decoder, explain: bool = False
+    classifier: TritonClassifier,
+    data: bytes,
+    k: int,
+    decoder: Decoder,
+    explain: bool = False,
+    on_stage: Callable[[str, float], None] | None = None,
 ) -> ImageOutcome:
     """Classify one encoded image; with ``explain`` the outcome carries the top-1 class's map.
 
     Bad images give an error outcome; an unavailable Triton raises TritonUnavailable,
-    because that is no fault of the image."""
+    because that is no fault of the image. ``on_stage`` hears how long each stage took
+    ("decode", "inference"), for the worker's metrics."""
     meta = classifier.metadata()
+    started = time.perf_counter()
     try:
         pixels = decoder.model_input(data, meta.preprocessing.spec())
     except ImageDecodeError as exc:
         return ImageOutcome(error=str(exc))
+    decoded = time.perf_counter()
     try:
         answer = classifier.infer(pixels[None], explain=explain)
     except TritonUnavailable:
         raise
     except TritonError as exc:
         return ImageOutcome(error=f"inference failed: {exc}")
+    if on_stage is not None:
+        on_stage("decode", decoded - started)
+        on_stage("inference", time.perf_counter() - decoded)
     predictions = top_k(answer.probabilities[0], k, meta.classes)
     if answer.maps is None:
         return ImageOutcome(predictions=predictions)

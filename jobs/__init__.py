@@ -4,6 +4,8 @@ Pure: no Redis, no Celery, no gRPC. The Redis store is ``jobstore``.
 """
 
 from jobs.files import FileEntry, is_hidden, walk_entries, walk_files
+from jobs.limits import FailureLimit
+from jobs.locations import S3Url, is_s3_url
 from jobs.model import (
     TERMINAL_STATES,
     ActivationMap,
@@ -18,6 +20,7 @@ from jobs.model import (
 __all__ = [
     "TERMINAL_STATES",
     "ActivationMap",
+    "FailureLimit",
     "FileEntry",
     "ImageOutcome",
     "ImageResult",
@@ -25,7 +28,9 @@ __all__ = [
     "JobMode",
     "JobState",
     "Prediction",
+    "S3Url",
     "is_hidden",
+    "is_s3_url",
     "walk_entries",
     "walk_files",
 ]

@@ -25,8 +25,10 @@ TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.CANCELLED, JobState.FA
 
 
 class JobMode(str, enum.Enum):
-    UPLOAD = "upload"
-    PATH = "path"
+    UPLOAD = "upload"  # the bytes came with the request (Redis holds them until processed)
+    PATH = "path"  # files under ``root``, a folder inside a data root; paths relative to it
+    S3 = "s3"  # objects under ``root``, an s3:// prefix; paths are keys relative to it
+    MANIFEST = "manifest"  # each path as a manifest line gave it: a file under a data root, or s3://
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class Job:
     model_version: str = ""
     explain: bool = False  # each ok result carries the top-1 class's activation map
     source: str = ""  # where the images came from: the client's folder, or the path-mode root
+    cached: int = 0  # succeeded images whose outcome came from the result cache (a duplicate)
+    webhook: str = ""  # POSTed to when the job ends
+    max_failed: str = ""  # "N" or "P%": more failed images end the job as FAILED (jobs.limits)
 
     @property
     def finished(self) -> int:

@@ -3,7 +3,8 @@
 The only code that knows how a job is laid out in Redis. Gateway and workers share it.
 """
 
+from jobstore.cache import CacheKey, ResultCache
 from jobstore.queue import ChunkQueue, make_celery
-from jobstore.store import JobEndSignal, JobStore
+from jobstore.store import JobEndSignal, JobPage, JobStore
 
-__all__ = ["ChunkQueue", "JobEndSignal", "JobStore", "make_celery"]
+__all__ = ["CacheKey", "ChunkQueue", "JobEndSignal", "JobPage", "JobStore", "ResultCache", "make_celery"]

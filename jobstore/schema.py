@@ -16,6 +16,11 @@ from jobs import Job, JobMode, JobState
 
 KEY_PREFIX = "podium"
 ACTIVE_JOBS_KEY = f"{KEY_PREFIX}:active"
+# Every job's id, scored by its creation time: the job list (expired entries pruned as read).
+JOBS_INDEX_KEY = f"{KEY_PREFIX}:jobs"
+# Ids of ended jobs with a webhook, waiting for a gateway to deliver it; and those being delivered.
+WEBHOOK_QUEUE_KEY = f"{KEY_PREFIX}:webhooks"
+WEBHOOK_SENDING_KEY = f"{KEY_PREFIX}:webhooks:sending"
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,11 @@ class JobKeys:
     @property
     def all(self) -> list[str]:
         return [self.job, self.paths, self.results, self.blobs, self.chunks, ACTIVE_JOBS_KEY, self.attempts]
+
+    @property
+    def ending(self) -> list[str]:
+        """``all`` and the webhook queue as KEYS[8], for the scripts that may end the job."""
+        return [*self.all, WEBHOOK_QUEUE_KEY]
 
     def with_lease(self, chunk: int) -> list[str]:
         """``all`` and the chunk's lease as KEYS[8], for the lease scripts."""
@@ -144,11 +154,17 @@ JOB_HASH = JobHash(
         HashField("model_version", str, ""),
         HashField("explain", _flag, False),
         HashField("source", str, ""),
+        HashField("cached", int, 0),
+        HashField("webhook", str, ""),
+        HashField("max_failed", str, ""),
         # Bookkeeping of the store and its scripts.
         HashField("chunk_size", int, 1, public=False),
         HashField("dispatched", int, 0, public=False),
         HashField("upload_done", _flag, False, public=False),
         HashField("pending_bytes", int, 0, public=False),  # uploaded bytes no worker has finished
+        # max_failed as the scripts check it (jobs.FailureLimit); -1: no such limit.
+        HashField("fail_count_limit", int, -1, public=False),
+        HashField("fail_percent_limit", float, -1.0, public=False),
     )
 )
 

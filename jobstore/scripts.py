@@ -1,43 +1,87 @@
 """Lua scripts: each one is a single atomic step of a job's life in Redis.
 
 KEYS are always ``JobKeys.all``, in order: job hash, paths list, results hash, blobs
-hash, chunks-done set, active-jobs set, attempts hash. Field names of the job hash are
+hash, chunks-done set, active-jobs set, attempts hash; scripts that may end the job get
+the webhook queue as KEYS[8] (``JobKeys.ending``), the lease scripts the chunk's lease. Field names of the job hash are
 written ``$name`` and filled in from ``JOB_HASH``, so the scripts and the store cannot
 disagree about them.
 """
 
 from jobstore.schema import JOB_HASH
 
+# Ends a job: the state, its channel, its keys' TTLs, and its webhook (KEYS[8]) queued.
+_END_JOB = """
+local function end_job(state, err, now, ttl)
+  redis.call('HSET', KEYS[1], $state, state, $error, err, $finished_at, now, $updated_at, now, $pending_bytes, 0)
+  redis.call('PUBLISH', KEYS[1] .. ':ended', state)
+  redis.call('DEL', KEYS[4], KEYS[5], KEYS[7])
+  local id = redis.call('HGET', KEYS[1], $id)
+  redis.call('SREM', KEYS[6], id)
+  for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl) end
+  local hook = redis.call('HGET', KEYS[1], $webhook)
+  if hook and hook ~= '' then redis.call('LPUSH', KEYS[8], id) end
+end
+"""
+
 # A job is complete when its upload is done and every image has a result.
-_COMPLETE_IF_DONE = """
+_COMPLETE_IF_DONE = (
+    _END_JOB
+    + """
 local function complete_if_done(now, ttl)
   local j = redis.call('HMGET', KEYS[1], $state, $upload_done, $total, $succeeded, $failed)
   if j[1] ~= 'running' or j[2] ~= '1' then return end
   if tonumber(j[4]) + tonumber(j[5]) < tonumber(j[3]) then return end
-  redis.call('HSET', KEYS[1], $state, 'completed', $finished_at, now, $updated_at, now, $pending_bytes, 0)
-  redis.call('PUBLISH', KEYS[1] .. ':ended', 'completed')
-  redis.call('DEL', KEYS[4], KEYS[5], KEYS[7])
-  redis.call('SREM', KEYS[6], redis.call('HGET', KEYS[1], $id))
-  for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl) end
+  end_job('completed', '', now, ttl)
+end
+"""
+)
+
+# The job's max_failed (jobs.FailureLimit): the reason it is exceeded, or nil. A count is
+# checked at once, a percentage only once the total is known (upload done). settle: the
+# job fails past its limit, or completes if every image has a result.
+_OVER_FAILURE_LIMIT = """
+local function over_failure_limit()
+  local j = redis.call('HMGET', KEYS[1], $failed, $total, $upload_done, $fail_count_limit, $fail_percent_limit)
+  local failed, total = tonumber(j[1]), tonumber(j[2])
+  local count, percent = tonumber(j[4] or '-1'), tonumber(j[5] or '-1')
+  local bound = nil
+  if count and count >= 0 and failed > count then bound = tostring(count) end
+  if percent and percent >= 0 and j[3] == '1' and total > 0 and failed * 100 > percent * total then
+    bound = tostring(percent) .. '% of ' .. total
+  end
+  if not bound then return nil end
+  return failed .. ' images failed, more than the job allows (max_failed ' .. bound .. '); the rest were not processed'
+end
+
+local function settle(check_limit, now, ttl)
+  local over = check_limit and over_failure_limit()
+  if over then
+    end_job('failed', over, now, ttl)
+  else
+    complete_if_done(now, ttl)
+  end
 end
 """
 
-# ARGV: index, payload, ok ('1'|'0'), now, ttl_s. Returns 1 if recorded, 0 if already there.
+# ARGV: index, payload, ok ('1'|'0'), now, ttl_s, cached ('1'|'0'). Returns 1 if recorded,
+# 0 if already there (or the job over), -1 if the job is gone.
 RECORD_RESULT = JOB_HASH.lua(
     _COMPLETE_IF_DONE
+    + _OVER_FAILURE_LIMIT
     + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local state = redis.call('HGET', KEYS[1], $state)
 if state ~= 'running' and state ~= 'uploading' then return 0 end
 if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], ARGV[3] == '1' and $succeeded or $failed, 1)
+if ARGV[6] == '1' then redis.call('HINCRBY', KEYS[1], $cached, 1) end
 redis.call('HSET', KEYS[1], $updated_at, ARGV[4])
 local size = redis.call('HSTRLEN', KEYS[4], ARGV[1])
 if size > 0 then
   redis.call('HDEL', KEYS[4], ARGV[1])
   redis.call('HINCRBY', KEYS[1], $pending_bytes, -size)
 end
-complete_if_done(ARGV[4], ARGV[5])
+settle(ARGV[3] ~= '1', ARGV[4], ARGV[5])
 return 1
 """
 )
@@ -62,13 +106,15 @@ redis.call('HSET', KEYS[1], $total, ARGV[2], $updated_at, ARGV[1])
 return 1
 """)
 
-# ARGV: now, ttl_s. Marks the upload finished; an empty job completes at once.
+# ARGV: now, ttl_s. Marks the upload finished; an empty job completes at once, and one
+# already past a percentage max_failed fails.
 FINISH_UPLOAD = JOB_HASH.lua(
     _COMPLETE_IF_DONE
+    + _OVER_FAILURE_LIMIT
     + """
 if redis.call('HGET', KEYS[1], $state) ~= 'uploading' then return 0 end
 redis.call('HSET', KEYS[1], $state, 'running', $upload_done, '1', $updated_at, ARGV[1])
-complete_if_done(ARGV[1], ARGV[2])
+settle(true, ARGV[1], ARGV[2])
 return 1
 """
 )
@@ -93,17 +139,16 @@ return out
 """)
 
 # ARGV: new state ('cancelled'|'failed'), error, now, ttl_s. Ends a job that is not over.
-END_JOB = JOB_HASH.lua("""
+END_JOB = JOB_HASH.lua(
+    _END_JOB
+    + """
 local state = redis.call('HGET', KEYS[1], $state)
 if not state then return -1 end
 if state == 'completed' or state == 'cancelled' or state == 'failed' then return 0 end
-redis.call('HSET', KEYS[1], $state, ARGV[1], $error, ARGV[2], $finished_at, ARGV[3], $updated_at, ARGV[3], $pending_bytes, 0)
-redis.call('PUBLISH', KEYS[1] .. ':ended', ARGV[1])
-redis.call('DEL', KEYS[4], KEYS[5], KEYS[7])
-redis.call('SREM', KEYS[6], redis.call('HGET', KEYS[1], $id))
-for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end
+end_job(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 return 1
-""")
+"""
+)
 
 # ARGV: chunk number. Counts a chunk as done while the job runs (a finished job keeps no set).
 COMPLETE_CHUNK = JOB_HASH.lua("""

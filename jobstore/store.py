@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Self
 
 import redis
 
-from jobs import ImageOutcome, Job, JobMode, JobState
+from jobs import FailureLimit, ImageOutcome, Job, JobMode, JobState
 from jobstore import scripts
 from jobstore.errors import convert_redis_errors
-from jobstore.schema import ACTIVE_JOBS_KEY, JOB_HASH, KEY_PREFIX, JobKeys
+from jobstore.schema import (
+    ACTIVE_JOBS_KEY,
+    JOB_HASH,
+    JOBS_INDEX_KEY,
+    KEY_PREFIX,
+    WEBHOOK_QUEUE_KEY,
+    WEBHOOK_SENDING_KEY,
+    JobKeys,
+)
 from settings import DEFAULT_RESULT_TTL_S
 
 SOCKET_TIMEOUT_S = 5.0
@@ -34,6 +42,14 @@ class ChunkClaim:
     @property
     def taken(self) -> bool:
         return self.outcome == "ok"
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of the job list, newest first; ``next_cursor`` is "" on the last page."""
+
+    jobs: list[Job]
+    next_cursor: str
 
 
 @convert_redis_errors
@@ -91,8 +107,20 @@ class JobStore:
         )
         return cls(client, result_ttl_s)
 
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis client, for the stores that share it (the result cache)."""
+        return self._redis
+
     def ping(self) -> bool:
         return bool(self._redis.ping())
+
+    def queue_length(self, queue: str) -> int:
+        """Chunk tasks waiting in a Celery queue (a Redis list of the same name)."""
+        return int(self._redis.llen(queue))
+
+    def used_memory_bytes(self) -> int:
+        return int(self._redis.info("memory")["used_memory"])
 
     # --- creating and filling a job -------------------------------------------------
 
@@ -101,10 +129,21 @@ class JobStore:
         job_id = uuid.uuid4().hex
         now = time.time()
         keys = JobKeys(job_id)
-        fields = JOB_HASH.new(id=job_id, mode=mode, chunk_size=chunk_size, created_at=now, updated_at=now, **options)
+        limit = FailureLimit.parse(str(options.get("max_failed", "")))
+        fields = JOB_HASH.new(
+            id=job_id,
+            mode=mode,
+            chunk_size=chunk_size,
+            created_at=now,
+            updated_at=now,
+            fail_count_limit=-1 if limit.count is None else limit.count,
+            fail_percent_limit=-1.0 if limit.percent is None else limit.percent,
+            **(options | {"max_failed": limit.text}),
+        )
         with self._redis.pipeline() as pipe:
             pipe.hset(keys.job, mapping=fields)
             pipe.sadd(ACTIVE_JOBS_KEY, job_id)
+            pipe.zadd(JOBS_INDEX_KEY, {job_id: now})
             pipe.execute()
         return self.get(job_id)  # type: ignore[return-value]
 
@@ -121,7 +160,7 @@ class JobStore:
         return int(self._append_files(keys=JobKeys(job_id).all, args=args)) == 1
 
     def finish_upload(self, job_id: str) -> None:
-        self._finish_upload(keys=JobKeys(job_id).all, args=[time.time(), self._ttl_s])
+        self._finish_upload(keys=JobKeys(job_id).ending, args=[time.time(), self._ttl_s])
 
     # --- reading ---------------------------------------------------------------------
 
@@ -184,11 +223,12 @@ class JobStore:
         """Claim the job's next chunks to enqueue, keeping at most max_queued_chunks in flight."""
         return [int(c) for c in self._dispatch(keys=JobKeys(job_id).all, args=[max_queued_chunks])]
 
-    def record(self, job_id: str, index: int, outcome: ImageOutcome) -> bool:
-        """Store an image's outcome once; a repeat (redelivered chunk) is a no-op."""
+    def record(self, job_id: str, index: int, outcome: ImageOutcome, cached: bool = False) -> bool:
+        """Store an image's outcome once; a repeat (redelivered chunk) is a no-op. ``cached``:
+        the outcome is a duplicate's, from the result cache (counted in Job.cached)."""
         recorded = self._record(
-            keys=JobKeys(job_id).all,
-            args=[index, outcome.encode(), "1" if outcome.ok else "0", time.time(), self._ttl_s],
+            keys=JobKeys(job_id).ending,
+            args=[index, outcome.encode(), "1" if outcome.ok else "0", time.time(), self._ttl_s, int(cached)],
         )
         return int(recorded) == 1
 
@@ -244,6 +284,8 @@ class JobStore:
         with self._redis.pipeline() as pipe:
             pipe.delete(keys.job, keys.paths, keys.results, keys.blobs, keys.chunks, keys.attempts, *leases)
             pipe.srem(ACTIVE_JOBS_KEY, job_id)
+            pipe.zrem(JOBS_INDEX_KEY, job_id)
+            pipe.lrem(WEBHOOK_QUEUE_KEY, 0, job_id)
             pipe.execute()
         return existed
 
@@ -262,5 +304,60 @@ class JobStore:
         return self._end_job(job_id, JobState.FAILED, error)
 
     def _end_job(self, job_id: str, state: JobState, error: str) -> bool:
-        ended = self._end(keys=JobKeys(job_id).all, args=[state.value, error, time.time(), self._ttl_s])
+        ended = self._end(keys=JobKeys(job_id).ending, args=[state.value, error, time.time(), self._ttl_s])
         return int(ended) == 1
+
+    # --- the job list ----------------------------------------------------------------
+
+    def list_jobs(
+        self,
+        limit: int,
+        cursor: str = "",
+        visible: Callable[[Job], bool] = lambda job: True,
+        scan_max: int = 10_000,
+    ) -> JobPage:
+        """Jobs newest first for which ``visible`` holds, at most ``limit``, from ``cursor`` (a
+        previous page's ``next_cursor``). Ids whose job expired are pruned from the index here;
+        at most ``scan_max`` index entries are read per page, so a filter matching little
+        cannot hold the call for long (the page is then short, with a cursor to go on)."""
+        high = f"({cursor}" if cursor else "+inf"
+        found: list[Job] = []
+        scanned = 0
+        while scanned < scan_max:
+            batch = self._redis.zrevrangebyscore(JOBS_INDEX_KEY, high, "-inf", start=0, num=200, withscores=True)
+            if not batch:
+                return JobPage(found, "")
+            with self._redis.pipeline(transaction=False) as pipe:
+                for job_id, _ in batch:
+                    pipe.hgetall(JobKeys(job_id.decode()).job)
+                records = pipe.execute()
+            gone = [job_id for (job_id, _), raw in zip(batch, records) if not raw]
+            if gone:
+                self._redis.zrem(JOBS_INDEX_KEY, *gone)
+            for (_, score), raw in zip(batch, records):
+                scanned += 1
+                high = f"({score!r}"
+                if raw and visible(job := JOB_HASH.to_job(raw)):
+                    found.append(job)
+                    if len(found) == limit:
+                        return JobPage(found, high[1:])
+        return JobPage(found, high[1:])
+
+    # --- webhooks --------------------------------------------------------------------
+
+    def take_webhook(self, timeout_s: float) -> str | None:
+        """The next ended job whose webhook is due (moved to the sending list until
+        ``webhook_sent``), or None after ``timeout_s``."""
+        job_id = self._redis.blmove(WEBHOOK_QUEUE_KEY, WEBHOOK_SENDING_KEY, timeout_s, "RIGHT", "LEFT")
+        return job_id.decode() if job_id else None
+
+    def webhook_sent(self, job_id: str) -> None:
+        """Delivered, or given up: off the sending list."""
+        self._redis.lrem(WEBHOOK_SENDING_KEY, 0, job_id)
+
+    def requeue_webhooks(self) -> int:
+        """Deliveries a gateway left half done (it died) go back to the queue; at start-up."""
+        moved = 0
+        while self._redis.lmove(WEBHOOK_SENDING_KEY, WEBHOOK_QUEUE_KEY, "RIGHT", "LEFT"):
+            moved += 1
+        return moved

@@ -68,6 +68,8 @@ def up(
     out.print(f"Podium is up: gateway at [bold]{address}[/]  (logs in {escape(str(cluster.run_dir))})")
     if not cluster.gateway_settings.api_key_list():
         out.print("  no API keys: any local client may call the gateway (set PODIUM_API_KEYS or --api-keys)")
+    for name, url in cluster.metrics_urls.items():
+        out.print(f"  metrics  {name:<9} {url}", markup=False, highlight=False)
     out.print(f"  podium submit DIR --gateway {address} --wait --output results.jsonl", markup=False)
     out.print("Press Ctrl-C to stop.", highlight=False)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Self
 
@@ -128,6 +128,15 @@ class PodiumClient:
         request = pb.SubmitPathRequest(path=path, spec=_job_spec(spec))
         return self._call(self._stub.SubmitPath, request, timeout_s=max(self.timeout_s, 600))
 
+    def submit_manifest(self, paths: Iterable[str], **spec: object) -> pb.Job:
+        """Submit a list of images, each an absolute path under the gateway's data roots or an
+        s3:// URL; results keep the list's order. ``spec`` as for submit_folder."""
+        requests = _manifest_requests(_job_spec(spec), paths)
+        try:
+            return self._stub.SubmitManifest(requests, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise _converted(exc, self.gateway) from None
+
     def get_job(self, job_id: str) -> pb.Job:
         return self._call(self._stub.GetJob, pb.GetJobRequest(job_id=job_id))
 
@@ -156,6 +165,20 @@ class PodiumClient:
         """Remove the job and all its data from the gateway (cancelling it first if it runs)."""
         self._call(self._stub.DeleteJob, pb.DeleteJobRequest(job_id=job_id))
 
+    def list_jobs(
+        self, state: int = pb.JOB_STATE_UNSPECIFIED, name: str = "", page_size: int = 100
+    ) -> Iterator[pb.Job]:
+        """The caller's jobs, newest first, page by page as they are read; ``state`` a JobState
+        to keep only those, ``name`` text their name contains."""
+        token = ""
+        while True:
+            request = pb.ListJobsRequest(page_size=page_size, page_token=token, state=state, name=name)
+            page = self._call(self._stub.ListJobs, request)
+            yield from page.jobs
+            token = page.next_page_token
+            if not token:
+                return
+
     def classes(self, model: str = "") -> pb.ListClassesResponse:
         """The classes of ``model`` ("NAME" or "NAME:VERSION"; "": the gateway's default) and its version."""
         return self._call(self._stub.ListClasses, pb.ListClassesRequest(model=model))
@@ -174,6 +197,21 @@ def _job_spec(spec: dict[str, object]) -> pb.JobSpec:
     if unknown:
         raise InvalidArgument(f"not options of a job: {', '.join(sorted(unknown))}")
     return pb.JobSpec(**spec)
+
+
+MANIFEST_BATCH = 1000
+
+
+def _manifest_requests(spec: pb.JobSpec, paths: Iterable[str]) -> Iterator[pb.ManifestRequest]:
+    yield pb.ManifestRequest(spec=spec)
+    batch: list[str] = []
+    for path in paths:
+        batch.append(path)
+        if len(batch) == MANIFEST_BATCH:
+            yield pb.ManifestRequest(lines=pb.ManifestLines(paths=batch))
+            batch = []
+    if batch:
+        yield pb.ManifestRequest(lines=pb.ManifestLines(paths=batch))
 
 
 def _upload_requests(

@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from podium.states import state_name
 from proto import podium_pb2 as pb
 
 CSV_COLUMNS = ("path", "status", "label", "index", "probability", "error", "top_k")
@@ -39,6 +40,37 @@ def result_record(result: pb.ImageResult) -> dict:
             "values": [round(float(v), CAM_DECIMALS) for v in cam.values],
         }
     return record
+
+
+def with_meta(record: dict, index: int, meta: list[dict[str, str]]) -> dict:
+    """A manifest job's record with its CSV row's other columns as "meta"."""
+    if index < len(meta):
+        record["meta"] = meta[index]
+    return record
+
+
+def job_record(job: pb.Job) -> dict:
+    """A job as `podium jobs --json` and `podium status --json` print it (times: Unix seconds)."""
+    return {
+        "id": job.id,
+        "name": job.spec.name,
+        "state": state_name(job.state),
+        "mode": job.mode,
+        "total": job.total,
+        "succeeded": job.succeeded,
+        "failed": job.failed,
+        "cached": job.cached,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "finished_at": job.finished_at or None,
+        "error": job.error or None,
+        "model": job.spec.model,
+        "top_k": job.spec.top_k,
+        "explain": job.spec.explain,
+        "source": job.spec.source,
+        "max_failed": job.spec.max_failed or None,
+        "webhook": job.spec.webhook or None,
+    }
 
 
 def write_results(path: Path, records: Iterable[dict]) -> Iterator[dict]:

@@ -32,18 +32,22 @@ IMAGE_STATUS_OK: ImageStatus
 IMAGE_STATUS_ERROR: ImageStatus
 
 class JobSpec(_message.Message):
-    __slots__ = ("top_k", "name", "model", "explain", "source")
+    __slots__ = ("top_k", "name", "model", "explain", "source", "webhook", "max_failed")
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    MAX_FAILED_FIELD_NUMBER: _ClassVar[int]
     top_k: int
     name: str
     model: str
     explain: bool
     source: str
-    def __init__(self, top_k: _Optional[int] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., explain: _Optional[bool] = ..., source: _Optional[str] = ...) -> None: ...
+    webhook: str
+    max_failed: str
+    def __init__(self, top_k: _Optional[int] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., explain: _Optional[bool] = ..., source: _Optional[str] = ..., webhook: _Optional[str] = ..., max_failed: _Optional[str] = ...) -> None: ...
 
 class FileChunk(_message.Message):
     __slots__ = ("path", "data", "last", "client_error")
@@ -65,6 +69,20 @@ class UploadRequest(_message.Message):
     file: FileChunk
     def __init__(self, spec: _Optional[_Union[JobSpec, _Mapping]] = ..., file: _Optional[_Union[FileChunk, _Mapping]] = ...) -> None: ...
 
+class ManifestLines(_message.Message):
+    __slots__ = ("paths",)
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, paths: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ManifestRequest(_message.Message):
+    __slots__ = ("spec", "lines")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    spec: JobSpec
+    lines: ManifestLines
+    def __init__(self, spec: _Optional[_Union[JobSpec, _Mapping]] = ..., lines: _Optional[_Union[ManifestLines, _Mapping]] = ...) -> None: ...
+
 class SubmitPathRequest(_message.Message):
     __slots__ = ("path", "spec")
     PATH_FIELD_NUMBER: _ClassVar[int]
@@ -74,7 +92,7 @@ class SubmitPathRequest(_message.Message):
     def __init__(self, path: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "state", "total", "succeeded", "failed", "created_at", "updated_at", "finished_at", "error", "spec", "mode")
+    __slots__ = ("id", "state", "total", "succeeded", "failed", "created_at", "updated_at", "finished_at", "error", "spec", "mode", "cached")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +104,7 @@ class Job(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: JobState
     total: int
@@ -97,7 +116,8 @@ class Job(_message.Message):
     error: str
     spec: JobSpec
     mode: str
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., total: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., mode: _Optional[str] = ...) -> None: ...
+    cached: int
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., total: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., mode: _Optional[str] = ..., cached: _Optional[int] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id",)
@@ -138,6 +158,26 @@ class DeleteJobResponse(_message.Message):
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class ListJobsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "state", "name")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    state: JobState
+    name: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ListJobsResponse(_message.Message):
+    __slots__ = ("jobs", "next_page_token")
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[Job]
+    next_page_token: str
+    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ListClassesRequest(_message.Message):
     __slots__ = ("model",)

@@ -45,6 +45,11 @@ class PodiumStub:
                 request_serializer=proto_dot_podium__pb2.SubmitPathRequest.SerializeToString,
                 response_deserializer=proto_dot_podium__pb2.Job.FromString,
                 _registered_method=True)
+        self.SubmitManifest = channel.stream_unary(
+                '/podium.v1.Podium/SubmitManifest',
+                request_serializer=proto_dot_podium__pb2.ManifestRequest.SerializeToString,
+                response_deserializer=proto_dot_podium__pb2.Job.FromString,
+                _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/podium.v1.Podium/GetJob',
                 request_serializer=proto_dot_podium__pb2.GetJobRequest.SerializeToString,
@@ -69,6 +74,11 @@ class PodiumStub:
                 '/podium.v1.Podium/DeleteJob',
                 request_serializer=proto_dot_podium__pb2.DeleteJobRequest.SerializeToString,
                 response_deserializer=proto_dot_podium__pb2.DeleteJobResponse.FromString,
+                _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/podium.v1.Podium/ListJobs',
+                request_serializer=proto_dot_podium__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=proto_dot_podium__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
         self.ListClasses = channel.unary_unary(
                 '/podium.v1.Podium/ListClasses',
@@ -96,7 +106,20 @@ class PodiumServicer:
 
     def SubmitPath(self, request, context):
         """SubmitPath creates a job from a folder on storage that the workers can
-        read; the folder must resolve inside one of the gateway's data roots.
+        read; the folder must resolve inside one of the gateway's data roots. An
+        s3://BUCKET/PREFIX path lists the objects under the prefix instead (the
+        bucket must be one of the gateway's PODIUM_S3_BUCKETS); result paths are
+        keys relative to the prefix.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitManifest(self, request_iterator, context):
+        """SubmitManifest creates a job from a list of images, one absolute path (under
+        a data root) or s3:// URL each, streamed: one `spec` message first, then
+        `lines`. Results keep the list's order and name each image as its line;
+        a line the gateway may not read gets an error result.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -138,6 +161,14 @@ class PodiumServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobs(self, request, context):
+        """ListJobs lists the caller's jobs (an admin key: everyone's), newest first,
+        a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListClasses(self, request, context):
         """ListClasses returns the class names of the served model.
         """
@@ -165,6 +196,11 @@ def add_PodiumServicer_to_server(servicer, server):
                     request_deserializer=proto_dot_podium__pb2.SubmitPathRequest.FromString,
                     response_serializer=proto_dot_podium__pb2.Job.SerializeToString,
             ),
+            'SubmitManifest': grpc.stream_unary_rpc_method_handler(
+                    servicer.SubmitManifest,
+                    request_deserializer=proto_dot_podium__pb2.ManifestRequest.FromString,
+                    response_serializer=proto_dot_podium__pb2.Job.SerializeToString,
+            ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJob,
                     request_deserializer=proto_dot_podium__pb2.GetJobRequest.FromString,
@@ -189,6 +225,11 @@ def add_PodiumServicer_to_server(servicer, server):
                     servicer.DeleteJob,
                     request_deserializer=proto_dot_podium__pb2.DeleteJobRequest.FromString,
                     response_serializer=proto_dot_podium__pb2.DeleteJobResponse.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=proto_dot_podium__pb2.ListJobsRequest.FromString,
+                    response_serializer=proto_dot_podium__pb2.ListJobsResponse.SerializeToString,
             ),
             'ListClasses': grpc.unary_unary_rpc_method_handler(
                     servicer.ListClasses,
@@ -255,6 +296,33 @@ class Podium:
             target,
             '/podium.v1.Podium/SubmitPath',
             proto_dot_podium__pb2.SubmitPathRequest.SerializeToString,
+            proto_dot_podium__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitManifest(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/podium.v1.Podium/SubmitManifest',
+            proto_dot_podium__pb2.ManifestRequest.SerializeToString,
             proto_dot_podium__pb2.Job.FromString,
             options,
             channel_credentials,
@@ -391,6 +459,33 @@ class Podium:
             '/podium.v1.Podium/DeleteJob',
             proto_dot_podium__pb2.DeleteJobRequest.SerializeToString,
             proto_dot_podium__pb2.DeleteJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/podium.v1.Podium/ListJobs',
+            proto_dot_podium__pb2.ListJobsRequest.SerializeToString,
+            proto_dot_podium__pb2.ListJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

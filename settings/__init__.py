@@ -65,6 +65,7 @@ class ServiceSettings(BaseSettings):
     triton_url: str = Field(DEFAULT_TRITON_URL, description="Triton's gRPC address, host:port")
     model_name: str = Field(DEFAULT_MODEL_NAME, description="The model's name in Triton")
     data_roots: str = Field("", description="Comma-separated folders that path-mode jobs may read")
+    s3_buckets: str = Field("", description="Comma-separated S3 buckets that s3:// jobs may read (empty: S3 off)")
     max_queued_chunks: int = Field(2, ge=1, description="Chunks a job keeps queued at once")
     max_file_bytes: int = Field(DEFAULT_MAX_FILE_BYTES, ge=1, description="Larger image files fail")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="Larger images fail (decompression bombs)")
@@ -80,6 +81,9 @@ class ServiceSettings(BaseSettings):
 
     def data_root_list(self) -> list[str]:
         return split_list(self.data_roots)
+
+    def s3_bucket_list(self) -> list[str]:
+        return split_list(self.s3_buckets)
 
     def decoder(self) -> Decoder:
         """This process's decoder: one memory budget for all its decoding threads."""

@@ -6,11 +6,12 @@ import logging
 import time
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
 from jobstore.errors import StoreFull, StoreUnavailable
 from jobstore.queue import PROCESS_CHUNK_TASK, make_celery
 from worker.chunks import process_chunk
+from worker.metrics import prepare_multiprocess_dir, serve_metrics
 from worker.runtime import Runtime, close_runtime, get_runtime, reset_runtime
 from worker.settings import WorkerSettings
 
@@ -35,6 +36,8 @@ def wait_for_redis(rt: Runtime, timeout_s: float) -> None:
 
 def create_app(settings: WorkerSettings) -> Celery:
     app = make_celery(settings.redis_url, settings.visibility_timeout_s)
+    if settings.metrics_port:
+        prepare_multiprocess_dir()  # before the pool forks (see worker.metrics)
     # A chunk running past this is stuck: Celery kills its process (counted as a death).
     app.conf.task_time_limit = settings.task_time_limit_s
     if settings.visibility_timeout_s < settings.task_time_limit_s + _MARGIN_S:
@@ -59,6 +62,11 @@ def create_app(settings: WorkerSettings) -> Celery:
             # Another worker holds the chunk's lease: come back when it would end.
             raise self.retry(countdown=run.retry_in_s)
         return run.recorded
+
+    @worker_init.connect(weak=False)
+    def _serve_metrics(**_: object) -> None:
+        if settings.metrics_port:  # in the main process, which outlives its pool processes
+            serve_metrics(settings.metrics_host, settings.metrics_port)
 
     @worker_process_init.connect(weak=False)
     def _fresh_clients_after_fork(**_: object) -> None:

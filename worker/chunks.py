@@ -10,6 +10,10 @@ kills its worker every time is failed alone instead of looping forever.
 An unavailable Triton fails no image: each waits, with backoff, until the outage (timed
 per process, from its first failure) passes ``triton_outage_limit_s``; then the images
 fail saying how long the inference server has been unavailable.
+
+A byte-identical copy of an image already answered (same model version, top-k and
+explain) is answered from the result cache (``jobstore.cache``), and one whose twin is
+in flight in this process waits for the twin's answer (``worker.single_flight``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from inference import TritonClassifier, TritonUnavailable, classify_bytes
 from jobs import ImageOutcome, Job
 from jobstore.errors import StoreFull, StoreUnavailable
 from worker.lease import LeaseKeeper, release_leftovers
+from worker.metrics import worker_metrics
 from worker.runtime import Runtime
 from worker.sources import SourceError, read_image_bytes
 
@@ -56,9 +61,12 @@ def process_chunk(rt: Runtime, job_id: str, chunk: int) -> ChunkRun:
         return ChunkRun(retry_in_s=max(1.0, claim.value / 1000 + 1))
     if not claim.taken:
         return ChunkRun()  # done already, or the job ended
+    if claim.value > 1:
+        worker_metrics().chunk_retries.inc()
     with LeaseKeeper(rt.store, job_id, chunk, token, rt.settings.chunk_lease_s, rt.unreleased):
         recorded = _classify_chunk(rt, job, chunk, deaths=claim.value - 1)
         rt.store.complete_chunk(job_id, chunk)
+    worker_metrics().chunks.inc()
     rt.queue.pump(job_id)
     return ChunkRun(recorded)
 
@@ -98,9 +106,11 @@ def _process_image(rt: Runtime, job: Job, index: int, path: str) -> int:
     state = rt.store.state(job.id)
     if state is None or state.terminal:
         return 0  # cancelled meanwhile
+    started = time.perf_counter()
+    cached = False
     try:
-        data = read_image_bytes(rt.store, job, index, path, rt.settings.max_file_bytes, rt.settings.data_root_list())
-        outcome = _classify_waiting_for_triton(rt, rt.classifier(job), data, job)
+        data = read_image_bytes(rt.store, rt.objects, rt.settings, job, index, path)
+        outcome, cached = _answer(rt, job, data)
     except SourceError as exc:
         outcome = ImageOutcome(error=str(exc))
     except (StoreUnavailable, StoreFull):
@@ -108,7 +118,31 @@ def _process_image(rt: Runtime, job: Job, index: int, path: str) -> int:
     except Exception:  # a bug must fail one image, not the job
         log.exception("unexpected error on image %d (%s) of job %s", index, path, job.id)
         outcome = ImageOutcome(error="internal error while processing this image (see the worker log)")
-    return int(rt.store.record(job.id, index, outcome))
+    recorded = rt.store.record(job.id, index, outcome, cached=cached)
+    if recorded:
+        metrics = worker_metrics()
+        metrics.image_done(outcome.ok, cached)
+        metrics.stage("total", time.perf_counter() - started)
+    return int(recorded)
+
+
+def _answer(rt: Runtime, job: Job, data: bytes) -> tuple[ImageOutcome, bool]:
+    """(the image's outcome, whether it is a duplicate's answer)."""
+    key = rt.cache_key(job, data)
+    if key is None or rt.cache is None:
+        return _classify_waiting_for_triton(rt, rt.classifier(job), data, job), False
+    hit = rt.cache.get(key)
+    worker_metrics().cache_lookups.labels(result="miss" if hit is None else "hit").inc()
+    if hit is not None:
+        return hit, True
+
+    def classify_and_keep() -> ImageOutcome:
+        outcome = _classify_waiting_for_triton(rt, rt.classifier(job), data, job)
+        rt.cache.put(key, outcome)  # type: ignore[union-attr]
+        return outcome
+
+    outcome, shared = rt.single_flight.run(key, classify_and_keep)
+    return outcome, shared and outcome.ok
 
 
 def _classify_waiting_for_triton(rt: Runtime, classifier: TritonClassifier, data: bytes, job: Job) -> ImageOutcome:
@@ -116,7 +150,9 @@ def _classify_waiting_for_triton(rt: Runtime, classifier: TritonClassifier, data
     delay = _BACKOFF_START_S
     while True:
         try:
-            outcome = classify_bytes(classifier, data, job.top_k, rt.decoder, explain=job.explain)
+            outcome = classify_bytes(
+                classifier, data, job.top_k, rt.decoder, explain=job.explain, on_stage=worker_metrics().stage
+            )
         except TritonUnavailable as exc:
             lasted_s = rt.outage.failing()
             if lasted_s >= rt.settings.triton_outage_limit_s:

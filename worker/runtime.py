@@ -10,11 +10,13 @@ from celery import Celery
 
 from imaging import Decoder
 from inference import Classifiers, TritonClassifier
-from jobs import Job
-from jobstore import ChunkQueue, JobStore
+from jobs import ImageOutcome, Job
+from jobstore import CacheKey, ChunkQueue, JobStore, ResultCache
 from modelmeta import ModelRef
+from objectstore import ObjectStore
 from worker.outage import OutageClock
 from worker.settings import WorkerSettings
+from worker.single_flight import SingleFlight
 
 
 @dataclass
@@ -26,12 +28,22 @@ class Runtime:
     pool: ThreadPoolExecutor
     decoder: Decoder
     outage: OutageClock = field(default_factory=OutageClock)
+    cache: ResultCache | None = None  # None: PODIUM_RESULT_CACHE=false
+    single_flight: SingleFlight[ImageOutcome] = field(default_factory=SingleFlight)
+    objects: ObjectStore = field(default_factory=ObjectStore)  # its S3 client is made on first use
     # Lease releases Redis could not take; the next task of this process sends them.
     unreleased: list[tuple[str, int, str]] = field(default_factory=list)
 
     def classifier(self, job: Job) -> TritonClassifier:
         """The client of the model and version the job was submitted with."""
         return self.classifiers.get(ModelRef(job.model_name or self.settings.model_name, job.model_version))
+
+    def cache_key(self, job: Job, data: bytes) -> str | None:
+        """The image's key in the result cache; None when there is no cache or the job's model
+        version is not pinned (submitted while Triton was away)."""
+        if self.cache is None or not job.model_version:
+            return None
+        return CacheKey(job.model_name, job.model_version, job.top_k, job.explain).of(data)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -54,6 +66,9 @@ def get_runtime(app: Celery, settings: WorkerSettings) -> Runtime:
             queue=ChunkQueue(store, app, settings.max_queued_chunks),
             pool=ThreadPoolExecutor(settings.inflight, thread_name_prefix="podium-infer"),
             decoder=settings.decoder(),
+            cache=ResultCache(store.client, settings.result_cache_ttl_s, settings.result_cache_max_entries)
+            if settings.result_cache
+            else None,
         )
         _runtime_pid = os.getpid()
     return _runtime

@@ -18,6 +18,13 @@ class WorkerSettings(ServiceSettings):
     )
     chunk_time_s: float = Field(900.0, gt=0, description="The longest one chunk may take while Triton answers")
     chunk_lease_s: float = Field(60.0, ge=5, description="A chunk whose worker stops renewing this long is free")
+    result_cache: bool = Field(True, description="Answer byte-identical images (within and across jobs) once")
+    result_cache_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="How long a cached answer is kept")
+    result_cache_max_entries: int = Field(
+        200_000, ge=1, description="Cached answers kept at most (about 400 bytes each in Redis); the oldest go first"
+    )
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus metrics on this port (0: none)")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint listens on")
 
     @property
     def task_time_limit_s(self) -> float:

@@ -1,4 +1,5 @@
-"""Where a job's image bytes come from: the upload blob in Redis, or a file under a data root.
+"""Where a job's image bytes come from: the upload blob in Redis, a file under a data root,
+or an object in a bucket the worker may read (its ``PODIUM_S3_BUCKETS``).
 
 Path mode opens files component by component from the worker's own data root (its
 ``PODIUM_DATA_ROOTS``) down through the job's folder to the file, with ``openat`` and
@@ -13,9 +14,11 @@ import errno
 import os
 import stat
 
-from errors import InvalidArgument
-from jobs import Job, JobMode
+from errors import InvalidArgument, PodiumError
+from jobs import Job, JobMode, S3Url, is_s3_url
 from jobstore import JobStore
+from objectstore import ObjectStore
+from settings import ServiceSettings
 
 
 class SourceError(InvalidArgument):
@@ -23,14 +26,40 @@ class SourceError(InvalidArgument):
 
 
 def read_image_bytes(
-    store: JobStore, job: Job, index: int, rel_path: str, max_bytes: int, data_roots: list[str]
+    store: JobStore, objects: ObjectStore, settings: ServiceSettings, job: Job, index: int, path: str
 ) -> bytes:
+    """Image ``index`` of the job, named ``path`` in it."""
     if job.mode is JobMode.UPLOAD:
         data = store.blob(job.id, index)
         if data is None:
             raise SourceError("uploaded bytes are gone (job cancelled or expired)")
         return data
-    return read_under_root(data_roots, job.root, rel_path, max_bytes)
+    if job.mode is JobMode.S3:
+        return read_object(objects, settings, job.root + path)
+    if job.mode is JobMode.MANIFEST:
+        if is_s3_url(path):
+            return read_object(objects, settings, path)
+        return read_file(settings.data_root_list(), path, settings.max_file_bytes)
+    return read_under_root(settings.data_root_list(), job.root, path, settings.max_file_bytes)
+
+
+def read_object(objects: ObjectStore, settings: ServiceSettings, url: str) -> bytes:
+    """An s3:// object, streamed; a missing object, a refusal or a store still away after
+    boto3's retries is this image's error."""
+    try:
+        return objects.read(S3Url.parse(url).allowed_in(settings.s3_bucket_list()), settings.max_file_bytes)
+    except PodiumError as exc:
+        raise SourceError(exc.message) from None
+
+
+def read_file(data_roots: list[str], path: str, max_bytes: int) -> bytes:
+    """An absolute path (a manifest line) read from the data root that holds it."""
+    normal = os.path.normpath(path)
+    for root in data_roots:
+        real = os.path.realpath(root)
+        if normal.startswith(real.rstrip("/") + "/"):
+            return read_under_root(data_roots, real, normal[len(real.rstrip("/")) + 1 :], max_bytes)
+    raise SourceError(f"outside this worker's data roots ({', '.join(data_roots) or 'none'}); not read")
 
 
 def read_under_root(data_roots: list[str], job_root: str, rel_path: str, max_bytes: int) -> bytes:

@@ -13,5 +13,15 @@ from podium.cli.failures import reported
 
 
 def register(app: typer.Typer) -> None:
-    for command in (jobs.submit, jobs.status, jobs.results, jobs.cancel, jobs.delete, model.classes, model.classify):
+    commands = (
+        jobs.submit,
+        jobs.status,
+        jobs.jobs,
+        jobs.results,
+        jobs.cancel,
+        jobs.delete,
+        model.classes,
+        model.classify,
+    )
+    for command in commands:
         app.command()(reported(command))

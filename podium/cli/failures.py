@@ -36,7 +36,7 @@ EXIT_CODES: dict[Status, int] = {
 HINTS: dict[Status, str] = {
     Status.UNAVAILABLE: "is `podium up` running, and is --gateway (or $PODIUM_GATEWAY) right?",
     Status.UNAUTHENTICATED: "pass --api-key KEY or set PODIUM_API_KEY",
-    Status.PERMISSION_DENIED: "the job belongs to another API key",
+    Status.PERMISSION_DENIED: "the gateway's operator decides what may be read and by whom",
     Status.RESOURCE_EXHAUSTED: "try again later, or split the work into smaller jobs",
     Status.INTERNAL: "this is a bug; the log of the service named above has details",
 }

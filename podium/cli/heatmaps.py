@@ -1,4 +1,7 @@
-"""``--heatmaps DIR``: the overlay PNGs of an explained job's results, with a progress bar."""
+"""``--heatmaps DIR``: the overlay PNGs of an explained job's results, with a progress bar.
+
+The drawing (``podium.heatmaps``, matplotlib) is loaded only when a command draws.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ from rich.markup import escape
 from errors import FailedPrecondition, InvalidArgument
 from podium.cli.progress import progress_bar
 from podium.client import PodiumClient
-from podium.heatmaps import HeatmapWriter
 from proto import podium_pb2 as pb
 
 _SHOWN_MISSING = 3
@@ -33,13 +35,15 @@ def images_folder(job: pb.Job, given: Path | None) -> Path:
 
 def write_heatmaps(
     client: PodiumClient, job: pb.Job, records: Iterable[dict], out_dir: Path, images: Path, console: Console
-) -> HeatmapWriter:
+) -> None:
     """Draw every explained ok record's overlay under ``out_dir``; report what was written."""
     if not job.spec.explain:
         raise FailedPrecondition(
             f"job {job.id} was submitted without --explain: its results have no maps to draw",
             hint="submit the folder again with --explain",
         )
+    from podium.heatmaps import HeatmapWriter
+
     model = client.classes(job.spec.model)
     writer = HeatmapWriter(out_dir, resize=model.resize, crop=model.crop, images=images)
     with progress_bar(console) as progress:
@@ -53,4 +57,16 @@ def write_heatmaps(
         console.print(
             f"[yellow]{len(writer.missing)} images could not be read under {escape(str(images))}:[/] {escape(shown)}"
         )
-    return writer
+
+
+def draw_classified(
+    client: PodiumClient, model: str, files: list[Path], records: list[dict], out_dir: Path, console: Console
+) -> None:
+    """`podium classify --heatmaps`: each file's overlay, named after the file."""
+    from podium.heatmaps import HeatmapWriter
+
+    served = client.classes(model)
+    writer = HeatmapWriter(out_dir, resize=served.resize, crop=served.crop)
+    for path, record in zip(files, records, strict=True):
+        writer.draw(record, path, Path(path.name))
+    console.print(f"{len(writer.written)} heat maps written to {escape(str(out_dir))}")

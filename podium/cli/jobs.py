@@ -1,7 +1,8 @@
-"""The job commands: submit, status, results, cancel."""
+"""The job commands: submit, status, jobs, results, cancel, delete."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -10,8 +11,12 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
 from errors import InvalidArgument
+from jobs import FailureLimit, is_s3_url
+from podium.cli.destinations import local_output
 from podium.cli.failures import EXIT_JOB_NOT_COMPLETED
 from podium.cli.heatmaps import images_folder, write_heatmaps
 from podium.cli.options import (
@@ -27,56 +32,98 @@ from podium.cli.options import (
 )
 from podium.cli.progress import follow_job, print_summary, progress_bar
 from podium.client import PodiumClient
-from podium.output import result_record, write_results
+from podium.manifest import Manifest, read_manifest
+from podium.output import job_record, result_record, with_meta, write_results
 from podium.states import state_name
 from proto import podium_pb2 as pb
 
 
 def submit(
-    folder: Annotated[Path | None, typer.Argument(help="Folder of images to upload (nested folders included)")] = None,
+    folder: Annotated[
+        str | None,
+        typer.Argument(
+            help="Folder of images to upload (nested folders included), or s3://BUCKET/PREFIX for the workers to read",
+            show_default=False,
+        ),
+    ] = None,
     server_path: Annotated[str | None, typer.Option(help="Instead of uploading: a folder the workers can read")] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            help="Instead of a folder: a file of image paths or s3:// URLs, one per line (or a CSV with 'path')"
+        ),
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Show progress until the job ends, then fetch the results")] = False,
-    output: Annotated[Path | None, typer.Option(help="With --wait: write results to FILE.jsonl or FILE.csv")] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(help="With --wait: write results to FILE.jsonl, FILE.csv or s3://BUCKET/KEY.jsonl"),
+    ] = None,
     top_k: Annotated[int, typer.Option(min=0, help="Classes per image (0: the gateway's default, 5)")] = 0,
     name: Annotated[str, typer.Option(help="A name for the job")] = "",
     model: ModelOpt = "",
     explain: ExplainOpt = False,
     heatmaps: HeatmapsOpt = None,
     images: ImagesOpt = None,
+    webhook: Annotated[
+        str,
+        typer.Option(
+            help="POST the job's end as JSON to this http(s) URL (retried; signed if the gateway has a secret)"
+        ),
+    ] = "",
+    max_failed: Annotated[
+        str, typer.Option(metavar="N|P%", help="End the job as FAILED once more than N (or P%) of its images fail")
+    ] = "",
     show: Annotated[int, typer.Option(help="With --wait: print the first N results as a table (-1: all)")] = 20,
     gateway: GatewayOpt = None,
     api_key: ApiKeyOpt = None,
 ) -> None:
-    """Submit a folder as a classification job; with --wait, follow it to the end."""
-    if (folder is None) == (server_path is None):
-        raise InvalidArgument("give a FOLDER to upload or --server-path PATH, not both")
+    """Submit a folder, an s3:// prefix or a manifest as a job; with --wait, follow it to the end."""
+    if sum(given is not None for given in (folder, server_path, manifest)) != 1:
+        raise InvalidArgument("give one of: a FOLDER (or s3://BUCKET/PREFIX), --server-path PATH, --manifest FILE")
     if output is not None and not wait:
         raise InvalidArgument("--output needs --wait", hint="or run `podium results JOB_ID --output FILE` later")
     if heatmaps is not None and not wait:
         raise InvalidArgument("--heatmaps needs --wait", hint="or run `podium results JOB_ID --heatmaps DIR` later")
     started = time.monotonic()
-    spec = {"top_k": top_k, "name": name, "model": model, "explain": explain or heatmaps is not None}
+    FailureLimit.parse(max_failed)  # a typo fails here, before any upload
+    spec = {
+        "top_k": top_k,
+        "name": name,
+        "model": model,
+        "explain": explain or heatmaps is not None,
+        "webhook": webhook,
+        "max_failed": max_failed,
+    }
+    listed = read_manifest(manifest) if manifest is not None else None
     with connected(gateway, api_key) as client:
-        job = _submit(client, folder, server_path, spec)
+        job = _submit(client, folder, server_path, listed, spec)
         out.print(f"job [bold]{job.id}[/] submitted: {job.total} files")
         if not wait:
             return
         job = follow_job(client, job, console)
         elapsed = time.monotonic() - started
-        records = list(_fetch_results(client, job.id, output))
+        with local_output(output) as path:
+            records = list(_fetch_results(client, job.id, path, listed.meta if listed else []))
         print_summary(out, job, records, elapsed, output, show)
         if heatmaps is not None:
-            write_heatmaps(client, job, records, heatmaps, images_folder(job, images or folder), console)
+            local = Path(folder) if folder is not None and not is_s3_url(folder) else None
+            write_heatmaps(client, job, records, heatmaps, images_folder(job, images or local), console)
     if job.state != pb.JOB_STATE_COMPLETED:
         raise typer.Exit(EXIT_JOB_NOT_COMPLETED)
 
 
-def _submit(client: PodiumClient, folder: Path | None, server_path: str | None, spec: dict) -> pb.Job:
-    if server_path is not None:
-        with console.status(f"listing {escape(server_path)} on the server"):
-            return client.submit_path(server_path, **spec)
+def _submit(
+    client: PodiumClient, folder: str | None, server_path: str | None, listed: Manifest | None, spec: dict
+) -> pb.Job:
+    if listed is not None:
+        with console.status(f"sending a manifest of {len(listed.paths):,} images"):
+            return client.submit_manifest(listed.paths, **spec)
+    remote = server_path if server_path is not None else folder if folder and is_s3_url(folder) else None
+    if remote is not None:
+        with console.status(f"listing {escape(remote)} on the server"):
+            return client.submit_path(remote, **spec)
     assert folder is not None
-    if not folder.is_dir():
+    if not Path(folder).is_dir():
         raise InvalidArgument(f"{folder} is not a folder")
     with progress_bar(console) as progress:
         task = progress.add_task("uploading", total=None, rate="")
@@ -84,8 +131,10 @@ def _submit(client: PodiumClient, folder: Path | None, server_path: str | None, 
     return job
 
 
-def _fetch_results(client: PodiumClient, job_id: str, output: Path | None) -> Iterator[dict]:
-    records = (result_record(r) for r in client.results(job_id))
+def _fetch_results(
+    client: PodiumClient, job_id: str, output: Path | None, meta: list[dict[str, str]] = ()
+) -> Iterator[dict]:
+    records = (with_meta(result_record(r), r.index, meta) for r in client.results(job_id))
     if output is None:
         yield from records
     else:
@@ -94,22 +143,69 @@ def _fetch_results(client: PodiumClient, job_id: str, output: Path | None) -> It
 
 def status(
     job_id: Annotated[str, typer.Argument(help="The job id printed by `podium submit`")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job as one JSON object")] = False,
     gateway: GatewayOpt = None,
     api_key: ApiKeyOpt = None,
 ) -> None:
     """Show a job's state and counters."""
     with connected(gateway, api_key) as client:
         job = client.get_job(job_id)
+    if as_json:
+        print(json.dumps(job_record(job), ensure_ascii=False))
+        return
     error = f" error: {escape(job.error)}" if job.error else ""
+    cached = f", {job.cached} from the cache" if job.cached else ""
     out.print(
         f"job {job.id} {state_name(job.state)}: {job.succeeded + job.failed}/{job.total} done "
-        f"({job.succeeded} ok, {job.failed} failed)" + error
+        f"({job.succeeded} ok{cached}, {job.failed} failed)" + error
     )
+
+
+_STATES = {state_name(value): value for value in pb.JobState.values() if value != pb.JOB_STATE_UNSPECIFIED}
+
+
+def jobs(
+    state: Annotated[str, typer.Option(help=f"Only jobs in this state: {', '.join(_STATES)}", metavar="STATE")] = "",
+    name: Annotated[str, typer.Option(help="Only jobs whose name contains this text")] = "",
+    limit: Annotated[int, typer.Option(min=0, help="Show at most N jobs, newest first (0: all)")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of jobs instead of a table")] = False,
+    gateway: GatewayOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """List your jobs, newest first (an admin key: everyone's)."""
+    if state and state not in _STATES:
+        raise InvalidArgument(f"unknown state {state!r}", hint=f"one of: {', '.join(_STATES)}")
+    with connected(gateway, api_key) as client:
+        listed = client.list_jobs(state=_STATES.get(state, pb.JOB_STATE_UNSPECIFIED), name=name)
+        records = [job_record(job) for job in itertools.islice(listed, limit or None)]
+    if as_json:
+        print(json.dumps(records, ensure_ascii=False, indent=2))
+        return
+    if not records:
+        out.print("no jobs" + (" match" if state or name else ""))
+        return
+    table = Table(show_lines=False)
+    for column in ("id", "name", "state", "done", "failed", "cached", "created"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        done = record["succeeded"] + record["failed"]
+        table.add_row(
+            record["id"],
+            Text(record["name"]),
+            record["state"],
+            f"{done}/{record['total']}",
+            str(record["failed"]),
+            str(record["cached"]),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["created_at"])),
+        )
+    out.print(table)
 
 
 def results(
     job_id: Annotated[str, typer.Argument(help="The job id")],
-    output: Annotated[Path | None, typer.Option(help="Write to FILE.jsonl or FILE.csv instead of stdout")] = None,
+    output: Annotated[
+        str | None, typer.Option(help="Write to FILE.jsonl, FILE.csv or s3://BUCKET/KEY.jsonl instead of stdout")
+    ] = None,
     follow: Annotated[bool, typer.Option(help="Wait for results until the job ends")] = False,
     heatmaps: HeatmapsOpt = None,
     images: ImagesOpt = None,
@@ -126,10 +222,10 @@ def results(
             seen += 1
             yield record
 
-    with connected(gateway, api_key) as client:
+    with connected(gateway, api_key) as client, local_output(output) as path:
         job = client.get_job(job_id) if heatmaps is not None else None
         records = (result_record(r) for r in client.results(job_id, follow=follow))
-        records = counted(write_results(output, records) if output is not None else _printed(records))
+        records = counted(write_results(path, records) if path is not None else _printed(records))
         if job is not None:
             write_heatmaps(client, job, records, heatmaps, images_folder(job, images), console)
         for _ in records:  # without --heatmaps, only the lines are wanted

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
+from podium.cli.heatmaps import draw_classified
 from podium.cli.options import ApiKeyOpt, ExplainOpt, GatewayOpt, ModelOpt, connected, console, out
-from podium.heatmaps import HeatmapWriter
 from podium.output import result_record
 
 
@@ -51,8 +50,4 @@ def classify(
         for record in records:
             print(json.dumps(record, ensure_ascii=False))
         if heatmaps is not None:
-            served = client.classes(model)
-            writer = HeatmapWriter(heatmaps, resize=served.resize, crop=served.crop)
-            for path, record in zip(files, records, strict=True):
-                writer.draw(record, path, Path(path.name))
-            console.print(f"{len(writer.written)} heat maps written to {escape(str(heatmaps))}")
+            draw_classified(client, model, files, records, heatmaps, console)

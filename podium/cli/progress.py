@@ -52,7 +52,7 @@ def follow_job(client: PodiumClient, job: pb.Job, console: Console) -> pb.Job:
 
 
 def print_summary(
-    out: Console, job: pb.Job, records: list[dict], elapsed: float, output: Path | None, show: int
+    out: Console, job: pb.Job, records: list[dict], elapsed: float, output: str | Path | None, show: int
 ) -> None:
     """A table of the first ``show`` results (-1: all) and the job's counts and rate."""
     rows = records if show < 0 else records[:show]
@@ -77,6 +77,8 @@ def print_summary(
         f"job {job.id} {state_name(job.state)}: {job.succeeded} classified, {job.failed} failed, "
         f"{done} images in {elapsed:.1f} s = {done / max(elapsed, 1e-6):.1f} images/s"
     )
+    if job.cached:
+        out.print(f"{job.cached} of them duplicates of images classified before, answered from the result cache")
     if job.error:
         out.print(f"error: {escape(job.error)}")
     if output is not None:

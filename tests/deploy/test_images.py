@@ -205,7 +205,9 @@ IMAGE_ENTRY_MODULES = {
     "engine-builder": ["ops.main", "engine", "modelrepo", "settings"],
 }
 # The command line's modules: only what they import at start counts (each command loads its own).
-CLI_MODULES = frozenset({"ops.main", "ops.repository", "ops.local", "ops.training", "bench.command"})
+CLI_MODULES = frozenset(
+    {"ops.main", "ops.repository", "ops.local", "ops.training", "bench.command", "podium.cli.heatmaps"}
+)
 
 
 def _image_imports(image: str) -> dict[str, list[str]]:

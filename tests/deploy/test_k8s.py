@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "podium"
 SECRET_NAME = "podium-secrets"
 # The keys docs/deploy.md tells users to create the Secret with.
-SECRET_KEYS = {"redis-password", "api-keys", "admin-api-keys"}
+SECRET_KEYS = {"redis-password", "api-keys", "admin-api-keys", "webhook-secret"}
 KEDA_NAMESPACE = "keda"
 GPU = "nvidia.com/gpu"
 ALL_DIRS = kube.kustomize_dirs()

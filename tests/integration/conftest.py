@@ -76,7 +76,15 @@ def cluster(model_repository: Path, data_root: Path, tmp_path_factory: pytest.Te
         workers=2,
         gateway_port=0,
         # exact: the served answers must equal torchvision's to 1e-3 (fast is measured in make bench)
-        service={"model_name": MODEL_NAME, "data_roots": str(data_root), "chunk_size": 8, "decode": "exact"},
+        # result_cache off: every job here must take the model's path (the same folder is
+        # submitted again and again); tests/integration/test_jobs_archive.py tests the cache.
+        service={
+            "model_name": MODEL_NAME,
+            "data_roots": str(data_root),
+            "chunk_size": 8,
+            "decode": "exact",
+            "result_cache": False,
+        },
         run_dir=tmp_path_factory.mktemp("cluster"),
     )
     with LocalCluster(settings) as running:
@@ -127,7 +135,8 @@ def faulty_cluster(model_repository, faults_data_root, tmp_path_factory):
         workers=2,
         gateway_port=0,
         run_dir=tmp_path_factory.mktemp("faults"),
-        service={"chunk_size": 8, "data_roots": str(faults_data_root), **FAST_RECOVERY},
+        # No result cache: a fault must land while images still go to the model.
+        service={"chunk_size": 8, "data_roots": str(faults_data_root), "result_cache": False, **FAST_RECOVERY},
         worker_args=["--include", "tests.support.poison"],
     )
     cluster = LocalCluster(settings)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -81,9 +82,11 @@ def test_up_serves_and_stops_without_orphans(model_repository, test_folder, tmp_
             if not line:
                 break
             lines.append(line)
-            if "gateway at" in line:
+            if "Press Ctrl-C" in line:
                 break
         assert any(f"127.0.0.1:{port}" in line for line in lines), "".join(lines)
+        metrics = {line.split()[1]: line.split()[2] for line in lines if "metrics" in line and "http://" in line}
+        assert set(metrics) == {"triton", "gateway", "worker-1"}, "".join(lines)
         children = descendants(proc.pid)
         assert len(children) >= 4  # redis, triton, a worker (and its pool), the gateway
 
@@ -95,6 +98,10 @@ def test_up_serves_and_stops_without_orphans(model_repository, test_folder, tmp_
                 job = update
         assert job.state == pb.JOB_STATE_COMPLETED
         assert job.succeeded == len(test_folder.valid)
+        with urllib.request.urlopen(metrics["worker-1"], timeout=10) as response:
+            page = response.read().decode()
+        processed = [line for line in page.splitlines() if line.startswith("podium_images_processed_total{")]
+        assert sum(float(line.rsplit(" ", 1)[1]) for line in processed) == job.total, page
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0

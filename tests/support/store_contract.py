@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from jobs import ImageOutcome, JobMode, JobState, Prediction
-from jobstore import JobStore
+from jobstore import CacheKey, JobStore, ResultCache
 
 OK = ImageOutcome(predictions=(Prediction("archery", 2, 0.75), Prediction("rugby", 70, 0.125)))
 BAD = ImageOutcome(error="not a recognised image format")
@@ -116,3 +116,94 @@ class StoreContract:
     def test_unknown_job(self, store):
         assert store.get("nope") is None
         assert store.record("nope", 0, OK) is False
+
+    # --- the job list, failure limits, the cached count, webhooks, the result cache -----
+
+    def test_the_job_list_is_newest_first_paged_filtered_and_forgets_expired_jobs(self, store, redis_client):
+        made = [store.create(mode=JobMode.UPLOAD, chunk_size=4, name=f"season {i}", owner="a") for i in range(5)]
+        other = store.create(mode=JobMode.UPLOAD, chunk_size=4, name="other's", owner="b")
+        store.cancel(made[1].id)
+        mine = lambda job: job.owner == "a"
+        first = store.list_jobs(2, visible=mine)
+        assert [job.id for job in first.jobs] == [made[4].id, made[3].id] and first.next_cursor
+        rest = store.list_jobs(10, first.next_cursor, visible=mine)
+        assert [job.id for job in rest.jobs] == [made[2].id, made[1].id, made[0].id] and rest.next_cursor == ""
+        assert other.id not in {job.id for job in store.list_jobs(100).jobs[1:]}  # newest is other's
+        cancelled = store.list_jobs(10, visible=lambda job: job.state is JobState.CANCELLED)
+        assert [job.id for job in cancelled.jobs] == [made[1].id]
+        redis_client.delete(f"podium:job:{made[0].id}")  # expired
+        assert made[0].id not in {job.id for job in store.list_jobs(100).jobs}
+        assert redis_client.zscore("podium:jobs", made[0].id) is None  # pruned from the index
+        store.delete(made[2].id)
+        assert redis_client.zscore("podium:jobs", made[2].id) is None
+
+    def test_a_failure_count_limit_ends_the_job_as_failed(self, store):
+        job = store.create(mode=JobMode.UPLOAD, chunk_size=4, max_failed="1")
+        store.append_files(job.id, 0, [f"img{i}.jpg" for i in range(5)], [b"x"] * 5)
+        store.finish_upload(job.id)
+        store.record(job.id, 0, BAD)
+        store.record(job.id, 1, OK)
+        assert store.get(job.id).state is JobState.RUNNING  # 1 failure is allowed
+        store.record(job.id, 2, BAD)
+        failed = store.get(job.id)
+        assert failed.state is JobState.FAILED and failed.max_failed == "1"
+        assert failed.error.startswith("2 images failed, more than the job allows (max_failed 1)")
+        assert store.record(job.id, 3, OK) is False  # the rest are not processed
+        assert store.active_jobs() == 0
+
+    def test_a_failure_percentage_waits_for_the_total(self, store):
+        job = store.create(mode=JobMode.UPLOAD, chunk_size=4, max_failed="25%")
+        store.append_files(job.id, 0, [f"img{i}.jpg" for i in range(2)], [b"x"] * 2)
+        store.record(job.id, 0, BAD)
+        store.record(job.id, 1, BAD)
+        assert store.get(job.id).state is JobState.UPLOADING  # 2 of ? so far: the total is not known
+        store.append_files(job.id, 2, [f"img{i}.jpg" for i in range(2, 10)], [b"x"] * 8)
+        store.finish_upload(job.id)  # 2 of 10 = 20% <= 25%
+        assert store.get(job.id).state is JobState.RUNNING
+        store.record(job.id, 2, BAD)  # 30%
+        failed = store.get(job.id)
+        assert failed.state is JobState.FAILED and "max_failed 25% of 10" in failed.error
+
+    def test_cached_outcomes_are_counted(self, store):
+        job = new_job(store, 2)
+        store.finish_upload(job.id)
+        store.record(job.id, 0, OK, cached=True)
+        store.record(job.id, 0, OK, cached=True)  # a repeat counts nothing
+        store.record(job.id, 1, OK)
+        done = store.get(job.id)
+        assert (done.succeeded, done.cached, done.state) == (2, 1, JobState.COMPLETED)
+
+    def test_an_ended_job_with_a_webhook_is_queued_once_for_delivery(self, store):
+        hooked = store.create(mode=JobMode.UPLOAD, chunk_size=4, webhook="http://127.0.0.1:9/hook")
+        plain = store.create(mode=JobMode.UPLOAD, chunk_size=4)
+        for job in (hooked, plain):
+            store.finish_upload(job.id)  # empty: completes at once
+        store.cancel(hooked.id)  # already over: not queued again
+        assert store.take_webhook(0.1) == hooked.id
+        assert store.take_webhook(0.1) is None
+        assert store.requeue_webhooks() == 1  # the gateway "died" before webhook_sent
+        assert store.take_webhook(0.1) == hooked.id
+        store.webhook_sent(hooked.id)
+        assert store.requeue_webhooks() == 0
+
+    def test_the_result_cache_keeps_answers_and_bounds_itself(self, redis_client):
+        cache = ResultCache(redis_client, ttl_s=600, max_entries=2)
+        key = CacheKey("resnet50_sports", "3", 5, False)
+        keys = [key.of(bytes([i])) for i in range(3)]
+        assert cache.get(keys[0]) is None
+        cache.put(keys[0], OK)
+        cache.put(keys[1], BAD)  # errors are not kept
+        assert cache.get(keys[0]) == OK and cache.get(keys[1]) is None
+        cache.put(keys[1], OK)
+        cache.put(keys[2], OK)  # beyond the bound: the oldest goes
+        assert cache.get(keys[0]) is None and cache.get(keys[2]) == OK and cache.size() == 2
+        assert 0 < redis_client.ttl(keys[2]) <= 600
+        assert cache.clear() == 2 and cache.size() == 0 and cache.get(keys[2]) is None
+
+    def test_cache_keys_differ_by_everything_that_shapes_the_answer(self):
+        data = b"the same bytes"
+        base = CacheKey("resnet50_sports", "3", 5, False)
+        variants = [base, CacheKey("other", "3", 5, False), CacheKey("resnet50_sports", "4", 5, False)]
+        variants += [CacheKey("resnet50_sports", "3", 1, False), CacheKey("resnet50_sports", "3", 5, True)]
+        assert len({key.of(data) for key in variants}) == len(variants)
+        assert base.of(data) == base.of(bytes(data)) != base.of(data + b"!")

@@ -92,5 +92,10 @@ def test_client_errors_are_readable_without_a_gateway(tmp_path):
 
 
 def test_submit_needs_exactly_one_source(tmp_path):
-    result = CliRunner().invoke(build_app(), ["submit"])
-    assert result.exit_code == exit_code(Status.INVALID_ARGUMENT) and "give a FOLDER" in result.output
+    for args in (
+        ["submit"],
+        ["submit", str(tmp_path), "--server-path", "/data"],
+        ["submit", "s3://b/p", "--manifest", "m"],
+    ):
+        result = CliRunner().invoke(build_app(), args)
+        assert result.exit_code == exit_code(Status.INVALID_ARGUMENT) and "give one of" in result.output, args

@@ -15,7 +15,7 @@ import pytest
 from tests.support.imports import REPO_ROOT, imported_names
 
 CORE = ("errors", "settings", "jobs", "imaging", "modelmeta", "proto", "samples")
-CLIENTS = ("jobstore", "inference", "modelrepo", "podium")
+CLIENTS = ("jobstore", "inference", "modelrepo", "objectstore", "podium")
 SERVICES = ("gateway", "worker")
 TOOLS = ("export", "engine", "cluster", "bench", "train", "evaluate")
 ENTRY = ("podium.cli", "podium.__main__", "ops")
@@ -35,9 +35,10 @@ LAYERS: dict[str, tuple[int, frozenset[str]]] = {
     "jobstore": (2, frozenset({"errors", "jobs", "settings"})),
     "inference": (2, frozenset({"errors", "jobs", "imaging", "modelmeta"})),
     "modelrepo": (2, frozenset({"errors", "jobs", "imaging", "modelmeta"})),
+    "objectstore": (2, frozenset({"errors", "jobs"})),
     "podium": (2, frozenset({"errors", "jobs", "imaging", "proto", "settings"})),
-    "gateway": (3, frozenset({*CORE, "jobstore", "inference"})),
-    "worker": (3, frozenset({*CORE, "jobstore", "inference"})),
+    "gateway": (3, frozenset({*CORE, "jobstore", "inference", "objectstore"})),
+    "worker": (3, frozenset({*CORE, "jobstore", "inference", "objectstore"})),
     "export": (3, frozenset({*CORE, "modelrepo"})),
     "engine": (3, frozenset({*CORE, "modelrepo"})),
     "cluster": (3, frozenset({*CORE, "jobstore", "modelrepo", "gateway.settings", "worker.settings"})),
@@ -49,7 +50,7 @@ LAYERS: dict[str, tuple[int, frozenset[str]]] = {
             {*CORE, "podium", "jobstore", "modelrepo", "cluster", "export", "gateway.settings", "worker.settings"}
         ),
     ),
-    "podium.cli": (4, frozenset({"errors", "jobs", "proto", "settings", "podium"})),
+    "podium.cli": (4, frozenset({"errors", "jobs", "proto", "settings", "podium", "objectstore"})),
     "podium.__main__": (4, frozenset({"ops"})),
     "ops": (4, frozenset({*CORE, *CLIENTS, *TOOLS, "podium.cli"})),
     "docker": (4, frozenset({"gateway.settings", "worker.settings", "jobstore"})),
@@ -67,6 +68,7 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "engine": frozenset({"torch", "torchvision", "redis", "celery", "kombu"}),
     "modelrepo": frozenset({"torch", "torchvision", "redis", "celery", "kombu"}),
     "jobstore": frozenset({"torch", "tritonclient", "onnxruntime"}),
+    "objectstore": frozenset({"torch", "redis", "celery", "tritonclient", "onnxruntime", "grpc"}),
     "inference": frozenset({"torch", "redis", "celery", "onnxruntime"}),
     "gateway": frozenset({"torch", "onnxruntime", "onnx"}),
     "worker": frozenset({"torch", "onnxruntime", "onnx"}),

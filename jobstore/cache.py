@@ -1,0 +1,81 @@
+"""ResultCache: image outcomes by content, so that a byte-identical copy is classified once.
+
+The key is the sha256 of the image's bytes with everything else that shapes the answer:
+the model's name and version, top-k and whether a map was asked for. Entries expire after
+a TTL, and their number is bounded: an index scored by insertion time drops the oldest
+beyond ``max_entries`` (Redis runs with noeviction, so the cache must bound itself).
+Only outcomes of a pinned model version are cached: "the newest version" changes meaning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+import redis
+
+from jobs import ImageOutcome
+from jobstore.errors import convert_redis_errors
+from jobstore.schema import KEY_PREFIX
+
+CACHE_PREFIX = f"{KEY_PREFIX}:cache"
+CACHE_INDEX_KEY = f"{CACHE_PREFIX}:index"
+
+# KEYS: the entry, the index. ARGV: outcome, ttl_s, now, max_entries. The entry and its
+# place in the index are written together; the oldest entries beyond the bound go.
+_PUT = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], KEYS[1])
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
+if over > 0 then
+  local oldest = redis.call('ZPOPMIN', KEYS[2], over)
+  for i = 1, #oldest, 2 do redis.call('DEL', oldest[i]) end
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """What makes two answers the same: the image's bytes and the request's shape."""
+
+    model_name: str
+    model_version: str
+    top_k: int
+    explain: bool
+
+    def of(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        return f"{CACHE_PREFIX}:{self.model_name}:{self.model_version}:{self.top_k}:{int(self.explain)}:{digest}"
+
+
+@convert_redis_errors
+class ResultCache:
+    def __init__(self, client: redis.Redis, ttl_s: int = 7 * 24 * 3600, max_entries: int = 200_000) -> None:
+        self._redis = client
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._put = client.register_script(_PUT)
+
+    def get(self, key: str) -> ImageOutcome | None:
+        raw = self._redis.get(key)
+        return None if raw is None else ImageOutcome.decode(raw)
+
+    def put(self, key: str, outcome: ImageOutcome) -> None:
+        """Keep an answer (only a successful one: errors may be passing)."""
+        if outcome.ok:
+            self._put(keys=[key, CACHE_INDEX_KEY], args=[outcome.encode(), self._ttl_s, time.time(), self._max_entries])
+
+    def size(self) -> int:
+        return int(self._redis.zcard(CACHE_INDEX_KEY))
+
+    def clear(self) -> int:
+        """Drop every entry (e.g. after re-exporting a model version in place)."""
+        keys = [key for key in self._redis.zrange(CACHE_INDEX_KEY, 0, -1)]
+        with self._redis.pipeline() as pipe:
+            for start in range(0, len(keys), 1000):
+                pipe.delete(*keys[start : start + 1000])
+            pipe.delete(CACHE_INDEX_KEY)
+            pipe.execute()
+        return len(keys)

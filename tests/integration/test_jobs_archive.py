@@ -1,0 +1,307 @@
+"""Archive jobs with the real parts: object storage (moto_server, an S3-API server, on
+loopback), manifests, the job list, duplicates answered from the result cache, a webhook
+receiver on loopback, --max-failed, and the Prometheus endpoints."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import json
+import os
+import queue
+import sys
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import boto3
+import pytest
+import redis
+
+from cluster import ClusterSettings, LocalCluster
+from cluster.processes import ManagedProcess, free_port
+from tests.integration.conftest import MODEL_NAME
+from tests.integration.test_end_to_end import check_against_reference
+from tests.support.cli import run_cli
+
+pytestmark = pytest.mark.integration
+SECRET = "webhook-test-secret"
+BUCKET = "archive"
+# boto3's standard variables: what an operator sets for MinIO or another S3-compatible store.
+AWS = {"AWS_ACCESS_KEY_ID": "podium-test", "AWS_SECRET_ACCESS_KEY": "podium-test", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory):
+    """moto's S3-API server on a free loopback port, its address in boto3's variables for
+    this process and every child (the cluster's workers and gateway, the CLI)."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = ManagedProcess(
+        "moto",
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        tmp_path_factory.mktemp("moto") / "moto.log",
+        lambda: _answers(endpoint),
+        ready_timeout_s=60,
+    )
+    saved = {name: os.environ.get(name) for name in (*AWS, "AWS_ENDPOINT_URL")}
+    os.environ.update(AWS | {"AWS_ENDPOINT_URL": endpoint})
+    server.start()
+    try:
+        server.wait_ready()
+        yield boto3.client("s3")
+    finally:
+        server.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _answers(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(endpoint, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def archive(model_repository, data_root, s3_server, tmp_path_factory):
+    """One worker with the result cache on, signing webhooks, reading one bucket and the data root."""
+    settings = ClusterSettings(
+        model_repository=model_repository,
+        workers=1,
+        gateway_port=0,
+        run_dir=tmp_path_factory.mktemp("archive"),
+        service={
+            "model_name": MODEL_NAME,
+            "chunk_size": 8,
+            "decode": "exact",
+            "webhook_secret": SECRET,
+            "s3_buckets": BUCKET,
+            "data_roots": str(data_root),
+        },
+    )
+    with LocalCluster(settings) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def bucket(s3_server, test_folder):
+    """The held-out folder under held-out/, with a console's folder marker and a key beside the prefix."""
+    s3_server.create_bucket(Bucket=BUCKET)
+    for path in sorted(test_folder.root.rglob("*")):
+        if path.is_file():
+            key = "held-out/" + path.relative_to(test_folder.root).as_posix()
+            s3_server.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())
+    s3_server.put_object(Bucket=BUCKET, Key="held-out/empty-folder/", Body=b"")
+    s3_server.put_object(Bucket=BUCKET, Key="held-out-elsewhere.jpg", Body=b"not under the prefix")
+    return s3_server
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    """An HTTP server on loopback that keeps every POST it gets."""
+    posts: queue.Queue = queue.Queue()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            posts.put((self.path, dict(self.headers), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_):
+            pass
+
+    server = HTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", posts
+    server.shutdown()
+
+
+def podium(archive, *args: str):
+    return run_cli(*args, "--gateway", archive.gateway_address)
+
+
+def submitted_id(result) -> str:
+    line = next(line for line in result.stdout.splitlines() if line.startswith("job ") and "submitted" in line)
+    return line.split()[1]
+
+
+def status(archive, job_id: str) -> dict:
+    result = podium(archive, "status", job_id, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_an_s3_prefix_gives_one_correct_line_per_object(archive, bucket, test_folder, reference):
+    result = podium(archive, "submit", f"s3://{BUCKET}/held-out", "--wait", "--show", "0",
+                    "--output", f"s3://{BUCKET}/results/held-out.jsonl")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    body = bucket.get_object(Bucket=BUCKET, Key="results/held-out.jsonl")["Body"].read().decode()
+    check_against_reference([json.loads(line) for line in body.splitlines()], test_folder, reference)
+    job = status(archive, submitted_id(result))
+    assert job["mode"] == "s3" and job["source"] == f"s3://{BUCKET}/held-out/"
+    client = redis.Redis.from_url(archive.redis_url)
+    try:
+        stored = b"".join(client.dump(key) or b"" for key in client.scan_iter(match="podium:job:*"))
+    finally:
+        client.close()
+    assert AWS["AWS_SECRET_ACCESS_KEY"].encode() not in stored  # credentials never enter Redis
+    refused = podium(archive, "submit", "s3://someone-elses/photos")
+    assert refused.returncode != 0 and "PODIUM_S3_BUCKETS" in refused.stderr + refused.stdout
+
+
+def test_a_manifest_keeps_its_order_and_its_columns_and_fails_only_bad_lines(archive, bucket, test_folder, reference):
+    valid = list(reversed(test_folder.valid))[:4]
+    rows = [{"path": f"s3://{BUCKET}/held-out/{rel}", "photographer": f"p{i}"} for i, rel in enumerate(valid)]
+    rows.insert(1, {"path": "s3://not-allowed/x.jpg", "photographer": "x"})
+    rows.insert(3, {"path": str(test_folder.root / valid[0]), "photographer": "local"})
+    rows.append({"path": "/etc/passwd", "photographer": "nobody"})
+    manifest = Path(archive.run_dir) / "manifest.csv"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "photographer"])
+        writer.writeheader()
+        writer.writerows(rows)
+    out = Path(archive.run_dir) / "manifest.jsonl"
+    result = podium(archive, "submit", "--manifest", str(manifest), "--wait", "--output", str(out), "--show", "0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["path"] for line in lines] == [row["path"] for row in rows]
+    assert [line["meta"] for line in lines] == [{"photographer": row["photographer"]} for row in rows]
+    assert "not one this gateway may read" in lines[1]["error"] and "outside the data roots" in lines[-1]["error"]
+    checked = 0
+    for line in lines:
+        rel = line["path"].removeprefix(f"s3://{BUCKET}/held-out/").removeprefix(f"{test_folder.root}/")
+        if rel in valid:
+            assert line["status"] == "ok", line
+            expected = reference[rel]
+            assert line["top_k"][0]["index"] == int(expected.argmax()), rel
+            assert all(abs(p["probability"] - expected[p["index"]]) <= 1e-3 for p in line["top_k"]), rel
+            checked += 1
+    assert checked == len(valid) + 1
+
+
+def test_a_second_submit_is_answered_from_the_cache_with_identical_results(archive, test_folder, tmp_path):
+    runs = []
+    for name in ("first", "second"):
+        out = tmp_path / f"{name}.jsonl"
+        result = podium(archive, "submit", str(test_folder.root), "--wait", "--output", str(out), "--name", name)
+        assert result.returncode == 0, result.stdout + result.stderr
+        runs.append(
+            (status(archive, submitted_id(result)), [json.loads(line) for line in out.read_text().splitlines()])
+        )
+    (first, first_lines), (second, second_lines) = runs
+    assert second["cached"] == second["succeeded"] == len(test_folder.valid)
+    assert second_lines == first_lines
+
+    listed = podium(archive, "jobs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    jobs = json.loads(listed.stdout)
+    assert [job["id"] for job in jobs[:2]] == [second["id"], first["id"]]  # newest first
+    for job in jobs:
+        assert {"id", "name", "state", "total", "succeeded", "failed", "cached", "created_at"} <= set(job)
+    assert jobs[0]["state"] == "completed" and jobs[0]["name"] == "second"
+    only_first = json.loads(podium(archive, "jobs", "--json", "--name", "firs").stdout)
+    assert [job["id"] for job in only_first] == [first["id"]]
+    table = podium(archive, "jobs")
+    assert first["id"] in table.stdout and second["id"] in table.stdout
+
+
+def test_a_webhook_receiver_gets_the_signed_completion_post(archive, receiver, test_folder):
+    url, posts = receiver
+    result = podium(
+        archive, "submit", str(test_folder.root), "--wait", "--webhook", f"{url}/done?token=t", "--show", "0"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    job_id = submitted_id(result)
+    path, headers, body = posts.get(timeout=30)
+    assert path == "/done?token=t"
+    expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["X-Podium-Signature"], expected)
+    sent = json.loads(body)
+    job = status(archive, job_id)
+    assert sent == {
+        key: job[key] for key in ("name", "state", "total", "succeeded", "failed", "cached", "finished_at")
+    } | {"job_id": job_id}
+    assert sent["state"] == "completed" and sent["total"] == len(test_folder.visible)
+    assert posts.empty()  # one POST per job
+
+
+def test_too_many_failures_stop_the_job_and_every_file_still_gets_a_line(archive, test_folder, tmp_path):
+    folder = tmp_path / "wrong-folder"
+    folder.mkdir()
+    for i in range(40):
+        (folder / f"notes-{i:02d}.jpg").write_text(f"not a photo {i}")
+    out = tmp_path / "out.jsonl"
+    result = podium(archive, "submit", str(folder), "--wait", "--output", str(out), "--max-failed", "3", "--show", "0")
+    assert result.returncode != 0
+    job = status(archive, submitted_id(result))
+    assert job["state"] == "failed" and job["max_failed"] == "3"
+    assert "more than the job allows (max_failed 3)" in job["error"]
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(line["path"] for line in lines) == sorted(p.name for p in folder.iterdir())
+    assert all(line["status"] == "error" for line in lines)
+    assert any("not processed" in line["error"] for line in lines)
+    bad = podium(archive, "submit", str(folder), "--max-failed", "lots")
+    assert bad.returncode != 0 and "max_failed" in bad.stderr + bad.stdout
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Samples of a Prometheus text page: 'name{labels}' -> value."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def total(samples: dict[str, float], name: str, **labels: str) -> float:
+    wanted = [f'{key}="{value}"' for key, value in labels.items()]
+    return sum(
+        value for key, value in samples.items() if key.split("{")[0] == name and all(label in key for label in wanted)
+    )
+
+
+def test_the_metrics_count_what_the_jobs_did(archive):
+    urls = archive.metrics_urls
+    assert set(urls) == {"triton", "gateway", "worker-1"}
+    jobs = json.loads(podium(archive, "jobs", "--json").stdout)
+    assert jobs, "runs after the tests above"
+    worker = scrape(urls["worker-1"])
+    # Every ok image went through the worker; some failures were the gateway's (manifest lines it may not read).
+    assert total(worker, "podium_images_processed_total", status="ok") == sum(job["succeeded"] for job in jobs)
+    assert 0 < total(worker, "podium_images_processed_total", status="error") <= sum(job["failed"] for job in jobs)
+    assert total(worker, "podium_images_processed_total", source="cache") == sum(job["cached"] for job in jobs)
+    assert total(worker, "podium_result_cache_lookups_total", result="hit") >= sum(j["cached"] for j in jobs) > 0
+    assert total(worker, "podium_image_stage_seconds_count", stage="inference") > 0
+    gateway = scrape(urls["gateway"])
+    assert total(gateway, "podium_jobs_submitted_total") == len(jobs)
+    assert total(gateway, "podium_jobs_submitted_total", mode="s3") == 1
+    assert total(gateway, "podium_webhooks_total", outcome="delivered") == 1
+    assert total(gateway, "podium_result_cache_entries") > 0 and total(gateway, "podium_active_jobs") == 0
+    assert total(gateway, "podium_queue_depth") == 0
+    assert total(scrape(urls["triton"]), "nv_inference_count") > 0
+
+
+def test_delete_leaves_no_key_and_the_job_leaves_the_list(archive, tmp_path):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(b"not a photo")
+    job_id = submitted_id(podium(archive, "submit", str(folder), "--wait", "--show", "0"))
+    assert podium(archive, "delete", job_id).returncode == 0
+    client = redis.Redis.from_url(archive.redis_url)
+    try:
+        assert list(client.scan_iter(match=f"*{job_id}*")) == []
+    finally:
+        client.close()
+    assert job_id not in podium(archive, "jobs", "--json").stdout
