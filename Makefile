@@ -9,7 +9,7 @@ DEMO_DIR ?= .podium/demo
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup system-deps demo figures test unit component integration deploy bench proto lint clean
+.PHONY: setup system-deps demo figures test unit component integration deploy bench gpu-check proto lint clean
 
 setup: system-deps $(STAMP)
 
@@ -40,6 +40,21 @@ figures: demo
 # Lint first (seconds), then every tier: unit, component, integration, deploy (docs/architecture.md).
 test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The GPU path on a GPU machine (ops/gpu_check.py): export, engine build and its FP16 gate,
+# engine speed, Triton end to end when its TensorRT backend is here. Without a GPU it says so
+# and exits 0. The engine steps run in .venv-gpu, built like the engine-builder image:
+# the project without PyTorch, TensorRT pinned to Triton 25.06's, CUDA 12.9 bindings.
+GPU_CHECK_DIR ?= .podium/gpu-check
+TENSORRT_VERSION = $(shell sed -n 's/^TENSORRT_VERSION = "\(.*\)"/\1/p' modelrepo/recipe.py)
+gpu-check: setup
+	@if nvidia-smi -L >/dev/null 2>&1; then \
+	  test -x .venv-gpu/bin/python || python3 -m venv .venv-gpu; \
+	  .venv-gpu/bin/python -m pip install -q --upgrade pip; \
+	  .venv-gpu/bin/python -m pip install -q -e . $$($(BIN)/python docker/engine_requirements.py pyproject.toml) \
+	    "tensorrt-cu12==$(TENSORRT_VERSION)" "cuda-bindings==12.9.*"; \
+	fi
+	$(BIN)/python -m ops.gpu_check --engine-python .venv-gpu/bin/python $(GPU_CHECK_DIR)
 
 # Throughput, latency and fairness side by side (~10-15 min on 2 cores); not part of `make test`.
 # BENCH_ARGS passes options through, e.g. BENCH_ARGS="--quick" or "--workers 3 --inflight 8".

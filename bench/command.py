@@ -38,6 +38,12 @@ def bench(
     latency_repeats: Annotated[int | None, typer.Option(min=1, help="Repeats of each latency (default 10)")] = None,
     output_dir: Annotated[Path, typer.Option(help="bench.json, bench.png, and work/ (reused)")] = DEFAULT_OUTPUT_DIR,
     int8: Annotated[bool, typer.Option(help="Also export and measure cpu-int8, when that target exists")] = True,
+    scale: Annotated[
+        bool,
+        typer.Option(
+            help="Also measure the result cache and a 100,000-image job (2,000 with --quick) on a stand-in model"
+        ),
+    ] = True,
     workers: Annotated[int | None, typer.Option(min=1, help="Celery workers (default: the cluster's)")] = None,
     inflight: Annotated[int | None, typer.Option(min=1, help="PODIUM_INFLIGHT of each worker")] = None,
     chunk_size: Annotated[int | None, typer.Option(min=1, help="PODIUM_CHUNK_SIZE: images per task")] = None,
@@ -65,6 +71,7 @@ def bench(
         repeats=repeats,
         latency_repeats=latency_repeats,
         int8=int8,
+        scale=scale,
         workers=workers,
         inflight=inflight,
         chunk_size=chunk_size,

@@ -33,6 +33,14 @@ FAST_MAX_DIFF = "fast_vs_exact_max_abs_diff"
 E2E_CAMERA = "end_to_end_24mp"
 E2E_EXPLAINED = "end_to_end_224_explained"
 MAP_REDIS_BYTES = "redis_bytes_per_image_for_map"
+# The stand-in model's cluster pair (bench/scale.py).
+CACHE_OFF = "standin_distinct_cache_off"
+CACHE_MISSES = "standin_distinct_cache_on"
+CACHE_HITS = "standin_duplicates_cache_on"
+SCALE_FIRST_TENTH = "scale_{mode}_first_tenth"
+SCALE_LAST_TENTH = "scale_{mode}_last_tenth"
+SCALE_REDIS_BYTES = "scale_{mode}_redis_bytes_per_image"
+SCALE_MODES = ("path", "upload")
 
 THROUGHPUT = "img/s"
 SECONDS = "s"
@@ -70,6 +78,7 @@ class BenchResults:
     # One dict per interleaved round: figure key -> that round's value (paired ratios).
     rounds: list[dict[str, float]] = field(default_factory=list)
     fairness_runs: list[dict] = field(default_factory=list)
+    scale_runs: list[dict] = field(default_factory=list)  # bench.scale.ScaleRun, one per mode
     # Per round: CPU ms per image of the 224x224 end-to-end job, by component.
     cpu_per_image: list[dict[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

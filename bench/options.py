@@ -29,6 +29,8 @@ class Sizes:
     fairness_delay_s: float  # how long the big job runs before the small one arrives
     camera_photos: int  # photos of many sizes for fast decoding's agreement with exact
     camera_job_images: int  # 24 MP photos in the end-to-end camera job
+    cache_images: int  # distinct images of the result cache's cost and win (stand-in model)
+    scale_images: int  # the scale job (stand-in model), in path and in upload mode
 
 
 FULL = Sizes(
@@ -47,6 +49,8 @@ FULL = Sizes(
     fairness_delay_s=3.0,
     camera_photos=200,
     camera_job_images=24,
+    cache_images=2000,
+    scale_images=100_000,
 )
 
 QUICK = Sizes(
@@ -65,6 +69,8 @@ QUICK = Sizes(
     fairness_delay_s=1.0,
     camera_photos=24,
     camera_job_images=4,
+    cache_images=200,
+    scale_images=2000,
 )
 
 
@@ -80,6 +86,7 @@ class BenchOptions:
     repeats: int | None = None  # None: the preset's
     latency_repeats: int | None = None
     int8: bool = True  # export and measure cpu-int8 when that target exists
+    scale: bool = True  # the stand-in model's phase: the result cache's cost and win, the scale job
     workers: int | None = None
     inflight: int | None = None
     chunk_size: int | None = None

@@ -118,6 +118,7 @@ def results_json(results: BenchResults, targets: list[TargetResult], seconds: fl
         "triton_sweep": results.triton_sweep,
         "rounds": results.rounds,
         "fairness_runs": results.fairness_runs,
+        "scale_runs": results.scale_runs,
         "cpu_ms_per_image_end_to_end_224": results.cpu_per_image,
         "notes": results.notes,
     }

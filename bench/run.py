@@ -50,6 +50,7 @@ from bench.models import ServedModel, exported_model, served_model, with_queue_d
 from bench.options import BenchOptions, Sizes
 from bench.raw import RawOnnxRuntime, decode_seconds_per_image
 from bench.report import cpu_table, figures_table, results_json, sweep_table, targets_table, write_json
+from bench.scale import measure_scale_and_cache, standin_repository
 from bench.targets import TargetResult, evaluate
 
 # Above this many cores used by other processes, the run says its figures are disturbed.
@@ -81,9 +82,12 @@ def run_bench(options: BenchOptions, console: Console) -> list[TargetResult]:
             for label, served in (("fp32", fp32), ("int8", int8))
             if served is not None
         }
+        standins = _standin_clusters(run, stack, fp32, images_root) if options.scale else {}
         main = _connect(stack, fp32, clusters["fp32"])
         quantised = _connect(stack, int8, clusters["int8"]) if int8 else None
         _measure(run, stack, main, quantised)
+        if standins:
+            measure_scale_and_cache(run, *(_client_of(stack, standins[label]) for label in ("caching", "plain")))
     seconds = time.perf_counter() - log.started
     results.machine["load_average_at_end"] = load_average()
     other = other_cores_used(cpu_before, cpu_snapshot(), seconds)
@@ -161,8 +165,25 @@ def _connect(stack: ExitStack, served: ServedModel, cluster: LocalCluster) -> Se
     return ServedCluster(served, cluster, client, RawOnnxRuntime(served))
 
 
+def _standin_clusters(run: Run, stack: ExitStack, fp32: ServedModel, images_root: Path) -> dict:
+    """The stand-in model's two clusters, with and without the result cache (bench/scale.py)."""
+    standin = standin_repository(fp32, run.options.work_dir / "model_repository_standin")
+    return {
+        label: stack.enter_context(
+            _cluster(run, standin, run.options.work_dir / f"run-standin-{label}", images_root, result_cache=cache)
+        )
+        for label, cache in (("caching", True), ("plain", False))
+    }
+
+
+def _client_of(stack: ExitStack, cluster: LocalCluster) -> tuple:
+    from podium.client import PodiumClient
+
+    return cluster, stack.enter_context(PodiumClient(cluster.gateway_address))
+
+
 @contextmanager
-def _cluster(run: Run, model: ServedModel, run_dir: Path, data_root: Path) -> Iterator:
+def _cluster(run: Run, model: ServedModel, run_dir: Path, data_root: Path, result_cache: bool = False) -> Iterator:
     from cluster import ClusterSettings, LocalCluster
     from settings import field_values
 
@@ -175,8 +196,9 @@ def _cluster(run: Run, model: ServedModel, run_dir: Path, data_root: Path) -> It
         "max_queued_chunks": options.max_queued_chunks,
     }
     service = {
-        # Rounds submit the same folders again: with the result cache they would measure Redis.
-        "result_cache": False,
+        # Rounds submit the same folders again: with the result cache they would measure Redis
+        # (the stand-in's caching cluster measures the cache itself).
+        "result_cache": result_cache,
         **field_values(options.extra_env),
         "model_name": model.model_name,
         "data_roots": str(data_root.resolve()),

@@ -47,6 +47,7 @@ from modelrepo.layout import (
     PLAN_FILENAME,
     RECIPE_FILENAME,
 )
+from modelrepo.recipe import NGC_RELEASE, TENSORRT_VERSION
 
 MAX_CHECK_IMAGES = 256
 CHECK_BATCH_SIZE = 16
@@ -85,6 +86,23 @@ class EngineOutcome:
     fidelity: dict = field(default_factory=dict)
 
 
+def check_tensorrt_version(found: str, wanted: str) -> None:
+    """Refuse a builder whose plans the target Triton could not load."""
+    if int(found.split(".")[0]) >= 11:
+        raise EngineBuildError(
+            f"TensorRT {found} is not supported: TensorRT 11 removed weakly typed networks and BuilderFlag.FP16, "
+            f"and Triton {NGC_RELEASE} loads TensorRT {wanted} plans only",
+            hint=f"build in the engine-builder image (nvcr.io/nvidia/tensorrt:{NGC_RELEASE}-py3) "
+            f"or pip install tensorrt-cu12=={wanted}",
+        )
+    if found != wanted:
+        raise EngineBuildError(
+            f"TensorRT {found} would build a plan the target Triton (TensorRT {wanted}) cannot load",
+            hint=f"build in the engine-builder image (nvcr.io/nvidia/tensorrt:{NGC_RELEASE}-py3), pip install "
+            f"tensorrt-cu12=={wanted}, or set PODIUM_ENGINE_TENSORRT_VERSION to your Triton's TensorRT",
+        )
+
+
 def build_engines(
     repository: Path,
     *,
@@ -94,11 +112,13 @@ def build_engines(
     min_top1_agreement: float | None = None,
     toolchain: EngineToolchain | None = None,
     progress: Progress | None = None,
+    tensorrt_version: str = TENSORRT_VERSION,
 ) -> list[EngineOutcome]:
     """Build, check and install the engines the repository's GPU versions lack on this GPU."""
     report = progress or (lambda message: None)
     tools = toolchain or gpu_toolchain()
     environment = tools.environment()  # fails fast, with what to do, where there is no GPU/TensorRT
+    check_tensorrt_version(environment.tensorrt_version, tensorrt_version)
     report(
         f"GPU {environment.gpu_name} (compute {environment.compute_capability}), "
         f"TensorRT {environment.tensorrt_version}"

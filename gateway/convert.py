@@ -40,6 +40,7 @@ def job_to_proto(job: Job) -> pb.Job:
             source=job.source,
             webhook=job.webhook,
             max_failed=job.max_failed,
+            job_key=job.job_key,
         ),
         mode=job.mode.value,
     )

@@ -49,15 +49,19 @@ class StoreCollector:
 
 
 def start_metrics(store: JobStore, host: str, port: int) -> GatewayMetrics:
-    """Register the gateway's metrics and serve them on host:port (0: not served)."""
-    from prometheus_client import REGISTRY, Counter, start_http_server
+    """The gateway's metrics, in a registry of its own (one per gateway, so that several in
+    one process do not collide), served on host:port (0: not served)."""
+    from prometheus_client import CollectorRegistry, Counter, GCCollector, ProcessCollector, start_http_server
 
+    registry = CollectorRegistry()
     metrics = GatewayMetrics(
-        jobs_submitted=Counter("podium_jobs_submitted", "Jobs accepted", ["mode"]),
-        webhooks=Counter("podium_webhooks", "Webhook deliveries", ["outcome"]),
+        jobs_submitted=Counter("podium_jobs_submitted", "Jobs accepted", ["mode"], registry=registry),
+        webhooks=Counter("podium_webhooks", "Webhook deliveries", ["outcome"], registry=registry),
     )
     if port:
-        REGISTRY.register(StoreCollector(store))
-        start_http_server(port, addr=host)
+        ProcessCollector(registry=registry)
+        GCCollector(registry=registry)
+        registry.register(StoreCollector(store))
+        start_http_server(port, addr=host, registry=registry)
         log.info("gateway metrics on http://%s:%d/metrics", host, port)
     return metrics

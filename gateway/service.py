@@ -12,7 +12,7 @@ from gateway.manifest import line_error
 from gateway.model_service import ModelService, checked_top_k, require_maps
 from gateway.paths import resolve_under_roots
 from gateway.settings import GatewaySettings
-from gateway.uploads import MAX_PATH_BYTES, FileChunk, UploadAssembler
+from gateway.uploads import MAX_PATH_BYTES, FileChunk, UploadAssembler, UploadJobEnded
 from gateway.webhooks import checked_webhook
 from jobs import (
     FailureLimit,
@@ -38,6 +38,9 @@ _PATH_BATCH = 1000
 CANCELLED_ERROR = "job cancelled before this image was processed"
 MAX_NAME_CHARS = 200
 MAX_SOURCE_CHARS = 1000
+MAX_JOB_KEY_CHARS = 200
+# A keyed upload holds this lease while it streams, renewed with each file.
+_UPLOAD_LEASE_MARGIN_S = 30
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
@@ -51,6 +54,7 @@ class JobOptions:
     model: str = ""  # NAME or NAME:VERSION
     explain: bool = False  # each ok result carries the top-1 class's activation map
     source: str = ""  # where the images came from (informational)
+    job_key: str = ""  # idempotency key: a submit with it again resumes (or returns) that job
     webhook: str = ""  # POSTed to when the job ends (gateway.webhooks)
     max_failed: str = ""  # "N" or "P%" (jobs.FailureLimit)
 
@@ -87,16 +91,108 @@ class JobService:
     # --- submitting ------------------------------------------------------------------
 
     def submit_upload(self, options: JobOptions, caller: Caller, chunks: Iterable[FileChunk]) -> Job:
+        if options.job_key:
+            return self._submit_keyed_upload(options, caller, chunks)
         job = self._create(JobMode.UPLOAD, options, caller)
         assembler = UploadAssembler(self.store, job.id, self.settings, self.queue.pump)
         try:
             for chunk in chunks:
                 assembler.add_chunk(chunk)
             assembler.finish()
+        except UploadJobEnded:
+            return self._stopped_by_its_limit(job.id)
         except BaseException as exc:
             self.store.fail(job.id, f"upload did not complete: {getattr(exc, 'message', None) or type(exc).__name__}")
             raise
         return self._start(job.id)
+
+    def _submit_keyed_upload(self, options: JobOptions, caller: Caller, chunks: Iterable[FileChunk]) -> Job:
+        """An upload that may resume: a broken stream leaves the job uploading (the reconciler
+        fails it after PODIUM_UPLOAD_STALL_S of silence), and a submit with the same key adds
+        the files it does not hold yet. A job whose upload finished is returned as it is."""
+        job = self._job_of_key(options, caller)
+        if job.state is not JobState.UPLOADING:
+            return job
+        lease = f"upload:{job.id}"
+        lease_s = self.settings.upload_idle_s + _UPLOAD_LEASE_MARGIN_S
+        if not self.store.claim(lease, lease_s):
+            # Unavailable, not an error of the request: a resume that arrives while the gateway
+            # still lets go of the broken stream tries again (the client does, for a while).
+            raise Unavailable(
+                f"job {job.id} (key {options.job_key!r}) is being uploaded by another `podium submit`",
+                hint="wait for it to finish, or stop it and submit again",
+            )
+        assembler = UploadAssembler(
+            self.store,
+            job.id,
+            self.settings,
+            self.queue.pump,
+            count=job.total,
+            already=frozenset(self.store.all_files(job.id)),
+            on_file=lambda: self.store.renew_claim(lease, lease_s),
+        )
+        try:
+            for chunk in chunks:
+                assembler.add_chunk(chunk)
+            assembler.finish()
+        except UploadJobEnded:
+            return self._stopped_by_its_limit(job.id)
+        except BaseException:
+            self._keep_whole_files(assembler, job.id)
+            raise
+        finally:
+            self.store.release_claim(lease)
+        return self._start(job.id)
+
+    def _stopped_by_its_limit(self, job_id: str) -> Job:
+        """A job its own --max-failed stopped during the upload is the answer (its error says
+        why); one cancelled or deleted meanwhile ends the upload as FAILED_PRECONDITION."""
+        job = self.store.get(job_id)
+        if job is not None and job.state is JobState.FAILED and job.max_failed:
+            return job
+        raise UploadJobEnded(
+            f"job {job_id} ended during its upload ({job.state.value if job else 'deleted or expired'})"
+        )
+
+    @staticmethod
+    def _keep_whole_files(assembler: UploadAssembler, job_id: str) -> None:
+        """The stream broke: the files received whole are kept (a resume skips them)."""
+        try:
+            assembler.flush()
+        except Exception:
+            log.warning("job %s: files received before the break could not be kept", job_id, exc_info=True)
+        log.info("job %s: keyed upload interrupted after %d files; the same key resumes it", job_id, assembler.count)
+
+    def _job_of_key(self, options: JobOptions, caller: Caller) -> Job:
+        """The job the caller's key is bound to, or a new one bound to it."""
+        if len(options.job_key) > MAX_JOB_KEY_CHARS:
+            raise InvalidArgument(f"job key must be at most {MAX_JOB_KEY_CHARS} characters")
+        bound = self.store.job_for_key(caller.owner, options.job_key)
+        if bound is not None:
+            job = self.store.get(bound)
+            if job is not None:
+                return job
+            self.store.unbind_job_key(caller.owner, options.job_key, bound)  # expired or deleted
+        job = self._create(JobMode.UPLOAD, options, caller)
+        ttl_s = self.settings.result_ttl_s + int(self.settings.upload_stall_s)
+        winner = self.store.bind_job_key(caller.owner, options.job_key, job.id, ttl_s)
+        if winner != job.id:  # a concurrent submit with the same key bound first
+            self.store.delete(job.id)
+            return self.get(winner, caller)
+        return job
+
+    def find(self, job_key: str, caller: Caller) -> Job:
+        """The caller's job submitted with ``job_key``."""
+        bound = self.store.job_for_key(caller.owner, job_key) if job_key else None
+        job = self.store.get(bound) if bound else None
+        if job is None or not caller.may_see(job.owner):
+            raise NotFound(f"no job with the key {job_key!r}")
+        return job
+
+    def files(self, job_id: str, caller: Caller) -> Iterator[str]:
+        """Every path the job holds, in job order (what a resumed upload need not send)."""
+        self.get(job_id, caller)
+        return self.store.all_files(job_id)
 
     def submit_path(self, path: str, options: JobOptions, caller: Caller) -> Job:
         """A folder under a data root, or an s3:// prefix in a bucket the gateway may read."""
@@ -164,6 +260,8 @@ class JobService:
         return start + len(entries)
 
     def _create(self, mode: JobMode, options: JobOptions, caller: Caller, root: str = "") -> Job:
+        if options.job_key and mode is not JobMode.UPLOAD:
+            raise InvalidArgument("a job key makes an upload resumable; path, s3 and manifest jobs take none")
         top_k = checked_top_k(options.top_k, self.settings.default_top_k)
         if len(options.name) > MAX_NAME_CHARS:
             raise InvalidArgument(f"job name must be at most {MAX_NAME_CHARS} characters")
@@ -173,7 +271,7 @@ class JobService:
         max_failed = FailureLimit.parse(options.max_failed).text
         self._check_room()
         model = self._model_of(options)
-        return self.store.create(
+        job = self.store.create(
             mode=mode,
             chunk_size=self.settings.chunk_size,
             top_k=top_k,
@@ -186,7 +284,10 @@ class JobService:
             source=root or options.source,
             webhook=webhook,
             max_failed=max_failed,
+            job_key=options.job_key,
         )
+        self._on_submitted(mode)
+        return job
 
     def _model_of(self, options: JobOptions) -> ModelRef:
         """The job's model, version pinned; NotFound before any image is read. A job of the
@@ -221,7 +322,6 @@ class JobService:
         job = self.store.get(job_id)
         if job is None:
             raise NotFound(f"job {job_id} vanished while it was submitted (deleted?)")
-        self._on_submitted(job.mode)
         return job
 
     # --- reading ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ long-lived streams, each of which holds a slot (``gateway.streams``) for its lif
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import grpc
@@ -22,6 +23,8 @@ from jobs import ImageResult
 from proto import podium_pb2 as pb
 from proto import podium_pb2_grpc as pb_grpc
 
+FILES_PER_MESSAGE = 1000
+
 
 def _options(spec: pb.JobSpec) -> JobOptions:
     return JobOptions(
@@ -32,6 +35,7 @@ def _options(spec: pb.JobSpec) -> JobOptions:
         source=spec.source,
         webhook=spec.webhook,
         max_failed=spec.max_failed,
+        job_key=spec.job_key,
     )
 
 
@@ -91,6 +95,14 @@ class PodiumServicer(pb_grpc.PodiumServicer):
 
     def GetJob(self, request, context):
         return job_to_proto(self._jobs.get(request.job_id, self._caller(context)))
+
+    def FindJob(self, request, context):
+        return job_to_proto(self._jobs.find(request.job_key, self._caller(context)))
+
+    def ListJobFiles(self, request, context):
+        paths = iter(self._jobs.files(request.job_id, self._caller(context)))
+        while batch := list(itertools.islice(paths, FILES_PER_MESSAGE)):
+            yield pb.JobFiles(paths=batch)
 
     def WatchJob(self, request, context):
         caller = self._caller(context)

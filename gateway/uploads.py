@@ -42,6 +42,10 @@ def check_relative_path(path: str) -> str:
     return path
 
 
+class UploadJobEnded(FailedPrecondition):
+    """The job ended (cancelled, failed, expired) while its files were still arriving."""
+
+
 @dataclass
 class UploadAssembler:
     """Receives file chunks of one job, keeps limits, and flushes complete files to Redis."""
@@ -50,9 +54,12 @@ class UploadAssembler:
     job_id: str
     settings: GatewaySettings
     pump: Callable[[str], object]
-    count: int = 0
+    count: int = 0  # files the job holds already (a resumed upload goes on after them)
+    already: frozenset[str] = frozenset()  # their paths: sent again, they are skipped
+    on_file: Callable[[], object] = lambda: None  # each file received (a keyed upload renews its lease)
     total_bytes: int = 0
     _seen: set[str] = field(default_factory=set)
+    _skipping: bool = False
     _batch_paths: list[str] = field(default_factory=list)
     _batch_blobs: list[bytes | None] = field(default_factory=list)
     _batch_errors: list[tuple[int, str]] = field(default_factory=list)
@@ -64,6 +71,9 @@ class UploadAssembler:
 
     def add_chunk(self, chunk: FileChunk) -> None:
         path, data, last = chunk.path, chunk.data, chunk.last
+        if self._skipping or (self._current_path is None and path in self.already):
+            self._skipping = not last  # a resumed upload re-sent a file the job holds: ignore it
+            return
         if self._current_path is None:
             self._start_file(path)
         elif path != self._current_path:
@@ -116,6 +126,7 @@ class UploadAssembler:
             self._batch_blobs.append(bytes(self._current))
             self._batch_bytes += len(self._current)
         self._current_path, self._current = None, None
+        self.on_file()
         if len(self._batch_paths) >= FLUSH_FILES or self._batch_bytes >= FLUSH_BYTES:
             self.flush()
 
@@ -150,6 +161,4 @@ class UploadAssembler:
     def _check_still_open(self) -> None:
         state = self.store.state(self.job_id)
         if state is None or state.terminal:
-            raise FailedPrecondition(
-                f"job {self.job_id} ended during its upload ({state.value if state else 'expired'})"
-            )
+            raise UploadJobEnded(f"job {self.job_id} ended during its upload ({state.value if state else 'expired'})")

@@ -57,6 +57,7 @@ class Job:
     cached: int = 0  # succeeded images whose outcome came from the result cache (a duplicate)
     webhook: str = ""  # POSTed to when the job ends
     max_failed: str = ""  # "N" or "P%": more failed images end the job as FAILED (jobs.limits)
+    job_key: str = ""  # the client's idempotency key: a submit with it again resumes this job
 
     @property
     def finished(self) -> int:

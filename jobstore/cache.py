@@ -70,6 +70,12 @@ class ResultCache:
     def size(self) -> int:
         return int(self._redis.zcard(CACHE_INDEX_KEY))
 
+    def memory_bytes(self, sample: int = 200) -> float:
+        """What the cache holds in Redis: its index plus its entries (MEMORY USAGE of a sample)."""
+        entries = self._redis.zrange(CACHE_INDEX_KEY, 0, sample - 1)
+        per_entry = sum(int(self._redis.memory_usage(key, samples=0) or 0) for key in entries) / max(len(entries), 1)
+        return self.size() * per_entry + int(self._redis.memory_usage(CACHE_INDEX_KEY, samples=0) or 0)
+
     def clear(self) -> int:
         """Drop every entry (e.g. after re-exporting a model version in place)."""
         keys = [key for key in self._redis.zrange(CACHE_INDEX_KEY, 0, -1)]

@@ -8,6 +8,7 @@ everywhere, and a test holds the public fields equal to the ``Job`` dataclass.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from string import Template
@@ -21,6 +22,12 @@ JOBS_INDEX_KEY = f"{KEY_PREFIX}:jobs"
 # Ids of ended jobs with a webhook, waiting for a gateway to deliver it; and those being delivered.
 WEBHOOK_QUEUE_KEY = f"{KEY_PREFIX}:webhooks"
 WEBHOOK_SENDING_KEY = f"{KEY_PREFIX}:webhooks:sending"
+
+
+def job_key_name(owner: str, job_key: str) -> str:
+    """The key that binds a client's job key (per API key) to its job id."""
+    digest = hashlib.sha256(job_key.encode()).hexdigest()[:32]
+    return f"{KEY_PREFIX}:jobkey:{owner or '-'}:{digest}"
 
 
 @dataclass(frozen=True)
@@ -157,6 +164,7 @@ JOB_HASH = JobHash(
         HashField("cached", int, 0),
         HashField("webhook", str, ""),
         HashField("max_failed", str, ""),
+        HashField("job_key", str, ""),
         # Bookkeeping of the store and its scripts.
         HashField("chunk_size", int, 1, public=False),
         HashField("dispatched", int, 0, public=False),

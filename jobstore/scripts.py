@@ -198,3 +198,19 @@ if state == 'running' or state == 'uploading' then
 end
 return 1
 """)
+
+
+# KEYS[1]: a job key's binding. ARGV: job id, ttl_s. Binds the key unless it is bound to a
+# job already; returns the job it is bound to (one of two concurrent submits wins).
+BIND_JOB_KEY = """
+local bound = redis.call('GET', KEYS[1])
+if bound then return bound end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return ARGV[1]
+"""
+
+# KEYS[1]: a job key's binding. ARGV: job id. Removes it if it still names that job.
+UNBIND_JOB_KEY = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""

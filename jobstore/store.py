@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Self
 
@@ -21,6 +21,7 @@ from jobstore.schema import (
     WEBHOOK_QUEUE_KEY,
     WEBHOOK_SENDING_KEY,
     JobKeys,
+    job_key_name,
 )
 from settings import DEFAULT_RESULT_TTL_S
 
@@ -91,6 +92,8 @@ class JobStore:
         self._renew_chunk = client.register_script(scripts.RENEW_CHUNK)
         self._release_chunk = client.register_script(scripts.RELEASE_CHUNK)
         self._append_files = client.register_script(scripts.APPEND_FILES)
+        self._bind = client.register_script(scripts.BIND_JOB_KEY)
+        self._unbind = client.register_script(scripts.UNBIND_JOB_KEY)
 
     @classmethod
     def from_url(
@@ -278,8 +281,11 @@ class JobStore:
     def delete(self, job_id: str) -> bool:
         """Remove every key of the job (ending it first if it runs); false if there was none."""
         keys = JobKeys(job_id)
-        existed = bool(self._redis.exists(keys.job))
+        job = self.get(job_id)
+        existed = job is not None
         self.cancel(job_id)
+        if job is not None and job.job_key:
+            self._unbind(keys=[job_key_name(job.owner, job.job_key)], args=[job_id])
         leases = list(self._redis.scan_iter(match=f"{keys.job}:lease:*", count=1000))
         with self._redis.pipeline() as pipe:
             pipe.delete(keys.job, keys.paths, keys.results, keys.blobs, keys.chunks, keys.attempts, *leases)
@@ -342,6 +348,34 @@ class JobStore:
                     if len(found) == limit:
                         return JobPage(found, high[1:])
         return JobPage(found, high[1:])
+
+    # --- job keys (resumable submits) -------------------------------------------------
+
+    def bind_job_key(self, owner: str, job_key: str, job_id: str, ttl_s: int) -> str:
+        """Bind the key to job_id unless it is bound already; returns the job it is bound to."""
+        bound = self._bind(keys=[job_key_name(owner, job_key)], args=[job_id, max(1, int(ttl_s))])
+        return bound.decode() if isinstance(bound, bytes) else str(bound)
+
+    def job_for_key(self, owner: str, job_key: str) -> str | None:
+        found = self._redis.get(job_key_name(owner, job_key))
+        return found.decode() if found else None
+
+    def unbind_job_key(self, owner: str, job_key: str, job_id: str) -> None:
+        """Forget the binding if it still names job_id (its job expired or was deleted)."""
+        self._unbind(keys=[job_key_name(owner, job_key)], args=[job_id])
+
+    def all_files(self, job_id: str, page: int = 10_000) -> Iterator[str]:
+        """Every path of the job, in order, a page at a time."""
+        start = 0
+        while paths := self.files(job_id, start, start + page):
+            yield from paths
+            start += len(paths)
+
+    def renew_claim(self, name: str, ttl_s: float) -> bool:
+        return bool(self._redis.set(f"{KEY_PREFIX}:lease:{name}", "1", xx=True, ex=max(1, int(ttl_s))))
+
+    def release_claim(self, name: str) -> None:
+        self._redis.delete(f"{KEY_PREFIX}:lease:{name}")
 
     # --- webhooks --------------------------------------------------------------------
 

@@ -28,6 +28,14 @@ DEFAULT_OPT_BATCH_SIZE = 32
 DEFAULT_WORKSPACE_MIB = 4096
 DEFAULT_MIN_TOP1_AGREEMENT = 0.995
 DEFAULT_CACHE_DIR = Path("~/.cache/podium/engines")
+# The NGC release Podium's images use, and its TensorRT: a plan loads only in the TensorRT
+# that built it, so the builder must be exactly this one (the tensorrt:25.06-py3 image; pip
+# tensorrt-cu12==10.11.0.33 elsewhere). Another Triton release names its own here.
+NGC_RELEASE = "25.06"
+TENSORRT_VERSION = "10.11.0.33"
+# Bumped whenever engine/onnx2trt.py changes a builder call (flags, profiles, tactics): an
+# engine built by other builder options is not reused from the cache.
+BUILDER_REVISION = 1
 COLOUR_CHANNELS = 3
 
 
@@ -43,6 +51,9 @@ class EngineSettings(BaseSettings):
     workspace_mib: int = Field(DEFAULT_WORKSPACE_MIB, ge=64, description="TensorRT workspace memory pool limit")
     min_top1_agreement: float = Field(DEFAULT_MIN_TOP1_AGREEMENT, gt=0, le=1, description="Engine vs ONNX Runtime FP32")
     cache_dir: Path = Field(DEFAULT_CACHE_DIR, description="Engines and timing caches, reused across builds")
+    tensorrt_version: str = Field(
+        TENSORRT_VERSION, description=f"The exact TensorRT the target Triton loads (NGC {NGC_RELEASE}'s by default)"
+    )
 
     @model_validator(mode="after")
     def _opt_within_max(self) -> EngineSettings:
@@ -63,6 +74,7 @@ class BuildRecipe(BaseModel):
     max_batch_size: int
     precision: str = FP16
     workspace_bytes: int
+    builder_revision: int = BUILDER_REVISION
     min_top1_agreement: float
     check_images: list[str] = Field(default_factory=list, description=f"names of the rows of {CHECK_IMAGES_FILENAME}")
 
@@ -85,6 +97,7 @@ class BuildRecipe(BaseModel):
                 "max_batch_size",
                 "precision",
                 "workspace_bytes",
+                "builder_revision",
             }
         )
         return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()

@@ -147,9 +147,11 @@ def build_engine(
     from modelrepo import EngineSettings
     from settings import read_settings
 
+    engine_settings = read_settings(EngineSettings)
     outcomes = build_engines(
         model_repository,
-        cache_dir=cache_dir or read_settings(EngineSettings).cache_dir,
+        cache_dir=cache_dir or engine_settings.cache_dir,
+        tensorrt_version=engine_settings.tensorrt_version,
         model_name=model_name,
         images=images,
         min_top1_agreement=min_agreement,

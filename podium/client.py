@@ -111,16 +111,38 @@ class PodiumClient:
         if not folder.is_dir():
             raise InvalidArgument(f"{folder} is not a folder")
         spec.setdefault("source", str(folder.resolve()))
-        requests = _upload_requests(folder, _job_spec(spec), on_file)
-        try:
-            return self._stub.SubmitUpload(requests, metadata=self._metadata)
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.CANCELLED:
-                raise Unavailable(
-                    "the gateway ended the upload: it received nothing for too long, or it is shutting down",
-                    hint="submit again; if the folder is on slow storage, copy it somewhere faster first",
-                ) from None
-            raise _converted(exc, self.gateway) from None
+        job_key = str(spec.get("job_key") or "")
+        deadline, delay = time.monotonic() + self.reconnect_s, RECONNECT_FIRST_DELAY_S
+        while True:
+            try:
+                return self._upload(folder, spec, on_file, job_key)
+            except grpc.RpcError as exc:
+                # A keyed submit is idempotent: through a gateway restart, or while the gateway
+                # lets go of an earlier stream of the same key, it tries again and resumes.
+                if job_key and exc.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, RECONNECT_MAX_DELAY_S)
+                    continue
+                if exc.code() == grpc.StatusCode.CANCELLED:
+                    raise Unavailable(
+                        "the gateway ended the upload: it received nothing for too long, or it is shutting down",
+                        hint="submit again (with --job-key KEY it resumes); if the folder is on slow storage, "
+                        "copy it somewhere faster first",
+                    ) from None
+                raise _converted(exc, self.gateway) from None
+
+    def _upload(self, folder: Path, spec: dict, on_file: Callable[[str, int], None] | None, job_key: str) -> pb.Job:
+        """One SubmitUpload; with a job key, of the files the key's job does not hold yet."""
+        held: set[str] = set()
+        if job_key:
+            existing = self._found(job_key)
+            if existing is not None and existing.state != pb.JOB_STATE_UPLOADING:
+                return existing  # submitted with this key before, upload finished: the same job
+            if existing is not None:
+                held = set(self._paths(existing.id))
+        return self._stub.SubmitUpload(
+            _upload_requests(folder, _job_spec(spec), on_file, held), metadata=self._metadata
+        )
 
     def submit_path(self, path: str, **spec: object) -> pb.Job:
         """Submit a folder on the workers' storage (inside the gateway's data roots); ``spec`` as
@@ -136,6 +158,35 @@ class PodiumClient:
             return self._stub.SubmitManifest(requests, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise _converted(exc, self.gateway) from None
+
+    def find_job(self, job_key: str) -> pb.Job | None:
+        """The caller's job submitted with ``job_key``, or None."""
+        try:
+            return self._found(job_key)
+        except grpc.RpcError as exc:
+            raise _converted(exc, self.gateway) from None
+
+    def job_files(self, job_id: str) -> Iterator[str]:
+        """Every path the job holds, in job order."""
+        try:
+            yield from self._paths(job_id)
+        except grpc.RpcError as exc:
+            raise _converted(exc, self.gateway) from None
+
+    def _found(self, job_key: str) -> pb.Job | None:
+        try:
+            return self._stub.FindJob(
+                pb.FindJobRequest(job_key=job_key), metadata=self._metadata, timeout=self.timeout_s
+            )
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    def _paths(self, job_id: str) -> Iterator[str]:
+        request = pb.ListJobFilesRequest(job_id=job_id)
+        for batch in self._stub.ListJobFiles(request, metadata=self._metadata, timeout=max(self.timeout_s, 600)):
+            yield from batch.paths
 
     def get_job(self, job_id: str) -> pb.Job:
         return self._call(self._stub.GetJob, pb.GetJobRequest(job_id=job_id))
@@ -215,11 +266,16 @@ def _manifest_requests(spec: pb.JobSpec, paths: Iterable[str]) -> Iterator[pb.Ma
 
 
 def _upload_requests(
-    folder: Path, spec: pb.JobSpec, on_file: Callable[[str, int], None] | None
+    folder: Path, spec: pb.JobSpec, on_file: Callable[[str, int], None] | None, held: set[str] = frozenset()
 ) -> Iterator[pb.UploadRequest]:
+    """The spec, then every file of the folder the job does not hold yet (``held``)."""
     yield pb.UploadRequest(spec=spec)
     for entry in walk_entries(folder):
         rel, sent = entry.path, 0
+        if rel in held:
+            if on_file is not None:
+                on_file(rel, 0)
+            continue
         if entry.error:  # an unreadable or linked folder: it gets its error line
             yield pb.UploadRequest(file=pb.FileChunk(path=rel, last=True, client_error=entry.error))
             continue

@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from jobs import walk_entries
 from podium.states import state_name
 from proto import podium_pb2 as pb
 
@@ -47,6 +48,21 @@ def with_meta(record: dict, index: int, meta: list[dict[str, str]]) -> dict:
     if index < len(meta):
         record["meta"] = meta[index]
     return record
+
+
+def with_unsent(records: Iterable[dict], folder: Path, job: pb.Job) -> Iterator[dict]:
+    """The job's records, then an error line for each file of ``folder`` the upload never sent
+    (the job stopped first: --max-failed, a cancel): every file gets exactly one line."""
+    seen = set()
+    for record in records:
+        seen.add(record["path"])
+        yield record
+    reason = f"not uploaded: job {job.id} had ended ({state_name(job.state)}" + (
+        f": {job.error})" if job.error else ")"
+    )
+    for entry in walk_entries(folder):
+        if entry.path not in seen:
+            yield {"path": entry.path, "status": "error", "top_k": [], "error": reason}
 
 
 def job_record(job: pb.Job) -> dict:

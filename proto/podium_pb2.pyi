@@ -32,7 +32,7 @@ IMAGE_STATUS_OK: ImageStatus
 IMAGE_STATUS_ERROR: ImageStatus
 
 class JobSpec(_message.Message):
-    __slots__ = ("top_k", "name", "model", "explain", "source", "webhook", "max_failed")
+    __slots__ = ("top_k", "name", "model", "explain", "source", "webhook", "max_failed", "job_key")
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +40,7 @@ class JobSpec(_message.Message):
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_FIELD_NUMBER: _ClassVar[int]
     MAX_FAILED_FIELD_NUMBER: _ClassVar[int]
+    JOB_KEY_FIELD_NUMBER: _ClassVar[int]
     top_k: int
     name: str
     model: str
@@ -47,7 +48,8 @@ class JobSpec(_message.Message):
     source: str
     webhook: str
     max_failed: str
-    def __init__(self, top_k: _Optional[int] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., explain: _Optional[bool] = ..., source: _Optional[str] = ..., webhook: _Optional[str] = ..., max_failed: _Optional[str] = ...) -> None: ...
+    job_key: str
+    def __init__(self, top_k: _Optional[int] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., explain: _Optional[bool] = ..., source: _Optional[str] = ..., webhook: _Optional[str] = ..., max_failed: _Optional[str] = ..., job_key: _Optional[str] = ...) -> None: ...
 
 class FileChunk(_message.Message):
     __slots__ = ("path", "data", "last", "client_error")
@@ -118,6 +120,24 @@ class Job(_message.Message):
     mode: str
     cached: int
     def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., total: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., mode: _Optional[str] = ..., cached: _Optional[int] = ...) -> None: ...
+
+class FindJobRequest(_message.Message):
+    __slots__ = ("job_key",)
+    JOB_KEY_FIELD_NUMBER: _ClassVar[int]
+    job_key: str
+    def __init__(self, job_key: _Optional[str] = ...) -> None: ...
+
+class ListJobFilesRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class JobFiles(_message.Message):
+    __slots__ = ("paths",)
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, paths: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id",)

@@ -55,6 +55,16 @@ class PodiumStub:
                 request_serializer=proto_dot_podium__pb2.GetJobRequest.SerializeToString,
                 response_deserializer=proto_dot_podium__pb2.Job.FromString,
                 _registered_method=True)
+        self.FindJob = channel.unary_unary(
+                '/podium.v1.Podium/FindJob',
+                request_serializer=proto_dot_podium__pb2.FindJobRequest.SerializeToString,
+                response_deserializer=proto_dot_podium__pb2.Job.FromString,
+                _registered_method=True)
+        self.ListJobFiles = channel.unary_stream(
+                '/podium.v1.Podium/ListJobFiles',
+                request_serializer=proto_dot_podium__pb2.ListJobFilesRequest.SerializeToString,
+                response_deserializer=proto_dot_podium__pb2.JobFiles.FromString,
+                _registered_method=True)
         self.WatchJob = channel.unary_stream(
                 '/podium.v1.Podium/WatchJob',
                 request_serializer=proto_dot_podium__pb2.WatchJobRequest.SerializeToString,
@@ -127,6 +137,21 @@ class PodiumServicer:
 
     def GetJob(self, request, context):
         """GetJob returns a job's current state and counters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindJob(self, request, context):
+        """FindJob returns the caller's job submitted with a job key (JobSpec.job_key).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobFiles(self, request, context):
+        """ListJobFiles streams the paths a job holds, in job order: what a resumed
+        upload need not send again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -205,6 +230,16 @@ def add_PodiumServicer_to_server(servicer, server):
                     servicer.GetJob,
                     request_deserializer=proto_dot_podium__pb2.GetJobRequest.FromString,
                     response_serializer=proto_dot_podium__pb2.Job.SerializeToString,
+            ),
+            'FindJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindJob,
+                    request_deserializer=proto_dot_podium__pb2.FindJobRequest.FromString,
+                    response_serializer=proto_dot_podium__pb2.Job.SerializeToString,
+            ),
+            'ListJobFiles': grpc.unary_stream_rpc_method_handler(
+                    servicer.ListJobFiles,
+                    request_deserializer=proto_dot_podium__pb2.ListJobFilesRequest.FromString,
+                    response_serializer=proto_dot_podium__pb2.JobFiles.SerializeToString,
             ),
             'WatchJob': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchJob,
@@ -351,6 +386,60 @@ class Podium:
             '/podium.v1.Podium/GetJob',
             proto_dot_podium__pb2.GetJobRequest.SerializeToString,
             proto_dot_podium__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/podium.v1.Podium/FindJob',
+            proto_dot_podium__pb2.FindJobRequest.SerializeToString,
+            proto_dot_podium__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/podium.v1.Podium/ListJobFiles',
+            proto_dot_podium__pb2.ListJobFilesRequest.SerializeToString,
+            proto_dot_podium__pb2.JobFiles.FromString,
             options,
             channel_credentials,
             insecure,

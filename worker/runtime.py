@@ -62,7 +62,7 @@ def get_runtime(app: Celery, settings: WorkerSettings) -> Runtime:
         _runtime = Runtime(
             settings=settings,
             store=store,
-            classifiers=Classifiers(settings.triton_url, settings.triton_timeout_s),
+            classifiers=Classifiers(settings.triton_url, settings.triton_timeout_s, settings.images_per_request),
             queue=ChunkQueue(store, app, settings.max_queued_chunks),
             pool=ThreadPoolExecutor(settings.inflight, thread_name_prefix="podium-infer"),
             decoder=settings.decoder(),

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import click
+import typer
 from rich.console import Console
 from rich.markup import escape
 
@@ -65,6 +67,8 @@ def handled(console: Console) -> Iterator[None]:
     except KeyboardInterrupt:
         console.print("interrupted")
         sys.exit(130)
+    except (typer.Exit, click.exceptions.Exit):
+        raise  # typer.Exit(code): the command chose its exit code (3: the job did not complete)
     except Exception as error:
         if os.environ.get(DEBUG_VARIABLE) == "1":
             raise

@@ -33,7 +33,7 @@ from podium.cli.options import (
 from podium.cli.progress import follow_job, print_summary, progress_bar
 from podium.client import PodiumClient
 from podium.manifest import Manifest, read_manifest
-from podium.output import job_record, result_record, with_meta, write_results
+from podium.output import job_record, result_record, with_meta, with_unsent, write_results
 from podium.states import state_name
 from proto import podium_pb2 as pb
 
@@ -73,6 +73,13 @@ def submit(
     max_failed: Annotated[
         str, typer.Option(metavar="N|P%", help="End the job as FAILED once more than N (or P%) of its images fail")
     ] = "",
+    job_key: Annotated[
+        str,
+        typer.Option(
+            metavar="KEY",
+            help="Idempotent, resumable upload: run again with the same KEY after a break to finish the same job",
+        ),
+    ] = "",
     show: Annotated[int, typer.Option(help="With --wait: print the first N results as a table (-1: all)")] = 20,
     gateway: GatewayOpt = None,
     api_key: ApiKeyOpt = None,
@@ -80,6 +87,8 @@ def submit(
     """Submit a folder, an s3:// prefix or a manifest as a job; with --wait, follow it to the end."""
     if sum(given is not None for given in (folder, server_path, manifest)) != 1:
         raise InvalidArgument("give one of: a FOLDER (or s3://BUCKET/PREFIX), --server-path PATH, --manifest FILE")
+    if job_key and (folder is None or is_s3_url(folder)):
+        raise InvalidArgument("--job-key resumes an upload: give a FOLDER to upload")
     if output is not None and not wait:
         raise InvalidArgument("--output needs --wait", hint="or run `podium results JOB_ID --output FILE` later")
     if heatmaps is not None and not wait:
@@ -93,6 +102,7 @@ def submit(
         "explain": explain or heatmaps is not None,
         "webhook": webhook,
         "max_failed": max_failed,
+        "job_key": job_key,
     }
     listed = read_manifest(manifest) if manifest is not None else None
     with connected(gateway, api_key) as client:
@@ -103,7 +113,8 @@ def submit(
         job = follow_job(client, job, console)
         elapsed = time.monotonic() - started
         with local_output(output) as path:
-            records = list(_fetch_results(client, job.id, path, listed.meta if listed else []))
+            uploaded = Path(folder) if folder is not None and not is_s3_url(folder) and not server_path else None
+            records = list(_fetch_results(client, job, path, listed.meta if listed else [], uploaded))
         print_summary(out, job, records, elapsed, output, show)
         if heatmaps is not None:
             local = Path(folder) if folder is not None and not is_s3_url(folder) else None
@@ -132,9 +143,15 @@ def _submit(
 
 
 def _fetch_results(
-    client: PodiumClient, job_id: str, output: Path | None, meta: list[dict[str, str]] = ()
+    client: PodiumClient,
+    job: pb.Job,
+    output: Path | None,
+    meta: list[dict[str, str]] = (),
+    uploaded: Path | None = None,
 ) -> Iterator[dict]:
-    records = (with_meta(result_record(r), r.index, meta) for r in client.results(job_id))
+    records = (with_meta(result_record(r), r.index, meta) for r in client.results(job.id))
+    if uploaded is not None and job.state != pb.JOB_STATE_COMPLETED:
+        records = with_unsent(records, uploaded, job)
     if output is None:
         yield from records
     else:

@@ -177,9 +177,28 @@ def test_prometheus_scrapes_triton_and_worker_metrics():
     (config_ref,) = prometheus["configs"]
     assert config_ref["target"] == "/etc/prometheus/prometheus.yml"
     config = yaml.safe_load(stack["configs"][config_ref["source"]]["content"])
-    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    targets = {t for job in config["scrape_configs"] for sc in job.get("static_configs", ()) for t in sc["targets"]}
     assert "triton:8002" in targets
     assert "flower:5555" in targets  # Flower exports the workers' and tasks' metrics
+    assert "gateway:9464" in targets  # PODIUM_METRICS_PORT
+    (workers,) = [job for job in config["scrape_configs"] if job["job_name"] == "podium-workers"]
+    assert workers["dns_sd_configs"] == [{"names": ["worker"], "type": "A", "port": 9464}]
+
+
+def test_grafana_is_provisioned_with_the_dashboard_kept_in_the_repository():
+    stack = gpu_stack()
+    grafana = stack["services"]["grafana"]
+    assert "monitoring" in grafana["profiles"]
+    sources = {ref["source"]: ref["target"] for ref in grafana["configs"]}
+    files = {name: REPO_ROOT / stack["configs"][name]["file"] for name in sources}
+    assert all(path.is_file() for path in files.values()), files
+    dashboard = json.loads(files["grafana-podium-dashboard"].read_text())
+    exprs = " ".join(t["expr"] for panel in dashboard["panels"] for t in panel["targets"])
+    for metric in ("podium_images_processed_total", "podium_image_stage_seconds_bucket", "podium_queue_depth"):
+        assert metric in exprs, metric
+    assert "nv_inference_count" in exprs and "nv_inference_exec_count" in exprs  # Triton's batch size
+    provider = yaml.safe_load(files["grafana-dashboards"].read_text())
+    assert provider["providers"][0]["options"]["path"] == str(Path(sources["grafana-podium-dashboard"]).parent)
 
 
 # --- the CPU stack ----------------------------------------------------------------------

@@ -116,7 +116,8 @@ def test_gpu_overlays_give_triton_a_gpu_and_build_the_engine_on_it(directory):
     assert init == ["model-repository", "engine-build"], "the plan is built from the ONNX model the copy brings"
     build = kube.container(docs, "Deployment", "triton", "engine-build")
     assert build["resources"]["limits"][GPU] == "1"
-    assert build["command"][:2] == ["podium", "build-engine"]
+    # args keep the NGC image's entrypoint (CUDA forward compatibility); command would replace it.
+    assert "command" not in build and build["args"][:2] == ["podium", "build-engine"]
     assert {m["mountPath"] for m in build["volumeMounts"]} >= {"/models"}
     assert not next(m for m in build["volumeMounts"] if m["mountPath"] == "/models").get("readOnly")
     assert next(m for m in triton["volumeMounts"] if m["mountPath"] == "/models").get("readOnly") is True
@@ -198,13 +199,22 @@ def test_services_and_budgets_select_existing_pods(directory):
 
 
 @pytest.mark.parametrize("directory", ALL_DIRS, ids=_id)
+def test_gateway_and_workers_are_annotated_for_prometheus(directory):
+    docs = kube.render(directory)
+    for name in ("gateway", "worker"):
+        pod = kube.one(docs, "Deployment", name)["spec"]["template"]["metadata"]
+        assert pod["annotations"]["prometheus.io/scrape"] == "true", name
+        assert pod["annotations"]["prometheus.io/port"] == "9464", name
+
+
+@pytest.mark.parametrize("directory", ALL_DIRS, ids=_id)
 def test_gateway_has_a_service_a_disruption_budget_and_a_readiness_probe(directory):
     docs = kube.render(directory)
     gateway = kube.one(docs, "Deployment", "gateway")
     assert gateway["spec"]["replicas"] >= 2, "one gateway cannot roll without downtime"
     assert kube.one(docs, "PodDisruptionBudget", "gateway")["spec"]["minAvailable"] >= 1
     container = kube.container(docs, "Deployment", "gateway", "gateway")
-    (port,) = container["ports"]
+    (port,) = [port for port in container["ports"] if port["name"] == "grpc"]
     if _tls_file(container):  # the kubelet's gRPC probe speaks no TLS: the image's check does
         assert container["readinessProbe"]["exec"]["command"][-2:] == [
             "/opt/podium-healthcheck/healthcheck.py",
@@ -309,8 +319,8 @@ def test_network_policies_expose_only_the_gateway(directory):
     docs = kube.render(directory)
     deny = [p for p in kube.find(docs, "NetworkPolicy") if p["spec"]["podSelector"] == {}]
     assert any(not p["spec"].get("ingress") for p in deny), "no default-deny ingress policy"
-    assert set(_peers(docs, "gateway")) == {("anywhere", 50051)}
-    assert _peers(docs, "worker") == [], "nothing connects to workers"
+    assert set(_peers(docs, "gateway")) == {("anywhere", 50051), ("cluster", 9464)}
+    assert _peers(docs, "worker") == [("cluster", 9464)], "nothing but Prometheus connects to workers"
     redis_peers = set(_peers(docs, "redis"))
     expected = {("pod:gateway", 6379), ("pod:worker", 6379)}
     if kube.find(docs, "ScaledObject"):

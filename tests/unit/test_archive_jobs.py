@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from errors import InvalidArgument
+from errors import InvalidArgument, NotFound, Unavailable
 from gateway.access import ANONYMOUS, Caller
 from gateway.service import JobOptions
 from gateway.webhooks import WebhookSender, checked_webhook, payload, signature
-from jobs import FailureLimit, JobMode, JobState
+from jobs import FailureLimit, ImageOutcome, JobMode, JobState
 from jobstore import ResultCache
 from tests.support.fakes import CLASSES, png_bytes
 from tests.unit.test_gateway_service import files, service
@@ -245,3 +245,106 @@ def test_a_job_record_carries_the_documented_keys():
     assert {"id", "name", "state", "total", "succeeded", "failed", "cached", "created_at"} <= set(record)
     assert (record["id"], record["name"], record["state"], record["total"]) == (job.id, "finals", "running", 2)
     assert record["max_failed"] == "3" and record["finished_at"] is None and json.dumps(record)
+
+
+# --- resumable submits (job keys) ---------------------------------------------------------
+
+
+def broken_after(chunks, count):
+    """The chunks of an upload whose client dies after ``count`` files."""
+    for i, chunk in enumerate(chunks):
+        if i == count:
+            raise ConnectionError("the client went away")
+        yield chunk
+
+
+def test_a_keyed_upload_that_breaks_resumes_with_the_files_it_lacks():
+    jobs = service()
+    names = [f"img{i}.png" for i in range(6)]
+    keyed = JobOptions(name="resumable", job_key="season-2024")
+    with pytest.raises(ConnectionError):
+        jobs.submit_upload(keyed, ANONYMOUS, broken_after(files(*names), 4))
+    first = jobs.find("season-2024", ANONYMOUS)
+    assert first.state is JobState.UPLOADING and first.total == 4  # not failed: resumable
+    held = list(jobs.files(first.id, ANONYMOUS))
+    assert held == names[:4]
+    # The client sends everything again (its view was stale): held files are skipped.
+    resumed = jobs.submit_upload(keyed, ANONYMOUS, files(*names))
+    assert resumed.id == first.id and resumed.state is JobState.RUNNING
+    assert list(jobs.files(first.id, ANONYMOUS)) == names and resumed.total == 6
+    again = jobs.submit_upload(keyed, ANONYMOUS, files(*names))  # finished upload: the same job
+    assert again.id == first.id and again.total == 6
+    assert [job.id for job in jobs.list(ANONYMOUS).jobs] == [first.id]
+
+
+def test_a_job_key_belongs_to_its_api_key_and_leaves_with_its_job():
+    jobs = service()
+    alice, bob = Caller("alice"), Caller("bob")
+    a = jobs.submit_upload(JobOptions(job_key="k"), alice, files("a"))
+    b = jobs.submit_upload(JobOptions(job_key="k"), bob, files("a"))
+    assert a.id != b.id and jobs.find("k", alice).id == a.id
+    jobs.delete(a.id, alice)
+    with pytest.raises(NotFound):
+        jobs.find("k", alice)
+    fresh = jobs.submit_upload(JobOptions(job_key="k"), alice, files("a"))
+    assert fresh.id not in (a.id, b.id)
+
+
+def test_a_second_uploader_with_the_same_key_is_refused_while_one_streams():
+    jobs = service()
+    keyed = JobOptions(job_key="k")
+    with pytest.raises(ConnectionError):
+        jobs.submit_upload(keyed, ANONYMOUS, broken_after(files("a", "b"), 1))
+    job = jobs.find("k", ANONYMOUS)
+    assert jobs.store.claim(f"upload:{job.id}", 30)  # as if another gateway thread streamed it
+    with pytest.raises(Unavailable, match="being uploaded"):
+        jobs.submit_upload(keyed, ANONYMOUS, files("a", "b"))
+
+
+def test_job_keys_are_for_uploads_only(tmp_path):
+    jobs = service(data_roots=str(tmp_path))
+    with pytest.raises(InvalidArgument, match="job key"):
+        jobs.submit_path(str(tmp_path), JobOptions(job_key="k"), ANONYMOUS)
+
+
+def test_a_job_its_max_failed_stops_during_the_upload_is_the_answer_not_an_error():
+    jobs = service(max_pending_uploads=1)  # the upload waits for workers: the job fails first
+    chunks = files(*[f"bad{i}.jpg" for i in range(70)], data=b"not an image")
+
+    def with_failures():
+        for i, chunk in enumerate(chunks):
+            if i == 40:  # 40 files in: a worker has failed three of them
+                job = jobs.list(ANONYMOUS).jobs[0]
+                for index in range(3):
+                    jobs.store.record(job.id, index, ImageOutcome(error="not an image"))
+            yield chunk
+
+    job = jobs.submit_upload(JobOptions(max_failed="2"), ANONYMOUS, with_failures())
+    assert job.state is JobState.FAILED and "max_failed 2" in job.error
+
+
+def test_a_command_that_chooses_its_exit_code_is_not_an_internal_error():
+    import io
+
+    import typer
+    from rich.console import Console
+
+    from podium.cli.failures import handled
+
+    out = io.StringIO()
+    with pytest.raises(typer.Exit) as stopped, handled(Console(file=out)):
+        raise typer.Exit(3)
+    assert stopped.value.exit_code == 3 and "internal error" not in out.getvalue()
+
+
+def test_files_a_stopped_upload_never_sent_still_get_their_line(tmp_path):
+    from podium.output import with_unsent
+    from proto import podium_pb2 as pb
+
+    for name in ("a.jpg", "b.jpg", "c.jpg", ".hidden.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    job = pb.Job(id="j", state=pb.JOB_STATE_FAILED, error="3 images failed")
+    sent = [{"path": "a.jpg", "status": "error", "top_k": [], "error": "not an image"}]
+    lines = list(with_unsent(sent, tmp_path, job))
+    assert [line["path"] for line in lines] == ["a.jpg", "b.jpg", "c.jpg"]
+    assert "not uploaded" in lines[1]["error"] and "3 images failed" in lines[2]["error"]

@@ -89,6 +89,12 @@ def test_targets_pass_and_fail_on_ratios_of_medians():
         decode_24mp_fast=0.063,  # <= 80 ms
         fast_vs_exact_top1_agreement=99.0,  # < 99.5%
         end_to_end_224_explained=27.0,  # 0.818 < 0.85 of plain end to end
+        standin_distinct_cache_off=400.0,
+        standin_distinct_cache_on=390.0,  # 0.975 >= 0.95
+        standin_duplicates_cache_on=500.0,  # 1.25 < 1.5
+        scale_path_first_tenth=300.0,
+        scale_path_last_tenth=280.0,  # 0.93 >= 0.90
+        scale_path_redis_bytes_per_image=310.0,  # > 300 B
     )
     verdicts = {t.name: t.verdict for t in evaluate(results)}
     assert verdicts == {
@@ -104,6 +110,12 @@ def test_targets_pass_and_fail_on_ratios_of_medians():
         "fast vs exact decoding, top-1 agreement": "FAIL",
         "fast vs exact decoding, max |Δp|": "n/a",
         "explained (class activation maps) vs plain end to end": "FAIL",
+        "result cache on, no duplicates, vs off (stand-in model)": "PASS",
+        "result cache, all duplicates, vs off (stand-in model)": "FAIL",
+        "scale (path mode): last tenth vs first tenth": "PASS",
+        "scale (upload mode): last tenth vs first tenth": "n/a",
+        "scale (path mode): Redis bytes per finished image": "FAIL",
+        "scale (upload mode): Redis bytes per finished image": "n/a",
     }
     latency = next(t for t in evaluate(results) if t.name == "1-image job latency")
     assert latency.limit == pytest.approx(0.080) and latency.measured == "90 ms"

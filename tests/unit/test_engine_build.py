@@ -28,7 +28,7 @@ from modelrepo.files import file_sha256
 from modelrepo.layout import CHECK_IMAGES_FILENAME, RECIPE_FILENAME, next_version, pending_versions
 from modelrepo.listing import ENGINE_MISSING, PENDING, READY, list_models
 from modelrepo.onnx_session import onnx_outputs_runner
-from modelrepo.recipe import EngineSettings, recipe_from_settings
+from modelrepo.recipe import BUILDER_REVISION, TENSORRT_VERSION, BuildRecipe, EngineSettings, recipe_from_settings
 from modelrepo.targets import CPU_TARGET, GPU_TARGET
 from modelrepo.writer import write_model_version
 from ops.main import build_app
@@ -36,8 +36,8 @@ from podium.cli.failures import exit_code
 from tests.support.tiny_resnet import SIZE, tiny_resnet
 
 CLASSES = ["a", "b", "c"]
-A100 = BuildEnvironment("NVIDIA A100-SXM4-80GB", "8.0", "10.11.0")
-H100 = BuildEnvironment("NVIDIA H100 80GB HBM3", "9.0", "10.11.0")
+A100 = BuildEnvironment("NVIDIA A100-SXM4-80GB", "8.0", TENSORRT_VERSION)
+H100 = BuildEnvironment("NVIDIA H100 80GB HBM3", "9.0", TENSORRT_VERSION)
 
 
 @dataclass
@@ -155,7 +155,7 @@ def test_build_installs_the_engine_and_promotes_the_version(tmp_path: Path):
     assert engine["max_abs_diff"] == 0.0 and engine["min_top1_agreement"] == 0.995
     # The engine's activation maps are compared too, on the images of the same top-1 class.
     assert (engine["cam"]["images"], engine["cam"]["min_r"]) == (6, pytest.approx(1.0))
-    assert engine["key"]["gpu_name"] == A100.gpu_name and engine["key"]["tensorrt_version"] == "10.11.0"
+    assert engine["key"]["gpu_name"] == A100.gpu_name and engine["key"]["tensorrt_version"] == TENSORRT_VERSION
     info = json.loads((version_dir / "engine.json").read_text())
     assert info["key"] == engine["key"]
     [(summary)] = list_models(repository)
@@ -377,3 +377,20 @@ def test_real_engine_build_agrees_with_onnxruntime(tmp_path: Path):
     (outcome,) = build_engines(tmp_path / "repo", cache_dir=tmp_path / "cache")
     assert outcome.action == "built" and outcome.fidelity["top1_agreement"] >= 0.995
     assert (tmp_path / "repo" / "toy" / "1" / "model.plan").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("found", "message"),
+    [("11.1.0.5", "TensorRT 11 removed"), ("10.13.3.9", "cannot load"), ("10.11.0", "cannot load")],
+)
+def test_a_builder_of_another_tensorrt_is_refused_before_anything_is_built(tmp_path, found, message):
+    fake = FakeTensorRT(BuildEnvironment(A100.gpu_name, A100.compute_capability, found))
+    with pytest.raises(EngineBuildError, match=message) as refused:
+        build_engines(tmp_path / "repo", cache_dir=tmp_path / "cache", toolchain=fake.toolchain())
+    assert TENSORRT_VERSION in refused.value.hint and not (tmp_path / "cache").exists()
+
+
+def test_the_recipe_digest_changes_with_the_builder_revision():
+    recipe = BuildRecipe(onnx_sha256="ab" * 32, crop=224, opt_batch_size=32, max_batch_size=64,
+                         workspace_bytes=1 << 30, min_top1_agreement=0.995)  # fmt: skip
+    assert recipe.digest() != recipe.model_copy(update={"builder_revision": BUILDER_REVISION + 1}).digest()

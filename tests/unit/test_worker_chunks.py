@@ -133,3 +133,19 @@ def test_a_cancelled_job_is_left_alone():
     rt.store.cancel(job_id)
     assert process_chunk(rt, job_id, 0).recorded == 0
     assert process_chunk(rt, "0" * 32, 0).recorded == 0
+
+
+def test_with_several_images_per_request_each_image_still_gets_its_own_outcome():
+    from inference.batching import BatchingClassifier
+    from tests.support.fakes import FakeClassifier
+
+    rt = runtime(inflight=4)
+    fake = FakeClassifier()
+    rt.classifiers.models["resnet50_sports"] = BatchingClassifier(fake, images_per_request=4, max_wait_s=0.2)
+    rt.pool = pool(threads=4)
+    job_id = upload_job(rt, [png_bytes(10), b"not an image", png_bytes(250), png_bytes(130)], chunk_size=4)
+    assert process_chunk(rt, job_id, 0).recorded == 4
+    got = outcomes(rt, job_id)
+    assert [o.predictions[0].label if o.ok else "error" for o in got] == [CLASSES[0], "error", CLASSES[2], CLASSES[1]]
+    assert "not a recognised image" in got[1].error or got[1].error
+    assert max(fake.batches) == 3  # the three good images rode in one request; the bad one never reached it

@@ -1,0 +1,306 @@
+"""The scale run and the result cache's cost and win, on a stand-in model.
+
+The stand-in has the served model's signature (uint8 images in, 100 probabilities out,
+the same config, metadata and Python-backend model.py) but its ONNX graph is a mean and a
+softmax: it answers in microseconds, so a 100,000-image job takes minutes instead of the
+hours ResNet50 needs on a CPU, and what is measured is Podium itself: gateway, Redis,
+Celery, workers, the Triton round trip.
+
+Two clusters serve it side by side, one with the result cache and one without:
+- cache cost: a job of distinct images on each (every lookup misses), alternating;
+- cache win: the same job again on the caching cluster (every lookup hits);
+- scale: one job of ``scale_images`` small distinct images, path mode and upload mode,
+  on the caching cluster: process memory at start, middle and end, Redis bytes per
+  finished image beside the cache's share, a small job's progress while it runs, and the
+  throughput of the last tenth against the first.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench.end_to_end import TERMINAL
+from bench.models import ServedModel
+from modelmeta import INPUT_NAME, OUTPUT_NAME
+from modelrepo.layout import ONNX_FILENAME
+
+# Small distinct images: decoding costs little, so the run measures the pipeline around it.
+SCALE_IMAGE_SIDE = 24
+_FILES_PER_FOLDER = 1000
+
+
+def standin_repository(source: ServedModel, target: Path) -> ServedModel:
+    """A copy of the served model whose ONNX graph answers in microseconds."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source.repository / source.model_name, target / source.model_name)
+    onnx_path = target / source.model_name / source.onnx_path.relative_to(source.repository / source.model_name)
+    classes = int(
+        onnx.load(source.onnx_path, load_external_data=False).graph.output[0].type.tensor_type.shape.dim[1].dim_value
+    )
+    images = helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["batch", 224, 224, 3])
+    probabilities = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", classes])
+    weights = numpy_helper.from_array(np.linspace(-0.05, 0.05, classes, dtype=np.float32).reshape(1, classes), "w")
+    axis = numpy_helper.from_array(np.array([1], dtype=np.int64), "axis")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", [INPUT_NAME], ["x"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceMean", ["x"], ["mean"], axes=[1, 2, 3], keepdims=0),
+            helper.make_node("Unsqueeze", ["mean", "axis"], ["column"]),
+            helper.make_node("Mul", ["column", "w"], ["scores"]),
+            helper.make_node("Softmax", ["scores"], [OUTPUT_NAME], axis=1),
+        ],
+        "standin",
+        [images],
+        [probabilities],
+        initializer=[weights, axis],
+    )
+    # IR 8 with opset 17: what the exporter writes, and what any onnxruntime of the image loads.
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    (onnx_path.parent / ONNX_FILENAME).write_bytes(model.SerializeToString())
+    return ServedModel(target, source.model_name, onnx_path, source.intra_op_threads, source.max_queue_delay_us)
+
+
+def distinct_images(folder: Path, count: int, seed: int) -> Path:
+    """``count`` small PNGs, no two alike, in sub-folders of 1,000 (reused when present)."""
+    from PIL import Image
+
+    marker = folder / f".complete-{count}-{seed}"
+    if marker.exists():
+        return folder
+    if folder.exists():
+        shutil.rmtree(folder)
+    rng = np.random.default_rng(seed)
+    for start in range(0, count, _FILES_PER_FOLDER):
+        sub = folder / f"{start // _FILES_PER_FOLDER:04d}"
+        sub.mkdir(parents=True)
+        for index in range(start, min(start + _FILES_PER_FOLDER, count)):
+            pixels = rng.integers(0, 256, size=(SCALE_IMAGE_SIDE, SCALE_IMAGE_SIDE, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(sub / f"{index:06d}.png", compress_level=1)
+    marker.touch()
+    return folder
+
+
+def process_tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+        line = next((line for line in status.splitlines() if line.startswith("VmRSS:")), "VmRSS: 0 kB")
+        rss[int(entry.name)] = int(line.split()[1]) * 1024
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += rss.get(current, 0)
+        todo += children.get(current, [])
+    return total
+
+
+@dataclass
+class ScaleRun:
+    """What one big job showed."""
+
+    mode: str
+    images: int
+    seconds: float
+    first_tenth_rate: float
+    last_tenth_rate: float
+    rss_mib: dict[str, list[float]] = field(default_factory=dict)  # process -> [start, middle, end]
+    redis_bytes_per_image: float = 0.0
+    cache_bytes: float = 0.0
+    small_job_s: float | None = None  # a 10-image job submitted at the middle: its time to complete
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds
+
+    @property
+    def last_vs_first(self) -> float:
+        return self.last_tenth_rate / self.first_tenth_rate if self.first_tenth_rate else 0.0
+
+
+def follow_big_job(cluster, client, job, expected: int, small_folder: Path, mode: str) -> ScaleRun:
+    """Follow ``job`` (``expected`` images) to its end, sampling memory and sending a small job
+    when half its images are done."""
+    from bench.end_to_end import run_job
+    from jobstore import JobStore, ResultCache
+
+    store = JobStore.from_url(cluster.redis_url)
+    redis_start = store.used_memory_bytes()
+    names = [proc.name for proc in cluster.processes if proc.name.startswith(("gateway", "worker"))]
+    pids = {proc.name: proc.popen.pid for proc in cluster.processes if proc.name in names}
+    rss = {name: [process_tree_rss(pid) / 2**20] for name, pid in pids.items()}
+    started = time.perf_counter()
+    progress: list[tuple[float, int]] = [(0.0, 0)]
+    small: dict[str, float] = {}
+    total = 0
+    for update in client.watch(job.id):
+        now = time.perf_counter() - started
+        done = int(update.succeeded + update.failed)
+        total = int(update.total)
+        progress.append((now, done))
+        if "at" not in small and done >= expected // 2:
+            small["at"] = now
+            for name, pid in pids.items():
+                rss[name].append(process_tree_rss(pid) / 2**20)
+            thread = threading.Thread(target=lambda: small.update(seconds=run_job(client, small_folder).seconds))
+            thread.start()
+        if update.state in TERMINAL:
+            break
+    seconds = time.perf_counter() - started
+    if "at" in small:
+        thread.join(120)
+    for name, pid in pids.items():
+        rss[name].append(process_tree_rss(pid) / 2**20)
+    cache_bytes = ResultCache(store.client).memory_bytes()
+    redis_end = store.used_memory_bytes()
+    store.client.close()
+    return ScaleRun(
+        mode=mode,
+        images=total,
+        seconds=seconds,
+        first_tenth_rate=_rate_between(progress, 0.0, 0.1, expected),
+        last_tenth_rate=_rate_between(progress, 0.9, 1.0, expected),
+        rss_mib=rss,
+        redis_bytes_per_image=max(0.0, redis_end - redis_start - cache_bytes) / max(total, 1),
+        cache_bytes=cache_bytes,
+        small_job_s=small.get("seconds"),
+    )
+
+
+def _rate_between(progress: list[tuple[float, int]], low: float, high: float, total: int) -> float:
+    """Images per second while the job went from ``low`` to ``high`` of its images."""
+    if not total:
+        return 0.0
+    first = next(((t, d) for t, d in progress if d >= low * total), None)
+    last = next(((t, d) for t, d in progress if d >= high * total), progress[-1])
+    if first is None or last[0] <= first[0]:
+        return 0.0
+    return (last[1] - first[1]) / (last[0] - first[0])
+
+
+# --- the phase -----------------------------------------------------------------------------
+
+
+def measure_scale_and_cache(run, caching, plain) -> None:
+    """The cache's cost and win, then the big job in path and upload mode (see the docstring).
+
+    ``caching`` and ``plain``: (LocalCluster, PodiumClient) pairs serving the stand-in, with
+    and without the result cache."""
+    from bench import end_to_end
+    from bench import figures as f
+    from jobstore import JobStore, ResultCache
+
+    sizes, work = run.sizes, run.options.work_dir
+    store = JobStore.from_url(caching[0].redis_url)
+    cache = ResultCache(store.client)
+    unique = distinct_images(work / "images" / "cache-distinct", sizes.cache_images, seed=11)
+    small = distinct_images(work / "images" / "scale-small", 10, seed=13)
+    run.log(f"result cache: {sizes.cache_images} distinct images, cache on and off, then the same again")
+    on, off, hits = [], [], []
+    for number in range(sizes.repeats):
+        # Fresh bytes each round on the caching side would need new images; instead the
+        # cache is emptied, so that every lookup of the round misses.
+        cache.clear()
+        on.append(end_to_end.run_job(caching[1], unique).images_per_s)
+        off.append(end_to_end.run_job(plain[1], unique).images_per_s)
+        hits.append(end_to_end.run_job(caching[1], unique).images_per_s)
+        run.results.rounds.append({f.CACHE_MISSES: on[-1], f.CACHE_OFF: off[-1], f.CACHE_HITS: hits[-1]})
+        run.log(f"  round {number + 1}: off {off[-1]:.0f}, on (misses) {on[-1]:.0f}, on (hits) {hits[-1]:.0f} img/s")
+    label = f"stand-in model, {sizes.cache_images} distinct small PNGs"
+    run.results.add(f.CACHE_OFF, f"{label}, result cache off", f.THROUGHPUT, off)
+    run.results.add(f.CACHE_MISSES, f"{label}, result cache on (all miss)", f.THROUGHPUT, on)
+    run.results.add(f.CACHE_HITS, f"{label} again, result cache on (all hit)", f.THROUGHPUT, hits)
+    cache.clear()
+
+    images = distinct_images(work / "images" / "scale", sizes.scale_images, seed=17)
+    cluster, client = caching
+    for mode in ("path", "upload"):
+        run.log(f"scale: a {sizes.scale_images:,}-image job in {mode} mode on the stand-in model")
+        scale = _big_job(cluster, client, images, sizes.scale_images, small, mode)
+        client.delete(scale_job_id(client, mode))
+        cache.clear()
+        run.results.scale_runs.append(scale.__dict__ | {"images_per_s": scale.images_per_s})
+        run.results.add(
+            f.SCALE_FIRST_TENTH.format(mode=mode),
+            f"scale, {mode} mode: first tenth",
+            f.THROUGHPUT,
+            [scale.first_tenth_rate],
+        )
+        run.results.add(
+            f.SCALE_LAST_TENTH.format(mode=mode),
+            f"scale, {mode} mode: last tenth",
+            f.THROUGHPUT,
+            [scale.last_tenth_rate],
+        )
+        run.results.add(
+            f.SCALE_REDIS_BYTES.format(mode=mode),
+            f"scale, {mode} mode: Redis bytes per finished image",
+            f.BYTES,
+            [scale.redis_bytes_per_image],
+            f"cache beside it: {scale.cache_bytes / 2**20:.1f} MiB",
+        )
+        memory = "; ".join(
+            f"{name} {' → '.join(f'{v:.0f}' for v in values)} MiB" for name, values in scale.rss_mib.items()
+        )
+        small_note = f"; a 10-image job at the middle took {scale.small_job_s:.1f} s" if scale.small_job_s else ""
+        run.results.notes.append(
+            f"scale, {mode} mode: {scale.images:,} images in {scale.seconds:.0f} s ({scale.images_per_s:.0f} img/s); "
+            f"RSS start → middle → end: {memory}{small_note}"
+        )
+        run.log("  " + run.results.notes[-1])
+    store.client.close()
+
+
+def scale_job_id(client, mode: str) -> str:
+    return next(iter(client.list_jobs(name=f"scale {mode}"))).id
+
+
+def _big_job(cluster, client, images: Path, expected: int, small: Path, mode: str) -> ScaleRun:
+    name = f"scale {mode}"
+    if mode == "path":
+        job = client.submit_path(str(images.resolve()), name=name)
+        return follow_big_job(cluster, client, job, expected, small, mode)
+    # An upload returns when its last file is in; the job is followed from its start.
+    failure: list[BaseException] = []
+
+    def upload() -> None:
+        try:
+            client.submit_folder(images, name=name)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failure.append(exc)
+
+    uploader = threading.Thread(target=upload, daemon=True)
+    uploader.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        listed = list(client.list_jobs(name=name))
+        if listed:
+            break
+        time.sleep(0.1)
+    else:
+        raise RuntimeError(f"the upload job did not appear: {failure}")
+    result = follow_big_job(cluster, client, listed[0], expected, small, mode)
+    uploader.join(60)
+    if failure:
+        raise failure[0]
+    return result
