@@ -41,6 +41,11 @@ SCALE_FIRST_TENTH = "scale_{mode}_first_tenth"
 SCALE_LAST_TENTH = "scale_{mode}_last_tenth"
 SCALE_REDIS_BYTES = "scale_{mode}_redis_bytes_per_image"
 SCALE_MODES = ("path", "upload")
+# Client CPU (serialisation + gRPC) per image at N images per Triton request, and the batch
+# size Triton formed (PODIUM_IMAGES_PER_REQUEST; the stand-in model, so the client's cost shows).
+IMAGES_PER_REQUEST = (1, 4, 16)
+REQUEST_CPU = "client_cpu_per_image_{n}_per_request"
+TRITON_BATCH = "triton_mean_batch_{n}_per_request"
 
 THROUGHPUT = "img/s"
 SECONDS = "s"

@@ -198,6 +198,57 @@ def _rate_between(progress: list[tuple[float, int]], low: float, high: float, to
     return (last[1] - first[1]) / (last[0] - first[0])
 
 
+# --- images per request ------------------------------------------------------------------
+
+REQUEST_WINDOW_S = 3.0
+REQUESTS_IN_FLIGHT = 4
+
+
+def request_costs(run, cluster) -> None:
+    """This process's CPU per image sending N images per request (serialisation, gRPC, the
+    fingerprint check) to the stand-in's Triton, and the batch size Triton formed: with the
+    decode figures, a worker's CPU per image at PODIUM_IMAGES_PER_REQUEST = N."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench import figures as f
+    from cluster.triton import inference_counts
+    from inference import TritonClassifier
+
+    classifier = TritonClassifier(cluster.triton_url, run.options.model_name)
+    pixels = np.random.default_rng(3).integers(0, 256, size=(max(f.IMAGES_PER_REQUEST), 224, 224, 3), dtype=np.uint8)
+    try:
+        for n in f.IMAGES_PER_REQUEST:
+            batch = pixels[:n]
+            classifier.infer(batch)  # warm-up
+            before_counts = inference_counts(cluster.triton_metrics_port)
+            cpu_started, deadline = time.process_time(), time.perf_counter() + REQUEST_WINDOW_S
+            with ThreadPoolExecutor(REQUESTS_IN_FLIGHT) as pool:
+                sent = sum(pool.map(_send_until, [classifier] * REQUESTS_IN_FLIGHT, [batch] * REQUESTS_IN_FLIGHT,
+                                    [deadline] * REQUESTS_IN_FLIGHT))  # fmt: skip
+            cpu_ms = (time.process_time() - cpu_started) * 1000 / sent
+            after_counts = inference_counts(cluster.triton_metrics_port)
+            executions = after_counts[1] - before_counts[1]
+            mean_batch = (after_counts[0] - before_counts[0]) / executions if executions else 0.0
+            run.results.add(
+                f.REQUEST_CPU.format(n=n), f"client CPU per image, {n} per request", f.MILLISECONDS, [cpu_ms / 1000]
+            )
+            run.results.add(f.TRITON_BATCH.format(n=n), f"Triton's mean batch, {n} per request", "images", [mean_batch])
+            run.log(
+                f"  {n} per request: {cpu_ms:.2f} CPU ms per image in this process, Triton's mean batch {mean_batch:.1f}"
+            )
+    finally:
+        classifier.close()
+
+
+def _send_until(classifier, batch: np.ndarray, deadline: float) -> int:
+    """Send ``batch`` again and again until ``deadline``; the images sent."""
+    sent = 0
+    while time.perf_counter() < deadline:
+        classifier.infer(batch)
+        sent += len(batch)
+    return sent
+
+
 # --- the phase -----------------------------------------------------------------------------
 
 
@@ -211,6 +262,8 @@ def measure_scale_and_cache(run, caching, plain) -> None:
     from jobstore import JobStore, ResultCache
 
     sizes, work = run.sizes, run.options.work_dir
+    run.log("images per request: client CPU per image and Triton's batch size, stand-in model")
+    request_costs(run, plain[0])
     store = JobStore.from_url(caching[0].redis_url)
     cache = ResultCache(store.client)
     unique = distinct_images(work / "images" / "cache-distinct", sizes.cache_images, seed=11)

@@ -90,3 +90,16 @@ def triton_ready(http_port: int) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def inference_counts(metrics_port: int) -> tuple[float, float]:
+    """Triton's ``nv_inference_count`` and ``nv_inference_exec_count``, summed over models:
+    their differences over a window give the mean batch Triton formed."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    totals = {"nv_inference_count": 0.0, "nv_inference_exec_count": 0.0}
+    for line in text.splitlines():
+        name = line.split("{")[0]
+        if name in totals:
+            totals[name] += float(line.rsplit(" ", 1)[1])
+    return totals["nv_inference_count"], totals["nv_inference_exec_count"]

@@ -95,16 +95,26 @@ class JobService:
             return self._submit_keyed_upload(options, caller, chunks)
         job = self._create(JobMode.UPLOAD, options, caller)
         assembler = UploadAssembler(self.store, job.id, self.settings, self.queue.pump)
+
+        def broke(exc: BaseException) -> None:
+            self.store.fail(job.id, f"upload did not complete: {getattr(exc, 'message', None) or type(exc).__name__}")
+
+        return self._receive(assembler, chunks, broke)
+
+    def _receive(
+        self, assembler: UploadAssembler, chunks: Iterable[FileChunk], broke: Callable[[BaseException], None]
+    ) -> Job:
+        """Stream the files into the job and start it; ``broke`` hears a stream that broke off."""
         try:
             for chunk in chunks:
                 assembler.add_chunk(chunk)
             assembler.finish()
         except UploadJobEnded:
-            return self._stopped_by_its_limit(job.id)
+            return self._stopped_by_its_limit(assembler.job_id)
         except BaseException as exc:
-            self.store.fail(job.id, f"upload did not complete: {getattr(exc, 'message', None) or type(exc).__name__}")
+            broke(exc)
             raise
-        return self._start(job.id)
+        return self._start(assembler.job_id)
 
     def _submit_keyed_upload(self, options: JobOptions, caller: Caller, chunks: Iterable[FileChunk]) -> Job:
         """An upload that may resume: a broken stream leaves the job uploading (the reconciler
@@ -132,17 +142,9 @@ class JobService:
             on_file=lambda: self.store.renew_claim(lease, lease_s),
         )
         try:
-            for chunk in chunks:
-                assembler.add_chunk(chunk)
-            assembler.finish()
-        except UploadJobEnded:
-            return self._stopped_by_its_limit(job.id)
-        except BaseException:
-            self._keep_whole_files(assembler, job.id)
-            raise
+            return self._receive(assembler, chunks, lambda exc: self._keep_whole_files(assembler, job.id))
         finally:
             self.store.release_claim(lease)
-        return self._start(job.id)
 
     def _stopped_by_its_limit(self, job_id: str) -> Job:
         """A job its own --max-failed stopped during the upload is the answer (its error says

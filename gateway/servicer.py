@@ -6,6 +6,7 @@ long-lived streams, each of which holds a slot (``gateway.streams``) for its lif
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 
@@ -27,16 +28,8 @@ FILES_PER_MESSAGE = 1000
 
 
 def _options(spec: pb.JobSpec) -> JobOptions:
-    return JobOptions(
-        top_k=spec.top_k,
-        name=spec.name,
-        model=spec.model,
-        explain=spec.explain,
-        source=spec.source,
-        webhook=spec.webhook,
-        max_failed=spec.max_failed,
-        job_key=spec.job_key,
-    )
+    """JobOptions from a JobSpec: the same fields by name (a test holds them so)."""
+    return JobOptions(**{option.name: getattr(spec, option.name) for option in dataclasses.fields(JobOptions)})
 
 
 def _file_chunks(requests: Iterator[pb.UploadRequest], watch: IdleWatch) -> Iterator[FileChunk]:

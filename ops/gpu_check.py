@@ -226,12 +226,14 @@ def _classify_through_triton(work: Path, url: str, metrics_port: int) -> dict:
     decoder = Decoder(DecodeMode.EXACT, 64_000_000)
     photos = sorted(_photos(work, TRITON_IMAGES).iterdir())[:TRITON_IMAGES]
     pixels = [decoder.model_input(path.read_bytes(), spec) for path in photos]
-    before = _triton_counts(metrics_port)
+    from cluster.triton import inference_counts
+
+    before = inference_counts(metrics_port)
     started = time.perf_counter()
     with ThreadPoolExecutor(32) as pool:
         answers = list(pool.map(lambda image: classifier.infer(image[None]).probabilities[0], pixels))
     seconds = time.perf_counter() - started
-    after = _triton_counts(metrics_port)
+    after = inference_counts(metrics_port)
     inferences, executions = (after[0] - before[0]), (after[1] - before[1])
     result = {
         "images": len(pixels),
@@ -241,19 +243,6 @@ def _classify_through_triton(work: Path, url: str, metrics_port: int) -> dict:
     }
     print(f"gpu-check: through Triton: {json.dumps(result)}")
     return result
-
-
-def _triton_counts(metrics_port: int) -> tuple[float, float]:
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    totals = {"nv_inference_count": 0.0, "nv_inference_exec_count": 0.0}
-    for line in text.splitlines():
-        name = line.split("{")[0]
-        if name in totals:
-            totals[name] += float(line.rsplit(" ", 1)[1])
-    return totals["nv_inference_count"], totals["nv_inference_exec_count"]
 
 
 def _agreement_with_onnx(work: Path, pixels: list[np.ndarray], served: np.ndarray) -> float:

@@ -327,3 +327,10 @@ def test_network_policies_expose_only_the_gateway(directory):
         expected.add((f"namespace:{KEDA_NAMESPACE}", 6379))  # KEDA reads the queue length
     assert redis_peers == expected
     assert set(_peers(docs, "triton")) == {("pod:gateway", 8001), ("pod:worker", 8001), ("cluster", 8002)}
+
+
+def test_the_gpu_product_component_pins_triton_to_one_gpu_model():
+    docs = kube.render(kube.K8S / "overlays" / "gpu-h100")
+    pod = kube.one(docs, "Deployment", "triton")["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    assert kube.container(docs, "Deployment", "triton", "triton")["resources"]["limits"][GPU] == "1"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
@@ -250,3 +251,53 @@ def test_cpu_table_shows_medians_and_shares():
     results.cpu_per_image = [{"gateway": 2.0, "redis-server": 2.0}, {"gateway": 4.0, "redis-server": 2.0}]
     text = _text(cpu_table(results))
     assert "gateway" in text and "3.0" in text and "60%" in text and "total" in text and "5.0" in text
+
+
+# --- the stand-in model and the scale run -----------------------------------------------
+
+
+def test_the_scale_runs_rates_come_from_the_first_and_last_tenth():
+    from bench.scale import _rate_between
+
+    progress = [(0.0, 0), (1.0, 100), (2.0, 200), (9.0, 900), (10.0, 960), (11.0, 1000)]
+    assert _rate_between(progress, 0.0, 0.1, 1000) == pytest.approx(100.0)
+    assert _rate_between(progress, 0.9, 1.0, 1000) == pytest.approx(50.0)
+    assert _rate_between([(0.0, 0)], 0.0, 0.1, 1000) == 0.0
+
+
+def test_distinct_images_are_distinct_and_reused(tmp_path):
+    from bench.scale import distinct_images
+
+    folder = distinct_images(tmp_path / "images", 1005, seed=1)
+    files = sorted(folder.rglob("*.png"))
+    assert len(files) == 1005 and len({path.read_bytes() for path in files}) == 1005
+    assert len(list(folder.iterdir())) == 3  # two sub-folders and the marker
+    before = files[0].stat().st_mtime_ns
+    distinct_images(tmp_path / "images", 1005, seed=1)
+    assert files[0].stat().st_mtime_ns == before
+
+
+def test_the_stand_in_keeps_the_signature_and_answers_probabilities(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from bench.models import ServedModel
+    from bench.scale import standin_repository
+
+    version = tmp_path / "repo" / "resnet50_sports" / "1"
+    version.mkdir(parents=True)
+    (version.parent / "config.pbtxt").write_text('name: "resnet50_sports"\n')
+    images = helper.make_tensor_value_info("images", TensorProto.UINT8, ["batch", 224, 224, 3])
+    probabilities = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 7])
+    graph = helper.make_graph([], "source", [images], [probabilities])
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), version / "model.onnx"
+    )
+    source = ServedModel(tmp_path / "repo", "resnet50_sports", version / "model.onnx", 0, 2000)
+    standin = standin_repository(source, tmp_path / "standin")
+    assert (standin.repository / "resnet50_sports" / "config.pbtxt").read_text() == 'name: "resnet50_sports"\n'
+    session = ort.InferenceSession(str(standin.onnx_path))
+    pixels = np.random.default_rng(0).integers(0, 256, size=(3, 224, 224, 3), dtype=np.uint8)
+    (answer,) = session.run(None, {"images": pixels})
+    assert answer.shape == (3, 7) and np.allclose(answer.sum(axis=1), 1.0, atol=1e-6)

@@ -278,3 +278,12 @@ def test_classify_answers_from_the_model_and_refuses_bad_requests():
     fake.down = True
     with pytest.raises(Unavailable, match="connection refused"):
         model.classify([("a", png_bytes(10))], top_k=1)
+
+
+def test_job_options_are_fields_of_the_api_job_spec():
+    import dataclasses
+
+    from proto import podium_pb2 as pb
+
+    spec_fields = {field.name for field in pb.JobSpec.DESCRIPTOR.fields}
+    assert {option.name for option in dataclasses.fields(JobOptions)} <= spec_fields

@@ -47,7 +47,17 @@ LAYERS: dict[str, tuple[int, frozenset[str]]] = {
     "bench": (
         3,
         frozenset(
-            {*CORE, "podium", "jobstore", "modelrepo", "cluster", "export", "gateway.settings", "worker.settings"}
+            {
+                *CORE,
+                "podium",
+                "jobstore",
+                "inference",
+                "modelrepo",
+                "cluster",
+                "export",
+                "gateway.settings",
+                "worker.settings",
+            }
         ),
     ),
     "podium.cli": (4, frozenset({"errors", "jobs", "proto", "settings", "podium", "objectstore"})),
