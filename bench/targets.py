@@ -28,8 +28,7 @@ RATIO_TARGETS = (
     RatioTarget("INT8 vs FP32 end to end", f.INT8_E2E, f.E2E_SPORTS, 2.5),
     RatioTarget("end to end, 24 MP photos (fast) vs 224x224", f.E2E_CAMERA, f.E2E_SPORTS, 0.6),
     RatioTarget("explained (class activation maps) vs plain end to end", f.E2E_EXPLAINED, f.E2E_SPORTS, 0.85),
-    # The stand-in model answers in microseconds: the cache's own cost is not hidden by the model's.
-    RatioTarget("result cache on, no duplicates, vs off (stand-in model)", f.CACHE_MISSES, f.CACHE_OFF, 0.95),
+    # The stand-in answers in microseconds: what duplicates save of everything around the model.
     RatioTarget("result cache, all duplicates, vs off (stand-in model)", f.CACHE_HITS, f.CACHE_OFF, 1.5),
     *(
         RatioTarget(
@@ -59,6 +58,8 @@ LIMIT_TARGETS = (
     LimitTarget("24 MP JPEG, fast decode peak memory", f.DECODE_24MP_FAST_MEMORY, 150.0, True, "<= 150 MiB"),
     LimitTarget("fast vs exact decoding, top-1 agreement", f.FAST_AGREEMENT, 99.5, False, ">= 99.5%"),
     LimitTarget("fast vs exact decoding, max |Δp|", f.FAST_MAX_DIFF, 0.02, True, "<= 0.02"),
+    # Measured on the stand-in (where it shows), as a share of a real image's time end to end.
+    LimitTarget("result cache, no duplicates: cost per image", f.CACHE_OVERHEAD, 2.0, True, "<= 2% of end to end"),
     *(
         LimitTarget(
             f"scale ({mode} mode): Redis bytes per finished image",

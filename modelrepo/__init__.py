@@ -16,6 +16,7 @@ from modelrepo.fidelity import (
     compare_maps,
     map_correlations,
     require_agreement,
+    require_decisive_agreement,
     run_batched,
     run_batched_outputs,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "read_model_config",
     "render_model_config",
     "require_agreement",
+    "require_decisive_agreement",
     "resolve_target",
     "run_batched",
     "run_batched_outputs",

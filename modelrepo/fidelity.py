@@ -32,6 +32,10 @@ class Agreement:
     max_abs_diff: float
     mean_abs_diff: float
     disagreeing: tuple[str, ...]
+    # Top-1 agreement on the images whose reference top-1 leads its top-2 by more than
+    # MARGIN_EPSILON: a near-tie flipped by rounding is no disagreement worth failing on.
+    decisive_agreement: float = 1.0
+    near_ties: int = 0
 
     def as_report(self) -> dict:
         return asdict(self) | {"disagreeing": list(self.disagreeing)}
@@ -45,7 +49,13 @@ class Agreement:
             max_abs_diff=float(report["max_abs_diff"]),
             mean_abs_diff=float(report["mean_abs_diff"]),
             disagreeing=tuple(report["disagreeing"]),
+            decisive_agreement=float(report.get("decisive_agreement", report["top1_agreement"])),
+            near_ties=int(report.get("near_ties", 0)),
         )
+
+
+# The reference's top-1 must lead its top-2 by more than this for a flip to count.
+MARGIN_EPSILON = 0.01
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, names: Sequence[str]) -> Agreement:
@@ -59,12 +69,16 @@ def compare(reference: np.ndarray, candidate: np.ndarray, names: Sequence[str]) 
         raise InvalidArgument("no images to compare on; pass a folder with decodable photographs")
     diff = np.abs(candidate.astype(np.float64) - reference.astype(np.float64))
     agree = candidate.argmax(axis=1) == reference.argmax(axis=1)
+    ordered = np.sort(reference, axis=1)
+    decisive = (ordered[:, -1] - ordered[:, -2]) > MARGIN_EPSILON if reference.shape[1] > 1 else np.ones_like(agree)
     return Agreement(
         images=len(names),
         top1_agreement=float(agree.mean()),
         max_abs_diff=float(diff.max()),
         mean_abs_diff=float(diff.mean()),
         disagreeing=tuple(names[i] for i in np.flatnonzero(~agree)),
+        decisive_agreement=float(agree[decisive].mean()) if decisive.any() else 1.0,
+        near_ties=int((~decisive).sum()),
     )
 
 
@@ -132,6 +146,21 @@ def require_agreement(agreement: Agreement, minimum: float, *, what: str, overri
         f"{what} agrees in top-1 on {agreement.top1_agreement:.1%} of {agreement.images} images, below the "
         f"required {minimum:.1%} (differs on {shown}; max |Δp| {agreement.max_abs_diff:.3g}); not installed. "
         f"Check the calibration or build, or {override}"
+    )
+
+
+def require_decisive_agreement(
+    agreement: Agreement, minimum: float, max_abs_diff: float, *, what: str, override: str
+) -> None:
+    """FidelityError unless top-1 agrees on ``minimum`` of the images that are no near-tie,
+    and no probability moved by more than ``max_abs_diff`` (the engine gate)."""
+    if agreement.decisive_agreement >= minimum and agreement.max_abs_diff <= max_abs_diff:
+        return
+    decisive = agreement.images - agreement.near_ties
+    raise FidelityError(
+        f"{what} agrees in top-1 on {agreement.decisive_agreement:.1%} of the {decisive} of {agreement.images} images "
+        f"that are no near-tie (required {minimum:.1%}), max |Δp| {agreement.max_abs_diff:.3g} (allowed "
+        f"{max_abs_diff:.3g}); not installed. Check the build, or {override}"
     )
 
 

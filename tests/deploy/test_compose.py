@@ -185,6 +185,13 @@ def test_prometheus_scrapes_triton_and_worker_metrics():
     assert workers["dns_sd_configs"] == [{"names": ["worker"], "type": "A", "port": 9464}]
 
 
+def test_minio_is_an_optional_profile_on_loopback():
+    minio = gpu_stack()["services"]["minio"]
+    assert minio["profiles"] == ["minio"]
+    assert minio["ports"] and all(str(port).startswith("127.0.0.1:") for port in minio["ports"]), minio["ports"]
+    assert minio["environment"]["MINIO_ROOT_PASSWORD"] == ""  # without one in .env, MinIO refuses to start
+
+
 def test_grafana_is_provisioned_with_the_dashboard_kept_in_the_repository():
     stack = gpu_stack()
     grafana = stack["services"]["grafana"]

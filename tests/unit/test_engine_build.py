@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from google.protobuf import text_format
+from PIL import Image
 from tritonclient.grpc import model_config_pb2
 from typer.testing import CliRunner
 
@@ -195,7 +196,7 @@ def test_timing_cache_is_reused_across_builds_on_one_gpu(tmp_path: Path):
 def test_engine_below_the_threshold_is_refused_and_stays_pending(tmp_path: Path):
     repository = tmp_path / "repo"
     export_gpu(repository, tmp_path / "work")
-    with pytest.raises(FidelityError, match=r"TensorRT engine of toy version 1 agrees in top-1 on 0\.0% of 6 images"):
+    with pytest.raises(FidelityError, match=r"TensorRT engine of toy version 1 agrees in top-1 on 0\.0% of the 6 of 6"):
         build(repository, tmp_path, FakeTensorRT(noise=1.0))
     assert [v for v, _ in pending_versions(repository / "toy")] == [1]
     assert not (repository / "toy" / "config.pbtxt").exists()
@@ -394,3 +395,29 @@ def test_the_recipe_digest_changes_with_the_builder_revision():
     recipe = BuildRecipe(onnx_sha256="ab" * 32, crop=224, opt_batch_size=32, max_batch_size=64,
                          workspace_bytes=1 << 30, min_top1_agreement=0.995)  # fmt: skip
     assert recipe.digest() != recipe.model_copy(update={"builder_revision": BUILDER_REVISION + 1}).digest()
+
+
+def test_near_ties_do_not_count_and_a_large_probability_change_does():
+    from modelrepo.fidelity import MARGIN_EPSILON, require_decisive_agreement
+
+    reference = np.array([[0.5, 0.5 - MARGIN_EPSILON / 2, 0.0 + MARGIN_EPSILON / 2], [0.9, 0.05, 0.05]])
+    flipped_tie = np.array([[0.5 - MARGIN_EPSILON / 2, 0.5, MARGIN_EPSILON / 2], [0.9, 0.05, 0.05]])
+    agreement = compare(reference, flipped_tie, ["tie", "clear"])
+    assert agreement.top1_agreement == 0.5 and agreement.decisive_agreement == 1.0 and agreement.near_ties == 1
+    require_decisive_agreement(agreement, 0.995, 0.02, what="engine", override="x")
+    moved = np.array([[0.5, 0.5 - MARGIN_EPSILON / 2, MARGIN_EPSILON / 2], [0.8, 0.15, 0.05]])
+    with pytest.raises(FidelityError, match=r"max \|Δp\| 0\.1"):
+        require_decisive_agreement(
+            compare(reference, moved, ["tie", "clear"]), 0.995, 0.02, what="engine", override="x"
+        )
+
+
+def test_a_check_folder_needs_200_in_domain_images(tmp_path):
+    repository = tmp_path / "repo"
+    export_gpu(repository, tmp_path / "work")
+    few = tmp_path / "few"
+    few.mkdir()
+    for i in range(5):
+        Image.fromarray(np.full((64, 64, 3), 40 * i, dtype=np.uint8)).save(few / f"{i}.png")
+    with pytest.raises(InvalidArgument, match="at least 200 in-domain photos"):
+        build(repository, tmp_path, FakeTensorRT(), images=few)
