@@ -88,10 +88,17 @@ _PROJECT = set(PACKAGES)
 
 
 def project_modules() -> list[tuple[str, Path]]:
-    """(module name, file) of every Python file of the project's packages (tests excluded)."""
+    """(module name, file) of every Python file of the project's packages (tests excluded).
+
+    Below a top-level folder, only files inside packages count: a folder without
+    ``__init__.py`` (e.g. ``bench/results/work``, where `make bench` exports Triton models)
+    holds data, not code."""
     found = []
     for package in PACKAGES:
         for path in sorted((REPO_ROOT / package).rglob("*.py")):
+            below = [folder for folder in path.parents if (REPO_ROOT / package) in folder.parents]
+            if not all((folder / "__init__.py").is_file() for folder in below):
+                continue
             parts = list(path.relative_to(REPO_ROOT).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts.pop()
