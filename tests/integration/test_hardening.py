@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ from jobstore import JobStore
 from podium import PodiumClient, ResourceExhausted, Unavailable
 from proto import podium_pb2 as pb
 from proto import podium_pb2_grpc as pb_grpc
+from tests.support.cli import run_cli
 from tests.support.faults import assert_same_as, read_job_waiting_for_redis, run_job
 from tests.support.poison import POISON_MARK
 
@@ -337,25 +336,10 @@ def test_file_names_with_markup_and_long_paths_go_through_the_cli(faulty_cluster
         (folder / name).write_bytes(jpeg)
     (long_dir / "deep.jpg").write_bytes(jpeg)
     output = tmp_path / "out.jsonl"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "podium",
-            "submit",
-            str(folder),
-            "--wait",
-            "--output",
-            str(output),
-            "--gateway",
-            faulty_cluster.gateway_address,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    done = run_cli(
+        "submit", str(folder), "--wait", "--output", str(output), "--gateway", faulty_cluster.gateway_address,
+        timeout_s=300,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [json.loads(line) for line in output.read_text().splitlines()]
     expected = sorted([*names, str(long_dir.relative_to(folder) / "deep.jpg")])
