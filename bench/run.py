@@ -207,6 +207,7 @@ def _cluster(run: Run, model: ServedModel, run_dir: Path, data_root: Path, resul
     settings = ClusterSettings(
         model_repository=model.repository,
         gateway_port=0,
+        web=False,  # the page is not measured
         run_dir=run_dir,
         service=service,
         **({"workers": options.workers} if options.workers else {}),

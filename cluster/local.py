@@ -7,6 +7,7 @@ import shutil
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self, TypeVar
@@ -23,6 +24,7 @@ from gateway.settings import GatewaySettings
 from jobstore import make_celery
 from modelrepo.layout import CONFIG_FILENAME
 from settings import ServiceSettings, read_settings
+from web.settings import WebSettings
 from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ class ClusterSettings(BaseSettings):
     triton_grpc_port: int = Field(0, ge=0, le=65535)
     triton_http_port: int = Field(0, ge=0, le=65535)
     triton_metrics_port: int = Field(0, ge=0, le=65535)
+    web: bool = Field(True, description="Serve the web page (`podium web`) beside the gateway")
+    web_port: int = Field(8080, ge=0, le=65535, description="The web page's port (0: a free one)")
     metrics: bool = Field(True, description="Serve the gateway's and each worker's Prometheus metrics (free ports)")
     run_dir: Path | None = Field(None, description="Logs and Redis data; a temporary folder if unset")
     redis_server: str = Field("redis-server", description="The redis-server binary")
@@ -86,6 +90,7 @@ class LocalCluster:
         self.triton_metrics_port = s.triton_metrics_port or free_port()
         self.gateway_port = s.gateway_port or free_port()
         self.gateway_metrics_port = free_port() if s.metrics else 0
+        self.web_port = (s.web_port or free_port()) if s.web else 0
         self.worker_metrics_ports = [free_port() if s.metrics else 0 for _ in range(s.workers)]
         # Read once, here: a bad PODIUM_* value stops `podium up` before anything starts.
         self.gateway_settings = self._service_settings(GatewaySettings).updated(
@@ -108,6 +113,11 @@ class LocalCluster:
         """Where clients on this machine reach the gateway."""
         host = self.gateway_settings.host
         return f"{LOOPBACK if host in ('0.0.0.0', '::', '') else host}:{self.gateway_port}"
+
+    @property
+    def web_url(self) -> str:
+        """The page's address on this machine ("" when `podium up` serves none)."""
+        return f"http://{LOOPBACK}:{self.web_port}" if self.web_port else ""
 
     @property
     def metrics_urls(self) -> dict[str, str]:
@@ -248,6 +258,22 @@ class LocalCluster:
             response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
             return response.status == health_pb2.HealthCheckResponse.SERVING
 
+    def _web(self) -> ManagedProcess:
+        web = read_settings(WebSettings)
+        env = {
+            "PODIUM_WEB_GATEWAY": self.gateway_address,
+            "PODIUM_WEB_PORT": str(self.web_port),
+            # The page's own PODIUM_WEB_* variables apply; its thumbnails go with the run's files by default.
+            "PODIUM_WEB_CACHE_DIR": str(web.cache_dir if "cache_dir" in web.model_fields_set else self.run_dir / "web"),
+        }
+        return ManagedProcess(
+            "web", [sys.executable, "-m", "web"], self.run_dir / "web.log", self._web_ready, env=env, ready_timeout_s=60
+        )
+
+    def _web_ready(self) -> bool:
+        with urllib.request.urlopen(f"{self.web_url}/healthz", timeout=1) as answer:
+            return answer.status == 200
+
     # --- life cycle ------------------------------------------------------------------
 
     def start(self) -> None:
@@ -262,6 +288,8 @@ class LocalCluster:
             for proc in workers:
                 proc.wait_ready()
             self._start_one(self._gateway())
+            if self.web_port:
+                self._start_one(self._web())
         except BaseException:
             self.stop()
             raise

@@ -23,7 +23,8 @@ The tree::
     ├── Unavailable                       try again later: a server is down or restarting
     │   ├── inference.TritonUnavailable       Triton cannot answer now (also a TritonError)
     │   ├── jobstore.StoreUnavailable         Redis cannot be reached or did not answer in time
-    │   └── cluster.ProcessFailed             a local service did not start
+    │   ├── cluster.ProcessFailed             a local service did not start
+    │   └── web.UploadAborted                 the browser broke off an upload
     ├── ResourceExhausted                 a limit was reached (jobs, bytes, streams, memory)
     │   └── jobstore.StoreFull                Redis is at its memory limit
     ├── Unauthenticated                   no or an unknown API key

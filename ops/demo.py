@@ -41,14 +41,22 @@ def run_demo(directory: Path, checkpoint: Path | None, workers: int, console: Co
         written = write_photo_folder(photos, count=DEMO_PHOTOS)
         console.print(f"photos: wrote {len(written)} photographs to {photos}")
     settings = ClusterSettings(
-        model_repository=repo, model_name=DEFAULT_MODEL_NAME, workers=workers, gateway_port=0, run_dir=directory / "run"
+        model_repository=repo,
+        model_name=DEFAULT_MODEL_NAME,
+        workers=workers,
+        gateway_port=0,
+        web_port=0,
+        run_dir=directory / "run",
     )
     output = directory / "results.jsonl"
-    with console.status("starting Redis, Triton, Celery workers and the gateway"):
+    with console.status("starting Redis, Triton, Celery workers, the gateway and the web page"):
         cluster = LocalCluster(settings)
         cluster.start()
     try:
         console.print(f"cluster: gateway at {cluster.gateway_address}, logs in {cluster.run_dir}")
+        console.print(
+            f"web: {cluster.web_url}  (while the demo runs; `podium up --model-repository {repo}` keeps it up)"
+        )
         with PodiumClient(cluster.gateway_address) as client:
             started = time.monotonic()
             # Explained: the maps cost little (docs/explain.md) and show what the model looked at.

@@ -20,6 +20,7 @@ DEFAULT_RUN_DIR = Path(".podium/up")
 
 def register(app: typer.Typer) -> None:
     app.command()(reported(up))
+    app.command()(reported(web))
     app.command()(reported(demo))
 
 
@@ -41,6 +42,12 @@ def up(
         typer.Option(help="Comma-separated folders path-mode jobs may read (default: $PODIUM_DATA_ROOTS)"),
     ] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Logs and Redis data (default: .podium/up)")] = None,
+    web_port: Annotated[
+        int | None, typer.Option(help="The web page's port, 0: a free one (default: $PODIUM_UP_WEB_PORT or 8080)")
+    ] = None,
+    serve_web: Annotated[
+        bool | None, typer.Option("--web/--no-web", help="Serve the web page beside the gateway (default: yes)")
+    ] = None,
 ) -> None:
     """Start Redis, Triton, workers and the gateway here; stop them all on Ctrl-C or SIGTERM.
 
@@ -49,7 +56,14 @@ def up(
     from cluster import ClusterSettings, LocalCluster
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    given = {"model_repository": model_repository, "workers": workers, "gateway_port": gateway_port, "run_dir": run_dir}
+    given = {
+        "model_repository": model_repository,
+        "workers": workers,
+        "gateway_port": gateway_port,
+        "run_dir": run_dir,
+        "web_port": web_port,
+        "web": serve_web,
+    }
     service = {"model_name": model_name, "api_keys": api_keys, "data_roots": data_roots}
     settings = read_settings(
         ClusterSettings,
@@ -62,12 +76,14 @@ def up(
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with console.status("starting Redis, Triton, workers and the gateway"):
+    with console.status("starting Redis, Triton, workers, the gateway and the web page"):
         cluster.start()
     address = cluster.gateway_address
     out.print(f"Podium is up: gateway at [bold]{address}[/]  (logs in {escape(str(cluster.run_dir))})")
     if not cluster.gateway_settings.api_key_list():
         out.print("  no API keys: any local client may call the gateway (set PODIUM_API_KEYS or --api-keys)")
+    if cluster.web_url:
+        out.print(f"  web: {cluster.web_url}", markup=False, highlight=False)
     for name, url in cluster.metrics_urls.items():
         out.print(f"  metrics  {name:<9} {url}", markup=False, highlight=False)
     out.print(f"  podium submit DIR --gateway {address} --wait --output results.jsonl", markup=False)
@@ -78,6 +94,38 @@ def up(
         console.print("stopping…")
         cluster.stop()
         console.print("stopped")
+
+
+def web(
+    gateway: Annotated[
+        str | None, typer.Option(help="The gateway's host:port (default: $PODIUM_WEB_GATEWAY or 127.0.0.1:50051)")
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address to listen on (default: $PODIUM_WEB_HOST or 127.0.0.1; another needs API keys)"),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default: $PODIUM_WEB_PORT or 8080)")] = None,
+    reports: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of `podium evaluate --report` outputs shown on /evaluations ($PODIUM_WEB_REPORTS_DIR)"
+        ),
+    ] = None,
+) -> None:
+    """Serve the web page: drop a folder in, watch jobs run, browse and download their results.
+
+    It is a client of the gateway over gRPC and nothing else. When the gateway has API keys,
+    each visitor logs in with one; on an address other than loopback the page refuses to serve
+    a gateway without keys (PODIUM_WEB_ALLOW_UNAUTHENTICATED=true if a proxy authenticates).
+    Every PODIUM_WEB_* variable is read (see docs/web.md); a flag overrides its variable."""
+    from web.server import serve
+    from web.settings import WebSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    given = {"gateway": gateway, "host": host, "port": port, "reports_dir": reports}
+    settings = read_settings(WebSettings, **{name: value for name, value in given.items() if value is not None})
+    out.print(f"web: http://{settings.host}:{settings.port}  (gateway {settings.gateway}; Ctrl-C stops)", markup=False)
+    serve(settings)
 
 
 def demo(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Self
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from errors import InvalidArgument, PodiumError, Status, Unavailable, error_for
 from jobs import walk_entries
@@ -144,6 +146,17 @@ class PodiumClient:
             _upload_requests(folder, _job_spec(spec), on_file, held), metadata=self._metadata
         )
 
+    def submit_chunks(self, chunks: Iterable[pb.FileChunk], **spec: object) -> pb.Job:
+        """Upload files given as a stream of chunks (each file's chunks in a row, the last with
+        ``last=True``), e.g. as they arrive from a browser; ``spec`` as for submit_folder."""
+        requests = itertools.chain(
+            (pb.UploadRequest(spec=_job_spec(spec)),), (pb.UploadRequest(file=chunk) for chunk in chunks)
+        )
+        try:
+            return self._stub.SubmitUpload(requests, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise _converted(exc, self.gateway) from None
+
     def submit_path(self, path: str, **spec: object) -> pb.Job:
         """Submit a folder on the workers' storage (inside the gateway's data roots); ``spec`` as
         for submit_folder."""
@@ -196,6 +209,12 @@ class PodiumClient:
         request = pb.WatchJobRequest(job_id=job_id)
         return self._reconnecting(lambda: self._stub.WatchJob(request, metadata=self._metadata))
 
+    def subscribe(self, job_id: str) -> JobSubscription:
+        """The job at each change, until it ends or ``cancel()`` is called (from any thread);
+        no reconnect: for a caller that reconnects itself (a browser's EventSource)."""
+        call = self._stub.WatchJob(pb.WatchJobRequest(job_id=job_id), metadata=self._metadata)
+        return JobSubscription(call, self.gateway)
+
     def results(self, job_id: str, start_index: int = 0, follow: bool = False) -> Iterator[pb.ImageResult]:
         """Results in image order; after a reconnect the stream resumes where it broke off."""
         next_index = start_index
@@ -234,13 +253,52 @@ class PodiumClient:
         """The classes of ``model`` ("NAME" or "NAME:VERSION"; "": the gateway's default) and its version."""
         return self._call(self._stub.ListClasses, pb.ListClassesRequest(model=model))
 
+    def serving(self) -> bool:
+        """True when the gateway's health service says SERVING (it reaches Redis)."""
+        request = health_pb2.HealthCheckRequest()
+        try:
+            status = health_pb2_grpc.HealthStub(self._channel).Check(request, timeout=self.timeout_s).status
+        except grpc.RpcError:
+            return False
+        return status == health_pb2.HealthCheckResponse.SERVING
+
+    def classify_images(
+        self, images: list[tuple[str, bytes]], top_k: int = 0, model: str = "", explain: bool = False
+    ) -> list[pb.ImageResult]:
+        """Classify a few encoded images, each ``(name, bytes)``, synchronously."""
+        request = pb.ClassifyRequest(
+            images=[pb.ClassifyImage(name=name, data=data) for name, data in images],
+            top_k=top_k,
+            model=model,
+            explain=explain,
+        )
+        return list(self._call(self._stub.Classify, request).results)
+
     def classify(
         self, files: list[Path], top_k: int = 0, model: str = "", explain: bool = False
     ) -> list[pb.ImageResult]:
         """Classify a few files synchronously; ``explain`` adds each top-1 class's map."""
-        images = [pb.ClassifyImage(name=str(path), data=Path(path).read_bytes()) for path in files]
-        request = pb.ClassifyRequest(images=images, top_k=top_k, model=model, explain=explain)
-        return list(self._call(self._stub.Classify, request).results)
+        images = [(str(path), Path(path).read_bytes()) for path in files]
+        return self.classify_images(images, top_k=top_k, model=model, explain=explain)
+
+
+class JobSubscription:
+    """One WatchJob stream that another thread may cancel."""
+
+    def __init__(self, call, gateway: str) -> None:
+        self._call = call
+        self._gateway = gateway
+
+    def __iter__(self) -> Iterator[pb.Job]:
+        try:
+            yield from self._call
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.CANCELLED:
+                return
+            raise _converted(exc, self._gateway) from None
+
+    def cancel(self) -> None:
+        self._call.cancel()
 
 
 def _job_spec(spec: dict[str, object]) -> pb.JobSpec:

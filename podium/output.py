@@ -97,7 +97,7 @@ def write_results(path: Path, records: Iterable[dict]) -> Iterator[dict]:
             writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
             writer.writeheader()
             for record in records:
-                writer.writerow(_csv_row(record))
+                writer.writerow(csv_row(record))
                 yield record
         else:
             for record in records:
@@ -105,7 +105,7 @@ def write_results(path: Path, records: Iterable[dict]) -> Iterator[dict]:
                 yield record
 
 
-def _csv_row(record: dict) -> dict:
+def csv_row(record: dict) -> dict:
     top = record["top_k"][0] if record["top_k"] else {}
     return {
         "path": record["path"],

@@ -75,6 +75,7 @@ def cluster(model_repository: Path, data_root: Path, tmp_path_factory: pytest.Te
         model_repository=model_repository,
         workers=2,
         gateway_port=0,
+        web=False,  # no page: tests/integration/test_web.py tests it
         # exact: the served answers must equal torchvision's to 1e-3 (fast is measured in make bench)
         # result_cache off: every job here must take the model's path (the same folder is
         # submitted again and again); tests/integration/test_jobs_archive.py tests the cache.
@@ -134,6 +135,7 @@ def faulty_cluster(model_repository, faults_data_root, tmp_path_factory):
         model_repository=model_repository,
         workers=2,
         gateway_port=0,
+        web=False,  # no page: tests/integration/test_web.py tests it
         run_dir=tmp_path_factory.mktemp("faults"),
         # No result cache: a fault must land while images still go to the model.
         service={"chunk_size": 8, "data_roots": str(faults_data_root), "result_cache": False, **FAST_RECOVERY},

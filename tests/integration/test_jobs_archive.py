@@ -83,6 +83,7 @@ def archive(model_repository, data_root, s3_server, tmp_path_factory):
         model_repository=model_repository,
         workers=1,
         gateway_port=0,
+        web=False,  # no page: tests/integration/test_web.py tests it
         run_dir=tmp_path_factory.mktemp("archive"),
         service={
             "model_name": MODEL_NAME,

@@ -40,7 +40,12 @@ def test_a_trained_checkpoint_exports_serves_and_lists_its_classes(tmp_path):
     repo = tmp_path / "repo"
     podium("export", "--checkpoint", str(checkpoint), "--model-repository", str(repo), "--model-name", "tiny")
     settings = ClusterSettings(
-        model_repository=repo, workers=1, gateway_port=0, run_dir=tmp_path / "run", service={"model_name": "tiny"}
+        model_repository=repo,
+        workers=1,
+        gateway_port=0,
+        web=False,
+        run_dir=tmp_path / "run",
+        service={"model_name": "tiny"},
     )
     with LocalCluster(settings) as cluster:
         listed = podium("classes", "--gateway", cluster.gateway_address)

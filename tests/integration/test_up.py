@@ -53,7 +53,7 @@ API_KEY = "up-test-key"
 
 def test_up_serves_and_stops_without_orphans(model_repository, test_folder, tmp_path):
     """Also: PODIUM_API_KEYS in the environment protects the gateway `podium up` starts."""
-    port = free_port()
+    port, web_port = free_port(), free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -68,6 +68,8 @@ def test_up_serves_and_stops_without_orphans(model_repository, test_folder, tmp_
             str(port),
             "--run-dir",
             str(tmp_path / "run"),
+            "--web-port",
+            str(web_port),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -88,7 +90,11 @@ def test_up_serves_and_stops_without_orphans(model_repository, test_folder, tmp_
         metrics = {line.split()[1]: line.split()[2] for line in lines if "metrics" in line and "http://" in line}
         assert set(metrics) == {"triton", "gateway", "worker-1"}, "".join(lines)
         children = descendants(proc.pid)
-        assert len(children) >= 4  # redis, triton, a worker (and its pool), the gateway
+        assert len(children) >= 5  # redis, triton, a worker (and its pool), the gateway, the web page
+        web = f"http://127.0.0.1:{web_port}"
+        assert any(line.strip() == f"web: {web}" for line in lines), "".join(lines)
+        with urllib.request.urlopen(f"{web}/jobs", timeout=10) as page:  # keys: the page asks to log in
+            assert page.url.startswith(f"{web}/login") and 'data-testid="api-key-input"' in page.read().decode()
 
         with PodiumClient(f"127.0.0.1:{port}") as keyless, pytest.raises(Unauthenticated):
             keyless.submit_folder(test_folder.root)

@@ -16,7 +16,7 @@ from tests.support.imports import REPO_ROOT, imported_names
 
 CORE = ("errors", "settings", "jobs", "imaging", "modelmeta", "proto", "samples")
 CLIENTS = ("jobstore", "inference", "modelrepo", "objectstore", "podium")
-SERVICES = ("gateway", "worker")
+SERVICES = ("gateway", "worker", "web")
 TOOLS = ("export", "engine", "cluster", "bench", "train", "evaluate")
 ENTRY = ("podium.cli", "podium.__main__", "ops")
 DEPLOY = ("docker",)
@@ -39,9 +39,13 @@ LAYERS: dict[str, tuple[int, frozenset[str]]] = {
     "podium": (2, frozenset({"errors", "jobs", "imaging", "proto", "settings"})),
     "gateway": (3, frozenset({*CORE, "jobstore", "inference", "objectstore"})),
     "worker": (3, frozenset({*CORE, "jobstore", "inference", "objectstore"})),
+    "web": (3, frozenset({*CORE, "podium"})),
     "export": (3, frozenset({*CORE, "modelrepo"})),
     "engine": (3, frozenset({*CORE, "modelrepo"})),
-    "cluster": (3, frozenset({*CORE, "jobstore", "modelrepo", "gateway.settings", "worker.settings"})),
+    "cluster": (
+        3,
+        frozenset({*CORE, "jobstore", "modelrepo", "gateway.settings", "worker.settings", "web.settings"}),
+    ),
     "train": (3, frozenset({*CORE, "export.labels"})),
     "evaluate": (3, frozenset({*CORE, "podium", "modelrepo"})),
     "bench": (
@@ -62,7 +66,7 @@ LAYERS: dict[str, tuple[int, frozenset[str]]] = {
     ),
     "podium.cli": (4, frozenset({"errors", "jobs", "proto", "settings", "podium", "objectstore"})),
     "podium.__main__": (4, frozenset({"ops"})),
-    "ops": (4, frozenset({*CORE, *CLIENTS, *TOOLS, "podium.cli"})),
+    "ops": (4, frozenset({*CORE, *CLIENTS, *TOOLS, "podium.cli", "web"})),
     "docker": (4, frozenset({"gateway.settings", "worker.settings", "jobstore"})),
 }
 # Third-party packages a component must never import (what its image or its users lack).
@@ -82,6 +86,7 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "inference": frozenset({"torch", "redis", "celery", "onnxruntime"}),
     "gateway": frozenset({"torch", "onnxruntime", "onnx"}),
     "worker": frozenset({"torch", "onnxruntime", "onnx"}),
+    "web": SERVER_SIDE,  # the page talks to the gateway only
 }
 PACKAGES = sorted({name.split(".")[0] for name in LAYERS})
 _PROJECT = set(PACKAGES)

@@ -1,0 +1,126 @@
+"""create_app: the FastAPI application of `podium web`, a thin client of the gateway."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from errors import PodiumError, Status, Unauthenticated
+from web.link import GatewayLink
+from web.results import RowCache
+from web.sessions import COOKIE_NAME, Session, Sessions
+from web.settings import WebSettings
+from web.thumbnails import ThumbnailStore
+
+PACKAGE = Path(__file__).resolve().parent
+HTTP_STATUS: dict[Status, int] = {
+    Status.INVALID_ARGUMENT: 400,
+    Status.UNAUTHENTICATED: 401,
+    Status.PERMISSION_DENIED: 403,
+    Status.NOT_FOUND: 404,
+    Status.FAILED_PRECONDITION: 409,
+    Status.RESOURCE_EXHAUSTED: 429,
+    Status.INTERNAL: 500,
+    Status.UNAVAILABLE: 503,
+}
+SECURITY_HEADERS = {
+    # Every script and style is the page's own: no inline script, no other origin.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
+    "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+@dataclass
+class WebContext:
+    settings: WebSettings
+    sessions: Sessions
+    link: GatewayLink
+    thumbnails: ThumbnailStore
+    rows: RowCache
+    templates: Jinja2Templates
+
+
+def context(request: Request) -> WebContext:
+    return request.app.state.ctx
+
+
+def current_session(request: Request) -> Session:
+    """The caller's session; a visitor without one gets a fresh, anonymous one (for CSRF)."""
+    ctx = context(request)
+    session = ctx.sessions.get(request.cookies.get(COOKIE_NAME))
+    if session is None:
+        session, cookie = ctx.sessions.new()
+        request.state.new_cookie = cookie
+    return session
+
+
+def set_session_cookie(response: Response, settings: WebSettings, cookie: str) -> None:
+    response.set_cookie(
+        COOKIE_NAME,
+        cookie,
+        max_age=settings.session_ttl_s,
+        httponly=True,
+        samesite="strict",
+        secure=settings.cookie_secure,
+        path="/",
+    )
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path.endswith("/events")
+
+
+def create_app(settings: WebSettings, link: GatewayLink | None = None) -> FastAPI:
+    from web import api, pages  # the routes need the helpers above
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        app.state.ctx.link.close()
+
+    app = FastAPI(title="Podium", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    templates = Jinja2Templates(directory=PACKAGE / "templates")
+    app.state.ctx = WebContext(
+        settings=settings,
+        sessions=Sessions(settings.secret_key, settings.session_ttl_s),
+        link=link or GatewayLink(settings),
+        thumbnails=ThumbnailStore(settings.cache_dir / "thumbnails", settings.thumbnail_px),
+        rows=RowCache(),
+        templates=templates,
+    )
+    app.mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static")
+    app.include_router(pages.router)
+    app.include_router(api.router)
+
+    @app.middleware("http")
+    async def cookies_and_headers(request: Request, call_next):
+        response = await call_next(request)
+        cookie = getattr(request.state, "new_cookie", None)
+        if cookie:
+            set_session_cookie(response, settings, cookie)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @app.exception_handler(PodiumError)
+    async def podium_error(request: Request, error: PodiumError):
+        if isinstance(error, Unauthenticated) and not wants_json(request):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+        status = HTTP_STATUS.get(error.status, 500)
+        if wants_json(request):
+            return JSONResponse({"error": error.message, "hint": error.hint}, status_code=status)
+        return templates.TemplateResponse(
+            request, "error.html", {"error": error, "csrf_token": "", "logged_in": False}, status_code=status
+        )
+
+    return app

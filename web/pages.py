@@ -1,0 +1,202 @@
+"""The HTML pages: home (upload), jobs, a job's progress and results, quick classify,
+evaluation reports, status, login. Each reads the gateway as the session's API key."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from errors import InvalidArgument, Unauthenticated
+from podium.states import is_terminal
+from proto import podium_pb2 as pb
+from web import reports
+from web.app import WebContext, context, current_session, set_session_cookie
+from web.results import Query as RowQuery
+from web.results import Sort, page_of
+from web.sessions import Session
+from web.thumbnails import path_key
+from web.views import job_view
+
+router = APIRouter()
+JOB_ID = r"^[0-9a-f]{32}$"
+JOBS_SHOWN = 100
+STATE_FILTERS = {name: value for name, value in pb.JobState.items() if value}
+
+
+def render(request: Request, template: str, session: Session, status_code: int = 200, **values) -> HTMLResponse:
+    values.update(csrf_token=session.csrf_token, logged_in=bool(session.api_key), path=request.url.path)
+    return context(request).templates.TemplateResponse(request, template, values, status_code=status_code)
+
+
+def checked_csrf(request: Request, session: Session, token: str | None) -> None:
+    if not context(request).sessions.csrf_ok(session, token):
+        raise InvalidArgument(
+            "the form is out of date (missing or wrong CSRF token)", hint="reload the page and try again"
+        )
+
+
+Ctx = Annotated[WebContext, Depends(context)]
+Sess = Annotated[Session, Depends(current_session)]
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, ctx: Ctx, session: Sess):
+    classes = ctx.link.client(session.api_key).classes()
+    return render(request, "home.html", session, model=classes)
+
+
+@router.get("/jobs", response_class=HTMLResponse)
+def jobs(request: Request, ctx: Ctx, session: Sess, state: str = "", name: str = ""):
+    wanted = STATE_FILTERS.get(f"JOB_STATE_{state.upper()}", pb.JOB_STATE_UNSPECIFIED) if state else 0
+    listed = []
+    for job in ctx.link.client(session.api_key).list_jobs(state=wanted, name=name, page_size=JOBS_SHOWN):
+        listed.append(job_view(job))
+        if len(listed) == JOBS_SHOWN:
+            break
+    return render(request, "jobs.html", session, jobs=listed, state=state, name=name)
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job_page(
+    request: Request,
+    ctx: Ctx,
+    session: Sess,
+    job_id: Annotated[str, Path(pattern=JOB_ID)],
+    label: str = "",
+    min_probability: Annotated[float, Query(ge=0, le=1)] = 0.0,
+    errors: bool = False,
+    sort: Sort = Sort.ORDER,
+    page: Annotated[int, Query(ge=1)] = 1,
+):
+    client = ctx.link.client(session.api_key)
+    job = client.get_job(job_id)
+    rows = ctx.rows.rows(job_id, is_terminal(job), lambda: client.results(job_id))
+    query = RowQuery(label, min_probability, errors, sort, page, ctx.settings.page_size)
+    shown = page_of(rows, query)
+    filters = {
+        "label": label,
+        "min_probability": min_probability or "",
+        "errors": "1" if errors else "",
+        "sort": sort.value,
+    }
+    kept = {k: v for k, v in filters.items() if v and not (k == "sort" and v == Sort.ORDER.value)}
+
+    def page_url(number: int) -> str:
+        return f"/jobs/{job_id}?" + urlencode({**kept, "page": number})
+
+    return render(
+        request,
+        "job.html",
+        session,
+        job=job_view(job),
+        page=shown,
+        query=query,
+        sorts=list(Sort),
+        page_url=page_url,
+        thumb_key=path_key,
+        filtered=bool(kept.keys() - {"sort"}),
+    )
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel(request: Request, ctx: Ctx, session: Sess, job_id: str, csrf_token: Annotated[str, Form()] = ""):
+    checked_csrf(request, session, csrf_token)
+    ctx.link.client(session.api_key).cancel(_checked_id(job_id))
+    return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+
+
+@router.post("/jobs/{job_id}/delete")
+def delete(request: Request, ctx: Ctx, session: Sess, job_id: str, csrf_token: Annotated[str, Form()] = ""):
+    checked_csrf(request, session, csrf_token)
+    ctx.link.client(session.api_key).delete(_checked_id(job_id))
+    ctx.rows.forget(job_id)
+    ctx.thumbnails.discard(job_id)
+    return RedirectResponse("/jobs", status_code=303)
+
+
+def _checked_id(job_id: str) -> str:
+    if len(job_id) != 32 or any(c not in "0123456789abcdef" for c in job_id):
+        raise InvalidArgument(f"{job_id!r} is not a job id (32 hex digits)")
+    return job_id
+
+
+@router.get("/classify", response_class=HTMLResponse)
+def classify_page(request: Request, session: Sess):
+    return render(request, "classify.html", session)
+
+
+@router.get("/evaluations", response_class=HTMLResponse)
+def evaluations(request: Request, ctx: Ctx, session: Sess):
+    folder = ctx.settings.reports_dir
+    return render(request, "evaluations.html", session, folder=folder, reports=reports.listed(folder))
+
+
+@router.get("/evaluations/{name}", response_class=HTMLResponse)
+def evaluation(request: Request, ctx: Ctx, session: Sess, name: str):
+    report = reports.read(ctx.settings.reports_dir, name)
+    return render(request, "evaluation.html", session, name=name, report=report, **reports.summary(report))
+
+
+@router.get("/status", response_class=HTMLResponse)
+def status(request: Request, ctx: Ctx, session: Sess):
+    client = ctx.link.client(session.api_key)
+    serving = client.serving()
+    model, model_error = None, ""
+    try:
+        model = client.classes()
+    except Unauthenticated:
+        raise
+    except Exception as exc:  # noqa: BLE001 - shown on the page: that is what it is for
+        model_error = str(exc)
+    return render(
+        request, "status.html", session, gateway=ctx.link.address, serving=serving, model=model, model_error=model_error
+    )
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, session: Sess, next: str = "/"):
+    return render(request, "login.html", session, next=_local(next), refused=False)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    ctx: Ctx,
+    session: Sess,
+    api_key: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+):
+    checked_csrf(request, session, csrf_token)
+    key = api_key.strip()
+    try:
+        if not key:
+            raise Unauthenticated("enter an API key")
+        ctx.link.client(key).list_jobs(page_size=1).__next__()
+    except StopIteration:
+        pass  # a key without jobs yet
+    except Unauthenticated:
+        # 200: a form shown again with its error (a 401 is for HTTP authentication, and a console error)
+        return render(request, "login.html", session, next=_local(next), refused=True)
+    ctx.sessions.end(session)
+    _, cookie = ctx.sessions.new(key)  # a new session id at login: a planted cookie learns nothing
+    response = RedirectResponse(_local(next), status_code=303)
+    set_session_cookie(response, ctx.settings, cookie)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, ctx: Ctx, session: Sess, csrf_token: Annotated[str, Form()] = ""):
+    checked_csrf(request, session, csrf_token)
+    ctx.sessions.end(session)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie("podium_session", path="/")
+    return response
+
+
+def _local(target: str) -> str:
+    """Only a path on this site (no open redirect)."""
+    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
