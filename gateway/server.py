@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from errors import FailedPrecondition, InvalidArgument, PodiumError, Unavailable
+from gateway.cluster_status import ClusterStatus, celery_ping
 from gateway.interceptors import ApiKeyInterceptor, ErrorInterceptor
 from gateway.metrics import start_metrics
 from gateway.model_service import ModelService
@@ -100,7 +101,9 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     jobs = JobService(
         settings, store, queue, models, on_submitted=lambda mode: metrics.jobs_submitted.labels(mode=mode.value).inc()
     )
-    servicer = PodiumServicer(settings, jobs, models)
+    health_store = JobStore.from_url(settings.redis_url, socket_timeout_s=HEALTH_PING_TIMEOUT_S)
+    status = ClusterStatus(health_store.ping, models, celery_ping(celery))
+    servicer = PodiumServicer(settings, jobs, models, status)
     podium_pb2_grpc.add_PodiumServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -110,7 +113,6 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     if port == 0:
         raise Unavailable(f"cannot listen on {settings.host}:{settings.port}: is the port in use?")
     stop = threading.Event()
-    health_store = JobStore.from_url(settings.redis_url, socket_timeout_s=HEALTH_PING_TIMEOUT_S)
     gateway = Gateway(server, port, health_servicer, health_store, stop)
     _serve_health(gateway)  # before the first call can arrive: health is never NOT_FOUND
     server.start()

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 
 import grpc
 
-from errors import InvalidArgument
+from errors import InvalidArgument, Unavailable
 from gateway.access import Caller, caller_of
+from gateway.cluster_status import ClusterStatus
 from gateway.convert import job_to_proto, result_to_proto, state_from_proto
 from gateway.model_service import ModelService
 from gateway.service import JobOptions, JobService
@@ -50,10 +51,13 @@ def _manifest_lines(requests: Iterator[pb.ManifestRequest], watch: IdleWatch) ->
 
 
 class PodiumServicer(pb_grpc.PodiumServicer):
-    def __init__(self, settings: GatewaySettings, jobs: JobService, model: ModelService) -> None:
+    def __init__(
+        self, settings: GatewaySettings, jobs: JobService, model: ModelService, status: ClusterStatus | None = None
+    ) -> None:
         self._settings = settings
         self._jobs = jobs
         self._model = model
+        self._status = status
         self._streams = StreamSlots(settings.max_streams, settings.max_streams_per_key)
         self._admin_keys = settings.admin_api_key_list()
         self._keys_required = bool(settings.api_key_list())
@@ -147,4 +151,17 @@ class PodiumServicer(pb_grpc.PodiumServicer):
                 result_to_proto(ImageResult(i, name, outcome))
                 for i, ((name, _), outcome) in enumerate(zip(images, outcomes, strict=True))
             ]
+        )
+
+    def GetStatus(self, request, context):
+        if self._status is None:
+            raise Unavailable("this gateway reports no status")
+        reading = self._status.read()
+        return pb.GetStatusResponse(
+            redis_ok=reading.redis_ok,
+            model_ok=reading.model_ok,
+            model=reading.model,
+            model_error=reading.model_error,
+            workers=[pb.WorkerStatus(name=name) for name in reading.workers],
+            checked_at=reading.checked_at,
         )

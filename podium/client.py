@@ -262,6 +262,10 @@ class PodiumClient:
             return False
         return status == health_pb2.HealthCheckResponse.SERVING
 
+    def status(self) -> pb.GetStatusResponse:
+        """Whether Redis, the default model and the workers answer, as the gateway sees them."""
+        return self._call(self._stub.GetStatus, pb.GetStatusRequest())
+
     def classify_images(
         self, images: list[tuple[str, bytes]], top_k: int = 0, model: str = "", explain: bool = False
     ) -> list[pb.ImageResult]:

@@ -290,3 +290,29 @@ class ClassifyResponse(_message.Message):
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[ImageResult]
     def __init__(self, results: _Optional[_Iterable[_Union[ImageResult, _Mapping]]] = ...) -> None: ...
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WorkerStatus(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetStatusResponse(_message.Message):
+    __slots__ = ("redis_ok", "model_ok", "model", "model_error", "workers", "checked_at")
+    REDIS_OK_FIELD_NUMBER: _ClassVar[int]
+    MODEL_OK_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ERROR_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_AT_FIELD_NUMBER: _ClassVar[int]
+    redis_ok: bool
+    model_ok: bool
+    model: str
+    model_error: str
+    workers: _containers.RepeatedCompositeFieldContainer[WorkerStatus]
+    checked_at: float
+    def __init__(self, redis_ok: _Optional[bool] = ..., model_ok: _Optional[bool] = ..., model: _Optional[str] = ..., model_error: _Optional[str] = ..., workers: _Optional[_Iterable[_Union[WorkerStatus, _Mapping]]] = ..., checked_at: _Optional[float] = ...) -> None: ...

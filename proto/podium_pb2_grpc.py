@@ -100,6 +100,11 @@ class PodiumStub:
                 request_serializer=proto_dot_podium__pb2.ClassifyRequest.SerializeToString,
                 response_deserializer=proto_dot_podium__pb2.ClassifyResponse.FromString,
                 _registered_method=True)
+        self.GetStatus = channel.unary_unary(
+                '/podium.v1.Podium/GetStatus',
+                request_serializer=proto_dot_podium__pb2.GetStatusRequest.SerializeToString,
+                response_deserializer=proto_dot_podium__pb2.GetStatusResponse.FromString,
+                _registered_method=True)
 
 
 class PodiumServicer:
@@ -208,6 +213,14 @@ class PodiumServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStatus(self, request, context):
+        """GetStatus says whether what the gateway depends on answers: Redis, the
+        default model in Triton, the workers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PodiumServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -275,6 +288,11 @@ def add_PodiumServicer_to_server(servicer, server):
                     servicer.Classify,
                     request_deserializer=proto_dot_podium__pb2.ClassifyRequest.FromString,
                     response_serializer=proto_dot_podium__pb2.ClassifyResponse.SerializeToString,
+            ),
+            'GetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatus,
+                    request_deserializer=proto_dot_podium__pb2.GetStatusRequest.FromString,
+                    response_serializer=proto_dot_podium__pb2.GetStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -629,6 +647,33 @@ class Podium:
             '/podium.v1.Podium/Classify',
             proto_dot_podium__pb2.ClassifyRequest.SerializeToString,
             proto_dot_podium__pb2.ClassifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/podium.v1.Podium/GetStatus',
+            proto_dot_podium__pb2.GetStatusRequest.SerializeToString,
+            proto_dot_podium__pb2.GetStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

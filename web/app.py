@@ -119,8 +119,13 @@ def create_app(settings: WebSettings, link: GatewayLink | None = None) -> FastAP
         status = HTTP_STATUS.get(error.status, 500)
         if wants_json(request):
             return JSONResponse({"error": error.message, "hint": error.hint}, status_code=status)
-        return templates.TemplateResponse(
-            request, "error.html", {"error": error, "csrf_token": "", "logged_in": False}, status_code=status
-        )
+        session = app.state.ctx.sessions.get(request.cookies.get(COOKIE_NAME))
+        values = {
+            "error": error,
+            "csrf_token": session.csrf_token if session else "",
+            "logged_in": bool(session and session.api_key),
+            "path": request.url.path,
+        }
+        return templates.TemplateResponse(request, "error.html", values, status_code=status)
 
     return app

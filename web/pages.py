@@ -144,15 +144,10 @@ def evaluation(request: Request, ctx: Ctx, session: Sess, name: str):
 def status(request: Request, ctx: Ctx, session: Sess):
     client = ctx.link.client(session.api_key)
     serving = client.serving()
-    model, model_error = None, ""
-    try:
-        model = client.classes()
-    except Unauthenticated:
-        raise
-    except Exception as exc:  # noqa: BLE001 - shown on the page: that is what it is for
-        model_error = str(exc)
+    health = client.status()
+    model = client.classes() if health.model_ok else None
     return render(
-        request, "status.html", session, gateway=ctx.link.address, serving=serving, model=model, model_error=model_error
+        request, "status.html", session, gateway=ctx.link.address, serving=serving, health=health, model=model
     )
 
 

@@ -299,5 +299,7 @@ def test_quick_classify_and_status(web_cluster, browser, photo_folder, expected)
     wait_for(lambda: by_testid(browser, "gateway-health"))
     assert by_testid(browser, "gateway-health")[0].text == "serving"
     assert by_testid(browser, "model-health")[0].text == "ready"
+    assert by_testid(browser, "redis-health")[0].text == "ok"
+    assert by_testid(browser, "workers-health")[0].text == "2 answering"
     shot(browser, "status")
     assert console_errors(browser) == []

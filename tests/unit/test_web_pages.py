@@ -1,0 +1,479 @@
+"""The web page's own logic, in process: FastAPI's TestClient over a fake gateway client.
+
+What runs against the real gateway, in a real browser, is tests/integration/test_web.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
+from podium.output import result_record
+from proto import podium_pb2 as pb
+from web.app import create_app
+from web.results import Query, Row, RowCache, Sort, page_of
+from web.server import check_exposure
+from web.sessions import Sessions
+from web.settings import WebSettings
+from web.uploads import CHUNK_BYTES, FrameParser
+from web.views import duration_text, job_view
+
+KEY = "the-key"
+JOB_ID = "0123456789abcdef0123456789abcdef"
+
+
+def jpeg(size=(300, 200), colour=(200, 30, 30)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, "JPEG")
+    return out.getvalue()
+
+
+def result(index: int, path: str, label: str = "", p: float = 0.0, error: str = "", cam: bool = False):
+    if error:
+        return pb.ImageResult(index=index, path=path, status=pb.IMAGE_STATUS_ERROR, error=error)
+    top = [pb.Prediction(label=label, index=index % 3, probability=p), pb.Prediction(label="other", probability=1 - p)]
+    made = pb.ImageResult(index=index, path=path, status=pb.IMAGE_STATUS_OK, top_k=top)
+    if cam:
+        made.cam.CopyFrom(pb.ClassActivationMap(class_index=0, rows=2, cols=2, values=[0, 1 / 255, 0.5, 1]))
+    return made
+
+
+class FakeSubscription:
+    def __init__(self, jobs):
+        self._jobs = jobs
+        self.cancelled = False
+
+    def __iter__(self):
+        yield from self._jobs
+
+    def cancel(self):
+        self.cancelled = True
+
+
+class FakeClient:
+    """The part of PodiumClient the page calls, over a job held in memory."""
+
+    def __init__(self, gateway: FakeGateway, key: str):
+        self.gateway, self.key = gateway, key
+
+    def _check(self):
+        if self.gateway.keys and self.key not in self.gateway.keys:
+            raise Unauthenticated("unknown API key")
+
+    def classes(self):
+        self._check()
+        return pb.ListClassesResponse(
+            classes=["a", "b", "c"], model_name="m", model_version="1", target="cpu", precision="fp32"
+        )
+
+    def list_jobs(self, state=0, name="", page_size=100):
+        self._check()
+        yield from [job for job in self.gateway.jobs.values() if not state or job.state == state]
+
+    def get_job(self, job_id):
+        self._check()
+        if job_id not in self.gateway.jobs:
+            raise NotFound(f"no job {job_id}")
+        return self.gateway.jobs[job_id]
+
+    def results(self, job_id, start_index=0, follow=False):
+        self._check()
+        self.gateway.result_reads += 1
+        return iter(self.gateway.results.get(job_id, []))
+
+    def subscribe(self, job_id):
+        self._check()
+        self.gateway.subscription = FakeSubscription(self.gateway.updates)
+        return self.gateway.subscription
+
+    def cancel(self, job_id):
+        self._check()
+        self.gateway.cancelled.append(job_id)
+        return self.gateway.jobs[job_id]
+
+    def delete(self, job_id):
+        self._check()
+        self.gateway.jobs.pop(job_id)
+
+    def submit_chunks(self, chunks, **spec):
+        self._check()
+        files: dict[str, bytes] = {}
+        for chunk in chunks:
+            files[chunk.path] = files.get(chunk.path, b"") + chunk.data
+        self.gateway.uploaded, self.gateway.spec = files, spec
+        if self.gateway.refuse:
+            raise self.gateway.refuse
+        job = pb.Job(id=JOB_ID, state=pb.JOB_STATE_RUNNING, total=len(files), created_at=time.time())
+        self.gateway.jobs[JOB_ID] = job
+        return job
+
+    def classify_images(self, images, top_k=0, model="", explain=False):
+        self._check()
+        return [result(0, images[0][0], "a", 0.9)]
+
+    def serving(self):
+        return True
+
+    def status(self):
+        self._check()
+        return pb.GetStatusResponse(redis_ok=True, model_ok=True, model="m:1", workers=[pb.WorkerStatus(name="w1")])
+
+
+class FakeGateway:
+    def __init__(self, keys=(KEY,)):
+        self.keys = set(keys)
+        self.jobs: dict[str, pb.Job] = {}
+        self.results: dict[str, list[pb.ImageResult]] = {}
+        self.updates: list[pb.Job] = []
+        self.cancelled: list[str] = []
+        self.uploaded: dict[str, bytes] = {}
+        self.spec: dict = {}
+        self.refuse = None
+        self.result_reads = 0
+        self.subscription = None
+
+    address = "127.0.0.1:1"
+
+    def client(self, key: str) -> FakeClient:
+        return FakeClient(self, key)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def gateway():
+    return FakeGateway()
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return WebSettings(cache_dir=tmp_path / "cache", reports_dir=tmp_path / "reports", page_size=2)
+
+
+@pytest.fixture
+def web(gateway, settings):
+    with TestClient(create_app(settings, link=gateway), base_url="http://127.0.0.1") as client:
+        yield client
+
+
+def csrf_of(page: str) -> str:
+    return re.search(r'name="csrf-token" content="([0-9a-f]+)"', page).group(1)
+
+
+def logged_in(web) -> str:
+    """Log in with the right key; returns the session's CSRF token."""
+    token = csrf_of(web.get("/login").text)
+    answer = web.post("/login", data={"api_key": KEY, "csrf_token": token, "next": "/jobs"}, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/jobs"
+    return csrf_of(web.get("/jobs").text)
+
+
+def finished_job(gateway, results, explain=False) -> pb.Job:
+    job = pb.Job(
+        id=JOB_ID,
+        state=pb.JOB_STATE_COMPLETED,
+        total=len(results),
+        succeeded=sum(r.status == pb.IMAGE_STATUS_OK for r in results),
+        failed=sum(r.status == pb.IMAGE_STATUS_ERROR for r in results),
+        created_at=100.0,
+        finished_at=110.0,
+        spec=pb.JobSpec(name="n", explain=explain, top_k=2),
+    )
+    gateway.jobs[JOB_ID], gateway.results[JOB_ID] = job, results
+    return job
+
+
+def framed(files: dict[str, bytes]) -> bytes:
+    return b"".join(json.dumps({"path": p, "size": len(d)}).encode() + b"\n" + d for p, d in files.items())
+
+
+# --- login, sessions, CSRF ---------------------------------------------------------
+
+
+def test_pages_send_a_visitor_without_a_key_to_the_login_form(web):
+    answer = web.get("/jobs?state=running", follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/login?next=/jobs%3Fstate%3Drunning"
+    assert 'data-testid="api-key-input"' in web.get("/login").text
+
+
+def test_a_wrong_key_is_refused_and_a_right_one_gets_a_fresh_cookie(web):
+    first = web.get("/login")
+    anonymous = web.cookies.get("podium_session")
+    refused = web.post("/login", data={"api_key": "nope", "csrf_token": csrf_of(first.text)})
+    assert 'data-testid="login-error"' in refused.text and web.cookies.get("podium_session") == anonymous
+    answer = web.post("/login", data={"api_key": KEY, "csrf_token": csrf_of(first.text)}, follow_redirects=False)
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and KEY not in cookie
+    assert web.cookies.get("podium_session") != anonymous  # a new session id at login
+    page = web.get("/jobs")
+    assert page.status_code == 200 and KEY not in page.text
+
+
+def test_posts_without_the_session_csrf_token_are_refused(web, gateway):
+    finished_job(gateway, [])
+    logged_in(web)
+    for token in ("", "0" * 64):
+        answer = web.post(f"/jobs/{JOB_ID}/cancel", data={"csrf_token": token})
+        assert answer.status_code == 400 and "CSRF" in answer.text
+    assert gateway.cancelled == []
+    other = TestClient(web.app, base_url="http://127.0.0.1")  # another visitor's token is not this session's
+    answer = web.post(f"/jobs/{JOB_ID}/cancel", data={"csrf_token": csrf_of(other.get("/login").text)})
+    assert answer.status_code == 400 and gateway.cancelled == []
+
+
+def test_login_redirects_only_within_the_site(web):
+    token = csrf_of(web.get("/login").text)
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil"):
+        answer = web.post("/login", data={"api_key": KEY, "csrf_token": token, "next": target}, follow_redirects=False)
+        assert answer.headers["location"] == "/"
+        token = csrf_of(web.get("/login").text)
+
+
+def test_sessions_expire_and_forged_cookies_are_refused():
+    sessions = Sessions("secret", ttl_s=60)
+    session, cookie = sessions.new("k")
+    assert sessions.get(cookie).api_key == "k"
+    assert sessions.get(cookie[:-2] + "xx") is None
+    assert Sessions("another secret", ttl_s=60).get(cookie) is None
+    sessions.end(session)
+    assert sessions.get(cookie) is None
+
+
+def test_the_pages_forbid_inline_script_and_framing(web):
+    headers = web.get("/login").headers
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+
+
+# --- exposure ----------------------------------------------------------------------
+
+
+def test_a_public_address_needs_a_gateway_with_keys(settings):
+    public = settings.model_copy(update={"host": "0.0.0.0", "gateway_wait_s": 0})
+    with pytest.raises(FailedPrecondition, match="without an API key"):
+        check_exposure(public, FakeGateway(keys=()))
+    check_exposure(public, FakeGateway())  # keys: every visitor logs in
+    check_exposure(public.model_copy(update={"allow_unauthenticated": True}), FakeGateway(keys=()))
+    check_exposure(settings, FakeGateway(keys=()))  # loopback
+
+
+# --- upload ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("piece", [1, 7, 4096, 10**7])
+def test_the_frame_parser_reads_files_however_the_body_is_cut(piece):
+    files = {"a.jpg": b"x" * (CHUNK_BYTES + 5), "empty.png": b"", "sub/ü.jpg": b"abc"}
+    body, parser, seen = framed(files), FrameParser(), []
+    for start in range(0, len(body), piece):
+        seen += list(parser.feed(body[start : start + piece]))
+    parser.finish()
+    assert all(len(chunk.data) <= CHUNK_BYTES for chunk in seen)
+    joined: dict[str, bytes] = {}
+    for chunk in seen:
+        joined[chunk.path] = joined.get(chunk.path, b"") + chunk.data
+    assert joined == files
+    assert [chunk.path for chunk in seen if chunk.last] == list(files)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [(b'{"path": "a", "size": 10}\nabc', "broke off"), (b"not json\n", "not {path, size}"), (b"", "no file")],
+)
+def test_a_malformed_upload_is_refused_with_its_reason(body, reason):
+    parser = FrameParser()
+    with pytest.raises(InvalidArgument, match=reason):
+        list(parser.feed(body))
+        parser.finish()
+
+
+def test_an_upload_is_passed_on_with_its_options_and_thumbnails(web, gateway, settings):
+    token = logged_in(web)
+    files = {"one.jpg": jpeg(), "sub/two.jpg": jpeg((120, 400)), "notes.txt": b"not an image"}
+    answer = web.post(
+        "/api/uploads?name=match&top_k=3&explain=1&source=Sports",
+        content=framed(files),
+        headers={"X-CSRF-Token": token},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"job_id": JOB_ID, "url": f"/jobs/{JOB_ID}", "total": 3}
+    assert gateway.uploaded == files
+    assert gateway.spec == {
+        "name": "match",
+        "model": "",
+        "top_k": 3,
+        "explain": True,
+        "source": "browser upload: Sports",
+    }
+    thumbs = sorted((settings.cache_dir / "thumbnails" / JOB_ID).iterdir())
+    assert len(thumbs) == 2  # the text file has none
+    assert {Image.open(path).size for path in thumbs} == {(160, 160)}
+
+
+def test_a_refused_upload_answers_the_gateway_reason_and_keeps_no_thumbnail(web, gateway, settings):
+    token = logged_in(web)
+    gateway.refuse = InvalidArgument("too many files", hint="split the folder")
+    answer = web.post("/api/uploads", content=framed({"a.jpg": jpeg()}), headers={"X-CSRF-Token": token})
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "too many files", "hint": "split the folder"}
+    assert not any((settings.cache_dir / "thumbnails").glob("*/*.jpg"))
+
+
+def test_an_upload_without_the_csrf_header_is_refused(web, gateway):
+    logged_in(web)
+    answer = web.post("/api/uploads", content=framed({"a.jpg": jpeg()}))
+    assert answer.status_code == 400 and gateway.uploaded == {}
+
+
+# --- a job's page ------------------------------------------------------------------
+
+
+def rows_on(page: str) -> list[tuple[str, str]]:
+    return re.findall(r'data-testid="result-row" data-path="([^"]*)" data-label="([^"]*)"', page)
+
+
+def test_the_job_page_shows_state_progress_rows_and_pages(web, gateway):
+    results = [result(0, "a.jpg", "ski", 0.9), result(1, "b.jpg", "golf", 0.4), result(2, "c.jpg", error="bad file")]
+    finished_job(gateway, results)
+    logged_in(web)
+    page = web.get(f"/jobs/{JOB_ID}").text
+    assert re.search(r'data-testid="job-state"[^>]*>completed<', page)
+    assert re.search(r'data-testid="job-progress" max="3" value="3"', page)
+    assert rows_on(page) == [("a.jpg", "ski"), ("b.jpg", "golf")]  # page size 2
+    assert rows_on(web.get(f"/jobs/{JOB_ID}?page=2").text) == [("c.jpg", "")]
+    assert "bad file" in web.get(f"/jobs/{JOB_ID}?errors=1").text
+    assert rows_on(web.get(f"/jobs/{JOB_ID}?label=golf").text) == [("b.jpg", "golf")]
+    assert rows_on(web.get(f"/jobs/{JOB_ID}?min_probability=0.5").text) == [("a.jpg", "ski")]
+    assert rows_on(web.get(f"/jobs/{JOB_ID}?sort=unsure").text) == [("b.jpg", "golf"), ("a.jpg", "ski")]
+    assert gateway.result_reads == 1  # a finished job's rows are read from the gateway once
+    assert web.get("/jobs/not-a-job-id").status_code == 422
+    assert web.get(f"/jobs/{'f' * 32}").status_code == 404
+
+
+def test_an_explained_job_carries_its_maps_for_the_overlay(web, gateway):
+    finished_job(gateway, [result(0, "a.jpg", "ski", 0.9, cam=True)], explain=True)
+    logged_in(web)
+    page = web.get(f"/jobs/{JOB_ID}").text
+    assert 'data-cam="000180ff"' in page and 'width="2" height="2"' in page
+
+
+def test_downloads_equal_the_contract_records(web, gateway):
+    results = [result(0, "a.jpg", "ski", 0.9), result(1, "b.jpg", error="bad file")]
+    finished_job(gateway, results)
+    logged_in(web)
+    lines = web.get(f"/jobs/{JOB_ID}/results.jsonl").text.splitlines()
+    assert [json.loads(line) for line in lines] == [result_record(r) for r in results]
+    csv_text = web.get(f"/jobs/{JOB_ID}/results.csv").text.splitlines()
+    assert csv_text[0] == "path,status,label,index,probability,error,top_k" and len(csv_text) == 3
+
+
+def test_live_progress_streams_each_change_until_the_end(web, gateway):
+    running = pb.Job(id=JOB_ID, state=pb.JOB_STATE_RUNNING, total=4, created_at=time.time())
+    gateway.jobs[JOB_ID] = running
+    gateway.updates = [
+        pb.Job(id=JOB_ID, state=pb.JOB_STATE_RUNNING, total=4, succeeded=2, created_at=running.created_at),
+        pb.Job(id=JOB_ID, state=pb.JOB_STATE_COMPLETED, total=4, succeeded=4, created_at=running.created_at),
+    ]
+    logged_in(web)
+    with web.stream("GET", f"/jobs/{JOB_ID}/events") as answer:
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        events = [json.loads(line[6:]) for line in answer.iter_lines() if line.startswith("data: ")]
+    assert [(e["state"], e["done"]) for e in events] == [("running", 0), ("running", 2), ("completed", 4)]
+    assert gateway.subscription.cancelled  # the gateway's stream is let go
+
+
+def test_thumbnails_are_served_to_those_who_may_see_the_job(web, gateway, settings):
+    token = logged_in(web)
+    web.post("/api/uploads", content=framed({"a.jpg": jpeg()}), headers={"X-CSRF-Token": token})
+    page = web.get(f"/jobs/{JOB_ID}").text
+    src = re.search(r'src="(/jobs/[0-9a-f]+/thumbnails/[0-9a-f]+\.jpg)"', page)
+    assert src is None  # no result yet, no row
+    from web.thumbnails import path_key
+
+    answer = web.get(f"/jobs/{JOB_ID}/thumbnails/{path_key('a.jpg')}.jpg")
+    assert answer.headers["content-type"] == "image/jpeg"
+    missing = web.get(f"/jobs/{JOB_ID}/thumbnails/{path_key('none.jpg')}.jpg")
+    assert missing.status_code == 200 and missing.headers["content-type"] == "image/svg+xml"
+    web.cookies.clear()
+    refused = web.get(f"/jobs/{JOB_ID}/thumbnails/{path_key('a.jpg')}.jpg", follow_redirects=False)
+    assert refused.status_code == 303  # to the login form
+
+
+# --- results, views, reports -------------------------------------------------------
+
+
+def test_row_filters_sorts_and_pages():
+    rows = [Row.of(result(i, f"{i}.jpg", "ski" if i % 2 else "golf", i / 10)) for i in range(10)]
+    rows.append(Row.of(result(10, "bad.jpg", error="broken")))
+    page = page_of(rows, Query(label="ski", min_probability=0.5, page_size=2))
+    assert [row.path for row in page.rows] == ["5.jpg", "7.jpg"] and page.matching == 3 and page.pages == 2
+    assert [row.path for row in page_of(rows, Query(errors_only=True)).rows] == ["bad.jpg"]
+    assert page_of(rows, Query(sort=Sort.CONFIDENT, page_size=1)).rows[0].path == "9.jpg"
+    assert page_of(rows, Query(page=99, page_size=5)).page == 3  # past the end: the last page
+    assert page_of(rows, Query()).labels == ["golf", "ski"]
+
+
+def test_the_row_cache_keeps_finished_jobs_within_its_budget():
+    cache, reads = RowCache(max_rows=3), []
+
+    def read(n):
+        return lambda: reads.append(n) or [result(i, f"{i}", "a", 0.5) for i in range(n)]
+
+    cache.rows("a", True, read(2))
+    cache.rows("a", True, read(2))
+    cache.rows("running", False, read(1))
+    cache.rows("running", False, read(1))
+    cache.rows("b", True, read(2))  # over budget: "a" goes
+    cache.rows("a", True, read(2))
+    assert reads == [2, 1, 1, 2, 2]
+
+
+def test_a_job_view_says_rate_eta_and_duration():
+    job = pb.Job(id=JOB_ID, state=pb.JOB_STATE_RUNNING, total=100, succeeded=40, failed=10, created_at=1000.0)
+    view = job_view(job, now=1010.0)
+    assert (view.state, view.done, view.rate, view.eta, view.percent) == ("running", 50, 5.0, "10 s", 50.0)
+    assert duration_text(3725) == "1 h 02 min" and duration_text(75) == "1 min 15 s"
+
+
+def test_the_evaluation_page_shows_a_report(web, settings):
+    folder = settings.reports_dir / "valid"
+    folder.mkdir(parents=True)
+    report = {
+        "model": {"name": "m", "version": "1"},
+        "n_images": 10,
+        "n_failed": 0,
+        "accuracy": 0.9,
+        "accuracy_ci95": [0.6, 0.98],
+        "top5_accuracy": 1.0,
+        "labels": ["a", "b"],
+        "per_class": {n: {"precision": 1.0, "recall": 0.8, "f1": 0.89, "support": 5} for n in ("a", "b")},
+        "macro_avg": {"precision": 1, "recall": 0.8, "f1": 0.89},
+        "weighted_avg": {"precision": 1, "recall": 0.8, "f1": 0.89},
+        "confusion_matrix": [[5, 0], [1, 4]],
+        "most_confused": [{"true": "b", "predicted": "a", "count": 1}],
+        "misclassified": [{"path": "b/1.jpg", "true": "b", "predicted": "a", "probability": 0.7}],
+    }
+    (folder / "report.json").write_text(json.dumps(report))
+    (folder / "confusion_matrix.png").write_bytes(b"\x89PNG fake")
+    logged_in(web)
+    assert 'href="/evaluations/valid"' in web.get("/evaluations").text
+    page = web.get("/evaluations/valid").text
+    assert "Accuracy 90.0%" in page and "60.0–98.0%" in page and "b/1.jpg" in page
+    assert web.get("/evaluations/valid/confusion_matrix.png").headers["content-type"] == "image/png"
+    assert web.get("/evaluations/..%2F..%2Fetc").status_code == 404
+    assert web.get("/evaluations/valid/report.json").status_code == 404  # only the report's pictures and page
+
+
+def test_the_status_page_names_each_part(web):
+    logged_in(web)
+    page = web.get("/status").text
+    assert re.search(r'data-testid="workers-health">1 answering<', page) and "w1" in page
+    assert re.search(r'data-testid="model-health">ready<', page)
