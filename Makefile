@@ -9,14 +9,17 @@ DEMO_DIR ?= .podium/demo
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup system-deps demo figures test unit component integration deploy bench gpu-check proto lint clean
+.PHONY: setup system-deps demo figures screenshots test unit component integration deploy bench gpu-check proto lint clean
 
 setup: system-deps $(STAMP)
 
-# redis-server and the libpython that Triton's Python-backend stub links against.
+# redis-server, the libpython that Triton's Python-backend stub links against, and the
+# browser the web page's tests drive (Debian's chromium and its chromedriver).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	ldconfig -p | grep -q 'libpython3\.11\.so\.1\.0' || missing="$$missing libpython3.11"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
@@ -36,6 +39,11 @@ demo: setup
 # The README's pictures, regenerated from real runs: the demo's heat-map sheet.
 figures: demo
 	mkdir -p docs/images && cp $(DEMO_DIR)/heatmaps.png docs/images/heatmaps.png
+
+# The web page's screenshots in the README, taken by its browser test (tests/integration/test_web.py).
+screenshots: setup
+	rm -rf docs/images/web
+	PODIUM_SCREENSHOTS_DIR=docs/images/web $(BIN)/python -m pytest tests/integration/test_web.py $(PYTEST_ARGS)
 
 # Lint first (seconds), then every tier: unit, component, integration, deploy (docs/architecture.md).
 test: setup lint

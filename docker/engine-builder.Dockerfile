@@ -34,6 +34,7 @@ COPY cluster/ cluster/
 COPY bench/ bench/
 COPY train/ train/
 COPY evaluate/ evaluate/
+COPY web/ web/
 COPY ops/ ops/
 # cuda-python gives the engine check its device memory (engine/cuda_runtime.py). It must
 # match this release's CUDA (25.06: CUDA 12.9): the cuda-bindings 13.x that constraints.txt

@@ -1,4 +1,4 @@
-"""Container health checks: ``python healthcheck.py gateway|worker``; exit 0 when healthy.
+"""Container health checks: ``python healthcheck.py gateway|worker|web``; exit 0 when healthy.
 
 Both read the service's own settings class (the PODIUM_* variables the container already
 has), so a check never disagrees with the service about ports or Redis.
@@ -10,6 +10,7 @@ has), so a check never disagrees with the service about ports or Redis.
 - worker: the Celery node ``celery@<hostname>`` (the name the worker command line sets
   with ``--hostname celery@%h``) must answer a ping through the broker. A worker that lost
   Redis, or whose main process hangs, fails it.
+- web: the page's /healthz on this container's port answers 200 (the process serves HTTP).
 
 Kept in the images (not in the project's packages) because only containers need it;
 Kubernetes probes the gateway with its native gRPC probe and uses this for workers.
@@ -83,7 +84,21 @@ def worker_healthy(timeout_s: float = CHECK_TIMEOUT_S) -> bool:
     return True
 
 
-CHECKS = {"gateway": gateway_healthy, "worker": worker_healthy}
+def web_healthy(timeout_s: float = CHECK_TIMEOUT_S) -> bool:
+    import urllib.request
+
+    from web.settings import WebSettings
+
+    url = f"http://127.0.0.1:{WebSettings().port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as answer:
+            return answer.status == 200
+    except OSError as exc:
+        print(f"web page at {url}: {exc}", file=sys.stderr)
+        return False
+
+
+CHECKS = {"gateway": gateway_healthy, "worker": worker_healthy, "web": web_healthy}
 
 
 def main(argv: list[str]) -> int:

@@ -91,7 +91,7 @@ def create_app(settings: WebSettings, link: GatewayLink | None = None) -> FastAP
     templates = Jinja2Templates(directory=PACKAGE / "templates")
     app.state.ctx = WebContext(
         settings=settings,
-        sessions=Sessions(settings.secret_key, settings.session_ttl_s),
+        sessions=Sessions(settings.session_ttl_s),
         link=link or GatewayLink(settings),
         thumbnails=ThumbnailStore(settings.cache_dir / "thumbnails", settings.thumbnail_px),
         rows=RowCache(),

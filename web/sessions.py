@@ -29,8 +29,9 @@ class Session:
 
 
 class Sessions:
-    def __init__(self, secret_key: str, ttl_s: int) -> None:
-        self._secret = (secret_key or secrets.token_hex(32)).encode()
+    def __init__(self, ttl_s: int) -> None:
+        # Sessions live in this process, so a key of its own: logins end when it restarts.
+        self._secret = secrets.token_bytes(32)
         self._signer = TimestampSigner(self._secret, salt="podium-session")
         self._ttl_s = ttl_s
         self._keys: dict[str, tuple[str, float]] = {}  # session id -> (API key, expiry)

@@ -22,9 +22,6 @@ class WebSettings(BaseSettings):
         False,
         description="Serve a gateway without API keys on a non-loopback address (refused unless true)",
     )
-    secret_key: str = Field(
-        "", description="Signs session cookies; empty: a random key per process (sessions end at restart)"
-    )
     cookie_secure: bool = Field(False, description="Send the session cookie over HTTPS only (behind a TLS proxy)")
     session_ttl_s: int = Field(8 * 3600, ge=60, description="A login lasts this long")
     cache_dir: Path = Field(Path(".podium/web"), description="Thumbnails of uploaded images")

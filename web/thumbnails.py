@@ -64,10 +64,14 @@ class ThumbnailStore:
         except (PodiumError, OSError, ValueError, Image.DecompressionBombError):
             return False  # its result line carries the reason; the page shows no picture
         target = self.file(owner, path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".part")
-        partial.write_bytes(jpeg)
-        os.replace(partial, target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".part")
+            partial.write_bytes(jpeg)
+            os.replace(partial, target)
+        except OSError as exc:  # a full or read-only cache costs the pictures, never the upload
+            log.warning("no thumbnail for %s: %s", path, exc)
+            return False
         return True
 
     def rename(self, staging: str, job_id: str) -> None:

@@ -168,7 +168,7 @@ def test_flower_and_prometheus_are_optional_profiles():
     assert "monitoring" in services["prometheus"]["profiles"]
     # `--profile monitoring` must bring up what Prometheus scrapes.
     assert "monitoring" in services["flower"]["profiles"]
-    assert set(enabled(gpu_stack())) == {"redis", "engine-build", "triton", "gateway", "worker"}
+    assert set(enabled(gpu_stack())) == {"redis", "engine-build", "triton", "gateway", "worker", "web"}
 
 
 def test_prometheus_scrapes_triton_and_worker_metrics():

@@ -29,7 +29,7 @@ CPU_COMPOSE_FILE = REPO_ROOT / "docker-compose.cpu.yml"
 # stage). docker-compose.yml builds the first three from the repository root; the model
 # image is built from the exported model repository (see docker/model.Dockerfile).
 BUILDS: dict[str, tuple[Path, list[str | None]]] = {
-    "docker/Dockerfile": (REPO_ROOT, ["gateway", "worker"]),
+    "docker/Dockerfile": (REPO_ROOT, ["gateway", "worker", "web"]),
     "docker/engine-builder.Dockerfile": (REPO_ROOT, [None]),
     "docker/triton-cpu.Dockerfile": (REPO_ROOT, [None]),
     "docker/model.Dockerfile": (REPO_ROOT / "model_repository", [None]),
@@ -197,12 +197,14 @@ NOT_IN_IMAGE = {
     "gateway": {"torch", "torchvision", "skimage", "onnx", "onnxruntime", "matplotlib", "pytriton"},
     "worker": {"torch", "torchvision", "skimage", "onnx", "onnxruntime", "matplotlib", "pytriton"},
     "engine-builder": {"torch", "torchvision", "skimage", "matplotlib", "pytriton"},
+    "web": {"torch", "torchvision", "skimage", "onnx", "onnxruntime", "matplotlib", "pytriton", "redis", "celery"},
 }
 IMAGE_ENTRY_MODULES = {
     "gateway": ["gateway.__main__", "gateway.server"],
     "worker": ["worker.celery_entry", "worker.app"],
     # `podium build-engine`: the command line as it starts, then what build-engine loads.
     "engine-builder": ["ops.main", "engine", "modelrepo", "settings"],
+    "web": ["web.__main__", "web.server", "web.app", "web.pages", "web.api"],
 }
 # The command line's modules: only what they import at start counts (each command loads its own).
 CLI_MODULES = frozenset(

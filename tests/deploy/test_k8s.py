@@ -320,6 +320,7 @@ def test_network_policies_expose_only_the_gateway(directory):
     deny = [p for p in kube.find(docs, "NetworkPolicy") if p["spec"]["podSelector"] == {}]
     assert any(not p["spec"].get("ingress") for p in deny), "no default-deny ingress policy"
     assert set(_peers(docs, "gateway")) == {("anywhere", 50051), ("cluster", 9464)}
+    assert _peers(docs, "web") == [("cluster", 8080)], "the page is reached through an Ingress, not directly"
     assert _peers(docs, "worker") == [("cluster", 9464)], "nothing but Prometheus connects to workers"
     redis_peers = set(_peers(docs, "redis"))
     expected = {("pod:gateway", 6379), ("pod:worker", 6379)}

@@ -24,6 +24,7 @@ from gateway.settings import GatewaySettings
 from jobstore.queue import QUEUE_NAME
 from modelrepo import EngineSettings
 from tests.support.deploy import compose, kube
+from web.settings import WebSettings
 from worker.settings import WorkerSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,9 +38,10 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "gateway": GatewaySettings,
     "worker": WorkerSettings,
     "engine-build": EngineSettings,
+    "web": WebSettings,
 }
 # Deployments whose container of the same name runs the service.
-DEPLOYMENT_OF = {"gateway": "gateway", "worker": "worker", "engine-build": "triton"}
+DEPLOYMENT_OF = {"gateway": "gateway", "worker": "worker", "engine-build": "triton", "web": "web"}
 
 
 def expected_variables(settings: type[BaseSettings]) -> set[str]:
