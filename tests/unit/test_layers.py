@@ -67,7 +67,7 @@ LAYERS: dict[str, tuple[int, frozenset[str]]] = {
     "podium.cli": (4, frozenset({"errors", "jobs", "proto", "settings", "podium", "objectstore"})),
     "podium.__main__": (4, frozenset({"ops"})),
     "ops": (4, frozenset({*CORE, *CLIENTS, *TOOLS, "podium.cli", "web"})),
-    "docker": (4, frozenset({"gateway.settings", "worker.settings", "jobstore"})),
+    "docker": (4, frozenset({"gateway.settings", "worker.settings", "web.settings", "jobstore"})),
 }
 # Third-party packages a component must never import (what its image or its users lack).
 SERVER_SIDE = frozenset({"redis", "celery", "kombu", "torch", "torchvision", "tritonclient", "onnxruntime"})
