@@ -33,6 +33,7 @@ from modelmeta import (
 )
 from modelrepo import EngineSettings, Target, build_model_config, resolve_target, write_model_version
 from modelrepo.files import file_sha256
+from modelrepo.gpu_decode import write_gpu_decode_models
 from modelrepo.layout import CHECK_IMAGES_FILENAME, ONNX_FILENAME, RECIPE_FILENAME
 from modelrepo.recipe import recipe_from_settings
 from modelrepo.targets import CPU, CPU_INT8
@@ -134,6 +135,9 @@ def export_model(
             extra_files=extra_files,
             pending=spec.needs_engine,
         )
+        if spec.decodes_on_gpu:
+            dali_dir, ensemble_dir = write_gpu_decode_models(Path(model_repository), metadata, batch)
+            report(f"wrote {dali_dir.name} (decoding on the GPU, DALI) and {ensemble_dir.name} (takes encoded files)")
     report(f"exported {written.model_dir} version {written.version} in {time.monotonic() - started:.1f} s")
     return ExportResult(written.model_dir, written.version, metadata, written.onnx_path, fidelity, written.pending)
 

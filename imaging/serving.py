@@ -74,6 +74,11 @@ class Decoder:
     max_pixels: int = DEFAULT_MAX_PIXELS
     budget: DecodeBudget = field(default_factory=DecodeBudget)
 
+    def check_header(self, data: bytes) -> None:
+        """ImageDecodeError unless ``data`` starts like an image of an allowed format within the
+        pixel limit; no pixel is decoded (for a model that decodes on the server, gpu-dali)."""
+        open_image(data, self.max_pixels)
+
     def model_input(self, data: bytes, spec: PreprocessSpec = _DEFAULT_SPEC) -> np.ndarray:
         """Encoded image -> uint8 (crop, crop, 3), as the served model takes it."""
         image = open_image(data, self.max_pixels)

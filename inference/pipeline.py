@@ -8,6 +8,7 @@ from collections.abc import Callable
 from imaging import Decoder, ImageDecodeError
 from inference.triton import TritonClassifier, TritonError, TritonUnavailable, top_k
 from jobs import ActivationMap, ImageOutcome
+from modelmeta import ENCODED_INPUT
 
 
 def classify_bytes(
@@ -25,13 +26,17 @@ def classify_bytes(
     ("decode", "inference"), for the worker's metrics."""
     meta = classifier.metadata()
     started = time.perf_counter()
+    encoded = meta.input_format == ENCODED_INPUT  # gpu-dali: the server decodes
     try:
-        pixels = decoder.model_input(data, meta.preprocessing.spec())
+        if encoded:
+            decoder.check_header(data)  # what is no image, or too large, never reaches Triton
+        else:
+            pixels = decoder.model_input(data, meta.preprocessing.spec())
     except ImageDecodeError as exc:
         return ImageOutcome(error=str(exc))
     decoded = time.perf_counter()
     try:
-        answer = classifier.infer(pixels[None], explain=explain)
+        answer = classifier.infer_encoded(data, explain) if encoded else classifier.infer(pixels[None], explain=explain)
     except TritonUnavailable:
         raise
     except TritonError as exc:

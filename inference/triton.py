@@ -114,8 +114,14 @@ class TritonClassifier:
             self._metadata = ModelMetadata.model_validate(json.loads(parameters[METADATA_PARAMETER]["string_value"]))
         return self._metadata
 
+    def infer_encoded(self, data: bytes, explain: bool = False) -> Inference:
+        """One encoded file, for a model that decodes it on the server (gpu-dali's ensemble):
+        uint8 [1, len(data)]. A file the server cannot decode fails this request alone."""
+        return self.infer(np.frombuffer(data, dtype=np.uint8)[None], explain=explain)
+
     def infer(self, pixels: np.ndarray, explain: bool = False) -> Inference:
-        """uint8 [N, crop, crop, 3] -> probabilities, and with ``explain`` the activation maps.
+        """uint8 [N, crop, crop, 3] (or, for a model taking encoded files, [1, bytes]) -> probabilities,
+        and with ``explain`` the activation maps.
 
         A map is requested from Triton only when asked for, so plain jobs do not pay for it.
         """

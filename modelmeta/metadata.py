@@ -18,6 +18,10 @@ DEFAULT_MODEL_NAME = "resnet50_sports"
 METADATA_PARAMETER = "podium_metadata"
 METADATA_FILENAME = "podium.json"
 INPUT_NAME = "images"
+# The gpu-dali ensemble's input: a batch of encoded image files, uint8 [N, bytes].
+ENCODED_INPUT_NAME = "encoded"
+PIXELS_INPUT = "pixels"  # ModelMetadata.input_format: uint8 NHWC pixels, decoded by the client
+ENCODED_INPUT = "encoded"  # ... or the file's bytes, decoded by the server (gpu-dali)
 OUTPUT_NAME = "probabilities"
 # The Grad-CAM map of the top-1 class, [N, crop/32, crop/32] float32 (export.activation_map).
 CAM_NAME = "cam"
@@ -54,6 +58,8 @@ class ModelMetadata(BaseModel):
     precision: str = "fp32"
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
     input_name: str = INPUT_NAME
+    # "pixels": the client decodes and sends the crop; "encoded": it sends the file's bytes.
+    input_format: str = PIXELS_INPUT
     output_name: str = OUTPUT_NAME
     # The output carrying modelmeta.fingerprint of the classified pixels ("": the model has none).
     fingerprint_name: str = ""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from modelmeta import ModelMetadata
 from modelrepo.files import read_json
+from modelrepo.gpu_decode import is_gpu_decode_model
 from modelrepo.layout import (
     EVALUATION_FILENAME,
     FIDELITY_FILENAME,
@@ -45,6 +46,8 @@ def list_models(repository: Path) -> list[VersionSummary]:
     """Every installed and pending version of every model in ``repository``, in order."""
     summaries = []
     for model_dir in model_dirs(repository):
+        if is_gpu_decode_model(model_dir):
+            continue  # gpu-dali's decoding model and ensemble: listed with the model they serve
         installed = installed_versions(model_dir)
         newest = max((v for v, _ in installed), default=None)
         for version, folder in installed:

@@ -3,13 +3,14 @@
 A target names the Triton backend or platform, where its instances run, how Triton batches
 for it, the files that go into the version folder beside the model and the config
 parameters they read. The workers and the gateway never look at it: every target takes
-uint8 NHWC ``images`` and answers float32 ``probabilities``.
+uint8 NHWC ``images`` and answers float32 ``probabilities`` (gpu-dali adds an ensemble that
+takes encoded files; its metadata says so, and that is what workers read).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tritonclient.grpc import model_config_pb2
@@ -22,7 +23,8 @@ CPU_INT8 = "cpu-int8"
 GPU = "gpu"
 CPU_ORT = "cpu-ort"
 GPU_ORT = "gpu-ort"
-TARGETS = (CPU, CPU_INT8, GPU, CPU_ORT, GPU_ORT)
+GPU_DALI = "gpu-dali"
+TARGETS = (CPU, CPU_INT8, GPU, CPU_ORT, GPU_ORT, GPU_DALI)
 # Read by triton_python_model.py (which cannot import this package inside Triton).
 ONNX_THREADS_PARAMETER = "onnx_intra_op_threads"
 # 0 lets onnxruntime pick (one thread per physical core).
@@ -76,6 +78,8 @@ class Target:
     tensorrt_accelerator: Mapping[str, str] = field(default_factory=dict)
     # The version needs a TensorRT engine built on the serving GPU before Triton loads it.
     needs_engine: bool = False
+    # Also write the DALI decoding model and the ensemble that takes encoded files (gpu-dali).
+    decodes_on_gpu: bool = False
 
     @property
     def serves_with(self) -> str:
@@ -147,7 +151,12 @@ GPU_ORT_TARGET = Target(
         "trt_timing_cache_path": ORT_TRT_CACHE_PATH,
     },
 )
-_BY_NAME = {t.name: t for t in (CPU_TARGET, CPU_INT8_TARGET, GPU_TARGET, CPU_ORT_TARGET, GPU_ORT_TARGET)}
+# The gpu model as it is, plus JPEG decoding on the GPU in front of it (modelrepo.gpu_decode):
+# workers send the files' bytes to the ensemble and decode nothing.
+GPU_DALI_TARGET = replace(GPU_TARGET, name=GPU_DALI, decodes_on_gpu=True)
+_BY_NAME = {
+    t.name: t for t in (CPU_TARGET, CPU_INT8_TARGET, GPU_TARGET, CPU_ORT_TARGET, GPU_ORT_TARGET, GPU_DALI_TARGET)
+}
 
 
 def resolve_target(name: str) -> Target:

@@ -17,7 +17,8 @@ from podium.cli.options import console, out
 TARGET_HELP = (
     "cpu: ONNX FP32 on Triton's Python backend (embedded default); cpu-int8: static INT8 ONNX on the same path "
     "(needs --calibration); gpu: TensorRT FP16 plan (pending until `podium build-engine` on the GPU); "
-    "cpu-ort / gpu-ort: ONNX Runtime backend of NGC Triton images (gpu-ort with TensorRT acceleration)"
+    "cpu-ort / gpu-ort: ONNX Runtime backend of NGC Triton images (gpu-ort with TensorRT acceleration); "
+    "gpu-dali: gpu plus JPEG decoding on the GPU (DALI) and an ensemble NAME_encoded that takes the files' bytes"
 )
 RepositoryOpt = Annotated[Path, typer.Option(help="Triton model repository")]
 
