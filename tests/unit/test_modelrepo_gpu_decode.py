@@ -129,8 +129,10 @@ def test_the_pipeline_computes_torchvision_sizes_and_offsets(pipeline):
         resized = TF.resize(image, 256)  # torchvision's own size rule
         new_h, new_w = pipeline.resized_extent(height, width), pipeline.resized_extent(width, height)
         assert (new_w, new_h) == resized.size, (height, width)
-    for extent in range(224, 2000):
-        assert pipeline.crop_start(extent) == int(round((extent - 224) / 2.0)), extent
+    for extent in range(224, 1200):
+        columns = Image.fromarray(np.tile(np.arange(extent, dtype=np.int32), (224, 1)))  # each pixel: its column
+        first = int(np.asarray(TF.center_crop(columns, 224))[0, 0])  # torchvision's own offset
+        assert pipeline.crop_start(extent) == first, extent
 
 
 def test_the_pipeline_decodes_on_the_gpu_and_resizes_antialiased():
