@@ -289,10 +289,22 @@ class LocalCluster:
                 proc.wait_ready()
             self._start_one(self._gateway())
             if self.web_port:
-                self._start_one(self._web())
+                self._start_web()
         except BaseException:
             self.stop()
             raise
+
+    def _start_web(self) -> None:
+        """The page is a convenience: if it cannot start (its port taken), the cluster runs without it."""
+        proc = self._web()
+        try:
+            self._start_one(proc)
+        except ProcessFailed as exc:
+            proc.stop(timeout_s=1)
+            if proc in self.processes:
+                self.processes.remove(proc)
+            log.warning("the web page did not start, the cluster runs without it (`--web-port` picks another): %s", exc)
+            self.web_port = 0
 
     def _start_one(self, proc: ManagedProcess) -> None:
         log.info("starting %s", proc.name)
