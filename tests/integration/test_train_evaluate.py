@@ -15,9 +15,8 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 
 from cluster import ClusterSettings, LocalCluster
 from export.labels import DEFAULT_LABELS, read_labels
-from samples import bundled_photos
 from tests.support.cli import run_cli
-from tests.support.labelled import make_data_set, mislabel, write_class_images
+from tests.support.labelled import labelled_for_the_fitted_checkpoint, make_data_set, mislabel
 from tests.support.reference import build_resnet50, reference_predict
 
 pytestmark = pytest.mark.integration
@@ -52,19 +51,6 @@ def test_a_trained_checkpoint_exports_serves_and_lists_its_classes(tmp_path):
         assert [line.split()[-1] for line in listed.stdout.splitlines()] == ["astronaut", "chelsea", "coffee"]
         submitted = podium("submit", str(data / "test"), "--wait", "--gateway", cluster.gateway_address, "--show", "0")
         assert "9 classified, 0 failed" in submitted.stdout
-
-
-def labelled_for_the_fitted_checkpoint(root: Path, per_class: int = 10) -> Path:
-    """Crops of four bundled photographs in folders named after the class the fitted
-    checkpoint (tests/support/reference.fit_checkpoint) learned for each photograph."""
-    photos = bundled_photos()
-    names = list(photos)
-    fitted = np.linspace(0, 99, num=len(names)).round().astype(int) % 100
-    labels = read_labels(DEFAULT_LABELS)
-    rng = np.random.default_rng(3)
-    for position in (0, 3, 5, 9):
-        write_class_images(root / labels[fitted[position]], photos[names[position]].convert("RGB"), per_class, rng)
-    return root
 
 
 def test_evaluate_through_podium_up_equals_scikit_learn_on_a_pytorch_reference(cluster, checkpoint, tmp_path):

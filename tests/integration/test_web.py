@@ -24,6 +24,8 @@ from cluster import ClusterSettings, LocalCluster
 from podium import PodiumClient
 from samples import write_photo_folder
 from tests.integration.conftest import MODEL_NAME
+from tests.support.cli import run_cli
+from tests.support.labelled import labelled_for_the_fitted_checkpoint, mislabel
 from tests.support.reference import build_resnet50, reference_predict
 
 pytestmark = pytest.mark.integration
@@ -61,7 +63,12 @@ def expected(checkpoint, photo_folder, web_cluster) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def web_cluster(model_repository, tmp_path_factory):
+def reports_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("reports")
+
+
+@pytest.fixture(scope="module")
+def web_cluster(model_repository, reports_dir, tmp_path_factory):
     settings = ClusterSettings(
         model_repository=model_repository,
         workers=2,
@@ -70,16 +77,19 @@ def web_cluster(model_repository, tmp_path_factory):
         run_dir=tmp_path_factory.mktemp("web-cluster"),
         service={"model_name": MODEL_NAME, "api_keys": API_KEY, "decode": "exact", "result_cache": False},
     )
-    before = os.environ.get("PODIUM_WEB_PAGE_SIZE")
-    os.environ["PODIUM_WEB_PAGE_SIZE"] = str(PAGE_SIZE)  # read by the web child at its start
+    # Read by the web child at its start.
+    page = {"PODIUM_WEB_PAGE_SIZE": str(PAGE_SIZE), "PODIUM_WEB_REPORTS_DIR": str(reports_dir)}
+    before = {name: os.environ.get(name) for name in page}
+    os.environ.update(page)
     try:
         cluster = LocalCluster(settings)
         cluster.start()
     finally:
-        if before is None:
-            os.environ.pop("PODIUM_WEB_PAGE_SIZE")
-        else:
-            os.environ["PODIUM_WEB_PAGE_SIZE"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
     try:
         yield cluster
     finally:
@@ -302,4 +312,37 @@ def test_quick_classify_and_status(web_cluster, browser, photo_folder, expected)
     assert by_testid(browser, "redis-health")[0].text == "ok"
     assert by_testid(browser, "workers-health")[0].text == "2 answering"
     shot(browser, "status")
+    assert console_errors(browser) == []
+
+
+def test_an_evaluation_report_on_the_page(web_cluster, browser, reports_dir, tmp_path):
+    """`podium evaluate` through the same gateway; the page shows its report as written."""
+    moved = mislabel(labelled_for_the_fitted_checkpoint(tmp_path / "labelled"), share=0.1)
+    done = run_cli(
+        "evaluate",
+        str(tmp_path / "labelled"),
+        "--report",
+        str(reports_dir / "held-out"),
+        "--gateway",
+        web_cluster.gateway_address,
+        "--api-key",
+        API_KEY,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads((reports_dir / "held-out" / "report.json").read_text())
+    log_in(browser, web_cluster.web_url, API_KEY)
+    wait_for(lambda: by_testid(browser, "upload-input"))
+    browser.get(web_cluster.web_url + "/evaluations")
+    wait_for(lambda: by_testid(browser, "report-row"), what="the reports list")
+    browser.get(web_cluster.web_url + "/evaluations/held-out")
+    accuracy = wait_for(lambda: by_testid(browser, "accuracy"), what="the report")[0].text
+    low, high = report["accuracy_ci95"]
+    assert accuracy.startswith(f"Accuracy {100 * report['accuracy']:.1f}%")
+    assert f"{100 * low:.1f}–{100 * high:.1f}%" in accuracy
+    width = browser.execute_script("return document.querySelector('img.matrix').naturalWidth")
+    assert width > 500  # the confusion matrix PNG `podium evaluate` drew
+    shown = {row.text for row in browser.find_elements("css selector", ".card .path")}
+    assert shown == {item["path"] for item in report["misclassified"]}
+    assert {path for path, _, _ in moved} <= shown  # the images moved to a wrong folder are among them
+    shot(browser, "evaluation")
     assert console_errors(browser) == []

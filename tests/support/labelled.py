@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from export.labels import DEFAULT_LABELS, read_labels
 from samples import bundled_photos
 
 CLASS_PHOTOS = ("astronaut", "chelsea", "coffee", "motorcycle", "rocket", "immunohistochemistry")
@@ -60,3 +61,16 @@ def mislabel(folder: Path, share: float, seed: int = 0) -> list[tuple[str, str, 
         shutil.move(path, target)
         moved.append((target.relative_to(folder).as_posix(), true, wrong))
     return moved
+
+
+def labelled_for_the_fitted_checkpoint(root: Path, per_class: int = 10) -> Path:
+    """Crops of four bundled photographs in folders named after the class the fitted
+    checkpoint (tests/support/reference.fit_checkpoint) learned for each photograph."""
+    photos = bundled_photos()
+    names = list(photos)
+    fitted = np.linspace(0, 99, num=len(names)).round().astype(int) % 100
+    labels = read_labels(DEFAULT_LABELS)
+    rng = np.random.default_rng(3)
+    for position in (0, 3, 5, 9):
+        write_class_images(root / labels[fitted[position]], photos[names[position]].convert("RGB"), per_class, rng)
+    return root
