@@ -306,5 +306,5 @@ def camera(run: Run, main: ServedCluster) -> None:
         f"end to end, {sizes.camera_job_images} 24 MP JPEGs",
         THROUGHPUT,
         rates,
-        "the workers' PODIUM_DECODE (fast unless --env says otherwise)",
+        "the workers' PODIUM_DECODE (exact unless --env says otherwise)",
     )
