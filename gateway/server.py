@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import signal
 import sys
@@ -27,7 +26,7 @@ from gateway.settings import GatewaySettings
 from gateway.webhooks import WebhookSender
 from jobstore import ChunkQueue, JobStore, make_celery
 from proto import podium_pb2, podium_pb2_grpc
-from settings import read_settings
+from settings import is_loopback, read_settings
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +61,13 @@ class Gateway:
 
 def check_exposure(settings: GatewaySettings) -> None:
     """Fail closed: a gateway reachable from a network must have API keys."""
-    if settings.api_key_list() or settings.allow_unauthenticated or _loopback(settings.host):
+    if settings.api_key_list() or settings.allow_unauthenticated or is_loopback(settings.host):
         return
     raise FailedPrecondition(
         f"the gateway would listen on {settings.host}, reachable from the network, without API keys",
         hint="set PODIUM_API_KEYS (comma-separated), or PODIUM_ALLOW_UNAUTHENTICATED=true if a proxy in front "
         "authenticates, or listen on 127.0.0.1 (PODIUM_HOST)",
     )
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: assume it is reachable
 
 
 def build_gateway(settings: GatewaySettings) -> Gateway:
@@ -142,7 +132,7 @@ def _add_port(server: grpc.Server, settings: GatewaySettings) -> int:
     if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
         raise InvalidArgument("set both PODIUM_TLS_CERT_FILE and PODIUM_TLS_KEY_FILE for TLS, or neither")
     if not settings.tls_cert_file:
-        if not _loopback(settings.host):
+        if not is_loopback(settings.host):
             log.warning(
                 "listening on %s in plaintext: set PODIUM_TLS_CERT_FILE/KEY_FILE, or terminate TLS in front", address
             )

@@ -8,6 +8,7 @@ so a variable set for the services reaches them and no name is spelled twice.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Self, TypeVar
 
@@ -49,6 +50,17 @@ def read_settings(settings_class: type[T], **overrides: object) -> T:
 def field_values(variables: dict[str, str]) -> dict[str, str]:
     """``{"PODIUM_CHUNK_SIZE": "8"}`` -> ``{"chunk_size": "8"}``: variables as settings fields."""
     return {name.removeprefix(ENV_PREFIX).lower(): value for name, value in variables.items()}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a service listening on ``host`` is reachable from this machine only (fail-closed
+    checks: anything else needs authentication)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: assume it is reachable
 
 
 def split_list(value: str) -> list[str]:

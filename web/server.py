@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 
 from errors import FailedPrecondition, PodiumError, Unauthenticated, Unavailable
+from settings import is_loopback
 from web.link import GatewayLink
 from web.settings import WebSettings
 
 log = logging.getLogger(__name__)
 RETRY_S = 1.0
-
-
-def loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: assume it is reachable
 
 
 def gateway_requires_keys(link: GatewayLink, wait_s: float) -> bool:
@@ -44,7 +35,7 @@ def check_exposure(settings: WebSettings, link: GatewayLink) -> None:
     """Fail closed: on a non-loopback address the page serves only a gateway that has API keys
     (every visitor then logs in), unless PODIUM_WEB_ALLOW_UNAUTHENTICATED says a proxy in front
     authenticates."""
-    if loopback(settings.host) or settings.allow_unauthenticated:
+    if is_loopback(settings.host) or settings.allow_unauthenticated:
         return
     if not gateway_requires_keys(link, settings.gateway_wait_s):
         raise FailedPrecondition(
