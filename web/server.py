@@ -56,4 +56,13 @@ def serve(settings: WebSettings) -> None:
     link = GatewayLink(settings)
     check_exposure(settings, link)
     app = create_app(settings, link)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            # Ctrl-C or SIGTERM: stop gracefully and return (exit 0, like `podium up`); uvicorn
+            # would raise the signal again once stopped, and the command would die of it.
+            super().handle_exit(sig, frame)
+            getattr(self, "_captured_signals", []).clear()
+
+    Server(config).run()

@@ -51,6 +51,17 @@ def alive(pid: int) -> bool:
 API_KEY = "up-test-key"
 
 
+def wait_for_page(url: str, timeout_s: float = 30) -> str:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                return answer.read().decode()
+        except OSError:
+            assert time.monotonic() < deadline, f"{url} did not answer"
+            time.sleep(0.2)
+
+
 def test_up_serves_and_stops_without_orphans(model_repository, test_folder, tmp_path):
     """Also: PODIUM_API_KEYS in the environment protects the gateway `podium up` starts."""
     port, web_port = free_port(), free_port()
@@ -95,6 +106,21 @@ def test_up_serves_and_stops_without_orphans(model_repository, test_folder, tmp_
         assert any(line.strip() == f"web: {web}" for line in lines), "".join(lines)
         with urllib.request.urlopen(f"{web}/jobs", timeout=10) as page:  # keys: the page asks to log in
             assert page.url.startswith(f"{web}/login") and 'data-testid="api-key-input"' in page.read().decode()
+        # `podium web` on its own, beside it, in front of the same gateway.
+        own_port = free_port()
+        alone = subprocess.Popen(
+            [sys.executable, "-m", "podium", "web", "--gateway", f"127.0.0.1:{port}", "--port", str(own_port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            assert alone.stdout.readline().startswith(f"web: http://127.0.0.1:{own_port}")
+            page = wait_for_page(f"http://127.0.0.1:{own_port}/jobs")
+            assert 'data-testid="api-key-input"' in page
+        finally:
+            alone.terminate()
+            assert alone.wait(30) == 0
 
         with PodiumClient(f"127.0.0.1:{port}") as keyless, pytest.raises(Unauthenticated):
             keyless.submit_folder(test_folder.root)
