@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -104,7 +105,10 @@ def web(
         str | None,
         typer.Option(help="Address to listen on (default: $PODIUM_WEB_HOST or 127.0.0.1; another needs API keys)"),
     ] = None,
-    port: Annotated[int | None, typer.Option(help="HTTP port (default: $PODIUM_WEB_PORT or 8080)")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="HTTP port (default: $PODIUM_WEB_PORT, else 8080, else a free one if 8080 is taken)"),
+    ] = None,
     reports: Annotated[
         Path | None,
         typer.Option(
@@ -118,14 +122,29 @@ def web(
     each visitor logs in with one; on an address other than loopback the page refuses to serve
     a gateway without keys (PODIUM_WEB_ALLOW_UNAUTHENTICATED=true if a proxy authenticates).
     Every PODIUM_WEB_* variable is read (see docs/web.md); a flag overrides its variable."""
+    from cluster.processes import free_port
     from web.server import serve
     from web.settings import WebSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     given = {"gateway": gateway, "host": host, "port": port, "reports_dir": reports}
     settings = read_settings(WebSettings, **{name: value for name, value in given.items() if value is not None})
+    if "port" not in settings.model_fields_set and not port_free(settings.host, settings.port):
+        # The default port is taken (e.g. by `podium up`'s own page): another, said below.
+        # A port asked for (--port, PODIUM_WEB_PORT) is kept, and a taken one is an error.
+        console.print(f"port {settings.port} is in use; serving on a free one (--port chooses)")
+        settings = settings.model_copy(update={"port": free_port()})
     out.print(f"web: http://{settings.host}:{settings.port}  (gateway {settings.gateway}; Ctrl-C stops)", markup=False)
     serve(settings)
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def demo(

@@ -25,9 +25,27 @@ pytestmark = pytest.mark.integration
 JOB_IMAGES = 160
 
 
+def busy(cluster, number: int, timeout_s: float = 15.0) -> None:
+    """Wait until worker ``number`` runs a chunk (Celery's inspect), so that a kill lands on one."""
+    from jobstore import make_celery
+
+    app, name = make_celery(cluster.redis_url), f"podium-worker-{number}@{cluster.gateway_port}"
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not (app.control.inspect(destination=[name], timeout=0.5).active() or {}).get(name):
+            assert time.monotonic() < deadline, f"{name} ran no chunk for {timeout_s:.0f} s"
+    finally:
+        app.close()
+
+
 def test_sigkill_a_worker_process_tree_mid_job(faulty_cluster, photos, baseline):
     worker = faulty_cluster.process("worker-1")
-    job, records = run_job(faulty_cluster, photos, fault=lambda: worker.signal_group(signal.SIGKILL))
+
+    def kill_while_it_works() -> None:
+        busy(faulty_cluster, 1)
+        worker.signal_group(signal.SIGKILL)
+
+    job, records = run_job(faulty_cluster, photos, fault=kill_while_it_works)
     assert job.retries >= 1, "the killed worker's chunk was never delivered again"
     assert_same_as(records, baseline)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -49,6 +51,22 @@ def alive(pid: int) -> bool:
 
 
 API_KEY = "up-test-key"
+
+
+def start_web_alone(gateway: str, port: str | None) -> str:
+    """Run `podium web` until its page answers (asking to log in), stop it; its URL."""
+    argv = [sys.executable, "-m", "podium", "web", "--gateway", gateway, *(["--port", port] if port else [])]
+    env = {name: value for name, value in os.environ.items() if name != "PODIUM_WEB_PORT"}
+    alone = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        line = alone.stdout.readline()
+        assert line.startswith("web: http://"), line
+        url = line.split()[1]
+        assert 'data-testid="api-key-input"' in wait_for_page(f"{url}/jobs")
+    finally:
+        alone.terminate()
+        assert alone.wait(30) == 0
+    return url
 
 
 def wait_for_page(url: str, timeout_s: float = 30) -> str:
@@ -106,21 +124,18 @@ def test_up_serves_and_stops_without_orphans(model_repository, test_folder, tmp_
         assert any(line.strip() == f"web: {web}" for line in lines), "".join(lines)
         with urllib.request.urlopen(f"{web}/jobs", timeout=10) as page:  # keys: the page asks to log in
             assert page.url.startswith(f"{web}/login") and 'data-testid="api-key-input"' in page.read().decode()
-        # `podium web` on its own, beside it, in front of the same gateway.
-        own_port = free_port()
-        alone = subprocess.Popen(
-            [sys.executable, "-m", "podium", "web", "--gateway", f"127.0.0.1:{port}", "--port", str(own_port)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        # `podium web` on its own, beside it, in front of the same gateway: on the port asked
+        # for, and without one while the default (8080) is taken, on a free port it names.
+        held = socket.socket()
+        with contextlib.suppress(OSError):  # taken already: as good for the test
+            held.bind(("127.0.0.1", 8080))
+            held.listen()
         try:
-            assert alone.stdout.readline().startswith(f"web: http://127.0.0.1:{own_port}")
-            page = wait_for_page(f"http://127.0.0.1:{own_port}/jobs")
-            assert 'data-testid="api-key-input"' in page
+            for asked in (str(free_port()), None):
+                url = start_web_alone(f"127.0.0.1:{port}", asked)
+                assert url != "http://127.0.0.1:8080" and (asked is None or url.endswith(f":{asked}"))
         finally:
-            alone.terminate()
-            assert alone.wait(30) == 0
+            held.close()
 
         with PodiumClient(f"127.0.0.1:{port}") as keyless, pytest.raises(Unauthenticated):
             keyless.submit_folder(test_folder.root)
