@@ -13,22 +13,20 @@ from collections.abc import Iterator
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.responses import FileResponse, StreamingResponse
 
 from errors import InvalidArgument, NotFound, PodiumError
 from podium.output import CSV_COLUMNS, csv_row, result_record
 from proto import podium_pb2 as pb
 from web import reports
-from web.app import PACKAGE, WebContext, context, current_session
-from web.pages import JOB_ID, JOBS_SHOWN, checked_csrf
+from web.app import PACKAGE, Ctx, Sess, WebContext, recent_jobs
+from web.pages import JOB_ID, checked_csrf
 from web.sessions import Session
 from web.uploads import relay_upload
 from web.views import job_view
 
 router = APIRouter()
-Ctx = Annotated[WebContext, Depends(context)]
-Sess = Annotated[Session, Depends(current_session)]
 JobId = Annotated[str, Path(pattern=JOB_ID)]
 CLASSIFY_TOP_K = 3
 PLACEHOLDER = PACKAGE / "static" / "no-thumbnail.svg"
@@ -93,12 +91,7 @@ def classify(
 
 @router.get("/api/jobs")
 def jobs(ctx: Ctx, session: Sess) -> dict:
-    listed = []
-    for job in ctx.link.client(session.api_key).list_jobs(page_size=JOBS_SHOWN):
-        listed.append(job_view(job).record())
-        if len(listed) == JOBS_SHOWN:
-            break
-    return {"jobs": listed}
+    return {"jobs": [view.record() for view in recent_jobs(ctx, session)]}
 
 
 @router.get("/jobs/{job_id}/events")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -18,6 +20,7 @@ from web.results import RowCache
 from web.sessions import COOKIE_NAME, Session, Sessions
 from web.settings import WebSettings
 from web.thumbnails import ThumbnailStore
+from web.views import JobView, job_view
 
 PACKAGE = Path(__file__).resolve().parent
 HTTP_STATUS: dict[Status, int] = {
@@ -61,6 +64,17 @@ def current_session(request: Request) -> Session:
         session, cookie = ctx.sessions.new()
         request.state.new_cookie = cookie
     return session
+
+
+Ctx = Annotated[WebContext, Depends(context)]
+Sess = Annotated[Session, Depends(current_session)]
+JOBS_SHOWN = 100  # the newest jobs the jobs list shows
+
+
+def recent_jobs(ctx: WebContext, session: Session, state: int = 0, name: str = "") -> list[JobView]:
+    """The caller's newest JOBS_SHOWN jobs (one ListJobs page)."""
+    jobs = ctx.link.client(session.api_key).list_jobs(state=state, name=name, page_size=JOBS_SHOWN)
+    return [job_view(job) for job in itertools.islice(jobs, JOBS_SHOWN)]
 
 
 def set_session_cookie(response: Response, settings: WebSettings, cookie: str) -> None:

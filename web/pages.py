@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from errors import InvalidArgument, Unauthenticated
 from podium.states import is_terminal
 from proto import podium_pb2 as pb
 from web import reports
-from web.app import WebContext, context, current_session, set_session_cookie
+from web.app import Ctx, Sess, context, recent_jobs, set_session_cookie
 from web.results import Query as RowQuery
 from web.results import Sort, page_of
 from web.sessions import Session
@@ -22,7 +22,6 @@ from web.views import job_view
 
 router = APIRouter()
 JOB_ID = r"^[0-9a-f]{32}$"
-JOBS_SHOWN = 100
 STATE_FILTERS = {name: value for name, value in pb.JobState.items() if value}
 
 
@@ -38,10 +37,6 @@ def checked_csrf(request: Request, session: Session, token: str | None) -> None:
         )
 
 
-Ctx = Annotated[WebContext, Depends(context)]
-Sess = Annotated[Session, Depends(current_session)]
-
-
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, ctx: Ctx, session: Sess):
     classes = ctx.link.client(session.api_key).classes()
@@ -51,11 +46,7 @@ def home(request: Request, ctx: Ctx, session: Sess):
 @router.get("/jobs", response_class=HTMLResponse)
 def jobs(request: Request, ctx: Ctx, session: Sess, state: str = "", name: str = ""):
     wanted = STATE_FILTERS.get(f"JOB_STATE_{state.upper()}", pb.JOB_STATE_UNSPECIFIED) if state else 0
-    listed = []
-    for job in ctx.link.client(session.api_key).list_jobs(state=wanted, name=name, page_size=JOBS_SHOWN):
-        listed.append(job_view(job))
-        if len(listed) == JOBS_SHOWN:
-            break
+    listed = recent_jobs(ctx, session, wanted, name)
     return render(request, "jobs.html", session, jobs=listed, state=state, name=name)
 
 

@@ -16,6 +16,23 @@ function hidden(path) {
   return path.split("/").some((part) => part.startsWith("."));
 }
 
+// A drop zone: Enter or Space opens its file picker; a drop hands the event to onDrop.
+function dropZone(zone, picker, onDrop) {
+  zone.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); picker.click(); }
+  });
+  ["dragenter", "dragover"].forEach((name) => zone.addEventListener(name, (event) => {
+    event.preventDefault();
+    zone.classList.add("over");
+  }));
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    onDrop(event);
+  });
+}
+
 // --- upload ------------------------------------------------------------------------
 
 function walkEntry(entry, found) {
@@ -75,17 +92,7 @@ function initUpload() {
     chosen = relativeTo(files.map((file) => ({ file, path: file.webkitRelativePath || file.name })), true);
     show();
   });
-  zone.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); filesInput.click(); }
-  });
-  ["dragenter", "dragover"].forEach((name) => zone.addEventListener(name, (event) => {
-    event.preventDefault();
-    zone.classList.add("over");
-  }));
-  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
-  zone.addEventListener("drop", async (event) => {
-    event.preventDefault();
-    zone.classList.remove("over");
+  dropZone(zone, filesInput, async (event) => {
     const entries = [...event.dataTransfer.items].map((item) => item.webkitGetAsEntry && item.webkitGetAsEntry()).filter(Boolean);
     const found = [];
     for (const entry of entries) await walkEntry(entry, found);
@@ -283,14 +290,7 @@ function initClassify() {
     }
   };
   input.addEventListener("change", () => input.files.length && classify(input.files[0]));
-  zone.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); }
-  });
-  ["dragenter", "dragover"].forEach((n) => zone.addEventListener(n, (event) => { event.preventDefault(); zone.classList.add("over"); }));
-  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
-  zone.addEventListener("drop", (event) => {
-    event.preventDefault();
-    zone.classList.remove("over");
+  dropZone(zone, input, (event) => {
     if (event.dataTransfer.files.length) classify(event.dataTransfer.files[0]);
   });
 }
