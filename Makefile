@@ -13,14 +13,16 @@ BENCH_ARGS ?=
 
 setup: system-deps $(STAMP)
 
-# redis-server, the libpython that Triton's Python-backend stub links against, and the
-# browser the web page's tests drive (Debian's chromium and its chromedriver).
+# redis-server, the libpython that Triton's Python-backend stub links against, the
+# browser the web page's tests drive (Debian's chromium and its chromedriver), and qemu's
+# user-mode emulator, which checks INT8 models on AVX2's kernels on a VNNI machine.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	ldconfig -p | grep -q 'libpython3\.11\.so\.1\.0' || missing="$$missing libpython3.11"; \
+	[ "$$(uname -m)" != x86_64 ] || command -v qemu-x86_64 >/dev/null || missing="$$missing qemu-user"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

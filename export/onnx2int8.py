@@ -1,8 +1,12 @@
 """FP32 ONNX model -> static INT8 (QDQ) ONNX model with onnxruntime, and its speed-up.
 
 Weights are quantised per output channel to int8, activations per tensor to uint8
-(U8S8): onnxruntime's fast path on x86 with AVX-512 VNNI; on this development machine
-S8S8 ran *slower* than FP32. Calibration feeds the model's own input, uint8 pixels
+(U8S8): onnxruntime's fast path on x86; on this development machine S8S8 ran *slower*
+than FP32. The weights use 7 bits (``reduce_range``): on CPUs without VNNI (AVX2,
+AVX-512 without VNNI) onnxruntime sums pairs of u8 x s8 products in saturating int16,
+which full 8-bit weights overflow (the activation maps fell to mean r 0.897 there);
+with 7 bits no sum can, so every x86 kernel computes the same integers, at the same
+speed (``modelrepo.cpu_kernels``, docs/export.md). Calibration feeds the model's own input, uint8 pixels
 preprocessed exactly as serving does, so the ranges are those it will see.
 
 The uint8->float normalisation in front of the first convolution, the classification
@@ -65,6 +69,7 @@ def onnx2int8(fp32_path: Path, int8_path: Path, calibration: ImageSet) -> list[s
                 _CalibrationReader(calibration.pixels),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
+                reduce_range=True,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,

@@ -40,6 +40,8 @@ class VersionSummary:
     reference: str = ""
     served: bool = False  # the newest installed version: the one Triton serves
     evaluation: dict | None = None  # the last `podium evaluate` of the version
+    # An INT8 version's checks at export: {"kernel_path", "arithmetic", "emulated", ...} each.
+    kernel_checks: tuple[dict, ...] = ()
 
 
 def list_models(repository: Path) -> list[VersionSummary]:
@@ -78,6 +80,7 @@ def _summary(model: str, version: int, folder: Path, *, pending: bool, served: b
         reference=served_figures.get("reference", ""),
         served=served,
         evaluation=read_json(folder / EVALUATION_FILENAME) or None,
+        kernel_checks=tuple(fidelity.get("kernel_checks", [])),
     )
 
 

@@ -8,6 +8,7 @@ match ``inference.INPUT_NAME``/``OUTPUT_NAME`` and ``export.targets`` (a unit te
 
 import json
 import os
+import sys
 
 import numpy as np
 import onnxruntime as ort
@@ -23,6 +24,17 @@ FINGERPRINT_SEED = 20260101
 ONNX_FILENAME = "model.onnx"
 THREADS_PARAMETER = "onnx_intra_op_threads"
 DEFAULT_THREADS = 0  # onnxruntime's default: one per physical core
+FIDELITY_FILENAME = "fidelity.json"
+CPUINFO = "/proc/cpuinfo"
+# modelrepo.cpu_kernels.KERNEL_PATHS, written out again: INT8 kernel path, the cpuinfo
+# flags it needs, and its arithmetic, in onnxruntime's order of preference.
+KERNEL_PATHS = (
+    ("amx", frozenset({"amx_tile", "amx_int8", "avx512_vnni"}), "int32"),
+    ("avx512-vnni", frozenset({"avx512_vnni", "avx512bw"}), "int32"),
+    ("avx-vnni", frozenset({"avx_vnni", "avx2", "fma"}), "int32"),
+    ("avx512", frozenset({"avx512bw", "avx512f"}), "int16-pairs"),
+    ("avx2", frozenset({"avx2", "fma"}), "int16-pairs"),
+)
 
 
 class TritonPythonModel:
@@ -36,6 +48,9 @@ class TritonPythonModel:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
         self.session_outputs = {output.name for output in self.session.get_outputs()}
+        warning = kernel_warning(os.path.dirname(path))
+        if warning:
+            _log_warning(warning)
 
     def execute(self, requests):
         """Dynamic batching hands over several requests: concatenate, run once, split.
@@ -76,6 +91,53 @@ def fingerprint(pixels):
         rng = np.random.default_rng(FINGERPRINT_SEED)
         _WEIGHTS[flat.shape[1]] = rng.integers(0, 2, (FINGERPRINT_SIZE, flat.shape[1]), dtype=np.int64) * 2 - 1
     return flat @ _WEIGHTS[flat.shape[1]].T
+
+
+def kernel_warning(version_dir, cpuinfo=CPUINFO):
+    """Why this CPU's INT8 kernels were not among those the export checked the model on;
+    None when they were, or for a model with no such checks (FP32)."""
+    try:
+        with open(os.path.join(version_dir, FIDELITY_FILENAME), encoding="utf-8") as file:
+            checks = json.load(file).get("kernel_checks") or []
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not checks:
+        return None
+    path, arithmetic = cpu_kernel_path(cpuinfo)
+    if arithmetic in {check.get("arithmetic") for check in checks}:
+        return None
+    checked = ", ".join(f"{c.get('kernel_path')} ({c.get('arithmetic')})" for c in checks)
+    return (
+        f"the INT8 model in {version_dir} runs on this CPU's {path} kernels ({arithmetic} arithmetic), which its "
+        f"export did not check it on (checked: {checked}); its answers may differ from its fidelity.json. "
+        "Export it again on this kind of CPU, or serve the FP32 cpu target"
+    )
+
+
+def cpu_kernel_path(cpuinfo=CPUINFO):
+    """(kernel path, arithmetic) of onnxruntime's INT8 kernels on this CPU."""
+    flags = set()
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as file:
+            for line in file:
+                key, _, value = line.partition(":")
+                if key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    for path, needed, arithmetic in KERNEL_PATHS:
+        if needed <= flags:
+            return path, arithmetic
+    return ("sse" if flags else "unknown"), "unknown"
+
+
+def _log_warning(message):
+    logger = getattr(pb_utils, "Logger", None)  # Triton's log; older stubs have none
+    if logger is not None:
+        logger.log_warn(message)
+    else:
+        print(f"WARNING: {message}", file=sys.stderr, flush=True)
 
 
 def _threads(config):

@@ -172,12 +172,17 @@ def build_engine(
 def models(model_repository: RepositoryOpt = Path("model_repository")) -> None:
     """List the models in a repository: versions, target, classes, checkpoint and fidelity."""
     from modelrepo import list_models
+    from modelrepo.cpu_kernels import this_cpu
 
     summaries = list_models(model_repository)
     if not summaries:
         console.print(f"no models in {escape(str(model_repository))}: export one with `podium export`")
         return
-    table = Table(title=f"models in {escape(str(model_repository))}")
+    cpu = this_cpu()
+    table = Table(
+        title=f"models in {escape(str(model_repository))}",
+        caption=f"this CPU's INT8 kernels: {cpu['kernel_path']} ({cpu['arithmetic']})",
+    )
     for column in (
         "model",
         "version",
@@ -187,6 +192,7 @@ def models(model_repository: RepositoryOpt = Path("model_repository")) -> None:
         "top-1 agr.",
         "max |Δp|",
         "evaluation",
+        "INT8 kernels checked",
         "status",
     ):
         table.add_column(column)
@@ -197,9 +203,29 @@ def models(model_repository: RepositoryOpt = Path("model_repository")) -> None:
         diff = f"{s.max_abs_diff:.1e}" if s.max_abs_diff is not None else "-"
         target = f"{s.target} ({s.precision})"
         table.add_row(
-            escape(s.model), version, target, str(s.classes), checkpoint, agreement, diff, _evaluated(s), s.status
+            escape(s.model),
+            version,
+            target,
+            str(s.classes),
+            checkpoint,
+            agreement,
+            diff,
+            _evaluated(s),
+            _kernels(s, cpu["arithmetic"]),
+            s.status,
         )
     out.print(table)
+
+
+def _kernels(summary, arithmetic: str) -> str:
+    """The kernel paths an INT8 version was checked on; flagged when this CPU's is not among them."""
+    checks = summary.kernel_checks
+    if not checks:
+        return "-"
+    shown = ", ".join(f"{c['kernel_path']}{' (emulated)' if c.get('emulated') else ''}" for c in checks)
+    if arithmetic in {c["arithmetic"] for c in checks}:
+        return escape(shown)
+    return f"{escape(shown)} [yellow](not this CPU's {arithmetic})[/]"
 
 
 def _evaluated(summary) -> str:

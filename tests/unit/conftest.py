@@ -14,8 +14,9 @@ import subprocess
 
 import pytest
 
-# Libraries probing the machine at import (ctypes.util: ldconfig, gcc...; numpy.testing: lscpu).
-LIBRARY_PROBES = frozenset({"ldconfig", "gcc", "cc", "ld", "objdump", "lscpu"})
+# Libraries probing the machine at import (ctypes.util: ldconfig, gcc...; numpy.testing: lscpu;
+# matplotlib: fc-list, once, while it builds its font cache on a fresh machine).
+LIBRARY_PROBES = frozenset({"ldconfig", "gcc", "cc", "ld", "objdump", "lscpu", "fc-list"})
 
 
 class ProcessStarted(AssertionError):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import onnxruntime as ort
@@ -64,8 +66,19 @@ class FakeTritonError:
         self.message = message
 
 
+class FakeLogger:
+    """pb_utils.Logger: what the model wrote to Triton's log."""
+
+    warnings: ClassVar[list[str]] = []
+
+    @classmethod
+    def log_warn(cls, message: str) -> None:
+        cls.warnings.append(message)
+
+
 def fake_pb_utils() -> types.ModuleType:
     module = types.ModuleType("triton_python_backend_utils")
+    module.Logger = type("Logger", (FakeLogger,), {"warnings": []})
     module.Tensor = FakeTensor
     module.InferenceResponse = FakeResponse
     module.TritonError = FakeTritonError
@@ -83,13 +96,18 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture
-def backend_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+def load_backend_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """triton_python_model.py loaded as Triton's stub loads it, over a fake pb_utils."""
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", fake_pb_utils())
     spec = importlib.util.spec_from_file_location("podium_triton_model_under_test", targets.PYTHON_MODEL_SOURCE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def backend_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    return load_backend_module(monkeypatch)
 
 
 def triton_args(model_dir: Path, threads: str = "0") -> dict[str, str]:
@@ -186,3 +204,19 @@ def test_failure_answers_every_request_with_an_error(backend_module: types.Modul
         assert response.output_tensors == []
         assert "onnxruntime inference failed" in response.error.message
     model.finalize()
+
+
+def test_int8_model_warns_once_at_load_on_unchecked_kernels(
+    backend_module: types.ModuleType, model_dir: Path, tmp_path: Path
+):
+    """A fidelity.json whose checks cover no arithmetic this CPU has: one warning in Triton's log."""
+    (tmp_path / "1").mkdir()
+    shutil.copy(model_dir / "1" / "model.onnx", tmp_path / "1" / "model.onnx")
+    checks = [{"kernel_path": "avx9", "arithmetic": "none-such"}]
+    (tmp_path / "1" / "fidelity.json").write_text(json.dumps({"kernel_checks": checks}))
+    logger = backend_module.pb_utils.Logger
+    backend_module.TritonPythonModel().initialize(triton_args(model_dir))  # no fidelity.json: silent
+    assert logger.warnings == []
+    backend_module.TritonPythonModel().initialize(triton_args(tmp_path))
+    assert len(logger.warnings) == 1
+    assert "its export did not check it on (checked: avx9 (none-such))" in logger.warnings[0]
