@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from modelrepo.cpu_kernels import this_cpu
+
 PACKAGES = ("onnxruntime", "numpy", "tritonclient", "nvidia-pytriton", "celery", "grpcio", "redis", "pillow")
 
 
@@ -16,6 +18,7 @@ def machine_info() -> dict:
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpu_model": cpu_model(),
+        "int8_kernels": this_cpu(),  # which onnxruntime INT8 kernels run: the INT8 target depends on it
         "cpu_count": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "memory_gib": _memory_gib(),

@@ -102,7 +102,7 @@ def test_targets_pass_and_fail_on_ratios_of_medians():
         "Triton direct vs raw onnxruntime": "PASS",
         "end to end (224x224) vs Triton direct": "FAIL",
         "end to end vs one request per image": "PASS",
-        "INT8 vs FP32 end to end": "n/a",
+        "INT8 vs FP32 end to end (unknown kernels)": "n/a",
         "end to end, 24 MP photos (fast) vs 224x224": "PASS",
         "1-image job latency": "FAIL",
         "10-image job during a big job": "PASS",
@@ -301,3 +301,12 @@ def test_the_stand_in_keeps_the_signature_and_answers_probabilities(tmp_path):
     pixels = np.random.default_rng(0).integers(0, 256, size=(3, 224, 224, 3), dtype=np.uint8)
     (answer,) = session.run(None, {"images": pixels})
     assert answer.shape == (3, 7) and np.allclose(answer.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_int8_target_follows_the_machines_kernels():
+    from bench.targets import INT8_SPEEDUP_EXACT, INT8_SPEEDUP_PAIRS, int8_target
+
+    vnni = int8_target({"kernel_path": "avx512-vnni", "arithmetic": "int32"})
+    avx2 = int8_target({"kernel_path": "avx2", "arithmetic": "int16-pairs"})
+    assert (vnni.at_least, avx2.at_least) == (INT8_SPEEDUP_EXACT, INT8_SPEEDUP_PAIRS)
+    assert "avx2 kernels" in avx2.name and "avx512-vnni kernels" in vnni.name
