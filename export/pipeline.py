@@ -28,6 +28,8 @@ from modelmeta import (
     FINGERPRINT_NAME,
     MODEL_NAME_PATTERN,
     OUTPUT_NAME,
+    ROW_TAG_ECHO_NAME,
+    ROW_TAG_NAME,
     ModelMetadata,
     Preprocessing,
 )
@@ -222,6 +224,8 @@ def _metadata(loaded: LoadedModel, classes: list[str], model_name: str, target: 
         classes=classes,
         preprocessing=Preprocessing(),
         fingerprint_name=FINGERPRINT_NAME if target.returns_fingerprint else "",
+        row_tag_name=ROW_TAG_NAME if target.returns_fingerprint else "",
+        row_tag_echo_name=ROW_TAG_ECHO_NAME if target.returns_fingerprint else "",
         cam_name=CAM_NAME,
         checkpoint_sha256=loaded.checkpoint_sha256,
         untrained=loaded.untrained,

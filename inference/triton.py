@@ -8,6 +8,8 @@ anything worth retrying (server down, restarting, model not ready, time-out), an
 from __future__ import annotations
 
 import json
+import secrets
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +76,10 @@ class TritonClassifier:
         self.timeout_s = timeout_s
         self._client = grpcclient.InferenceServerClient(url)
         self._metadata: ModelMetadata | None = None
+        # Row tags: a random 62-bit start per client, then consecutive, so that no two
+        # requests in flight at one Triton, from any worker, carry the same tag.
+        self._next_tag = secrets.randbits(62)
+        self._tags_lock = threading.Lock()
 
     @property
     def what(self) -> str:
@@ -134,18 +140,44 @@ class TritonClassifier:
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         tensor = grpcclient.InferInput(meta.input_name, list(pixels.shape), "UINT8")
         tensor.set_data_from_numpy(pixels)
+        inputs = [tensor]
         names = [meta.output_name, *([meta.cam_name] if explain else [])]
-        names += [meta.fingerprint_name] if meta.fingerprint_name else []
+        tags = None
+        if meta.row_tag_name:
+            tags = self._row_tags(len(pixels))
+            tagged = grpcclient.InferInput(meta.row_tag_name, list(tags.shape), "INT64")
+            tagged.set_data_from_numpy(tags)
+            inputs.append(tagged)
+            names.append(meta.row_tag_echo_name)
+        elif meta.fingerprint_name:  # a version exported before row tags
+            names.append(meta.fingerprint_name)
         outputs = [grpcclient.InferRequestedOutput(name) for name in names]
         try:
             result = self._client.infer(
-                self.model_name, [tensor], model_version=self.version, outputs=outputs, client_timeout=self.timeout_s
+                self.model_name, inputs, model_version=self.version, outputs=outputs, client_timeout=self.timeout_s
             )
         except InferenceServerException as exc:
             raise _convert(exc, f"inference on {self.what}") from exc
-        if meta.fingerprint_name:
+        if tags is not None:
+            check_row_tags(tags, result.as_numpy(meta.row_tag_echo_name), self.model_name)
+        elif meta.fingerprint_name:
             check_fingerprint(pixels, result.as_numpy(meta.fingerprint_name), self.model_name)
         return Inference(result.as_numpy(meta.output_name), result.as_numpy(meta.cam_name) if explain else None)
+
+    def _row_tags(self, rows: int) -> np.ndarray:
+        """int64 [rows, 1]: tags no other request of this client carries."""
+        with self._tags_lock:
+            first, self._next_tag = self._next_tag, self._next_tag + rows
+        return np.arange(first, first + rows, dtype=np.int64)[:, None]
+
+
+def check_row_tags(sent: np.ndarray, returned: np.ndarray | None, model_name: str) -> None:
+    """TritonUnavailable (so the request is sent again) unless the response echoes this request's tags."""
+    if returned is None or not np.array_equal(returned.reshape(sent.shape), sent):
+        raise TritonUnavailable(
+            f"inference on model {model_name!r}: Triton answered with another request's response "
+            "(its row tags differ); asking again"
+        )
 
 
 def check_fingerprint(pixels: np.ndarray, returned: np.ndarray | None, model_name: str) -> None:

@@ -4,7 +4,7 @@ Pure data, read by every layer: the export writes it, the model repository store
 the Triton client reads it back from the served config, and the gateway shows it.
 """
 
-from modelmeta.fingerprint import FINGERPRINT_NAME, FINGERPRINT_SIZE, fingerprint
+from modelmeta.fingerprint import FINGERPRINT_NAME, FINGERPRINT_SIZE, ROW_TAG_ECHO_NAME, ROW_TAG_NAME, fingerprint
 from modelmeta.metadata import (
     CAM_NAME,
     CAM_STRIDE,
@@ -39,6 +39,8 @@ __all__ = [
     "MODEL_NAME_PATTERN",
     "OUTPUT_NAME",
     "PIXELS_INPUT",
+    "ROW_TAG_ECHO_NAME",
+    "ROW_TAG_NAME",
     "ModelMetadata",
     "ModelRef",
     "Preprocessing",

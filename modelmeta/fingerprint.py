@@ -1,4 +1,10 @@
-"""A fingerprint of a request's pixels that travels back with its response.
+"""What travels back with a response so that the client knows it is its own.
+
+Since 2026-12: a **row tag**. The client sends one int64 per image (``ROW_TAG_NAME``),
+unique to the request, and Podium's model.py echoes it (``ROW_TAG_ECHO_NAME``): it costs
+nothing on either side. Versions exported before that know only the pixel fingerprint
+below, which the client still computes for them (~0.45 CPU-ms per 224x224 image, on
+each side).
 
 Measured on the embedded Triton (2.51, Python backend): under overload with a queue
 policy, a few responses came back to the wrong request (another image's probabilities).
@@ -18,6 +24,8 @@ import functools
 
 import numpy as np
 
+ROW_TAG_NAME = "row_tag"
+ROW_TAG_ECHO_NAME = "row_tag_echo"
 FINGERPRINT_NAME = "fingerprint"
 FINGERPRINT_SIZE = 4
 FINGERPRINT_SEED = 20260101

@@ -63,6 +63,10 @@ class ModelMetadata(BaseModel):
     output_name: str = OUTPUT_NAME
     # The output carrying modelmeta.fingerprint of the classified pixels ("": the model has none).
     fingerprint_name: str = ""
+    # The input of one int64 tag per image that the model echoes in ``row_tag_echo_name``:
+    # the cheap ownership check of versions exported since 2026-12 ("": fingerprint only).
+    row_tag_name: str = ""
+    row_tag_echo_name: str = ""
     # The output carrying the top-1 class's activation map ("": exported before maps existed).
     cam_name: str = ""
     checkpoint_sha256: str | None = None

@@ -44,6 +44,10 @@ def build_model_config(
         config.output.add(
             name=metadata.fingerprint_name, data_type=model_config_pb2.TYPE_INT64, dims=[FINGERPRINT_SIZE]
         )
+    if metadata.row_tag_name:
+        # Optional: a client that predates row tags sends pixels alone and asks for the fingerprint.
+        config.input.add(name=metadata.row_tag_name, data_type=model_config_pb2.TYPE_INT64, dims=[1], optional=True)
+        config.output.add(name=metadata.row_tag_echo_name, data_type=model_config_pb2.TYPE_INT64, dims=[1])
     batching = config.dynamic_batching
     if target.batching.use_preferred_batch_sizes:
         batching.preferred_batch_size.extend(preferred_batch_sizes(max_batch_size))

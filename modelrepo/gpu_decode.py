@@ -105,6 +105,8 @@ def encoded_metadata(metadata: ModelMetadata) -> ModelMetadata:
             "input_name": ENCODED_INPUT_NAME,
             "input_format": ENCODED_INPUT,
             "fingerprint_name": "",
+            "row_tag_name": "",
+            "row_tag_echo_name": "",
         }
     )
 

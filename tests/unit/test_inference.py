@@ -1,12 +1,14 @@
-"""The Triton client's checks, without Triton: a response must carry its request's fingerprint."""
+"""The Triton client's checks, without Triton: a response must carry its request's row tags (or fingerprint)."""
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from inference import TritonUnavailable
-from inference.triton import check_fingerprint
+from inference.triton import TritonClassifier, check_fingerprint, check_row_tags
 from modelmeta import fingerprint
 
 
@@ -18,3 +20,27 @@ def test_a_response_with_another_requests_fingerprint_is_refused():
         check_fingerprint(mine, fingerprint(theirs), "m")
     with pytest.raises(TritonUnavailable):
         check_fingerprint(mine, None, "m")
+
+
+def test_a_response_with_another_requests_row_tags_is_refused():
+    mine = np.arange(10, 13, dtype=np.int64)[:, None]
+    check_row_tags(mine, mine.copy(), "m")  # its own: accepted
+    check_row_tags(mine, mine.ravel(), "m")  # in whatever shape Triton hands it back
+    with pytest.raises(TritonUnavailable, match="another request's response"):
+        check_row_tags(mine, mine + 3, "m")
+    with pytest.raises(TritonUnavailable):
+        check_row_tags(mine, None, "m")
+
+
+def test_row_tags_never_repeat_within_a_client_across_threads():
+    classifier = TritonClassifier("127.0.0.1:1", "m")  # a channel is opened lazily: nothing connects
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            batches = list(pool.map(classifier._row_tags, [1, 16, 3, 64] * 50))
+    finally:
+        classifier.close()
+    tags = np.concatenate(batches).ravel()
+    assert len(np.unique(tags)) == len(tags) == 84 * 50
+    assert all(b.shape == (n, 1) and b.dtype == np.int64 for b, n in zip(batches, [1, 16, 3, 64] * 50, strict=True))
+    # Each request's tags are consecutive: one start, one count.
+    assert all(np.array_equal(np.diff(b.ravel()), np.ones(len(b) - 1)) for b in batches)

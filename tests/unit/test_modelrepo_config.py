@@ -29,7 +29,9 @@ def golden_metadata() -> ModelMetadata:
         head="Linear(2048, 3)",
         exported_at="2025-01-01T00:00:00+00:00",
         exporter={"torch": "2.14.1", "onnx": "1.23.2", "opset": "17"},
-        fingerprint_name="fingerprint",  # as the export sets it for the Python-backend targets
+        fingerprint_name="fingerprint",  # as the export sets them for the Python-backend targets
+        row_tag_name="row_tag",
+        row_tag_echo_name="row_tag_echo",
         cam_name="cam",  # every export since activation maps exist
     )
 
@@ -46,9 +48,16 @@ def test_golden_file_parses_into_the_model_config_triton_expects():
     assert config.name == "golden_model"
     assert config.backend == "python"
     assert config.max_batch_size == 32
-    (images,) = config.input
+    images, tags = config.input
     assert (images.name, images.data_type, list(images.dims)) == ("images", model_config_pb2.TYPE_UINT8, [224, 224, 3])
-    probabilities, cam, fingerprinted = config.output
+    assert (tags.name, tags.data_type, list(tags.dims), tags.optional) == (
+        "row_tag",
+        model_config_pb2.TYPE_INT64,
+        [1],
+        True,
+    )
+    probabilities, cam, fingerprinted, echoed = config.output
+    assert (echoed.name, echoed.data_type, list(echoed.dims)) == ("row_tag_echo", model_config_pb2.TYPE_INT64, [1])
     assert (cam.name, cam.data_type, list(cam.dims)) == ("cam", model_config_pb2.TYPE_FP32, [7, 7])
     assert (fingerprinted.name, fingerprinted.data_type, list(fingerprinted.dims)) == (
         "fingerprint",

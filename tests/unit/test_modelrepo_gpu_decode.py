@@ -41,7 +41,15 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 
 def gpu_metadata() -> ModelMetadata:
-    return golden_metadata().model_copy(update={"target": "gpu-dali", "precision": "fp16", "fingerprint_name": ""})
+    return golden_metadata().model_copy(
+        update={
+            "target": "gpu-dali",
+            "precision": "fp16",
+            "fingerprint_name": "",
+            "row_tag_name": "",
+            "row_tag_echo_name": "",
+        }
+    )
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,8 @@ from modelmeta import (
     FINGERPRINT_SIZE,
     INPUT_NAME,
     OUTPUT_NAME,
+    ROW_TAG_ECHO_NAME,
+    ROW_TAG_NAME,
     ModelMetadata,
     fingerprint,
 )
@@ -46,9 +48,12 @@ class FakeTensor:
 @dataclass
 class FakeRequest:
     images: np.ndarray
-    outputs: tuple[str, ...] = (OUTPUT_NAME, FINGERPRINT_NAME)  # what the worker asks for
+    outputs: tuple[str, ...] = (OUTPUT_NAME, FINGERPRINT_NAME)  # what a worker before row tags asks for
+    tags: np.ndarray | None = None  # int64 [N, 1]: what a worker since row tags sends
 
     def tensor(self, name: str) -> FakeTensor | None:
+        if name == ROW_TAG_NAME:
+            return None if self.tags is None else FakeTensor(name, self.tags)
         return FakeTensor(name, self.images) if name == INPUT_NAME else None
 
     def requested_output_names(self) -> list[str]:
@@ -220,3 +225,29 @@ def test_int8_model_warns_once_at_load_on_unchecked_kernels(
     backend_module.TritonPythonModel().initialize(triton_args(tmp_path))
     assert len(logger.warnings) == 1
     assert "its export did not check it on (checked: avx9 (none-such))" in logger.warnings[0]
+
+
+def test_row_tags_are_echoed_and_the_fingerprint_is_made_only_when_asked(
+    backend_module: types.ModuleType, model_dir: Path
+):
+    model = backend_module.TritonPythonModel()
+    model.initialize(triton_args(model_dir))
+    rng = np.random.default_rng(1)
+    batches = [rng.integers(0, 256, (n, SIZE, SIZE, 3), dtype=np.uint8) for n in (2, 1)]
+    tags = [np.array([[7], [8]], dtype=np.int64), np.array([[9]], dtype=np.int64)]
+    requests = [FakeRequest(b, (OUTPUT_NAME, ROW_TAG_ECHO_NAME), t) for b, t in zip(batches, tags, strict=True)]
+    for response, sent in zip(model.execute(requests), tags, strict=True):
+        probabilities, echoed = response.output_tensors  # no fingerprint: nobody asked for it
+        assert (probabilities.name, echoed.name) == (OUTPUT_NAME, ROW_TAG_ECHO_NAME)
+        assert np.array_equal(echoed.array, sent)
+    # A worker from before row tags, beside one since, in the same batch: each gets its own check.
+    old, new = model.execute(
+        [FakeRequest(batches[0]), FakeRequest(batches[1], (OUTPUT_NAME, ROW_TAG_ECHO_NAME), tags[1])]
+    )
+    assert [t.name for t in old.output_tensors] == [OUTPUT_NAME, FINGERPRINT_NAME]
+    assert np.array_equal(old.output_tensors[1].array, fingerprint(batches[0]))
+    assert [t.name for t in new.output_tensors] == [OUTPUT_NAME, ROW_TAG_ECHO_NAME]
+
+
+def test_row_tag_names_match_the_rest_of_podium(backend_module: types.ModuleType):
+    assert (backend_module.ROW_TAG_NAME, backend_module.ROW_TAG_ECHO_NAME) == (ROW_TAG_NAME, ROW_TAG_ECHO_NAME)

@@ -33,6 +33,8 @@ def rendered(golden: str) -> str:
             "target": target.name,
             "precision": precision,
             "fingerprint_name": "fingerprint" if target.returns_fingerprint else "",
+            "row_tag_name": "row_tag" if target.returns_fingerprint else "",
+            "row_tag_echo_name": "row_tag_echo" if target.returns_fingerprint else "",
         }
     )
     return render_model_config(build_model_config(metadata, target, max_batch_size))
