@@ -105,3 +105,17 @@ def test_padding_when_resize_is_smaller_than_crop_matches_torchvision():
     image = photo(150, 90)
     expected = T.Compose([T.Resize(101), T.CenterCrop(120), T.PILToTensor()])(image).permute(1, 2, 0).numpy()
     assert np.array_equal(preprocess(image, PreprocessSpec(resize=101, crop=120)), expected)
+
+
+def test_decoding_leaves_the_process_warning_filters_alone(monkeypatch: pytest.MonkeyPatch):
+    """Workers decode in threads: changing warnings filters per image is not thread-safe."""
+    import warnings
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("decoding changed the process-wide warning filters")
+
+    monkeypatch.setattr(warnings, "simplefilter", refuse)
+    monkeypatch.setattr(warnings, "catch_warnings", refuse)
+    decode_rgb(encode(photo(64, 48), "PNG"))
+    with pytest.raises(ImageDecodeError, match="more than the limit"):
+        decode_rgb(png_claiming(12_000, 12_000), max_pixels=10**9)  # above Pillow's own limit: refused too
