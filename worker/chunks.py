@@ -136,13 +136,17 @@ def _answer(rt: Runtime, job: Job, data: bytes) -> tuple[ImageOutcome, bool]:
     if hit is not None:
         return hit, True
 
-    def classify_and_keep() -> ImageOutcome:
+    def classify_and_keep() -> tuple[ImageOutcome, bool]:
+        # A twin may have finished between the lookup above and this flight: look again.
+        found = rt.cache.get(key)  # type: ignore[union-attr]
+        if found is not None:
+            return found, True
         outcome = _classify_waiting_for_triton(rt, rt.classifier(job), data, job)
         rt.cache.put(key, outcome)  # type: ignore[union-attr]
-        return outcome
+        return outcome, False
 
-    outcome, shared = rt.single_flight.run(key, classify_and_keep)
-    return outcome, shared and outcome.ok
+    (outcome, from_cache), shared = rt.single_flight.run(key, classify_and_keep)
+    return outcome, from_cache or (shared and outcome.ok)
 
 
 def _classify_waiting_for_triton(rt: Runtime, classifier: TritonClassifier, data: bytes, job: Job) -> ImageOutcome:
