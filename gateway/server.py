@@ -117,6 +117,7 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
         settings.webhook_timeout_s,
         settings.webhook_retry_s,
         on_delivery=metrics.webhook,
+        policy=settings.webhook_policy(),
     )
     threading.Thread(target=sender.run, args=(stop,), name="podium-webhooks", daemon=True).start()
     return gateway

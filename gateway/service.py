@@ -87,6 +87,7 @@ class JobService:
         self.models = models
         self.objects = objects or ObjectStore()
         self._on_submitted = on_submitted
+        self._webhook_policy = settings.webhook_policy()
 
     # --- submitting ------------------------------------------------------------------
 
@@ -269,7 +270,7 @@ class JobService:
             raise InvalidArgument(f"job name must be at most {MAX_NAME_CHARS} characters")
         if len(options.source) > MAX_SOURCE_CHARS:
             raise InvalidArgument(f"job source must be at most {MAX_SOURCE_CHARS} characters")
-        webhook = checked_webhook(options.webhook)
+        webhook = checked_webhook(options.webhook, self._webhook_policy)
         max_failed = FailureLimit.parse(options.max_failed).text
         self._check_room()
         model = self._model_of(options)

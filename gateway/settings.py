@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from errors import InvalidArgument
+from gateway.egress import EgressPolicy
 from settings import ServiceSettings, split_list
 
 DEFAULT_PORT = 50051
@@ -46,6 +48,10 @@ class GatewaySettings(ServiceSettings):
     webhook_secret: str = Field("", description="Signs each webhook POST (X-Podium-Signature: sha256=HMAC)")
     webhook_timeout_s: float = Field(10.0, gt=0, description="Time-out of one webhook POST")
     webhook_retry_s: float = Field(600.0, ge=0, description="How long a failing webhook is retried, with backoff")
+    webhook_allow_networks: str = Field(
+        "",
+        description="Comma-separated CIDRs of internal networks webhooks may reach (default: public addresses only)",
+    )
     upload_stall_s: float = Field(900.0, gt=0, description="An upload without data this long fails")
 
     def api_key_list(self) -> list[str]:
@@ -54,6 +60,17 @@ class GatewaySettings(ServiceSettings):
 
     def admin_api_key_list(self) -> list[str]:
         return split_list(self.admin_api_keys)
+
+    def webhook_policy(self) -> EgressPolicy:
+        return EgressPolicy.parse(self.webhook_allow_networks)
+
+    @model_validator(mode="after")
+    def _webhook_networks_are_cidrs(self) -> GatewaySettings:
+        try:
+            self.webhook_policy()
+        except InvalidArgument as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
     @model_validator(mode="after")
     def _streams_leave_threads_free(self) -> GatewaySettings:

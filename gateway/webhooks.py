@@ -8,6 +8,10 @@ own deliveries; after ``webhook_retry_s`` of failures the delivery is given up, 
 With ``PODIUM_WEBHOOK_SECRET`` set, each POST carries ``X-Podium-Signature: sha256=HEX``,
 the HMAC-SHA256 of the raw body with that secret; a receiver recomputes it and compares
 in constant time (the body's ``job_id`` and ``finished_at`` make a replay recognisable).
+
+Receivers inside (loopback, private networks, cloud metadata) are refused unless the
+operator opens them (``gateway.egress``); each POST goes to the checked address, follows
+no redirect and ends by its deadline (``gateway.webhook_http``).
 """
 
 from __future__ import annotations
@@ -18,13 +22,13 @@ import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from errors import InvalidArgument
+from gateway.egress import EgressPolicy, EgressRefused
+from gateway.webhook_http import post
 from jobs import Job
 from jobstore import JobStore
 
@@ -37,15 +41,21 @@ _FIRST_DELAY_S = 1.0
 _MAX_DELAY_S = 60.0
 
 
-def checked_webhook(url: str) -> str:
-    """An http(s) URL with a host, or InvalidArgument (at submit, before anything is stored)."""
+def checked_webhook(url: str, policy: EgressPolicy) -> str:
+    """An http(s) URL with a host that is no internal address, or InvalidArgument (at submit,
+    before anything is stored; names are resolved and checked again at each delivery)."""
     if not url:
         return ""
     if len(url) > MAX_URL_CHARS:
         raise InvalidArgument(f"webhook URL must be at most {MAX_URL_CHARS} characters")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidArgument(f"webhook must be an http:// or https:// URL with a host, not {url!r}")
+        raise InvalidArgument(f"webhook must be an http:// or https:// URL with a host, not {_host(url)!r}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number or out of range
+    except ValueError as exc:
+        raise InvalidArgument(f"webhook URL has an invalid port: {exc}") from None
+    policy.check_host(parts.hostname)
     return url
 
 
@@ -68,15 +78,11 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def post(url: str, body: bytes, secret: str, timeout_s: float) -> None:
-    """One attempt; raises OSError (urllib's errors among them) on anything but a 2xx answer."""
-    headers = {"Content-Type": "application/json", "User-Agent": "podium-webhook/1"}
+def signed_headers(secret: str, body: bytes) -> dict[str, str]:
+    headers = {"Content-Type": "application/json"}
     if secret:
         headers[SIGNATURE_HEADER] = signature(secret, body)
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:  # http(s) only: checked at submit
-        if not 200 <= response.status < 300:
-            raise OSError(f"HTTP {response.status}")
+    return headers
 
 
 class WebhookSender:
@@ -88,7 +94,8 @@ class WebhookSender:
         retry_s: float,
         workers: int = 8,
         on_delivery: Callable[[bool], None] = lambda delivered: None,
-        send: Callable[[str, bytes, str, float], None] = post,
+        send: Callable[[str, bytes, str, float], None] | None = None,
+        policy: EgressPolicy | None = None,
     ) -> None:
         self._store = store
         self._secret = secret
@@ -96,7 +103,11 @@ class WebhookSender:
         self._retry_s = retry_s
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="podium-webhook")
         self._on_delivery = on_delivery
-        self._send = send
+        self._policy = policy or EgressPolicy()
+        self._send = send or self._post
+
+    def _post(self, url: str, body: bytes, secret: str, timeout_s: float) -> None:
+        post(url, body, signed_headers(secret, body), timeout_s, self._policy)
 
     def run(self, stop: threading.Event) -> None:
         """Deliver queued webhooks until ``stop`` is set (a gateway thread)."""
@@ -134,6 +145,10 @@ class WebhookSender:
                     log.info("job %s: webhook delivered (attempt %d)", job_id, attempt)
                     self._on_delivery(True)
                     return True
+                except EgressRefused as exc:  # no retry: the receiver is where webhooks never go
+                    log.warning("job %s: webhook not sent: %s", job_id, exc)
+                    self._on_delivery(False)
+                    return False
                 except (OSError, ValueError) as exc:
                     if time.monotonic() + delay > deadline or stop.is_set():
                         log.warning(
@@ -153,5 +168,10 @@ class WebhookSender:
 
 
 def _host(url: str) -> str:
-    """Where a webhook went, for logs (its path and query may hold a token)."""
-    return urlsplit(url).netloc
+    """Where a webhook went, for logs: host and port only (user info, path and query may hold secrets)."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.hostname or '?'}{port}"

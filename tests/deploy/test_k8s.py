@@ -335,3 +335,30 @@ def test_the_gpu_product_component_pins_triton_to_one_gpu_model():
     pod = kube.one(docs, "Deployment", "triton")["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
     assert kube.container(docs, "Deployment", "triton", "triton")["resources"]["limits"][GPU] == "1"
+
+
+@pytest.mark.parametrize("directory", ALL_DIRS, ids=_id)
+def test_the_gateway_reaches_only_redis_triton_dns_and_outside_the_cluster(directory):
+    docs = kube.render(directory)
+    (policy,) = [
+        p
+        for p in kube.find(docs, "NetworkPolicy")
+        if "Egress" in p["spec"].get("policyTypes", [])
+        and p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == "gateway"
+    ]
+    rules = policy["spec"]["egress"]
+    pods = {
+        (peer["podSelector"]["matchLabels"].get("app.kubernetes.io/name"), rule["ports"][0]["port"])
+        for rule in rules
+        for peer in rule["to"]
+        if "podSelector" in peer and "namespaceSelector" not in peer
+    }
+    assert pods == {("redis", 6379), ("triton", 8001)}
+    blocks = {
+        peer["ipBlock"]["cidr"]: set(peer["ipBlock"]["except"])
+        for rule in rules
+        for peer in rule["to"]
+        if "ipBlock" in peer
+    }
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= blocks["0.0.0.0/0"]
+    assert {"fc00::/7", "fe80::/10"} <= blocks["::/0"]

@@ -90,6 +90,8 @@ def archive(model_repository, data_root, s3_server, tmp_path_factory):
             "chunk_size": 8,
             "decode": "exact",
             "webhook_secret": SECRET,
+            # The test's receiver listens on loopback, which webhooks may not reach by default.
+            "webhook_allow_networks": "127.0.0.1/32",
             "s3_buckets": BUCKET,
             "data_roots": str(data_root),
             # Uploads wait for the worker beyond a few unprocessed images: slow enough to be
@@ -247,6 +249,15 @@ def test_a_webhook_receiver_gets_the_signed_completion_post(archive, receiver, t
     } | {"job_id": job_id}
     assert sent["state"] == "completed" and sent["total"] == len(test_folder.visible)
     assert posts.empty()  # one POST per job
+
+
+def test_a_webhook_to_an_internal_address_is_refused_at_submit(archive, receiver, test_folder):
+    """Only 127.0.0.1 is opened here: the metadata address, ::1 and other loopback spellings are not."""
+    port = receiver[0].rsplit(":", 1)[1]
+    for url in ("http://169.254.169.254/latest/meta-data/", f"http://[::1]:{port}/", f"http://127.0.0.2:{port}/"):
+        result = podium(archive, "submit", str(test_folder.root), "--webhook", url)
+        assert result.returncode != 0 and "PODIUM_WEBHOOK_ALLOW_NETWORKS" in result.stderr + result.stdout
+    assert receiver[1].empty()
 
 
 def test_too_many_failures_stop_the_job_and_every_file_still_gets_a_line(archive, test_folder, tmp_path):

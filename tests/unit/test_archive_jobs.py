@@ -12,6 +12,7 @@ import pytest
 
 from errors import InvalidArgument, NotFound, Unavailable
 from gateway.access import ANONYMOUS, Caller
+from gateway.egress import EgressPolicy
 from gateway.service import JobOptions
 from gateway.webhooks import WebhookSender, checked_webhook, payload, signature
 from jobs import FailureLimit, ImageOutcome, JobMode, JobState
@@ -92,7 +93,7 @@ def test_options_are_kept_on_the_job():
     jobs = service()
     job = jobs.submit_upload(JobOptions(webhook="https://hooks.example/p?t=1", max_failed="10%"), ANONYMOUS, files("a"))
     assert (job.webhook, job.max_failed) == ("https://hooks.example/p?t=1", "10%")
-    assert checked_webhook("") == ""
+    assert checked_webhook("", EgressPolicy()) == ""
 
 
 # --- duplicates -------------------------------------------------------------------------
@@ -195,7 +196,7 @@ def ended_job(jobs, **options):
 
 def test_the_payload_carries_the_documented_keys():
     jobs = service()
-    job = ended_job(jobs, webhook="http://127.0.0.1:1/hook")
+    job = ended_job(jobs, webhook="http://hooks.example:1/hook")
     body = json.loads(payload(job))
     assert set(body) == {"job_id", "name", "state", "total", "succeeded", "failed", "cached", "finished_at"}
     assert (body["job_id"], body["name"], body["state"]) == (job.id, "finals", "completed")
@@ -206,7 +207,7 @@ def test_the_payload_carries_the_documented_keys():
 def test_a_webhook_is_retried_until_it_is_answered_and_taken_off_the_queue(monkeypatch):
     monkeypatch.setattr("gateway.webhooks._FIRST_DELAY_S", 0.01)  # the receiver answers on the third try
     jobs = service()
-    job = ended_job(jobs, webhook="http://127.0.0.1:1/hook")
+    job = ended_job(jobs, webhook="http://hooks.example:1/hook")
     sent, outcomes_seen = [], []
 
     def flaky(url, body, secret, timeout_s):
@@ -217,13 +218,13 @@ def test_a_webhook_is_retried_until_it_is_answered_and_taken_off_the_queue(monke
     sender = WebhookSender(jobs.store, "s3cret", 1.0, retry_s=30, on_delivery=outcomes_seen.append, send=flaky)
     assert jobs.store.take_webhook(0.1) == job.id
     assert sender.deliver(job.id, threading.Event()) is True
-    assert sent == [("http://127.0.0.1:1/hook", "s3cret")] * 3 and outcomes_seen == [True]
+    assert sent == [("http://hooks.example:1/hook", "s3cret")] * 3 and outcomes_seen == [True]
     assert jobs.store.requeue_webhooks() == 0  # off the sending list
 
 
 def test_a_webhook_that_never_answers_is_given_up_without_touching_the_job():
     jobs = service()
-    job = ended_job(jobs, webhook="http://127.0.0.1:1/hook")
+    job = ended_job(jobs, webhook="http://hooks.example:1/hook")
     seen = []
 
     def down(*_):
