@@ -10,11 +10,12 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from errors import PodiumError, Status, Unauthenticated
+from web.hosts import allowed_names, host_allowed
 from web.link import GatewayLink
 from web.results import RowCache
 from web.sessions import COOKIE_NAME, Session, Sessions
@@ -111,12 +112,15 @@ def create_app(settings: WebSettings, link: GatewayLink | None = None) -> FastAP
         rows=RowCache(),
         templates=templates,
     )
+    known_hosts = allowed_names(settings.allowed_hosts, settings.host)
     app.mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static")
     app.include_router(pages.router)
     app.include_router(api.router)
 
     @app.middleware("http")
     async def cookies_and_headers(request: Request, call_next):
+        if not host_allowed(request.headers.get("host", ""), known_hosts):
+            return PlainTextResponse("unknown Host header: add the name to PODIUM_WEB_ALLOWED_HOSTS", status_code=400)
         response = await call_next(request)
         cookie = getattr(request.state, "new_cookie", None)
         if cookie:

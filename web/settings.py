@@ -29,3 +29,7 @@ class WebSettings(BaseSettings):
     reports_dir: Path | None = Field(None, description="Folder of `podium evaluate` reports shown on /evaluations")
     page_size: int = Field(60, ge=1, le=1000, description="Result rows per page")
     gateway_wait_s: float = Field(60.0, ge=0, description="How long start-up waits for the gateway to answer")
+    allowed_hosts: str = Field(
+        "",
+        description="Comma-separated host names the page answers to, beside localhost and IP addresses (else 400)",
+    )

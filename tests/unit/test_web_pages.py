@@ -477,3 +477,44 @@ def test_the_status_page_names_each_part(web):
     page = web.get("/status").text
     assert re.search(r'data-testid="workers-health">1 answering<', page) and "w1" in page
     assert re.search(r'data-testid="model-health">ready<', page)
+
+
+# --- the Host header ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "allowed"),
+    [
+        ("127.0.0.1:8080", True),
+        ("localhost:8080", True),
+        ("LOCALHOST.", True),
+        ("[::1]:8080", True),
+        ("10.1.2.3:8080", True),  # a kubelet probe, a port-forward: browsers never send an address for a name
+        ("podium.example.org", True),
+        ("podium.example.org:443", True),
+        ("evil.example", False),
+        ("evil.example:8080", False),
+        ("localhost.evil.example", False),
+        ("", False),
+        ("[::1", False),
+    ],
+)
+def test_host_allow_list(header: str, allowed: bool):
+    from web.hosts import allowed_names, host_allowed
+
+    assert host_allowed(header, allowed_names("podium.example.org, ", "127.0.0.1")) is allowed
+
+
+def test_a_request_for_an_unknown_host_gets_400(web, gateway):
+    """DNS rebinding: a site pointing its name at the page's address gets nothing."""
+    for path in ("/jobs", "/login", "/healthz", "/api/jobs"):
+        answer = web.get(path, headers={"Host": "evil.example"})
+        assert answer.status_code == 400 and "PODIUM_WEB_ALLOWED_HOSTS" in answer.text
+        assert "set-cookie" not in answer.headers
+    assert web.get("/login", headers={"Host": "localhost:8080"}).status_code == 200
+
+
+def test_a_name_the_operator_allows_is_served(gateway, settings):
+    settings = settings.model_copy(update={"allowed_hosts": "podium.example.org"})
+    with TestClient(create_app(settings, link=gateway), base_url="http://podium.example.org") as client:
+        assert client.get("/login").status_code == 200
