@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import time
@@ -65,9 +66,20 @@ class PodiumClient:
         else:
             self._channel = grpc.insecure_channel(gateway, options=options)
         self._stub = pb_grpc.PodiumStub(self._channel)
+        self._owns_channel = True
+
+    def with_api_key(self, api_key: str) -> Self:
+        """A client that calls as ``api_key`` over this one's channel; closing it closes nothing
+        (the web page serves every visitor over one channel, and a visitor's calls never end
+        because another one came or went)."""
+        other = copy.copy(self)
+        other._metadata = (("x-api-key", api_key),) if api_key else ()
+        other._owns_channel = False
+        return other
 
     def close(self) -> None:
-        self._channel.close()
+        if self._owns_channel:
+            self._channel.close()
 
     def __enter__(self) -> Self:
         return self

@@ -18,7 +18,7 @@ from errors import PodiumError, Status, Unauthenticated
 from web.hosts import allowed_names, host_allowed
 from web.link import GatewayLink
 from web.results import RowCache
-from web.sessions import COOKIE_NAME, Session, Sessions
+from web.sessions import COOKIE_NAME, LoginThrottle, Session, Sessions
 from web.settings import WebSettings
 from web.thumbnails import ThumbnailStore
 from web.views import JobView, job_view
@@ -51,6 +51,7 @@ class WebContext:
     thumbnails: ThumbnailStore
     rows: RowCache
     templates: Jinja2Templates
+    logins: LoginThrottle
 
 
 def context(request: Request) -> WebContext:
@@ -107,6 +108,7 @@ def create_app(settings: WebSettings, link: GatewayLink | None = None) -> FastAP
     app.state.ctx = WebContext(
         settings=settings,
         sessions=Sessions(settings.session_ttl_s),
+        logins=LoginThrottle(),
         link=link or GatewayLink(settings),
         thumbnails=ThumbnailStore(settings.cache_dir / "thumbnails", settings.thumbnail_px),
         rows=RowCache(),

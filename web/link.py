@@ -1,20 +1,22 @@
-"""The page's one way to the gateway: a PodiumClient per API key, made once and kept."""
+"""The page's one way to the gateway: one gRPC channel, each visitor calling with its own key.
+
+One channel for every visitor, the API key sent with each call: a login tried with any
+key, or a thousand visitors, create no channel and close none, so nobody's upload or
+event stream is cut short by somebody else's arrival.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 
 from podium import PodiumClient
 from web.settings import WebSettings
-
-MAX_CLIENTS = 64
 
 
 class GatewayLink:
     def __init__(self, settings: WebSettings) -> None:
         self._settings = settings
-        self._clients: OrderedDict[str, PodiumClient] = OrderedDict()
+        self._base: PodiumClient | None = None
         self._lock = threading.Lock()
 
     @property
@@ -22,25 +24,20 @@ class GatewayLink:
         return self._settings.gateway
 
     def client(self, api_key: str) -> PodiumClient:
-        """The client that calls as ``api_key`` ("" for none); the least recently used closed past MAX_CLIENTS."""
+        """The client that calls as ``api_key`` ("" for none), over the page's one channel."""
         with self._lock:
-            client = self._clients.get(api_key)
-            if client is None:
-                client = PodiumClient(
+            if self._base is None:
+                self._base = PodiumClient(
                     self._settings.gateway,
-                    api_key=api_key,
                     reconnect_s=0,
                     tls=self._settings.gateway_tls,
                     tls_ca_file=self._settings.gateway_tls_ca_file,
                 )
-                self._clients[api_key] = client
-                while len(self._clients) > MAX_CLIENTS:
-                    self._clients.popitem(last=False)[1].close()
-            self._clients.move_to_end(api_key)
-            return client
+            base = self._base
+        return base.with_api_key(api_key)
 
     def close(self) -> None:
         with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
+            if self._base is not None:
+                self._base.close()
+            self._base = None

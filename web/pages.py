@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from errors import InvalidArgument, Unauthenticated
+from errors import InvalidArgument, ResourceExhausted, Unauthenticated
 from podium.states import is_terminal
 from proto import podium_pb2 as pb
 from web import reports
@@ -158,6 +158,13 @@ def login(
 ):
     checked_csrf(request, session, csrf_token)
     key = api_key.strip()
+    address = request.client.host if request.client else ""
+    wait_s = ctx.logins.wait_s(address)
+    if wait_s > 0:
+        raise ResourceExhausted(
+            f"too many failed logins from this address; try again in {wait_s:.0f} s",
+            hint="check the API key with whoever runs the gateway",
+        )
     try:
         if not key:
             raise Unauthenticated("enter an API key")
@@ -165,6 +172,7 @@ def login(
     except StopIteration:
         pass  # a key without jobs yet
     except Unauthenticated:
+        ctx.logins.failed(address)
         # 200: a form shown again with its error (a 401 is for HTTP authentication, and a console error)
         return render(request, "login.html", session, next=_local(next), refused=True)
     ctx.sessions.end(session)

@@ -518,3 +518,61 @@ def test_a_name_the_operator_allows_is_served(gateway, settings):
     settings = settings.model_copy(update={"allowed_hosts": "podium.example.org"})
     with TestClient(create_app(settings, link=gateway), base_url="http://podium.example.org") as client:
         assert client.get("/login").status_code == 200
+
+
+def test_cookieless_visitors_cannot_push_a_login_out(web, gateway):
+    """Anonymous sessions are the signed cookie alone: 20,000 of them hold nothing."""
+    token = logged_in(web)
+    sessions = web.app.state.ctx.sessions
+    stranger = TestClient(web.app, base_url="http://127.0.0.1")
+    for _ in range(200):
+        stranger.cookies.clear()
+        assert stranger.get("/login").status_code == 200
+    for _ in range(20_000):
+        sessions.new()  # what each cookieless request does
+    assert len(sessions) == 1
+    page = web.get("/jobs")
+    assert page.status_code == 200 and csrf_of(page.text) == token
+
+
+def test_visitors_share_one_channel_and_never_close_it(settings):
+    """Logins with 100 random keys create no channel and close none: no call in flight is cut."""
+    from web.link import GatewayLink
+
+    link = GatewayLink(settings.model_copy(update={"gateway": "127.0.0.1:1"}))
+    first = link.client("key-a")
+    closed = []
+    first._channel.close = lambda: closed.append(True)
+    clients = [link.client(f"random-{i}") for i in range(100)]
+    assert all(c._channel is first._channel for c in clients)
+    assert clients[5]._metadata == (("x-api-key", "random-5"),) and link.client("")._metadata == ()
+    for client in clients:
+        client.close()
+    assert closed == []
+    link.close()
+    assert closed == [True]
+
+
+def test_failed_logins_from_one_address_are_throttled(web):
+    """Ten wrong keys a minute from one address; then 429 with the wait, even for the right key."""
+    from web.sessions import MAX_FAILED_LOGINS
+
+    token = csrf_of(web.get("/login").text)
+    for _ in range(MAX_FAILED_LOGINS):
+        refused = web.post("/login", data={"api_key": "guess", "csrf_token": token})
+        assert refused.status_code == 200 and 'data-testid="login-error"' in refused.text
+    limited = web.post("/login", data={"api_key": KEY, "csrf_token": token}, follow_redirects=False)
+    assert limited.status_code == 429 and "too many failed logins" in limited.text
+
+
+def test_the_throttle_forgets_failures_after_the_window(monkeypatch):
+    from web import sessions
+
+    clock = [1000.0]
+    monkeypatch.setattr(sessions.time, "monotonic", lambda: clock[0])
+    throttle = sessions.LoginThrottle(limit=2, window_s=60)
+    throttle.failed("a")
+    throttle.failed("a")
+    assert throttle.wait_s("a") == 60 and throttle.wait_s("b") == 0
+    clock[0] += 61
+    assert throttle.wait_s("a") == 0
