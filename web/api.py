@@ -23,6 +23,7 @@ from web import reports
 from web.app import PACKAGE, Ctx, Sess, WebContext, recent_jobs
 from web.pages import JOB_ID, checked_csrf
 from web.sessions import Session
+from web.thumbnails import MAX_SOURCE_BYTES
 from web.uploads import relay_upload
 from web.views import job_view
 
@@ -52,6 +53,7 @@ async def upload(request: Request, ctx: Ctx, session: Sess):
             request.stream(),
             lambda chunks: client.submit_chunks(chunks, **spec),
             on_file=lambda path, data: ctx.thumbnails.add(staging, path, data),
+            on_file_max_bytes=MAX_SOURCE_BYTES,
         )
     except BaseException:
         ctx.thumbnails.discard(staging)

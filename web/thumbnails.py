@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 # The model's view: the shorter side resized to 256, the centre 224 kept.
 MODEL_VIEW = PreprocessSpec()
 JPEG_QUALITY = 82
-# Larger files get no thumbnail (the upload still passes them on).
-MAX_SOURCE_BYTES = 64 * 1024**2
+# Larger files get no thumbnail (the upload still passes them on, never gathering them whole):
+# a camera JPEG is 5-15 MB; the page's memory per upload stays within a few times this.
+MAX_SOURCE_BYTES = 16 * 1024**2
 
 
 def thumbnail_jpeg(data: bytes, side_px: int) -> bytes:

@@ -91,16 +91,18 @@ async def relay_upload(
     body: AsyncIterator[bytes],
     submit: Callable[[Iterator[pb.FileChunk]], pb.Job],
     on_file: Callable[[str, bytes], None] | None = None,
+    on_file_max_bytes: int = 16 * 1024**2,
 ) -> pb.Job:
     """Parse ``body`` and feed ``submit`` (a blocking SubmitUpload, run in a thread) as it
-    streams in; ``on_file(path, data)`` sees each whole file of at most a thumbnail's
-    source size, in the thread (for thumbnails). Returns the job, or raises its PodiumError."""
+    streams in; ``on_file(path, data)`` sees each whole file of at most ``on_file_max_bytes``,
+    in the thread (for thumbnails): a larger one is let through without being gathered, so
+    a file of any size costs the page a few MiB. Returns the job, or raises its PodiumError."""
     pieces: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
     outcome: dict[str, object] = {}
     done = threading.Event()
 
     def chunks() -> Iterator[pb.FileChunk]:
-        held = bytearray()
+        held: bytearray | None = bytearray()  # None: this file is too large to gather
         while True:
             item = pieces.get()
             if item is _END:
@@ -108,10 +110,14 @@ async def relay_upload(
             if isinstance(item, BaseException):
                 raise item
             if on_file is not None:
-                held += item.data
+                if held is not None and len(held) + len(item.data) <= on_file_max_bytes:
+                    held += item.data
+                else:
+                    held = None
                 if item.last:
-                    on_file(item.path, bytes(held))
-                    held.clear()
+                    if held is not None:
+                        on_file(item.path, bytes(held))
+                    held = bytearray()
             yield item
 
     def run() -> None:

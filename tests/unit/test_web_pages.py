@@ -104,9 +104,11 @@ class FakeClient:
 
     def submit_chunks(self, chunks, **spec):
         self._check()
-        files: dict[str, bytes] = {}
+        gathered: dict[str, bytearray] = {}
         for chunk in chunks:
-            files[chunk.path] = files.get(chunk.path, b"") + chunk.data
+            gathered.setdefault(chunk.path, bytearray()).extend(chunk.data)
+        files = {path: bytes(data) for path, data in gathered.items()}
+        del gathered
         self.gateway.uploaded, self.gateway.spec = files, spec
         if self.gateway.refuse:
             raise self.gateway.refuse
@@ -576,3 +578,27 @@ def test_the_throttle_forgets_failures_after_the_window(monkeypatch):
     assert throttle.wait_s("a") == 60 and throttle.wait_s("b") == 0
     clock[0] += 61
     assert throttle.wait_s("a") == 0
+
+
+def test_a_large_file_is_passed_on_without_being_gathered(web, gateway, settings, monkeypatch):
+    """Only files small enough for a thumbnail are gathered whole; a larger one streams through."""
+
+    monkeypatch.setattr("web.api.MAX_SOURCE_BYTES", 1024**2)
+    gathered: list[tuple[str, int]] = []
+    real_add = web.app.state.ctx.thumbnails.add
+    monkeypatch.setattr(
+        web.app.state.ctx.thumbnails,
+        "add",
+        lambda owner, path, data: gathered.append((path, len(data))) or real_add(owner, path, data),
+    )
+    token = logged_in(web)
+    big = bytes(40 * 1024**2)  # forty times the limit
+    answer = web.post(
+        "/api/uploads",
+        content=framed({"small.jpg": jpeg(), "big.jpg": big, "last.jpg": jpeg()}),
+        headers={"X-CSRF-Token": token},
+    )
+    assert answer.status_code == 200, answer.text
+    assert gateway.uploaded["big.jpg"] == big  # passed on whole, in 1 MiB pieces
+    assert [path for path, _ in gathered] == ["small.jpg", "last.jpg"]  # the big one never gathered
+    assert len(list((settings.cache_dir / "thumbnails" / JOB_ID).iterdir())) == 2
