@@ -1,7 +1,11 @@
 """ResultCache: image outcomes by content, so that a byte-identical copy is classified once.
 
 The key is the sha256 of the image's bytes with everything else that shapes the answer:
-the model's name and version, top-k and whether a map was asked for. Entries expire after
+the model's name and version (a version pins its export: target, precision and
+preprocessing), the worker's decode mode (fast decoding changes ~3 % of answers), top-k
+and whether a map was asked for; and whose it is: answers are kept per owner unless the
+operator shares them (``PODIUM_RESULT_CACHE_SCOPE=shared``, which lets one tenant learn
+whether another classified the same bytes). Entries expire after
 a TTL, and their number is bounded: an index scored by insertion time drops the oldest
 beyond ``max_entries`` (Redis runs with noeviction, so the cache must bound itself).
 Only outcomes of a pinned model version are cached: "the newest version" changes meaning.
@@ -21,6 +25,9 @@ from jobstore.schema import KEY_PREFIX
 
 CACHE_PREFIX = f"{KEY_PREFIX}:cache"
 CACHE_INDEX_KEY = f"{CACHE_PREFIX}:index"
+# The scope of answers every owner shares (owners are digests: no clash with this name).
+SHARED_SCOPE = "shared"
+ANONYMOUS_SCOPE = "anonymous"  # the owner of jobs submitted without API keys
 
 # KEYS: the entry, the index. ARGV: outcome, ttl_s, now, max_entries. The entry and its
 # place in the index are written together; the oldest entries beyond the bound go.
@@ -44,10 +51,13 @@ class CacheKey:
     model_version: str
     top_k: int
     explain: bool
+    decode: str = "exact"
+    scope: str = SHARED_SCOPE  # an owner's digest, or SHARED_SCOPE
 
     def of(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        return f"{CACHE_PREFIX}:{self.model_name}:{self.model_version}:{self.top_k}:{int(self.explain)}:{digest}"
+        shape = f"{self.model_name}:{self.model_version}:{self.decode}:{self.top_k}:{int(self.explain)}"
+        return f"{CACHE_PREFIX}:{self.scope}:{shape}:{digest}"
 
 
 @convert_redis_errors

@@ -12,6 +12,7 @@ from imaging import Decoder
 from inference import Classifiers, TritonClassifier
 from jobs import ImageOutcome, Job
 from jobstore import CacheKey, ChunkQueue, JobStore, ResultCache
+from jobstore.cache import ANONYMOUS_SCOPE, SHARED_SCOPE
 from modelmeta import ModelRef
 from objectstore import ObjectStore
 from worker.outage import OutageClock
@@ -43,7 +44,10 @@ class Runtime:
         version is not pinned (submitted while Triton was away)."""
         if self.cache is None or not job.model_version:
             return None
-        return CacheKey(job.model_name, job.model_version, job.top_k, job.explain).of(data)
+        shared = self.settings.result_cache_scope == "shared"
+        scope = SHARED_SCOPE if shared else (job.owner or ANONYMOUS_SCOPE)
+        key = CacheKey(job.model_name, job.model_version, job.top_k, job.explain, self.settings.decode.value, scope)
+        return key.of(data)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from settings import ServiceSettings
@@ -25,6 +27,11 @@ class WorkerSettings(ServiceSettings):
     chunk_time_s: float = Field(900.0, gt=0, description="The longest one chunk may take while Triton answers")
     chunk_lease_s: float = Field(60.0, ge=5, description="A chunk whose worker stops renewing this long is free")
     result_cache: bool = Field(True, description="Answer byte-identical images (within and across jobs) once")
+    result_cache_scope: Literal["owner", "shared"] = Field(
+        "owner",
+        description="owner: answers reused only within one API key's jobs; shared: across keys (one key can then "
+        "learn whether another classified the same bytes)",
+    )
     result_cache_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="How long a cached answer is kept")
     result_cache_max_entries: int = Field(
         200_000, ge=1, description="Cached answers kept at most (about 400 bytes each in Redis); the oldest go first"

@@ -205,5 +205,10 @@ class StoreContract:
         base = CacheKey("resnet50_sports", "3", 5, False)
         variants = [base, CacheKey("other", "3", 5, False), CacheKey("resnet50_sports", "4", 5, False)]
         variants += [CacheKey("resnet50_sports", "3", 1, False), CacheKey("resnet50_sports", "3", 5, True)]
+        variants += [CacheKey("resnet50_sports", "3", 5, False, decode="fast")]
+        variants += [
+            CacheKey("resnet50_sports", "3", 5, False, scope="owner-a"),
+            CacheKey("resnet50_sports", "3", 5, False, scope="owner-b"),
+        ]
         assert len({key.of(data) for key in variants}) == len(variants)
         assert base.of(data) == base.of(bytes(data)) != base.of(data + b"!")

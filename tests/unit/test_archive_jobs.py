@@ -105,9 +105,14 @@ def cached_runtime(**settings):
     return rt
 
 
-def pinned_job(rt, blobs, chunk_size=8) -> str:
+def pinned_job(rt, blobs, chunk_size=8, owner="") -> str:
     job = rt.store.create(
-        mode=JobMode.UPLOAD, top_k=2, chunk_size=chunk_size, model_name="resnet50_sports", model_version="1"
+        mode=JobMode.UPLOAD,
+        top_k=2,
+        chunk_size=chunk_size,
+        model_name="resnet50_sports",
+        model_version="1",
+        owner=owner,
     )
     rt.store.append_files(job.id, 0, [f"img{i}.png" for i in range(len(blobs))], blobs)
     rt.store.finish_upload(job.id)
@@ -349,3 +354,28 @@ def test_files_a_stopped_upload_never_sent_still_get_their_line(tmp_path):
     lines = list(with_unsent(sent, tmp_path, job))
     assert [line["path"] for line in lines] == ["a.jpg", "b.jpg", "c.jpg"]
     assert "not uploaded" in lines[1]["error"] and "3 images failed" in lines[2]["error"]
+
+
+@pytest.mark.parametrize(("scope", "b_cached"), [("owner", 0), ("shared", 2)])
+def test_cached_answers_are_scoped_to_their_owner_unless_shared(scope, b_cached):
+    rt = cached_runtime(result_cache_scope=scope)
+    blobs = [png_bytes(10), png_bytes(250)]
+    first, second = pinned_job(rt, blobs, owner="owner-a"), pinned_job(rt, blobs, owner="owner-b")
+    process_chunk(rt, first, 0)
+    process_chunk(rt, second, 0)
+    assert rt.store.get(first).cached == 0
+    assert rt.store.get(second).cached == b_cached  # owner B learns nothing of A's files by default
+    third = pinned_job(rt, blobs, owner="owner-a")
+    process_chunk(rt, third, 0)
+    assert rt.store.get(third).cached == 2  # an owner's own duplicates are still answered once
+
+
+def test_answers_decoded_one_way_are_not_served_to_jobs_decoded_the_other():
+    blobs = [png_bytes(10), png_bytes(250)]
+    fast = cached_runtime(decode="fast")
+    exact = cached_runtime(store=fast.store, decode="exact")
+    exact.cache = fast.cache
+    process_chunk(fast, pinned_job(fast, blobs), 0)
+    again = pinned_job(exact, blobs)
+    process_chunk(exact, again, 0)
+    assert exact.store.get(again).cached == 0
