@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -43,6 +44,8 @@ MAX_JOB_KEY_CHARS = 200
 _UPLOAD_LEASE_MARGIN_S = 30
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+# A job-list cursor as the store writes it: a job's creation time, repr() of a float.
+_PAGE_TOKEN = re.compile(r"\d{1,20}(\.\d{1,20})?(e[+-]?\d{1,3})?")
 
 
 @dataclass(frozen=True)
@@ -341,11 +344,9 @@ class JobService:
         """The caller's jobs (an admin's: all), newest first, filtered by state and name."""
         if not 0 <= page_size <= MAX_PAGE_SIZE:
             raise InvalidArgument(f"page_size must be in 0..{MAX_PAGE_SIZE}")
-        if page_token:
-            try:
-                float(page_token)
-            except ValueError:
-                raise InvalidArgument("page_token is not one this gateway issued") from None
+        if page_token and not _PAGE_TOKEN.fullmatch(page_token):
+            # float() would take "nan", "inf" and "1_0", which Redis then refuses (INTERNAL).
+            raise InvalidArgument("page_token is not one this gateway issued")
         wanted = name.casefold()
 
         def visible(job: Job) -> bool:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from errors import InvalidArgument
 
-_LIMIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
+# At most 15 digits a side: Python refuses to read integers of over 4,300 digits (INTERNAL).
+_LIMIT = re.compile(r"^\s*(\d{1,15}(?:\.\d{1,15})?)\s*(%?)\s*$")
 
 
 @dataclass(frozen=True)

@@ -379,3 +379,15 @@ def test_answers_decoded_one_way_are_not_served_to_jobs_decoded_the_other():
     again = pinned_job(exact, blobs)
     process_chunk(exact, again, 0)
     assert exact.store.get(again).cached == 0
+
+
+@pytest.mark.parametrize("token", ["nan", "inf", "-inf", "1_0", "0x10", " 1", "1e999999", "9" * 5000])
+def test_page_tokens_not_issued_by_the_gateway_are_invalid_arguments(token):
+    with pytest.raises(InvalidArgument, match="page_token"):
+        service().list(ANONYMOUS, 10, token)
+
+
+@pytest.mark.parametrize("text", ["9" * 4400, "1" * 16, "9" * 4400 + "%", "1." + "5" * 30 + "%"])
+def test_failure_limits_with_absurd_digits_are_invalid_arguments(text):
+    with pytest.raises(InvalidArgument, match="max_failed"):
+        FailureLimit.parse(text)
