@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cluster import triton
 from cluster.processes import ManagedProcess, ProcessFailed, free_port
+from cluster.run_lock import RunDirLock
 from gateway.settings import GatewaySettings
 from jobstore import make_celery
 from modelrepo.layout import CONFIG_FILENAME
@@ -75,6 +76,7 @@ class LocalCluster:
     gateway_settings: GatewaySettings = field(init=False)
     worker_settings: WorkerSettings = field(init=False)
     _own_run_dir: bool = field(init=False, default=False)
+    _lock: RunDirLock = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -84,6 +86,7 @@ class LocalCluster:
         else:
             self.run_dir = s.run_dir.resolve()
             self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = RunDirLock(self.run_dir)
         self.redis_port = s.redis_port or free_port()
         self.triton_grpc_port = s.triton_grpc_port or free_port()
         self.triton_http_port = s.triton_http_port or free_port()
@@ -278,6 +281,7 @@ class LocalCluster:
 
     def start(self) -> None:
         """Start every child in dependency order, each ready before the next one starts."""
+        self._lock.acquire()  # before anything in the folder is touched
         try:
             for make in (self._redis, self._triton):
                 self._start_one(make())
@@ -351,6 +355,7 @@ class LocalCluster:
         for proc in reversed(self.processes):
             proc.stop()
         self.processes.clear()
+        self._lock.release()
         if self._own_run_dir:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
