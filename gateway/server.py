@@ -23,7 +23,7 @@ from gateway.reconciler import Reconciler
 from gateway.service import JobService
 from gateway.servicer import PodiumServicer
 from gateway.settings import GatewaySettings
-from gateway.webhooks import WebhookSender
+from gateway.webhook_sender import WebhookSender
 from jobstore import ChunkQueue, JobStore, make_celery
 from proto import podium_pb2, podium_pb2_grpc
 from settings import is_loopback, read_settings

@@ -19,10 +19,10 @@ from jobstore.schema import (
     JOBS_INDEX_KEY,
     KEY_PREFIX,
     WEBHOOK_QUEUE_KEY,
-    WEBHOOK_SENDING_KEY,
     JobKeys,
     job_key_name,
 )
+from jobstore.webhook_queue import DEFAULT_WEBHOOK_LEASE_S, WebhookQueue
 from settings import DEFAULT_RESULT_TTL_S
 
 SOCKET_TIMEOUT_S = 5.0
@@ -81,6 +81,7 @@ class JobStore:
 
     def __init__(self, client: redis.Redis, result_ttl_s: int = DEFAULT_RESULT_TTL_S) -> None:
         self._redis = client
+        self._webhooks = WebhookQueue(client)
         self._ttl_s = result_ttl_s
         self._record = client.register_script(scripts.RECORD_RESULT)
         self._finish_upload = client.register_script(scripts.FINISH_UPLOAD)
@@ -379,19 +380,18 @@ class JobStore:
 
     # --- webhooks --------------------------------------------------------------------
 
-    def take_webhook(self, timeout_s: float) -> str | None:
-        """The next ended job whose webhook is due (moved to the sending list until
-        ``webhook_sent``), or None after ``timeout_s``."""
-        job_id = self._redis.blmove(WEBHOOK_QUEUE_KEY, WEBHOOK_SENDING_KEY, timeout_s, "RIGHT", "LEFT")
-        return job_id.decode() if job_id else None
+    def take_webhook(self, timeout_s: float, lease_s: float = DEFAULT_WEBHOOK_LEASE_S) -> str | None:
+        """The next ended job whose webhook is due (leased to this caller until ``webhook_sent``,
+        while renewed), or None after ``timeout_s``."""
+        return self._webhooks.take(timeout_s, lease_s)
+
+    def renew_webhook_lease(self, job_id: str, lease_s: float) -> bool:
+        return self._webhooks.renew(job_id, lease_s)
 
     def webhook_sent(self, job_id: str) -> None:
         """Delivered, or given up: off the sending list."""
-        self._redis.lrem(WEBHOOK_SENDING_KEY, 0, job_id)
+        self._webhooks.done(job_id)
 
     def requeue_webhooks(self) -> int:
-        """Deliveries a gateway left half done (it died) go back to the queue; at start-up."""
-        moved = 0
-        while self._redis.lmove(WEBHOOK_SENDING_KEY, WEBHOOK_QUEUE_KEY, "RIGHT", "LEFT"):
-            moved += 1
-        return moved
+        """Deliveries a gateway left half done (it died: its lease ran out) go back to the queue."""
+        return self._webhooks.requeue_orphans()

@@ -12,7 +12,7 @@ import pytest
 from errors import InvalidArgument
 from gateway.egress import EgressPolicy, EgressRefused
 from gateway.webhook_http import post
-from gateway.webhooks import WebhookSender
+from gateway.webhook_sender import WebhookSender
 from tests.unit.test_archive_jobs import ended_job
 from tests.unit.test_gateway_service import service
 

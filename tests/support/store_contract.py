@@ -6,6 +6,8 @@ differently from redis-server, the component tier would say so.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from jobs import ImageOutcome, JobMode, JobState, Prediction
@@ -179,12 +181,16 @@ class StoreContract:
         for job in (hooked, plain):
             store.finish_upload(job.id)  # empty: completes at once
         store.cancel(hooked.id)  # already over: not queued again
-        assert store.take_webhook(0.1) == hooked.id
+        assert store.take_webhook(0.1, lease_s=1) == hooked.id
         assert store.take_webhook(0.1) is None
-        assert store.requeue_webhooks() == 1  # the gateway "died" before webhook_sent
+        # A delivery in hand (its lease alive) stays with its gateway: another replica's sweep leaves it.
+        assert store.requeue_webhooks() == 0
+        assert store.renew_webhook_lease(hooked.id, 1)
+        time.sleep(1.2)  # the gateway "died": no renewal, the lease runs out
+        assert store.requeue_webhooks() == 1
         assert store.take_webhook(0.1) == hooked.id
         store.webhook_sent(hooked.id)
-        assert store.requeue_webhooks() == 0
+        assert store.requeue_webhooks() == 0 and not store.renew_webhook_lease(hooked.id, 60)
 
     def test_the_result_cache_keeps_answers_and_bounds_itself(self, redis_client):
         cache = ResultCache(redis_client, ttl_s=600, max_entries=2)

@@ -14,7 +14,8 @@ from errors import InvalidArgument, NotFound, Unavailable
 from gateway.access import ANONYMOUS, Caller
 from gateway.egress import EgressPolicy
 from gateway.service import JobOptions
-from gateway.webhooks import WebhookSender, checked_webhook, payload, signature
+from gateway.webhook_sender import WebhookSender
+from gateway.webhooks import checked_webhook, payload, signature
 from jobs import FailureLimit, ImageOutcome, JobMode, JobState
 from jobstore import ResultCache
 from tests.support.fakes import CLASSES, png_bytes
@@ -210,7 +211,7 @@ def test_the_payload_carries_the_documented_keys():
 
 
 def test_a_webhook_is_retried_until_it_is_answered_and_taken_off_the_queue(monkeypatch):
-    monkeypatch.setattr("gateway.webhooks._FIRST_DELAY_S", 0.01)  # the receiver answers on the third try
+    monkeypatch.setattr("gateway.webhook_sender._FIRST_DELAY_S", 0.01)  # the receiver answers on the third try
     jobs = service()
     job = ended_job(jobs, webhook="http://hooks.example:1/hook")
     sent, outcomes_seen = [], []
