@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.webhooks import shown_webhook
 from jobs import ImageResult, Job, JobState
 from proto import podium_pb2 as pb
 
@@ -38,7 +39,7 @@ def job_to_proto(job: Job) -> pb.Job:
             model=f"{job.model_name}:{job.model_version}",
             explain=job.explain,
             source=job.source,
-            webhook=job.webhook,
+            webhook=shown_webhook(job.webhook),
             max_failed=job.max_failed,
             job_key=job.job_key,
         ),

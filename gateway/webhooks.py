@@ -73,6 +73,16 @@ def signed_headers(secret: str, body: bytes) -> dict[str, str]:
     return headers
 
 
+def shown_webhook(url: str) -> str:
+    """A job's webhook as the API shows it: user info, query and fragment (where tokens
+    live) replaced by "…", so a token never comes back from GetJob or ListJobs."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    hidden = "…" if parts.query or parts.fragment or "@" in parts.netloc else ""
+    return f"{parts.scheme}://{receiver_name(url)}{parts.path}{'?' + hidden if hidden else ''}"
+
+
 def receiver_name(url: str) -> str:
     """Where a webhook went, for logs: host and port only (user info, path and query may hold secrets)."""
     parts = urlsplit(url)

@@ -392,3 +392,14 @@ def test_page_tokens_not_issued_by_the_gateway_are_invalid_arguments(token):
 def test_failure_limits_with_absurd_digits_are_invalid_arguments(text):
     with pytest.raises(InvalidArgument, match="max_failed"):
         FailureLimit.parse(text)
+
+
+def test_a_webhooks_tokens_never_come_back_from_the_api():
+    from gateway.convert import job_to_proto
+
+    jobs = service()
+    job = ended_job(jobs, webhook="https://user:pass@hooks.example:8443/podium?token=s3cret#frag")
+    assert jobs.store.get(job.id).webhook.endswith("token=s3cret#frag")  # kept whole for delivery
+    shown = job_to_proto(jobs.store.get(job.id)).spec.webhook
+    assert shown == "https://hooks.example:8443/podium?…"
+    assert "s3cret" not in shown and "pass" not in shown
