@@ -20,7 +20,7 @@ from errors import InvalidArgument, NotFound, PodiumError
 from podium.output import CSV_COLUMNS, csv_row, result_record
 from proto import podium_pb2 as pb
 from web import reports
-from web.app import PACKAGE, Ctx, Sess, WebContext, recent_jobs
+from web.app import PACKAGE, Ctx, Sess, SignedIn, WebContext, recent_jobs
 from web.pages import JOB_ID, checked_csrf
 from web.sessions import Session
 from web.thumbnails import MAX_SOURCE_BYTES
@@ -191,7 +191,7 @@ def thumbnail(ctx: Ctx, session: Sess, job_id: JobId, key: Annotated[str, Path(p
 
 
 @router.get("/evaluations/{name}/{file}")
-def evaluation_file(ctx: Ctx, name: str, file: str):
+def evaluation_file(ctx: Ctx, session: SignedIn, name: str, file: str):
     if file not in reports.FILES:
         raise NotFound(f"no file {file!r} in a report")
     path = reports.folder_of(ctx.settings.reports_dir, name) / file

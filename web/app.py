@@ -68,8 +68,17 @@ def current_session(request: Request) -> Session:
     return session
 
 
+def signed_in_session(request: Request) -> Session:
+    """The caller's session, if the gateway accepts its key (Unauthenticated, so a login
+    redirect, if not): for pages that show what no gateway call guards (evaluation reports)."""
+    session = current_session(request)
+    next(iter(context(request).link.client(session.api_key).list_jobs(page_size=1)), None)
+    return session
+
+
 Ctx = Annotated[WebContext, Depends(context)]
 Sess = Annotated[Session, Depends(current_session)]
+SignedIn = Annotated[Session, Depends(signed_in_session)]
 JOBS_SHOWN = 100  # the newest jobs the jobs list shows
 
 

@@ -13,7 +13,7 @@ from errors import InvalidArgument, ResourceExhausted, Unauthenticated
 from podium.states import is_terminal
 from proto import podium_pb2 as pb
 from web import reports
-from web.app import Ctx, Sess, context, recent_jobs, set_session_cookie
+from web.app import Ctx, Sess, SignedIn, context, recent_jobs, set_session_cookie
 from web.results import Query as RowQuery
 from web.results import Sort, page_of
 from web.sessions import Session
@@ -120,13 +120,13 @@ def classify_page(request: Request, session: Sess):
 
 
 @router.get("/evaluations", response_class=HTMLResponse)
-def evaluations(request: Request, ctx: Ctx, session: Sess):
+def evaluations(request: Request, ctx: Ctx, session: SignedIn):
     folder = ctx.settings.reports_dir
     return render(request, "evaluations.html", session, folder=folder, reports=reports.listed(folder))
 
 
 @router.get("/evaluations/{name}", response_class=HTMLResponse)
-def evaluation(request: Request, ctx: Ctx, session: Sess, name: str):
+def evaluation(request: Request, ctx: Ctx, session: SignedIn, name: str):
     report = reports.read(ctx.settings.reports_dir, name)
     return render(request, "evaluation.html", session, name=name, report=report, **reports.summary(report))
 

@@ -465,6 +465,10 @@ def test_the_evaluation_page_shows_a_report(web, settings):
     }
     (folder / "report.json").write_text(json.dumps(report))
     (folder / "confusion_matrix.png").write_bytes(b"\x89PNG fake")
+    # Reports embed photographs: nothing of them without a key the gateway accepts.
+    for path in ("/evaluations", "/evaluations/valid", "/evaluations/valid/confusion_matrix.png"):
+        refused = web.get(path, follow_redirects=False)
+        assert refused.status_code in (303, 401) and b"PNG" not in refused.content
     logged_in(web)
     assert 'href="/evaluations/valid"' in web.get("/evaluations").text
     page = web.get("/evaluations/valid").text
