@@ -14,6 +14,15 @@ from gateway.uploads import MAX_PATH_BYTES
 from jobs import S3Url, is_s3_url
 
 
+def stored_line(line: str) -> str:
+    """The line as the job keeps it: a line too long to read is cut, so a manifest of
+    megabyte lines costs Redis no more than one of real paths."""
+    encoded = line.encode("utf-8", "surrogateescape")
+    if len(encoded) <= MAX_PATH_BYTES:
+        return line
+    return encoded[: MAX_PATH_BYTES - 3].decode("utf-8", "ignore") + "…"
+
+
 def line_error(line: str, data_roots: list[str], buckets: list[str]) -> str | None:
     """Why a worker may not read ``line``, or None."""
     if len(line.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:

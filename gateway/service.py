@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from gateway.access import Caller, checked_job_id
-from gateway.manifest import line_error
+from gateway.manifest import line_error, stored_line
 from gateway.model_service import ModelService, checked_top_k, require_maps
 from gateway.paths import resolve_under_roots
 from gateway.settings import GatewaySettings
@@ -222,7 +222,7 @@ class JobService:
         error result (the job goes on)."""
         roots, buckets = self.settings.data_root_list(), self.settings.s3_bucket_list()
         job = self._create(JobMode.MANIFEST, options, caller)
-        entries = (FileEntry(line, line_error(line, roots, buckets)) for line in lines)
+        entries = (FileEntry(stored_line(line), line_error(line, roots, buckets)) for line in lines)
         self._listing(job.id, "reading the manifest", lambda: self._append_all(job.id, entries, "the manifest"))
         return self._start(job.id)
 
@@ -257,6 +257,7 @@ class JobService:
         self._append_all(job_id, (_short(entry) for entry in walk_entries(folder)), repr(shown))
 
     def _append_entries(self, job_id: str, start: int, entries: list[FileEntry]) -> int:
+        self._check_memory()  # room is checked where it is spent: a listing may be millions of paths
         if not self.store.append_files(job_id, start, [entry.path for entry in entries]):
             raise FailedPrecondition(f"job {job_id} ended while its folder was listed")
         for offset, entry in enumerate(entries):
@@ -314,6 +315,9 @@ class JobService:
             raise ResourceExhausted(
                 f"the gateway already runs {self.settings.max_active_jobs} jobs; try again when some have finished"
             )
+        self._check_memory()
+
+    def _check_memory(self) -> None:
         used = self.store.memory_used()
         if used is not None and used >= self.settings.redis_high_water:
             raise ResourceExhausted(

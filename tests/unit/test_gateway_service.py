@@ -287,3 +287,28 @@ def test_job_options_are_fields_of_the_api_job_spec():
 
     spec_fields = {field.name for field in pb.JobSpec.DESCRIPTOR.fields}
     assert {option.name for option in dataclasses.fields(JobOptions)} <= spec_fields
+
+
+def test_a_long_listing_stops_when_redis_fills_up(monkeypatch):
+    """Room is checked at every batch of paths appended, not only when the job is created."""
+    from jobs import JobState
+
+    jobs = service(redis_high_water=0.8)
+    readings = iter([0.5, 0.5, 0.85])  # at creation, after the first batch, then full
+    monkeypatch.setattr(jobs.store, "memory_used", lambda: next(readings, 0.85))
+    lines = (f"s3://none/{i}.jpg" for i in range(5000))
+    with pytest.raises(ResourceExhausted, match="85% full"):
+        jobs.submit_manifest(lines, JobOptions(), ANONYMOUS)
+    (job,) = jobs.store.list_jobs(10, "", lambda job: True).jobs
+    assert job.state is JobState.FAILED and "full" in job.error
+    assert job.total <= 1000  # stopped after the first batch
+
+
+def test_a_manifest_line_too_long_is_stored_cut(monkeypatch):
+    from gateway.uploads import MAX_PATH_BYTES
+
+    jobs = service()
+    job = jobs.submit_manifest(["x" * 1024**2, "ok.jpg"], JobOptions(), ANONYMOUS)
+    stored = jobs.store.files(job.id, 0, 2)
+    assert len(stored[0].encode()) <= MAX_PATH_BYTES + 3 and stored[0].endswith("…") and stored[1] == "ok.jpg"
+    assert "longer than" in jobs.store.results(job.id, 0, 1)[0][1].error
