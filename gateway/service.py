@@ -12,6 +12,7 @@ from gateway.access import Caller, checked_job_id
 from gateway.manifest import line_error, stored_line
 from gateway.model_service import ModelService, checked_top_k, require_maps
 from gateway.paths import resolve_under_roots
+from gateway.room import Room
 from gateway.settings import GatewaySettings
 from gateway.uploads import MAX_PATH_BYTES, FileChunk, UploadAssembler, UploadJobEnded
 from gateway.webhooks import checked_webhook
@@ -91,6 +92,7 @@ class JobService:
         self.objects = objects or ObjectStore()
         self._on_submitted = on_submitted
         self._webhook_policy = settings.webhook_policy()
+        self._room = Room(settings, store)
 
     # --- submitting ------------------------------------------------------------------
 
@@ -257,7 +259,9 @@ class JobService:
         self._append_all(job_id, (_short(entry) for entry in walk_entries(folder)), repr(shown))
 
     def _append_entries(self, job_id: str, start: int, entries: list[FileEntry]) -> int:
-        self._check_memory()  # room is checked where it is spent: a listing may be millions of paths
+        job = self.store.get(job_id)
+        if job is not None:  # room is checked where it is spent: a listing may be millions of paths
+            self._room.for_paths(job.owner, len(entries))
         if not self.store.append_files(job_id, start, [entry.path for entry in entries]):
             raise FailedPrecondition(f"job {job_id} ended while its folder was listed")
         for offset, entry in enumerate(entries):
@@ -276,7 +280,7 @@ class JobService:
             raise InvalidArgument(f"job source must be at most {MAX_SOURCE_CHARS} characters")
         webhook = checked_webhook(options.webhook, self._webhook_policy)
         max_failed = FailureLimit.parse(options.max_failed).text
-        self._check_room()
+        self._room.for_new_job(caller.owner)
         model = self._model_of(options)
         job = self.store.create(
             mode=mode,
@@ -309,22 +313,6 @@ class JobService:
         if options.explain:
             require_maps(model, metadata)
         return model
-
-    def _check_room(self) -> None:
-        if self.store.active_jobs() >= self.settings.max_active_jobs:
-            raise ResourceExhausted(
-                f"the gateway already runs {self.settings.max_active_jobs} jobs; try again when some have finished"
-            )
-        self._check_memory()
-
-    def _check_memory(self) -> None:
-        used = self.store.memory_used()
-        if used is not None and used >= self.settings.redis_high_water:
-            raise ResourceExhausted(
-                f"the job store (Redis) is {used:.0%} full, above the {self.settings.redis_high_water:.0%} at which "
-                "new jobs are refused; running jobs go on",
-                hint="delete finished jobs (`podium delete JOB`), wait for them to expire, or give Redis more memory",
-            )
 
     def _start(self, job_id: str) -> Job:
         self.store.finish_upload(job_id)

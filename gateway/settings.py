@@ -34,6 +34,11 @@ class GatewaySettings(ServiceSettings):
         0.8, gt=0, le=1, description="Redis memory use (of maxmemory) at which new jobs are refused and uploads wait"
     )
     max_active_jobs: int = Field(100, ge=1, description="Jobs not yet finished, across all clients")
+    max_queued_images_per_owner: int = Field(
+        2_000_000,
+        ge=1,
+        description="Images one API key's unfinished jobs may hold unanswered (more: RESOURCE_EXHAUSTED)",
+    )
     classify_max_images: int = Field(32, ge=1, description="Images per synchronous Classify call")
     max_message_bytes: int = Field(32 * 1024**2, ge=1024, description="Largest gRPC message accepted")
     threads: int = Field(256, ge=8, description="Concurrent RPCs served (threads)")

@@ -13,6 +13,7 @@ import redis
 from jobs import FailureLimit, ImageOutcome, Job, JobMode, JobState
 from jobstore import scripts
 from jobstore.errors import convert_redis_errors
+from jobstore.quota import queued_images
 from jobstore.schema import (
     ACTIVE_JOBS_KEY,
     JOB_HASH,
@@ -182,6 +183,9 @@ class JobStore:
 
     def active_jobs(self) -> int:
         return int(self._redis.scard(ACTIVE_JOBS_KEY))
+
+    def queued_images(self, owner: str) -> int:
+        return queued_images(self._redis, owner)
 
     def pending_uploads(self, job_id: str) -> tuple[int, int]:
         """(images, bytes) uploaded to the job that no worker has finished yet."""

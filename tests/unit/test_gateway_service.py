@@ -312,3 +312,16 @@ def test_a_manifest_line_too_long_is_stored_cut(monkeypatch):
     stored = jobs.store.files(job.id, 0, 2)
     assert len(stored[0].encode()) <= MAX_PATH_BYTES + 3 and stored[0].endswith("…") and stored[1] == "ok.jpg"
     assert "longer than" in jobs.store.results(job.id, 0, 1)[0][1].error
+
+
+def test_one_owner_cannot_queue_more_than_its_share():
+    from gateway.access import Caller
+
+    jobs = service(max_queued_images_per_owner=5, chunk_size=100)  # nothing is worked on: all 5 wait
+    owner_a, owner_b = Caller("owner-a"), Caller("owner-b")
+    jobs.submit_upload(JobOptions(), owner_a, files(*[f"{i}.jpg" for i in range(5)]))
+    with pytest.raises(ResourceExhausted, match="5 images waiting"):
+        jobs.submit_upload(JobOptions(), owner_a, files("more.jpg"))
+    assert jobs.submit_upload(JobOptions(), owner_b, files("b.jpg")).total == 1  # another owner is not held up
+    with pytest.raises(ResourceExhausted, match="at most 5 may wait"):
+        jobs.submit_manifest([f"s3://none/{i}.jpg" for i in range(10)], JobOptions(), owner_b)
