@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 WATCH_POLL_S = 0.2
 RESULTS_PAGE = 500
 _PATH_BATCH = 1000
+# Beyond any job (max_files_per_job is far less): Redis's list indices must not overflow.
+MAX_START_INDEX = 2**40
 CANCELLED_ERROR = "job cancelled before this image was processed"
 MAX_NAME_CHARS = 200
 MAX_SOURCE_CHARS = 1000
@@ -373,8 +375,8 @@ class JobService:
         Without ``follow``, unfinished images are skipped; with it, the stream waits for
         each in turn. Once a job has ended, every image has exactly one result: images
         that a cancel or failure left unprocessed get an error result."""
-        if start < 0:
-            raise InvalidArgument("start_index must be >= 0")
+        if not 0 <= start <= MAX_START_INDEX:
+            raise InvalidArgument(f"start_index must be in 0..{MAX_START_INDEX}")
         job = self.get(job_id, caller)
         with self.store.end_signal(job_id) as ended:
             yield from self._results(job, caller, start, follow, is_active, ended)
