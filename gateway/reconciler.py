@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 
+from gateway.uploads import upload_lease
 from jobs import JobState
 from jobstore import ChunkQueue, JobStore
 
@@ -36,7 +37,9 @@ class Reconciler:
                 continue
             idle_s = now - job.updated_at
             if job.state is JobState.UPLOADING:
-                if idle_s > self.upload_stall_s:
+                # An upload in hand (its gateway renews the lease, also while backpressure pauses
+                # it) is not interrupted, however long it has added nothing.
+                if idle_s > self.upload_stall_s and not self._store.claim_held(upload_lease(job_id)):
                     # The gateway that received this upload died: nobody will finish it.
                     log.warning("job %s: upload silent for %.0f s; failing it", job_id, idle_s)
                     self._store.fail(job_id, "the upload was interrupted (no data for a long time)")

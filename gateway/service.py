@@ -14,7 +14,7 @@ from gateway.model_service import ModelService, checked_top_k, require_maps
 from gateway.paths import resolve_under_roots
 from gateway.room import Room
 from gateway.settings import GatewaySettings
-from gateway.uploads import MAX_PATH_BYTES, FileChunk, UploadAssembler, UploadJobEnded
+from gateway.uploads import MAX_PATH_BYTES, FileChunk, UploadAssembler, UploadJobEnded, upload_lease
 from gateway.webhooks import checked_webhook
 from jobs import (
     FailureLimit,
@@ -98,16 +98,35 @@ class JobService:
 
     # --- submitting ------------------------------------------------------------------
 
-    def submit_upload(self, options: JobOptions, caller: Caller, chunks: Iterable[FileChunk]) -> Job:
+    def submit_upload(
+        self,
+        options: JobOptions,
+        caller: Caller,
+        chunks: Iterable[FileChunk],
+        keepalive: Callable[[], object] = lambda: None,
+    ) -> Job:
+        """``keepalive`` is called while backpressure pauses the stream (the stream's idle watch)."""
         if options.job_key:
-            return self._submit_keyed_upload(options, caller, chunks)
+            return self._submit_keyed_upload(options, caller, chunks, keepalive)
         job = self._create(JobMode.UPLOAD, options, caller)
-        assembler = UploadAssembler(self.store, job.id, self.settings, self.queue.pump)
+        lease, lease_s = upload_lease(job.id), self.settings.upload_idle_s + _UPLOAD_LEASE_MARGIN_S
+        self.store.claim(lease, lease_s)  # the reconciler leaves an upload in hand alone
+        assembler = UploadAssembler(
+            self.store,
+            job.id,
+            self.settings,
+            self.queue.pump,
+            on_file=lambda: self.store.renew_claim(lease, lease_s),
+            on_wait=lambda: (self.store.renew_claim(lease, lease_s), keepalive()),
+        )
 
         def broke(exc: BaseException) -> None:
             self.store.fail(job.id, f"upload did not complete: {getattr(exc, 'message', None) or type(exc).__name__}")
 
-        return self._receive(assembler, chunks, broke)
+        try:
+            return self._receive(assembler, chunks, broke)
+        finally:
+            self.store.release_claim(lease)
 
     def _receive(
         self, assembler: UploadAssembler, chunks: Iterable[FileChunk], broke: Callable[[BaseException], None]
@@ -124,14 +143,16 @@ class JobService:
             raise
         return self._start(assembler.job_id)
 
-    def _submit_keyed_upload(self, options: JobOptions, caller: Caller, chunks: Iterable[FileChunk]) -> Job:
+    def _submit_keyed_upload(
+        self, options: JobOptions, caller: Caller, chunks: Iterable[FileChunk], keepalive: Callable[[], object]
+    ) -> Job:
         """An upload that may resume: a broken stream leaves the job uploading (the reconciler
         fails it after PODIUM_UPLOAD_STALL_S of silence), and a submit with the same key adds
         the files it does not hold yet. A job whose upload finished is returned as it is."""
         job = self._job_of_key(options, caller)
         if job.state is not JobState.UPLOADING:
             return job
-        lease = f"upload:{job.id}"
+        lease = upload_lease(job.id)
         lease_s = self.settings.upload_idle_s + _UPLOAD_LEASE_MARGIN_S
         if not self.store.claim(lease, lease_s):
             # Unavailable, not an error of the request: a resume that arrives while the gateway
@@ -148,6 +169,7 @@ class JobService:
             count=job.total,
             already=frozenset(self.store.all_files(job.id)),
             on_file=lambda: self.store.renew_claim(lease, lease_s),
+            on_wait=lambda: (self.store.renew_claim(lease, lease_s), keepalive()),
         )
         try:
             return self._receive(assembler, chunks, lambda exc: self._keep_whole_files(assembler, job.id))

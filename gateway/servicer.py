@@ -74,7 +74,8 @@ class PodiumServicer(pb_grpc.PodiumServicer):
             first = next(request_iterator, None)
             if first is None or first.WhichOneof("item") != "spec":
                 raise InvalidArgument("an upload must start with a spec message")
-            job = self._jobs.submit_upload(_options(first.spec), caller, _file_chunks(request_iterator, watch))
+            chunks = _file_chunks(request_iterator, watch)
+            job = self._jobs.submit_upload(_options(first.spec), caller, chunks, keepalive=watch.touch)
         return job_to_proto(job)
 
     def SubmitManifest(self, request_iterator, context):

@@ -45,6 +45,11 @@ class GatewaySettings(ServiceSettings):
     max_streams: int = Field(200, ge=1, description="Long-lived streams (watch, follow, upload) open at once")
     max_streams_per_key: int = Field(100, ge=1, description="Long-lived streams one API key may hold open")
     upload_idle_s: float = Field(120.0, gt=0, description="An upload that sends nothing this long is cancelled")
+    upload_backpressure_max_s: float = Field(
+        1800.0,
+        gt=0,
+        description="How long an upload may stay paused because the workers do not keep up (e.g. Triton is down)",
+    )
     shutdown_grace_s: float = Field(25.0, ge=0, description="Time running calls get to finish at SIGTERM")
     reconcile_interval_s: float = Field(15.0, gt=0, description="How often stalled jobs are looked for")
     stall_timeout_s: float = Field(300.0, gt=0, description="A running job without progress this long is re-enqueued")

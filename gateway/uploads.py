@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from errors import FailedPrecondition, InvalidArgument, ResourceExhausted, Unavailable
 from gateway.settings import GatewaySettings
 from jobs import ImageOutcome
 from jobstore import JobStore
@@ -42,6 +42,11 @@ def check_relative_path(path: str) -> str:
     return path
 
 
+def upload_lease(job_id: str) -> str:
+    """The lease a gateway holds (and renews) while it receives the job's upload."""
+    return f"upload:{job_id}"
+
+
 class UploadJobEnded(FailedPrecondition):
     """The job ended (cancelled, failed, expired) while its files were still arriving."""
 
@@ -56,7 +61,10 @@ class UploadAssembler:
     pump: Callable[[str], object]
     count: int = 0  # files the job holds already (a resumed upload goes on after them)
     already: frozenset[str] = frozenset()  # their paths: sent again, they are skipped
-    on_file: Callable[[], object] = lambda: None  # each file received (a keyed upload renews its lease)
+    on_file: Callable[[], object] = lambda: None  # each file received (the upload renews its lease)
+    # While backpressure holds the stream (no read), the upload is paused, not idle: this keeps
+    # its idle watch and its lease alive, up to settings.upload_backpressure_max_s.
+    on_wait: Callable[[], object] = lambda: None
     total_bytes: int = 0
     _seen: set[str] = field(default_factory=set)
     _skipping: bool = False
@@ -146,8 +154,17 @@ class UploadAssembler:
         # Backpressure: while the job holds too many unprocessed uploads (by count or bytes),
         # or Redis is above its high-water mark, stop reading the stream; gRPC flow control
         # then slows the client down. Redis memory stays bounded.
+        started = time.monotonic()
         while self._full():
             self._check_still_open()
+            waited_s = time.monotonic() - started
+            if waited_s > self.settings.upload_backpressure_max_s:
+                raise Unavailable(
+                    f"the workers have not taken this job's files for {waited_s:.0f} s "
+                    "(is the inference server down?); the upload stops here",
+                    hint="submit again with the same --job-key to resume once they are back",
+                )
+            self.on_wait()
             time.sleep(_BACKPRESSURE_POLL_S)
         self._check_still_open()
 

@@ -379,6 +379,9 @@ class JobStore:
     def renew_claim(self, name: str, ttl_s: float) -> bool:
         return bool(self._redis.set(f"{KEY_PREFIX}:lease:{name}", "1", xx=True, ex=max(1, int(ttl_s))))
 
+    def claim_held(self, name: str) -> bool:
+        return bool(self._redis.exists(f"{KEY_PREFIX}:lease:{name}"))
+
     def release_claim(self, name: str) -> None:
         self._redis.delete(f"{KEY_PREFIX}:lease:{name}")
 

@@ -72,3 +72,20 @@ def test_finished_jobs_are_not_touched():
     assert store.get(job_id).state is JobState.COMPLETED
     assert Reconciler(store, queue, stall_s=0, upload_stall_s=0).run_once() == 0
     assert queue.sent == []
+
+
+def test_an_upload_in_hand_is_not_failed_however_long_it_waits():
+    """A gateway that holds the upload's lease (renewed, also while backpressure pauses the
+    stream during a Triton outage) keeps it; once the lease is gone, the reconciler fails it."""
+    from gateway.uploads import upload_lease
+
+    store = fake_store()
+    job = store.create(mode=JobMode.UPLOAD, top_k=1, chunk_size=2)
+    reconciler = Reconciler(store, FakeQueue(store), stall_s=60, upload_stall_s=600)
+    stalled(store, job.id, 3600)
+    assert store.claim(upload_lease(job.id), 60)
+    reconciler.run_once()
+    assert store.get(job.id).state is JobState.UPLOADING
+    store.release_claim(upload_lease(job.id))
+    reconciler.run_once()
+    assert store.get(job.id).state is JobState.FAILED

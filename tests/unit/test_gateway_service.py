@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -325,3 +326,23 @@ def test_one_owner_cannot_queue_more_than_its_share():
     assert jobs.submit_upload(JobOptions(), owner_b, files("b.jpg")).total == 1  # another owner is not held up
     with pytest.raises(ResourceExhausted, match="at most 5 may wait"):
         jobs.submit_manifest([f"s3://none/{i}.jpg" for i in range(10)], JobOptions(), owner_b)
+
+
+def test_a_paused_upload_is_kept_alive_and_stops_only_after_the_setting():
+    """Backpressure (the workers are not taking files, e.g. Triton is down) is no idleness: the
+    upload's idle watch and lease are kept alive while it waits, up to upload_backpressure_max_s."""
+    from errors import Unavailable
+
+    store = fake_store()
+    settings = GatewaySettings(max_pending_uploads=1, upload_backpressure_max_s=0.5)
+    job = store.create(mode=JobMode.UPLOAD, top_k=1, chunk_size=1)
+    waits = []
+    assembler = UploadAssembler(store, job.id, settings, lambda job_id: None, on_wait=lambda: waits.append(1))
+    assembler.add_chunk(FileChunk("first", b"x", True))
+    assembler.flush()  # one file waits for a worker: the job is full
+    assembler.add_chunk(FileChunk("second", b"y", True))
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="have not taken this job's files") as stopped:
+        assembler.flush()
+    assert 0.5 <= time.monotonic() - started < 2.0 and len(waits) >= 5
+    assert "--job-key" in stopped.value.hint
