@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from imaging import Decoder, ImageDecodeError
 from inference.triton import TritonClassifier, TritonError, TritonUnavailable, top_k
 from jobs import ActivationMap, ImageOutcome
@@ -44,9 +46,13 @@ def classify_bytes(
     if on_stage is not None:
         on_stage("decode", decoded - started)
         on_stage("inference", time.perf_counter() - decoded)
-    predictions = top_k(answer.probabilities[0], k, meta.classes)
-    if answer.maps is None:
+    return outcome_of(answer.probabilities[0], None if answer.maps is None else answer.maps[0], k, meta.classes)
+
+
+def outcome_of(probabilities: np.ndarray, cells: np.ndarray | None, k: int, classes: list[str]) -> ImageOutcome:
+    """One image's outcome from its row of the model's answer: top-k, and its map if asked."""
+    predictions = top_k(probabilities, k, classes)
+    if cells is None:
         return ImageOutcome(predictions=predictions)
-    cells = answer.maps[0]
     cam = ActivationMap.of(predictions[0].index, cells.shape, cells.ravel().tolist())
     return ImageOutcome(predictions=predictions, cam=cam)

@@ -72,6 +72,13 @@ class ResultCache:
         raw = self._redis.get(key)
         return None if raw is None else ImageOutcome.decode(raw)
 
+    def get_many(self, keys: list[str]) -> dict[str, ImageOutcome]:
+        """The cached answers among ``keys``, in one round trip."""
+        if not keys:
+            return {}
+        found = self._redis.mget(keys)
+        return {key: ImageOutcome.decode(raw) for key, raw in zip(keys, found, strict=True) if raw is not None}
+
     def put(self, key: str, outcome: ImageOutcome) -> None:
         """Keep an answer (only a successful one: errors may be passing)."""
         if outcome.ok:

@@ -23,13 +23,15 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from inference import TritonClassifier, TritonUnavailable, classify_bytes
+from inference import TritonClassifier, classify_bytes
 from jobs import ImageOutcome, Job
 from jobstore.errors import StoreFull, StoreUnavailable
+from worker.chunk_batch import classify_chunk_batched
 from worker.lease import LeaseKeeper, release_leftovers
 from worker.metrics import worker_metrics
 from worker.runtime import Runtime
 from worker.sources import SourceError, read_image_bytes
+from worker.triton_wait import waiting_for_triton
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,6 @@ log = logging.getLogger(__name__)
 MAX_CHUNK_DEATHS = 5
 # An image during whose careful processing the worker died this often fails.
 MAX_IMAGE_CRASHES = 2
-_BACKOFF_START_S = 0.5
-_BACKOFF_MAX_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,7 @@ def _classify_chunk(rt: Runtime, job: Job, chunk: int, deaths: int) -> int:
         reason = f"the worker process died {deaths} times while processing this image's chunk"
         return sum(rt.store.record(job.id, index, ImageOutcome(error=reason)) for index, _ in todo)
     if deaths == 0:
-        futures = [rt.pool.submit(_process_image, rt, job, index, path) for index, path in todo]
-        return sum(future.result() for future in futures)
+        return classify_chunk_batched(rt, job, todo, rt.classifier(job))
     log.warning("job %s chunk %d: its worker died %d times; processing image by image", job.id, chunk, deaths)
     return sum(_process_image_carefully(rt, job, index, path) for index, path in todo)
 
@@ -151,20 +150,5 @@ def _answer(rt: Runtime, job: Job, data: bytes) -> tuple[ImageOutcome, bool]:
 
 def _classify_waiting_for_triton(rt: Runtime, classifier: TritonClassifier, data: bytes, job: Job) -> ImageOutcome:
     """Retry while Triton is unavailable, with backoff, until the outage passes its limit."""
-    delay = _BACKOFF_START_S
-    while True:
-        try:
-            outcome = classify_bytes(
-                classifier, data, job.top_k, rt.decoder, explain=job.explain, on_stage=worker_metrics().stage
-            )
-        except TritonUnavailable as exc:
-            lasted_s = rt.outage.failing()
-            if lasted_s >= rt.settings.triton_outage_limit_s:
-                minutes = lasted_s / 60
-                return ImageOutcome(error=f"inference server unavailable for {minutes:.1f} minutes: {exc}")
-            log.warning("Triton unavailable for %.0f s (%s); retrying in %.1f s", lasted_s, exc, delay)
-            time.sleep(min(delay, rt.settings.triton_outage_limit_s - lasted_s + 0.01))
-            delay = min(delay * 2, _BACKOFF_MAX_S)
-            continue
-        rt.outage.answered()
-        return outcome
+    stage = worker_metrics().stage
+    return waiting_for_triton(rt, lambda: classify_bytes(classifier, data, job.top_k, rt.decoder, job.explain, stage))

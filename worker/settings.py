@@ -14,7 +14,7 @@ DEFAULT_TRITON_OUTAGE_LIMIT_S = 1800.0
 class WorkerSettings(ServiceSettings):
     inflight: int = Field(4, ge=1, le=64, description="Images a worker process decodes and keeps in flight at once")
     images_per_request: int = Field(
-        1,
+        16,
         ge=1,
         le=64,
         description="Images per Triton request: a process's concurrent images share requests of up to this many",

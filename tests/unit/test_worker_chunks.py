@@ -149,3 +149,36 @@ def test_with_several_images_per_request_each_image_still_gets_its_own_outcome()
     assert [o.predictions[0].label if o.ok else "error" for o in got] == [CLASSES[0], "error", CLASSES[2], CLASSES[1]]
     assert "not a recognised image" in got[1].error or got[1].error
     assert max(fake.batches) == 3  # the three good images rode in one request; the bad one never reached it
+
+
+def test_the_chunk_is_the_batch():
+    """A chunk's decodable images go to Triton as requests of up to images_per_request; a
+    broken file fails alone; the answers equal one-image requests' answers."""
+    rt = runtime(images_per_request=4, result_cache=False)
+    model = rt.classifiers.models["resnet50_sports"]
+    blobs = [png_bytes(10 + 20 * i) for i in range(10)]
+    blobs[3] = b"not an image"
+    job_id = upload_job(rt, blobs, chunk_size=10)
+    assert process_chunk(rt, job_id, 0).recorded == 10
+    assert sorted(model.batches) == [1, 4, 4]  # nine decodable images in requests of at most four, in flight together
+    got = outcomes(rt, job_id)
+    assert not got[3].ok and "not a recognised image format" in got[3].error
+    one_by_one = runtime(images_per_request=1, result_cache=False)
+    again = upload_job(one_by_one, blobs, chunk_size=1)
+    for chunk in range(10):
+        process_chunk(one_by_one, again, chunk)
+    assert outcomes(one_by_one, again)[:10] == got[:10]
+    assert rt.store.get(job_id).state is JobState.COMPLETED
+
+
+def test_a_redelivered_batched_chunk_records_nothing_twice():
+    rt = runtime(images_per_request=8)
+    job_id = upload_job(rt, [png_bytes(10 + 30 * i) for i in range(6)], chunk_size=6)
+    assert process_chunk(rt, job_id, 0).recorded == 6
+    job = rt.store.get(job_id)
+    from worker.chunk_batch import classify_chunk_batched
+
+    todo = [(i, f"img{i}.png") for i in range(6)]  # the same chunk, run again by a second worker
+    assert classify_chunk_batched(rt, job, todo, rt.classifier(job)) == 0
+    done = rt.store.get(job_id)
+    assert (done.succeeded, done.failed) == (6, 0)

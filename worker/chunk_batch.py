@@ -1,0 +1,181 @@
+"""A chunk's images as one batch: the chunk is the unit of work, not the image.
+
+1. Read every pending image and hash it, in the process's pool (one job-state check for
+   the chunk, not one per image).
+2. Look the chunk's keys up in the result cache with one MGET; a duplicate within the
+   chunk rides on its first copy.
+3. Decode the images still to classify, in the pool (Pillow releases the GIL).
+4. Send them to Triton as multi-image requests of up to ``images_per_request``, two in
+   flight, each retried while Triton is unavailable, as a single image is.
+5. Record each answer (the store's Lua records an index once: a redelivered chunk records
+   nothing twice) and keep the new answers in the cache.
+
+The careful image-by-image path after a worker died (``worker.chunks``) and models that
+decode on the server (encoded input) keep the one-image way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from imaging import ImageDecodeError
+from inference import TritonClassifier, TritonError, TritonUnavailable, classify_bytes
+from inference.pipeline import outcome_of
+from jobs import ImageOutcome, Job
+from jobstore.errors import StoreFull, StoreUnavailable
+from modelmeta import ENCODED_INPUT
+from worker.metrics import worker_metrics
+from worker.runtime import Runtime
+from worker.sources import SourceError, read_image_bytes
+from worker.triton_wait import waiting_for_triton
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "internal error while processing this image (see the worker log)"
+
+
+@dataclass
+class _Image:
+    index: int
+    path: str
+    data: bytes | None = None
+    key: str | None = None
+    pixels: np.ndarray | None = None
+    outcome: ImageOutcome | None = None
+    cached: bool = False
+    twin_of: _Image | None = None  # an earlier copy in the chunk answers this one
+
+
+def classify_chunk_batched(rt: Runtime, job: Job, todo: list[tuple[int, str]], classifier: TritonClassifier) -> int:
+    """Classify and record ``todo``'s images; returns how many were recorded."""
+    state = rt.store.state(job.id)
+    if state is None or state.terminal:
+        return 0  # cancelled meanwhile
+    started = time.perf_counter()
+    images = list(rt.pool.map(lambda item: _read(rt, job, *item), todo))
+    _answer_from_cache(rt, images)
+    leaders = [image for image in images if image.outcome is None and image.twin_of is None]
+    meta = waiting_for_triton(rt, classifier.metadata)
+    if isinstance(meta, ImageOutcome):  # Triton stayed away past the outage limit
+        for image in leaders:
+            image.outcome = meta
+    elif meta.input_format == ENCODED_INPUT:  # the server decodes (gpu-dali): one file per request
+        list(rt.pool.map(lambda image: _classify_encoded(rt, job, classifier, image), leaders))
+    else:
+        spec = meta.preprocessing.spec()
+        list(rt.pool.map(lambda image: _decode(rt, image, spec), leaders))
+        _classify(rt, job, classifier, [image for image in leaders if image.outcome is None])
+    return _record(rt, job, images, started)
+
+
+def _read(rt: Runtime, job: Job, index: int, path: str) -> _Image:
+    image = _Image(index, path)
+    try:
+        image.data = read_image_bytes(rt.store, rt.objects, rt.settings, job, index, path)
+        image.key = rt.cache_key(job, image.data)
+    except SourceError as exc:
+        image.outcome = ImageOutcome(error=str(exc))
+    except (StoreUnavailable, StoreFull):
+        raise  # not the image's fault: the task waits for Redis and runs again
+    except Exception:  # a bug must fail one image, not the job
+        log.exception("unexpected error reading image %d (%s) of job %s", index, path, job.id)
+        image.outcome = ImageOutcome(error=INTERNAL_ERROR)
+    return image
+
+
+def _answer_from_cache(rt: Runtime, images: list[_Image]) -> None:
+    keyed = [image for image in images if image.outcome is None and image.key is not None]
+    if rt.cache is None or not keyed:
+        return
+    first: dict[str, _Image] = {}
+    for image in keyed:
+        if image.key in first:
+            image.twin_of = first[image.key]
+        else:
+            first[image.key] = image
+    hits = rt.cache.get_many(list(first))
+    metrics = worker_metrics()
+    for key, leader in first.items():
+        hit = hits.get(key)
+        metrics.cache_lookups.labels(result="miss" if hit is None else "hit").inc()
+        if hit is not None:
+            leader.outcome, leader.cached = hit, True
+
+
+def _decode(rt: Runtime, image: _Image, spec) -> None:
+    started = time.perf_counter()
+    try:
+        image.pixels = rt.decoder.model_input(image.data, spec)
+    except ImageDecodeError as exc:
+        image.outcome = ImageOutcome(error=str(exc))
+    except Exception:
+        log.exception("unexpected error decoding image %d (%s)", image.index, image.path)
+        image.outcome = ImageOutcome(error=INTERNAL_ERROR)
+    worker_metrics().stage("decode", time.perf_counter() - started)
+    image.data = None  # the bytes are done with: a chunk of camera photos holds only pixels
+
+
+def _classify_encoded(rt: Runtime, job: Job, classifier: TritonClassifier, image: _Image) -> None:
+    stage = worker_metrics().stage
+    data = image.data
+    image.outcome = waiting_for_triton(
+        rt, lambda: classify_bytes(classifier, data, job.top_k, rt.decoder, job.explain, stage)
+    )
+    image.data = None
+    if image.key is not None and rt.cache is not None:
+        rt.cache.put(image.key, image.outcome)
+
+
+def _classify(rt: Runtime, job: Job, classifier: TritonClassifier, images: list[_Image]) -> None:
+    size = max(1, rt.settings.images_per_request)
+    batches = [images[i : i + size] for i in range(0, len(images), size)]
+    list(rt.pool.map(lambda batch: _infer(rt, job, classifier, batch), batches))
+
+
+def _infer(rt: Runtime, job: Job, classifier: TritonClassifier, batch: list[_Image]) -> None:
+    pixels = np.stack([image.pixels for image in batch])
+    started = time.perf_counter()
+
+    def infer():
+        try:
+            return classifier.infer(pixels, explain=job.explain)
+        except TritonUnavailable:
+            raise  # waited out
+        except TritonError as exc:  # refused: every image of the request hears why
+            return ImageOutcome(error=f"inference failed: {exc}")
+
+    answer = waiting_for_triton(rt, infer)
+    per_image = (time.perf_counter() - started) / len(batch)
+    classes = classifier.metadata().classes if not isinstance(answer, ImageOutcome) else []
+    for row, image in enumerate(batch):
+        worker_metrics().stage("inference", per_image)
+        image.pixels = None
+        if isinstance(answer, ImageOutcome):
+            image.outcome = answer
+            continue
+        maps = None if answer.maps is None else answer.maps[row]
+        image.outcome = outcome_of(answer.probabilities[row], maps, job.top_k, classes)
+        if image.key is not None and rt.cache is not None:
+            rt.cache.put(image.key, image.outcome)
+
+
+def _record(rt: Runtime, job: Job, images: list[_Image], started: float) -> int:
+    recorded = 0
+    metrics = worker_metrics()
+    per_image = (time.perf_counter() - started) / max(1, len(images))
+    for image in images:
+        outcome, cached = image.outcome, image.cached
+        if image.twin_of is not None:
+            outcome = image.twin_of.outcome
+            cached = bool(outcome is not None and outcome.ok)
+        if outcome is None:  # cannot happen; never record nothing
+            outcome = ImageOutcome(error=INTERNAL_ERROR)
+        if rt.store.record(job.id, image.index, outcome, cached=cached):
+            recorded += 1
+            metrics.image_done(outcome.ok, cached)
+            metrics.stage("total", per_image)
+    return recorded
