@@ -55,6 +55,8 @@ def classify_chunk_batched(rt: Runtime, job: Job, todo: list[tuple[int, str]], c
     state = rt.store.state(job.id)
     if state is None or state.terminal:
         return 0  # cancelled meanwhile
+    # The chunk batches its own requests: no waiting to gather other threads' images.
+    classifier = getattr(classifier, "inner", classifier)
     started = time.perf_counter()
     images = list(rt.pool.map(lambda item: _read(rt, job, *item), todo))
     _answer_from_cache(rt, images)
