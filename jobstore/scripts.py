@@ -63,26 +63,50 @@ local function settle(check_limit, now, ttl)
 end
 """
 
-# ARGV: index, payload, ok ('1'|'0'), now, ttl_s, cached ('1'|'0'). Returns 1 if recorded,
-# 0 if already there (or the job over), -1 if the job is gone.
+# One image's result, recorded once: 1 if recorded, 0 if already there (or the job over),
+# -1 if the job is gone. Each result settles the job (its failure limit, its completion),
+# so an image after the one that ended the job is not recorded.
+_RECORD_ONE = """
+local function record_one(index, payload, ok, cached, now, ttl)
+  if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+  local state = redis.call('HGET', KEYS[1], $state)
+  if state ~= 'running' and state ~= 'uploading' then return 0 end
+  if redis.call('HSETNX', KEYS[3], index, payload) == 0 then return 0 end
+  redis.call('HINCRBY', KEYS[1], ok == '1' and $succeeded or $failed, 1)
+  if cached == '1' then redis.call('HINCRBY', KEYS[1], $cached, 1) end
+  redis.call('HSET', KEYS[1], $updated_at, now)
+  local size = redis.call('HSTRLEN', KEYS[4], index)
+  if size > 0 then
+    redis.call('HDEL', KEYS[4], index)
+    redis.call('HINCRBY', KEYS[1], $pending_bytes, -size)
+  end
+  settle(ok ~= '1', now, ttl)
+  return 1
+end
+"""
+
+# ARGV: index, payload, ok ('1'|'0'), now, ttl_s, cached ('1'|'0'). Returns record_one's answer.
 RECORD_RESULT = JOB_HASH.lua(
     _COMPLETE_IF_DONE
     + _OVER_FAILURE_LIMIT
+    + _RECORD_ONE
     + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local state = redis.call('HGET', KEYS[1], $state)
-if state ~= 'running' and state ~= 'uploading' then return 0 end
-if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], ARGV[3] == '1' and $succeeded or $failed, 1)
-if ARGV[6] == '1' then redis.call('HINCRBY', KEYS[1], $cached, 1) end
-redis.call('HSET', KEYS[1], $updated_at, ARGV[4])
-local size = redis.call('HSTRLEN', KEYS[4], ARGV[1])
-if size > 0 then
-  redis.call('HDEL', KEYS[4], ARGV[1])
-  redis.call('HINCRBY', KEYS[1], $pending_bytes, -size)
+return record_one(ARGV[1], ARGV[2], ARGV[3], ARGV[6], ARGV[4], ARGV[5])
+"""
+)
+
+# ARGV: now, ttl_s, then (index, payload, ok, cached) per image: a chunk's results in one
+# call, each exactly as RECORD_RESULT records it. Returns record_one's answer per image.
+RECORD_RESULTS = JOB_HASH.lua(
+    _COMPLETE_IF_DONE
+    + _OVER_FAILURE_LIMIT
+    + _RECORD_ONE
+    + """
+local answers = {}
+for i = 3, #ARGV, 4 do
+  answers[#answers + 1] = record_one(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[1], ARGV[2])
 end
-settle(ARGV[3] ~= '1', ARGV[4], ARGV[5])
-return 1
+return answers
 """
 )
 

@@ -85,6 +85,7 @@ class JobStore:
         self._webhooks = WebhookQueue(client)
         self._ttl_s = result_ttl_s
         self._record = client.register_script(scripts.RECORD_RESULT)
+        self._record_many = client.register_script(scripts.RECORD_RESULTS)
         self._finish_upload = client.register_script(scripts.FINISH_UPLOAD)
         self._dispatch = client.register_script(scripts.DISPATCH_CHUNKS)
         self._end = client.register_script(scripts.END_JOB)
@@ -239,6 +240,14 @@ class JobStore:
             args=[index, outcome.encode(), "1" if outcome.ok else "0", time.time(), self._ttl_s, int(cached)],
         )
         return int(recorded) == 1
+
+    def record_many(self, job_id: str, results: Sequence[tuple[int, ImageOutcome, bool]]) -> list[bool]:
+        """``record`` of (index, outcome, cached) each, in one round trip; whether each was recorded."""
+        args: list[object] = [time.time(), self._ttl_s]
+        for index, outcome, cached in results:
+            args += [index, outcome.encode(), "1" if outcome.ok else "0", int(cached)]
+        answers = self._record_many(keys=JobKeys(job_id).ending, args=args) if results else []
+        return [int(answer) == 1 for answer in answers]
 
     def complete_chunk(self, job_id: str, chunk: int) -> None:
         self._complete_chunk(keys=JobKeys(job_id).all, args=[chunk])

@@ -166,9 +166,8 @@ def _infer(rt: Runtime, job: Job, classifier: TritonClassifier, batch: list[_Ima
 
 
 def _record(rt: Runtime, job: Job, images: list[_Image], started: float) -> int:
-    recorded = 0
-    metrics = worker_metrics()
-    per_image = (time.perf_counter() - started) / max(1, len(images))
+    """The chunk's results in one Lua call (each index recorded once, as alone)."""
+    results = []
     for image in images:
         outcome, cached = image.outcome, image.cached
         if image.twin_of is not None:
@@ -176,8 +175,12 @@ def _record(rt: Runtime, job: Job, images: list[_Image], started: float) -> int:
             cached = bool(outcome is not None and outcome.ok)
         if outcome is None:  # cannot happen; never record nothing
             outcome = ImageOutcome(error=INTERNAL_ERROR)
-        if rt.store.record(job.id, image.index, outcome, cached=cached):
-            recorded += 1
+        results.append((image.index, outcome, cached))
+    recorded = rt.store.record_many(job.id, results)
+    metrics = worker_metrics()
+    per_image = (time.perf_counter() - started) / max(1, len(images))
+    for (_, outcome, cached), done in zip(results, recorded, strict=True):
+        if done:
             metrics.image_done(outcome.ok, cached)
             metrics.stage("total", per_image)
-    return recorded
+    return sum(recorded)

@@ -153,6 +153,27 @@ class StoreContract:
         assert store.record(job.id, 3, OK) is False  # the rest are not processed
         assert store.active_jobs() == 0
 
+    def test_a_chunk_of_results_is_recorded_in_one_call_exactly_as_one_by_one(self, store):
+        job = store.create(mode=JobMode.UPLOAD, chunk_size=4)
+        store.append_files(job.id, 0, [f"img{i}.jpg" for i in range(4)], [b"xy"] * 4)
+        store.finish_upload(job.id)
+        assert store.record_many(job.id, [(0, OK, False), (1, BAD, False), (2, OK, True)]) == [True, True, True]
+        # A redelivered chunk records nothing twice; the new image is recorded.
+        assert store.record_many(job.id, [(0, OK, False), (2, OK, True), (3, OK, False)]) == [False, False, True]
+        done = store.get(job.id)
+        assert (done.succeeded, done.failed, done.cached, done.state) == (3, 1, 1, JobState.COMPLETED)
+        assert [outcome for _, outcome in store.results(job.id, 0, 4)] == [OK, BAD, OK, OK]
+        assert store.record_many(job.id, []) == []
+
+    def test_a_failure_limit_reached_inside_a_chunk_stops_its_rest(self, store):
+        job = store.create(mode=JobMode.UPLOAD, chunk_size=4, max_failed="1")
+        store.append_files(job.id, 0, [f"img{i}.jpg" for i in range(4)], [b"x"] * 4)
+        store.finish_upload(job.id)
+        assert store.record_many(job.id, [(0, BAD, False), (1, BAD, False), (2, OK, False)]) == [True, True, False]
+        failed = store.get(job.id)
+        assert failed.state is JobState.FAILED and failed.error.startswith("2 images failed")
+        assert store.pending_uploads(job.id) == (0, 0)
+
     def test_a_failure_percentage_waits_for_the_total(self, store):
         job = store.create(mode=JobMode.UPLOAD, chunk_size=4, max_failed="25%")
         store.append_files(job.id, 0, [f"img{i}.jpg" for i in range(2)], [b"x"] * 2)
