@@ -84,6 +84,21 @@ class ResultCache:
         if outcome.ok:
             self._put(keys=[key, CACHE_INDEX_KEY], args=[outcome.encode(), self._ttl_s, time.time(), self._max_entries])
 
+    def put_many(self, answers: list[tuple[str, ImageOutcome]]) -> None:
+        """``put`` of each, in one round trip (a pipeline of the same script)."""
+        kept = [(key, outcome) for key, outcome in answers if outcome.ok]
+        if not kept:
+            return
+        now = time.time()
+        with self._redis.pipeline(transaction=False) as pipe:
+            for key, outcome in kept:
+                self._put(
+                    keys=[key, CACHE_INDEX_KEY],
+                    args=[outcome.encode(), self._ttl_s, now, self._max_entries],
+                    client=pipe,
+                )
+            pipe.execute()
+
     def size(self) -> int:
         return int(self._redis.zcard(CACHE_INDEX_KEY))
 

@@ -161,8 +161,8 @@ def _infer(rt: Runtime, job: Job, classifier: TritonClassifier, batch: list[_Ima
             continue
         maps = None if answer.maps is None else answer.maps[row]
         image.outcome = outcome_of(answer.probabilities[row], maps, job.top_k, classes)
-        if image.key is not None and rt.cache is not None:
-            rt.cache.put(image.key, image.outcome)
+    if rt.cache is not None:
+        rt.cache.put_many([(image.key, image.outcome) for image in batch if image.key and image.outcome])
 
 
 def _record(rt: Runtime, job: Job, images: list[_Image], started: float) -> int:
