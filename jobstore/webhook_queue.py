@@ -9,6 +9,8 @@ takes over a delivery that is still in hand.
 
 from __future__ import annotations
 
+import time
+
 import redis
 
 from jobstore.schema import KEY_PREFIX, WEBHOOK_QUEUE_KEY, WEBHOOK_SENDING_KEY
@@ -31,20 +33,35 @@ return moved
 """
 
 
+# KEYS: the queue, the sending list. ARGV: the lease keys' prefix, lease_s. Moves the next
+# id to the sending list and leases it, atomically; returns it, or nil.
+_TAKE = """
+local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
+if id then redis.call('SET', ARGV[1] .. id, '1', 'EX', ARGV[2]) end
+return id
+"""
+_POLL_S = 0.1
+
+
 class WebhookQueue:
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
         self._requeue = client.register_script(_REQUEUE_ORPHANS)
+        self._take = client.register_script(_TAKE)
 
     def take(self, timeout_s: float, lease_s: float) -> str | None:
-        """The next ended job whose webhook is due, moved to the sending list and leased."""
-        raw = self._redis.blmove(WEBHOOK_QUEUE_KEY, WEBHOOK_SENDING_KEY, timeout_s, "RIGHT", "LEFT")
-        if not raw:
-            return None
-        job_id = raw.decode()
-        # Between the move and the lease a dying gateway leaves an unleased id: requeued, at least once.
-        self._redis.set(LEASE_PREFIX + job_id, "1", ex=max(1, int(lease_s)))
-        return job_id
+        """The next ended job whose webhook is due, moved to the sending list and leased in
+        one step (a sweep between a move and its lease would hand the id to a second
+        gateway); polled, since a script cannot block."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            raw = self._take(keys=[WEBHOOK_QUEUE_KEY, WEBHOOK_SENDING_KEY], args=[LEASE_PREFIX, max(1, int(lease_s))])
+            if raw:
+                return raw.decode()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            time.sleep(min(_POLL_S, left))
 
     def renew(self, job_id: str, lease_s: float) -> bool:
         return bool(self._redis.set(LEASE_PREFIX + job_id, "1", xx=True, ex=max(1, int(lease_s))))

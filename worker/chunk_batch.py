@@ -179,7 +179,9 @@ def _record(rt: Runtime, job: Job, images: list[_Image], started: float) -> int:
     recorded = rt.store.record_many(job.id, results)
     metrics = worker_metrics()
     per_image = (time.perf_counter() - started) / max(1, len(images))
-    for (_, outcome, cached), done in zip(results, recorded, strict=True):
+    for image, (_, outcome, cached), done in zip(images, results, recorded, strict=True):
+        if image.twin_of is not None and cached:  # answered by its copy: counted as the cache hit it is
+            metrics.cache_lookups.labels(result="hit").inc()
         if done:
             metrics.image_done(outcome.ok, cached)
             metrics.stage("total", per_image)
