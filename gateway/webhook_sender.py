@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from gateway.egress import EgressPolicy, EgressRefused
 from gateway.webhook_http import post
-from gateway.webhooks import payload, receiver_name, signed_headers
+from gateway.webhooks import owner_signing_key, payload, receiver_name, signed_headers
 from jobs import Job
 from jobstore import JobStore
 
@@ -76,8 +76,8 @@ class WebhookSender:
         self._held: set[str] = set()  # this gateway's deliveries (leased)
         self._work: queue.Queue[tuple[_Due, Job]] = queue.Queue()
 
-    def _post(self, url: str, body: bytes, secret: str, timeout_s: float) -> None:
-        post(url, body, signed_headers(secret, body), timeout_s, self._policy)
+    def _post(self, url: str, body: bytes, key: str, timeout_s: float) -> None:
+        post(url, body, signed_headers(key, body), timeout_s, self._policy)
 
     # --- the gateway's thread -------------------------------------------------------------
 
@@ -166,7 +166,8 @@ class WebhookSender:
         """One POST: the next try when it failed and time is left; else finished, and whether delivered."""
         attempt = due.attempt + 1
         try:
-            self._send(job.webhook, payload(job), self._secret, self._timeout_s)
+            key = owner_signing_key(self._secret, job.owner) if self._secret else ""
+            self._send(job.webhook, payload(job), key, self._timeout_s)
         except EgressRefused as exc:  # no retry: the receiver is where webhooks never go
             log.warning("job %s: webhook not sent: %s", job.id, exc)
             self._finish(job.id, False)

@@ -5,9 +5,10 @@ takes each id (onto a sending list, leased while a gateway holds it) and deliver
 After ``webhook_retry_s`` of failures the delivery is given up, logged. This module holds
 what a delivery is: the URL's checks at submit, the body, the signature.
 
-With ``PODIUM_WEBHOOK_SECRET`` set, each POST carries ``X-Podium-Signature: sha256=HEX``,
-the HMAC-SHA256 of the raw body with that secret; a receiver recomputes it and compares
-in constant time (the body's ``job_id`` and ``finished_at`` make a replay recognisable).
+With ``PODIUM_WEBHOOK_SECRET`` set, each POST carries ``X-Podium-Timestamp: UNIX_SECONDS``
+and ``X-Podium-Signature: sha256=HEX``, the HMAC-SHA256 of ``TIMESTAMP.`` + the raw body
+with the job owner's signing key (derived from the secret, ``owner_signing_key``); a
+receiver recomputes it, compares in constant time and refuses an old timestamp.
 
 Receivers inside (loopback, private networks, cloud metadata) are refused unless the
 operator opens them (``gateway.egress``); each POST goes to the checked address, follows
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from urllib.parse import urlsplit
 
 from errors import InvalidArgument
@@ -26,6 +28,7 @@ from gateway.egress import EgressPolicy
 from jobs import Job
 
 SIGNATURE_HEADER = "X-Podium-Signature"
+TIMESTAMP_HEADER = "X-Podium-Timestamp"
 MAX_URL_CHARS = 2000
 
 
@@ -62,14 +65,25 @@ def payload(job: Job) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def signature(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def owner_signing_key(secret: str, owner: str) -> str:
+    """The key one owner's receivers check signatures with: derived from the gateway's
+    secret and the owner (the digest of its API key), so that a tenant cannot replay its
+    own signed payloads to another tenant's receiver. ``podium webhook-key`` prints it."""
+    return hmac.new(secret.encode(), b"podium-webhook-key:" + owner.encode(), hashlib.sha256).hexdigest()
 
 
-def signed_headers(secret: str, body: bytes) -> dict[str, str]:
+def signature(key: str, timestamp: int, body: bytes) -> str:
+    """HMAC-SHA256 of ``TIMESTAMP.BODY``: the time is signed with the payload."""
+    return "sha256=" + hmac.new(key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def signed_headers(key: str, body: bytes, now: float | None = None) -> dict[str, str]:
+    """The POST's headers; with an owner's signing key, the timestamp and the signature."""
     headers = {"Content-Type": "application/json"}
-    if secret:
-        headers[SIGNATURE_HEADER] = signature(secret, body)
+    if key:
+        timestamp = int(time.time() if now is None else now)
+        headers[TIMESTAMP_HEADER] = str(timestamp)
+        headers[SIGNATURE_HEADER] = signature(key, timestamp, body)
     return headers
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from bench.command import bench
-from ops import local, repository, training
+from ops import local, repository, training, webhook_key
 from podium import cli
 from podium.cli.failures import handled, reported
 from podium.cli.options import console
@@ -24,6 +24,7 @@ def build_app() -> typer.Typer:
     repository.register(app)
     local.register(app)
     training.register(app)
+    webhook_key.register(app)
     app.command("bench")(reported(bench))
     return app
 

@@ -15,7 +15,7 @@ from gateway.access import ANONYMOUS, Caller
 from gateway.egress import EgressPolicy
 from gateway.service import JobOptions
 from gateway.webhook_sender import WebhookSender
-from gateway.webhooks import checked_webhook, payload, signature
+from gateway.webhooks import checked_webhook, owner_signing_key, payload, signature, signed_headers
 from jobs import FailureLimit, ImageOutcome, JobMode, JobState
 from jobstore import ResultCache
 from tests.support.fakes import CLASSES, png_bytes
@@ -206,8 +206,22 @@ def test_the_payload_carries_the_documented_keys():
     body = json.loads(payload(job))
     assert set(body) == {"job_id", "name", "state", "total", "succeeded", "failed", "cached", "finished_at"}
     assert (body["job_id"], body["name"], body["state"]) == (job.id, "finals", "completed")
-    expected = "sha256=" + hmac.new(b"s3cret", payload(job), hashlib.sha256).hexdigest()
-    assert signature("s3cret", payload(job)) == expected
+    expected = "sha256=" + hmac.new(b"key", b"1796128438." + payload(job), hashlib.sha256).hexdigest()
+    assert signature("key", 1796128438, payload(job)) == expected
+
+
+def test_signatures_are_keyed_per_owner_and_carry_their_time():
+    """A receiver checks with its owner's key: another tenant's signed payload does not verify."""
+    body = b'{"job_id":"x"}'
+    key_a, key_b = owner_signing_key("s3cret", "owner-a"), owner_signing_key("s3cret", "owner-b")
+    assert key_a != key_b and key_a != owner_signing_key("other-secret", "owner-a")
+    headers = signed_headers(key_a, body, now=1796128438)
+    assert headers["X-Podium-Timestamp"] == "1796128438"
+    expected_a = "sha256=" + hmac.new(key_a.encode(), b"1796128438." + body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["X-Podium-Signature"], expected_a)
+    forged_for_b = "sha256=" + hmac.new(key_b.encode(), b"1796128438." + body, hashlib.sha256).hexdigest()
+    assert headers["X-Podium-Signature"] != forged_for_b
+    assert "X-Podium-Signature" not in signed_headers("", body)  # no secret: unsigned
 
 
 def test_a_webhook_is_retried_until_it_is_answered_and_taken_off_the_queue(monkeypatch):
@@ -224,7 +238,8 @@ def test_a_webhook_is_retried_until_it_is_answered_and_taken_off_the_queue(monke
     sender = WebhookSender(jobs.store, "s3cret", 1.0, retry_s=30, on_delivery=outcomes_seen.append, send=flaky)
     assert jobs.store.take_webhook(0.1) == job.id
     assert sender.deliver(job.id, threading.Event()) is True
-    assert sent == [("http://hooks.example:1/hook", "s3cret")] * 3 and outcomes_seen == [True]
+    key = owner_signing_key("s3cret", job.owner)  # the job owner's key, not the gateway's secret
+    assert sent == [("http://hooks.example:1/hook", key)] * 3 and outcomes_seen == [True]
     assert jobs.store.requeue_webhooks() == 0  # off the sending list
 
 
