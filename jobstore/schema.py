@@ -167,6 +167,8 @@ JOB_HASH = JobHash(
         HashField("job_key", str, ""),
         # Bookkeeping of the store and its scripts.
         HashField("chunk_size", int, 1, public=False),
+        # The Redis key that binds its job key to it: ending the job extends it to the job's TTL.
+        HashField("job_key_binding", str, "", public=False),
         HashField("dispatched", int, 0, public=False),
         HashField("upload_done", _flag, False, public=False),
         HashField("pending_bytes", int, 0, public=False),  # uploaded bytes no worker has finished

@@ -20,6 +20,9 @@ local function end_job(state, err, now, ttl)
   for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl) end
   local hook = redis.call('HGET', KEYS[1], $webhook)
   if hook and hook ~= '' then redis.call('LPUSH', KEYS[8], id) end
+  -- A job key names its job as long as the job is kept, not only until the upload's deadline.
+  local binding = redis.call('HGET', KEYS[1], $job_key_binding)
+  if binding and binding ~= '' and redis.call('GET', binding) == id then redis.call('EXPIRE', binding, ttl) end
 end
 """
 

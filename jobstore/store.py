@@ -367,8 +367,12 @@ class JobStore:
 
     def bind_job_key(self, owner: str, job_key: str, job_id: str, ttl_s: int) -> str:
         """Bind the key to job_id unless it is bound already; returns the job it is bound to."""
-        bound = self._bind(keys=[job_key_name(owner, job_key)], args=[job_id, max(1, int(ttl_s))])
-        return bound.decode() if isinstance(bound, bytes) else str(bound)
+        name = job_key_name(owner, job_key)
+        bound = self._bind(keys=[name], args=[job_id, max(1, int(ttl_s))])
+        bound = bound.decode() if isinstance(bound, bytes) else str(bound)
+        if bound == job_id:
+            self._redis.hset(JobKeys(job_id).job, "job_key_binding", name)
+        return bound
 
     def job_for_key(self, owner: str, job_key: str) -> str | None:
         found = self._redis.get(job_key_name(owner, job_key))

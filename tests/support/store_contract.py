@@ -12,6 +12,7 @@ import pytest
 
 from jobs import ImageOutcome, JobMode, JobState, Prediction
 from jobstore import CacheKey, JobStore, ResultCache
+from jobstore.schema import JobKeys, job_key_name
 
 OK = ImageOutcome(predictions=(Prediction("archery", 2, 0.75), Prediction("rugby", 70, 0.125)))
 BAD = ImageOutcome(error="not a recognised image format")
@@ -226,6 +227,17 @@ class StoreContract:
         assert cache.get(keys[0]) is None and cache.get(keys[2]) == OK and cache.size() == 2
         assert 0 < redis_client.ttl(keys[2]) <= 600
         assert cache.clear() == 2 and cache.size() == 0 and cache.get(keys[2]) is None
+
+    def test_a_job_key_names_its_job_as_long_as_the_job_is_kept(self, store, redis_client):
+        """The binding is made with a short TTL (the upload's deadline); ending the job extends
+        it to the job's own, so a long job's key cannot start a duplicate near its end."""
+        job = store.create(mode=JobMode.UPLOAD, chunk_size=4, job_key="nightly")
+        assert store.bind_job_key("owner-a", "nightly", job.id, ttl_s=30) == job.id
+        assert store.bind_job_key("owner-a", "nightly", "someone-else", ttl_s=30) == job.id
+        store.finish_upload(job.id)  # empty: ends at once
+        name = job_key_name("owner-a", "nightly")
+        assert redis_client.ttl(name) > 30 and abs(redis_client.ttl(name) - redis_client.ttl(JobKeys(job.id).job)) <= 1
+        assert store.job_for_key("owner-a", "nightly") == job.id
 
     def test_cache_keys_differ_by_everything_that_shapes_the_answer(self):
         data = b"the same bytes"
