@@ -1,16 +1,22 @@
 """One Triton client per (model, version) a process uses, made on first use and kept.
 
 With ``images_per_request`` above 1, each is a ``BatchingClassifier``: the process's
-concurrent one-image inferences share requests of up to that many images.
+concurrent one-image inferences share requests of up to that many images. At most
+``MAX_CLIENTS`` are kept (the least recently used goes): a caller naming model after
+model must not grow the process without bound. One that goes is not closed here: a call
+in flight still holds it, and tritonclient closes its channel when it is collected.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 
 from inference.batching import BatchingClassifier
 from inference.triton import TritonClassifier
 from modelmeta import ModelRef
+
+MAX_CLIENTS = 16
 
 
 class Classifiers:
@@ -18,7 +24,7 @@ class Classifiers:
         self.url = url
         self.timeout_s = timeout_s
         self.images_per_request = images_per_request
-        self._made: dict[ModelRef, TritonClassifier | BatchingClassifier] = {}
+        self._made: OrderedDict[ModelRef, TritonClassifier | BatchingClassifier] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, ref: ModelRef) -> TritonClassifier | BatchingClassifier:
@@ -28,6 +34,9 @@ class Classifiers:
                 if self.images_per_request > 1:
                     classifier = BatchingClassifier(classifier, self.images_per_request)
                 self._made[ref] = classifier
+                while len(self._made) > MAX_CLIENTS:
+                    self._made.popitem(last=False)
+            self._made.move_to_end(ref)
             return self._made[ref]
 
     def close(self) -> None:

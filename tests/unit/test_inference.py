@@ -44,3 +44,19 @@ def test_row_tags_never_repeat_within_a_client_across_threads():
     assert all(b.shape == (n, 1) and b.dtype == np.int64 for b, n in zip(batches, [1, 16, 3, 64] * 50, strict=True))
     # Each request's tags are consecutive: one start, one count.
     assert all(np.array_equal(np.diff(b.ravel()), np.ones(len(b) - 1)) for b in batches)
+
+
+def test_a_process_keeps_a_bounded_number_of_triton_clients():
+    """Asking for model after model (a caller's typos, say) does not grow the process."""
+    from inference.pool import MAX_CLIENTS, Classifiers
+    from modelmeta import ModelRef
+
+    classifiers = Classifiers("127.0.0.1:1", 1.0)  # channels open lazily: nothing connects
+    try:
+        first = classifiers.get(ModelRef("model-0"))
+        for number in range(1, 3 * MAX_CLIENTS):
+            classifiers.get(ModelRef(f"model-{number}"))
+            assert classifiers.get(ModelRef("model-0")) is first  # the one in use stays
+        assert len(classifiers._made) == MAX_CLIENTS
+    finally:
+        classifiers.close()
