@@ -66,7 +66,13 @@ LAYERS: dict[str, tuple[int, frozenset[str]]] = {
     ),
     "podium.cli": (4, frozenset({"errors", "jobs", "proto", "settings", "podium", "objectstore"})),
     "podium.__main__": (4, frozenset({"ops"})),
-    "ops": (4, frozenset({*CORE, *CLIENTS, *TOOLS, "podium.cli", "web"})),
+    # `podium webhook-key` derives a tenant's key as the gateway does.
+    "ops": (
+        4,
+        frozenset(
+            {*CORE, *CLIENTS, *TOOLS, "podium.cli", "web", "gateway.access", "gateway.settings", "gateway.webhooks"}
+        ),
+    ),
     "docker": (4, frozenset({"gateway.settings", "worker.settings", "web.settings", "jobstore"})),
 }
 # Third-party packages a component must never import (what its image or its users lack).
