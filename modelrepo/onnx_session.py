@@ -3,7 +3,8 @@
 Whoever runs a model beside Triton (the export's checks, the engine gate, the bench's
 raw figure, the demo's comparison) gets it from here, configured as
 ``triton_python_model.py`` configures the served one: CPU provider, full graph
-optimisation, the same intra-op thread count.
+optimisation, the same intra-op thread count, no spinning (alone, ResNet50 runs as fast
+either way: 7.5-7.7 images/s side by side on an AVX2 EPYC).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def onnx_session(path: Path, threads: int = DEFAULT_THREADS) -> ort.InferenceSes
     """A CPU session on ``path``; ModelRepositoryError when onnxruntime cannot load it."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])

@@ -29,6 +29,16 @@ TARGETS = (CPU, CPU_INT8, GPU, CPU_ORT, GPU_ORT, GPU_DALI)
 ONNX_THREADS_PARAMETER = "onnx_intra_op_threads"
 # 0 lets onnxruntime pick (one thread per physical core).
 DEFAULT_ONNX_THREADS = 0
+# onnxruntime's idle intra-op threads busy-wait for the next operator by default. Beside the
+# workers on one machine that burns the cores they decode on: measured (docs/performance.md
+# section 0a), spinning off cut tritonserver's CPU per image ~4.5x on the stand-in model and
+# made ResNet50 end to end faster, not slower. "1" for a machine that runs Triton alone.
+ONNX_SPINNING_PARAMETER = "onnx_allow_spinning"
+DEFAULT_ONNX_SPINNING = "0"
+_PYTHON_MODEL_PARAMETERS = {
+    ONNX_THREADS_PARAMETER: str(DEFAULT_ONNX_THREADS),
+    ONNX_SPINNING_PARAMETER: DEFAULT_ONNX_SPINNING,
+}
 PYTHON_MODEL_SOURCE = Path(__file__).with_name("triton_python_model.py")
 
 ORT_TRT_CACHE_PATH = "/tmp/podium-ort-tensorrt-cache"  # inside the Triton container
@@ -99,7 +109,7 @@ CPU_TARGET = Target(
     backend=PYTHON_BACKEND,  # the pytriton wheel's Triton has the Python backend only
     instance_kind=_KIND_CPU,
     extra_files={PYTHON_MODEL_FILENAME: PYTHON_MODEL_SOURCE},
-    parameters={ONNX_THREADS_PARAMETER: str(DEFAULT_ONNX_THREADS)},
+    parameters=_PYTHON_MODEL_PARAMETERS,
 )
 # Same Python-backend model.py: it runs whichever ONNX file the version holds.
 CPU_INT8_TARGET = Target(
@@ -108,7 +118,7 @@ CPU_INT8_TARGET = Target(
     instance_kind=_KIND_CPU,
     precision="int8",
     extra_files={PYTHON_MODEL_FILENAME: PYTHON_MODEL_SOURCE},
-    parameters={ONNX_THREADS_PARAMETER: str(DEFAULT_ONNX_THREADS)},
+    parameters=_PYTHON_MODEL_PARAMETERS,
 )
 # One FP16 ResNet50 batch of 64 takes a few ms on a data-centre GPU: half a millisecond of
 # delay lets single-image requests from many workers fill it without adding visible

@@ -27,6 +27,10 @@ FINGERPRINT_SEED = 20260101
 ONNX_FILENAME = "model.onnx"
 THREADS_PARAMETER = "onnx_intra_op_threads"
 DEFAULT_THREADS = 0  # onnxruntime's default: one per physical core
+# Whether idle intra-op threads busy-wait; off unless the config says "1": beside the
+# workers they would burn the cores the workers decode on (modelrepo.targets).
+SPINNING_PARAMETER = "onnx_allow_spinning"
+SPINNING_ENTRY = "session.intra_op.allow_spinning"
 FIDELITY_FILENAME = "fidelity.json"
 CPUINFO = "/proc/cpuinfo"
 # modelrepo.cpu_kernels.KERNEL_PATHS, written out again: INT8 kernel path, the cpuinfo
@@ -48,6 +52,7 @@ class TritonPythonModel:
         path = os.path.join(args["model_repository"], args["model_version"], ONNX_FILENAME)
         options = ort.SessionOptions()
         options.intra_op_num_threads = _threads(config)
+        options.add_session_config_entry(SPINNING_ENTRY, _spinning(config))
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
         self.session_outputs = {output.name for output in self.session.get_outputs()}
@@ -145,6 +150,11 @@ def _log_warning(message):
         logger.log_warn(message)
     else:
         print(f"WARNING: {message}", file=sys.stderr, flush=True)
+
+
+def _spinning(config):
+    value = config.get("parameters", {}).get(SPINNING_PARAMETER, {}).get("string_value", "")
+    return "1" if value.strip() == "1" else "0"
 
 
 def _threads(config):

@@ -115,11 +115,15 @@ def backend_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     return load_backend_module(monkeypatch)
 
 
-def triton_args(model_dir: Path, threads: str = "0") -> dict[str, str]:
+def triton_args(model_dir: Path, threads: str = "0", spinning: str | None = None) -> dict[str, str]:
     """What Triton passes to initialize(): the config as JSON, the model folder and version."""
     metadata = ModelMetadata(model_name="tiny", target="cpu", classes=CLASSES)
     config = build_model_config(metadata, targets.CPU_TARGET)
     config.parameters[targets.ONNX_THREADS_PARAMETER].string_value = threads
+    if spinning is None:
+        del config.parameters[targets.ONNX_SPINNING_PARAMETER]  # a config written before the parameter
+    else:
+        config.parameters[targets.ONNX_SPINNING_PARAMETER].string_value = spinning
     as_json = json.dumps(json_format.MessageToDict(config, preserving_proto_field_name=True))
     return {"model_config": as_json, "model_repository": str(model_dir), "model_version": "1"}
 
@@ -129,6 +133,7 @@ def test_names_match_the_rest_of_podium(backend_module: types.ModuleType):
     assert backend_module.OUTPUT_NAME == OUTPUT_NAME
     assert backend_module.CAM_NAME == CAM_NAME
     assert backend_module.THREADS_PARAMETER == targets.ONNX_THREADS_PARAMETER
+    assert backend_module.SPINNING_PARAMETER == targets.ONNX_SPINNING_PARAMETER
     assert backend_module.ONNX_FILENAME == layout.ONNX_FILENAME
 
 
@@ -139,6 +144,21 @@ def test_threads_parameter_reaches_the_session(backend_module: types.ModuleType,
     assert options.intra_op_num_threads == 2
     assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     assert model.session.get_providers() == ["CPUExecutionProvider"]
+
+
+@pytest.mark.parametrize(("spinning", "entry"), [(None, "0"), ("0", "0"), ("1", "1"), ("yes", "0")])
+def test_spinning_is_off_unless_the_config_turns_it_on(
+    backend_module: types.ModuleType, model_dir: Path, spinning: str | None, entry: str
+):
+    model = backend_module.TritonPythonModel()
+    model.initialize(triton_args(model_dir, spinning=spinning))
+    options = model.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == entry
+
+
+def test_cpu_targets_write_spinning_off():
+    for target in (targets.CPU_TARGET, targets.CPU_INT8_TARGET):
+        assert target.parameters[targets.ONNX_SPINNING_PARAMETER] == "0"
 
 
 def test_requests_are_batched_and_split_back(backend_module: types.ModuleType, model_dir: Path):
