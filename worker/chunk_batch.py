@@ -1,7 +1,7 @@
 """A chunk's images as one batch: the chunk is the unit of work, not the image.
 
 1. Read every pending image and hash it, in the process's pool (one job-state check for
-   the chunk, not one per image).
+   the chunk, not one per image; each folder walked once).
 2. Look the chunk's keys up in the result cache with one MGET; a duplicate within the
    chunk rides on its first copy.
 3. Decode the images still to classify, in the pool (Pillow releases the GIL).
@@ -30,7 +30,7 @@ from jobstore.errors import StoreFull, StoreUnavailable
 from modelmeta import ENCODED_INPUT
 from worker.metrics import worker_metrics
 from worker.runtime import Runtime
-from worker.sources import SourceError, read_image_bytes
+from worker.sources import OpenFolders, SourceError, read_image_bytes
 from worker.triton_wait import waiting_for_triton
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,8 @@ def classify_chunk_batched(rt: Runtime, job: Job, todo: list[tuple[int, str]], c
     # The chunk batches its own requests: no waiting to gather other threads' images.
     classifier = getattr(classifier, "inner", classifier)
     started = time.perf_counter()
-    images = list(rt.pool.map(lambda item: _read(rt, job, *item), todo))
+    with OpenFolders() as folders:  # the chunk's folders are walked once, not once per file
+        images = list(rt.pool.map(lambda item: _read(rt, job, folders, *item), todo))
     _answer_from_cache(rt, images)
     leaders = [image for image in images if image.outcome is None and image.twin_of is None]
     meta = waiting_for_triton(rt, classifier.metadata)
@@ -74,10 +75,10 @@ def classify_chunk_batched(rt: Runtime, job: Job, todo: list[tuple[int, str]], c
     return _record(rt, job, images, started)
 
 
-def _read(rt: Runtime, job: Job, index: int, path: str) -> _Image:
+def _read(rt: Runtime, job: Job, folders: OpenFolders, index: int, path: str) -> _Image:
     image = _Image(index, path)
     try:
-        image.data = read_image_bytes(rt.store, rt.objects, rt.settings, job, index, path)
+        image.data = read_image_bytes(rt.store, rt.objects, rt.settings, job, index, path, folders)
         image.key = rt.cache_key(job, image.data)
     except SourceError as exc:
         image.outcome = ImageOutcome(error=str(exc))
