@@ -5,6 +5,9 @@ concurrent one-image inferences share requests of up to that many images. At mos
 ``MAX_CLIENTS`` are kept (the least recently used goes): a caller naming model after
 model must not grow the process without bound. One that goes is not closed here: a call
 in flight still holds it, and tritonclient closes its channel when it is collected.
+
+With ``shared_memory``, every client of the process sends its pixels through the
+process's one set of shared-memory regions (``inference.shared_memory``), ``slots`` of them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import threading
 from collections import OrderedDict
 
 from inference.batching import BatchingClassifier
+from inference.shared_memory import SharedMemorySlots
 from inference.triton import TritonClassifier
 from modelmeta import ModelRef
 
@@ -20,17 +24,22 @@ MAX_CLIENTS = 16
 
 
 class Classifiers:
-    def __init__(self, url: str, timeout_s: float, images_per_request: int = 1) -> None:
+    def __init__(
+        self, url: str, timeout_s: float, images_per_request: int = 1, shared_memory: bool = False, slots: int = 4
+    ) -> None:
         self.url = url
         self.timeout_s = timeout_s
         self.images_per_request = images_per_request
         self._made: OrderedDict[ModelRef, TritonClassifier | BatchingClassifier] = OrderedDict()
         self._lock = threading.Lock()
+        self._shared = SharedMemorySlots(url, slots, images_per_request, timeout_s) if shared_memory else None
 
     def get(self, ref: ModelRef) -> TritonClassifier | BatchingClassifier:
         with self._lock:
             if ref not in self._made:
-                classifier = TritonClassifier(self.url, ref.name, self.timeout_s, version=ref.version)
+                classifier = TritonClassifier(
+                    self.url, ref.name, self.timeout_s, version=ref.version, shared=self._shared
+                )
                 if self.images_per_request > 1:
                     classifier = BatchingClassifier(classifier, self.images_per_request)
                 self._made[ref] = classifier
@@ -44,3 +53,6 @@ class Classifiers:
             for classifier in self._made.values():
                 classifier.close()
             self._made.clear()
+            if self._shared is not None:
+                self._shared.close()
+                self._shared = None

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +19,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from errors import FailedPrecondition, Internal, NotFound, Status, Unavailable
+from inference.shared_memory import SharedMemorySlots, Slot
 from jobs import Prediction
 from modelmeta import METADATA_PARAMETER, ModelMetadata, fingerprint
 
@@ -69,8 +72,16 @@ class Inference:
 class TritonClassifier:
     """A client of one classification model in Triton. Create it after fork, never before."""
 
-    def __init__(self, url: str, model_name: str, timeout_s: float = DEFAULT_TIMEOUT_S, version: str = "") -> None:
+    def __init__(
+        self,
+        url: str,
+        model_name: str,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        version: str = "",
+        shared: SharedMemorySlots | None = None,
+    ) -> None:
         self.url = url
+        self.shared = shared  # the process's shared-memory regions (a Triton on this machine)
         self.model_name = model_name
         self.version = version  # "": Triton's choice (the newest it serves)
         self.timeout_s = timeout_s
@@ -138,8 +149,16 @@ class TritonClassifier:
                 hint="export the checkpoint again with `podium export` (versions since maps exist have them)",
             )
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+        with self._slot_for(pixels) as slot:
+            return self._infer(meta, pixels, explain, slot)
+
+    def _infer(self, meta: ModelMetadata, pixels: np.ndarray, explain: bool, slot: Slot | None) -> Inference:
         tensor = grpcclient.InferInput(meta.input_name, list(pixels.shape), "UINT8")
-        tensor.set_data_from_numpy(pixels)
+        if slot is None:
+            tensor.set_data_from_numpy(pixels)
+        else:
+            slot.write(pixels)
+            tensor.set_shared_memory(slot.name, pixels.nbytes)
         inputs = [tensor]
         names = [meta.output_name, *([meta.cam_name] if explain else [])]
         tags = None
@@ -152,17 +171,41 @@ class TritonClassifier:
         elif meta.fingerprint_name:  # a version exported before row tags
             names.append(meta.fingerprint_name)
         outputs = [grpcclient.InferRequestedOutput(name) for name in names]
-        try:
-            result = self._client.infer(
-                self.model_name, inputs, model_version=self.version, outputs=outputs, client_timeout=self.timeout_s
-            )
-        except InferenceServerException as exc:
-            raise _convert(exc, f"inference on {self.what}") from exc
+        result = self._send(inputs, outputs, slot is not None)
         if tags is not None:
             check_row_tags(tags, result.as_numpy(meta.row_tag_echo_name), self.model_name)
         elif meta.fingerprint_name:
             check_fingerprint(pixels, result.as_numpy(meta.fingerprint_name), self.model_name)
         return Inference(result.as_numpy(meta.output_name), result.as_numpy(meta.cam_name) if explain else None)
+
+    def _send(self, inputs: list, outputs: list, in_shared_memory: bool) -> grpcclient.InferResult:
+        for attempt in (1, 2):
+            try:
+                return self._client.infer(
+                    self.model_name, inputs, model_version=self.version, outputs=outputs, client_timeout=self.timeout_s
+                )
+            except InferenceServerException as exc:
+                if in_shared_memory and attempt == 1 and self.shared.forgotten(exc):
+                    self._shared_call(self.shared.register_again)  # Triton restarted: its regions are new to it
+                    continue
+                raise _convert(exc, f"inference on {self.what}") from exc
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _slot_for(self, pixels: np.ndarray) -> Iterator[Slot | None]:
+        """A shared-memory slot for the request's pixels until its response is in, or None (the wire)."""
+        slot = None if self.shared is None else self._shared_call(lambda: self.shared.take(pixels.nbytes))
+        try:
+            yield slot
+        finally:
+            if slot is not None:
+                self.shared.give_back(slot)
+
+    def _shared_call(self, call):
+        try:
+            return call()
+        except InferenceServerException as exc:
+            raise _convert(exc, f"registering shared memory with Triton for {self.what}") from exc
 
     def _row_tags(self, rows: int) -> np.ndarray:
         """int64 [rows, 1]: tags no other request of this client carries."""

@@ -10,6 +10,7 @@ from celery import Celery
 
 from imaging import Decoder
 from inference import Classifiers, TritonClassifier
+from inference.shared_memory import is_local
 from jobs import ImageOutcome, Job
 from jobstore import CacheKey, ChunkQueue, JobStore, ResultCache
 from jobstore.cache import ANONYMOUS_SCOPE, SHARED_SCOPE
@@ -58,6 +59,13 @@ _runtime: Runtime | None = None
 _runtime_pid: int | None = None
 
 
+def uses_shared_memory(settings: WorkerSettings) -> bool:
+    """PODIUM_TRITON_SHARED_MEMORY: on, off, or (auto) on when Triton is on this machine."""
+    if settings.triton_shared_memory == "auto":
+        return is_local(settings.triton_url)
+    return settings.triton_shared_memory == "on"
+
+
 def get_runtime(app: Celery, settings: WorkerSettings) -> Runtime:
     """This process's runtime; a forked child builds its own instead of inheriting one."""
     global _runtime, _runtime_pid
@@ -66,7 +74,13 @@ def get_runtime(app: Celery, settings: WorkerSettings) -> Runtime:
         _runtime = Runtime(
             settings=settings,
             store=store,
-            classifiers=Classifiers(settings.triton_url, settings.triton_timeout_s, settings.images_per_request),
+            classifiers=Classifiers(
+                settings.triton_url,
+                settings.triton_timeout_s,
+                settings.images_per_request,
+                shared_memory=uses_shared_memory(settings),
+                slots=settings.inflight,
+            ),
             queue=ChunkQueue(store, app, settings.max_queued_chunks),
             pool=ThreadPoolExecutor(settings.inflight, thread_name_prefix="podium-infer"),
             decoder=settings.decoder(),

@@ -19,6 +19,11 @@ class WorkerSettings(ServiceSettings):
         le=64,
         description="Images per Triton request: a process's concurrent images share requests of up to this many",
     )
+    triton_shared_memory: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Send pixels to Triton through system shared memory; auto: when PODIUM_TRITON_URL is this "
+        "machine (localhost or loopback). A Triton that cannot open the regions gets them over gRPC",
+    )
     triton_outage_limit_s: float = Field(
         DEFAULT_TRITON_OUTAGE_LIMIT_S,
         gt=0,

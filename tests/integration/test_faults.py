@@ -8,6 +8,7 @@ because of the fault: results equal those of a fault-free run."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -38,6 +39,24 @@ def busy(cluster, number: int, timeout_s: float = 15.0) -> None:
         app.close()
 
 
+def shared_memory_regions(cluster) -> tuple[list[str], list[str]]:
+    """The workers' shared-memory regions: (Triton's registrations, files in /dev/shm)."""
+    import tritonclient.grpc as grpcclient
+
+    from inference.shared_memory import PREFIX, SHM_DIR
+
+    client = grpcclient.InferenceServerClient(cluster.triton_url)
+    try:
+        registered = list(client.get_system_shared_memory_status(as_json=True).get("regions", {}))
+    finally:
+        client.close()
+    return [n for n in registered if n.startswith(PREFIX)], [p.name for p in SHM_DIR.glob(PREFIX + "*")]
+
+
+def owners_alive(names: list[str]) -> bool:
+    return all(os.path.exists(f"/proc/{name.split('-')[1]}") for name in names)
+
+
 def test_sigkill_a_worker_process_tree_mid_job(faulty_cluster, photos, baseline):
     worker = faulty_cluster.process("worker-1")
 
@@ -48,12 +67,18 @@ def test_sigkill_a_worker_process_tree_mid_job(faulty_cluster, photos, baseline)
     job, records = run_job(faulty_cluster, photos, fault=kill_while_it_works)
     assert job.retries >= 1, "the killed worker's chunk was never delivered again"
     assert_same_as(records, baseline)
+    # What the killed process had in shared memory was swept by the one that replaced it.
+    registered, files = shared_memory_regions(faulty_cluster)
+    assert registered and owners_alive(registered) and owners_alive(files), (registered, files)
 
 
 def test_sigkill_triton_mid_job(faulty_cluster, photos, baseline):
     triton = faulty_cluster.process("triton")
     _, records = run_job(faulty_cluster, photos, fault=lambda: triton.signal_group(signal.SIGKILL))
     assert_same_as(records, baseline)
+    # The restarted Triton knew none of the workers' regions: they registered them again.
+    registered, _ = shared_memory_regions(faulty_cluster)
+    assert registered, "the workers sent no pixels through shared memory to the restarted Triton"
 
 
 def test_freeze_triton_longer_than_the_client_timeout(faulty_cluster, photos, baseline):
