@@ -42,6 +42,10 @@ SCALE_FIRST_TENTH = "scale_{mode}_first_tenth"
 SCALE_LAST_TENTH = "scale_{mode}_last_tenth"
 SCALE_REDIS_BYTES = "scale_{mode}_redis_bytes_per_image"
 SCALE_MODES = ("path", "upload")
+# The pipeline against the decode floor (bench/pipeline.py), stand-in model, 224x224 JPEGs.
+DECODE_FLOOR = "decode_floor_224"
+PIPELINE_STANDIN = "standin_path_mode_224"
+PIPELINE_OVERHEAD = "pipeline_cpu_per_image_beyond_decode"
 # Client CPU (serialisation + gRPC) per image at N images per Triton request, and the batch
 # size Triton formed (PODIUM_IMAGES_PER_REQUEST; the stand-in model, so the client's cost shows).
 IMAGES_PER_REQUEST = (1, 4, 16)
@@ -87,6 +91,8 @@ class BenchResults:
     scale_runs: list[dict] = field(default_factory=list)  # bench.scale.ScaleRun, one per mode
     # Per round: CPU ms per image of the 224x224 end-to-end job, by component.
     cpu_per_image: list[dict[str, float]] = field(default_factory=list)
+    # Per round: CPU ms per image of the stand-in path-mode job, by component, and the decode's.
+    pipeline_cpu: list[dict[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
     machine: dict = field(default_factory=dict)

@@ -259,7 +259,9 @@ def _publish(
     console.print(figures_table(results))
     console.print(sweep_table(results))
     if results.cpu_per_image:
-        console.print(cpu_table(results))
+        console.print(cpu_table(results.cpu_per_image))
+    if results.pipeline_cpu:
+        console.print(cpu_table(results.pipeline_cpu, "stand-in model, path mode, 224x224 JPEGs"))
     console.print(targets_table(targets))
     machine = results.machine
     other = machine.get("other_processes_cores")

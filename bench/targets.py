@@ -28,6 +28,8 @@ RATIO_TARGETS = (
     RatioTarget("end to end vs one request per image", f.E2E_SPORTS, f.BASELINE, 1.15),
     RatioTarget("end to end, 24 MP photos (fast) vs 224x224", f.E2E_CAMERA, f.E2E_SPORTS, 0.6),
     RatioTarget("explained (class activation maps) vs plain end to end", f.E2E_EXPLAINED, f.E2E_SPORTS, 0.85),
+    # The stand-in answers in microseconds: the pipeline around the model against decoding alone.
+    RatioTarget("stand-in pipeline (path mode) vs decode floor", f.PIPELINE_STANDIN, f.DECODE_FLOOR, 0.75),
     # The stand-in answers in microseconds: what duplicates save of everything around the model.
     RatioTarget("result cache, all duplicates, vs off (stand-in model)", f.CACHE_HITS, f.CACHE_OFF, 1.5),
     *(
@@ -71,6 +73,7 @@ LIMIT_TARGETS = (
     LimitTarget("24 MP JPEG, fast decode peak memory", f.DECODE_24MP_FAST_MEMORY, 150.0, True, "<= 150 MiB"),
     LimitTarget("fast vs exact decoding, top-1 agreement", f.FAST_AGREEMENT, 99.5, False, ">= 99.5%"),
     LimitTarget("fast vs exact decoding, max |Δp|", f.FAST_MAX_DIFF, 0.02, True, "<= 0.02"),
+    LimitTarget("pipeline CPU per image beyond decoding", f.PIPELINE_OVERHEAD, 0.0005, True, "<= 0.5 ms"),
     # Measured on the stand-in (where it shows), as a share of a real image's time end to end.
     LimitTarget("result cache, no duplicates: cost per image", f.CACHE_OVERHEAD, 2.0, True, "<= 2% of end to end"),
     *(

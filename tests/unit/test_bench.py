@@ -96,6 +96,9 @@ def test_targets_pass_and_fail_on_ratios_of_medians():
         scale_path_first_tenth=300.0,
         scale_path_last_tenth=280.0,  # 0.93 >= 0.90
         scale_path_redis_bytes_per_image=310.0,  # > 300 B
+        decode_floor_224=800.0,
+        standin_path_mode_224=500.0,  # 0.625 < 0.75 of the floor
+        pipeline_cpu_per_image_beyond_decode=0.0004,  # <= 0.5 ms
     )
     verdicts = {t.name: t.verdict for t in evaluate(results)}
     assert verdicts == {
@@ -112,6 +115,8 @@ def test_targets_pass_and_fail_on_ratios_of_medians():
         "fast vs exact decoding, max |Δp|": "n/a",
         "explained (class activation maps) vs plain end to end": "FAIL",
         "result cache, all duplicates, vs off (stand-in model)": "FAIL",
+        "stand-in pipeline (path mode) vs decode floor": "FAIL",
+        "pipeline CPU per image beyond decoding": "PASS",
         "scale (path mode): last tenth vs first tenth": "PASS",
         "scale (upload mode): last tenth vs first tenth": "n/a",
         "scale (path mode): Redis bytes per finished image": "FAIL",
@@ -249,7 +254,7 @@ def test_cpu_table_shows_medians_and_shares():
 
     results = BenchResults()
     results.cpu_per_image = [{"gateway": 2.0, "redis-server": 2.0}, {"gateway": 4.0, "redis-server": 2.0}]
-    text = _text(cpu_table(results))
+    text = _text(cpu_table(results.cpu_per_image))
     assert "gateway" in text and "3.0" in text and "60%" in text and "total" in text and "5.0" in text
 
 
