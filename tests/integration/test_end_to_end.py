@@ -6,6 +6,7 @@ torchvision's eval transform): same top-1, probabilities within 1e-3."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections import Counter
 from pathlib import Path
@@ -175,3 +176,35 @@ def test_hostile_files_fail_alone(cluster, test_folder, data_root):
             assert "not a recognised image" in records["script.png"].error
         # Uploaded, the link is the client's own file; in path mode it is never read.
     assert "symbolic link" in records["link.jpg"].error
+
+
+def test_shared_memory_and_grpc_carry_the_same_pixels(cluster, test_folder):
+    """The workers here send pixels through shared memory (Triton is on this machine); a
+    remote Triton gets them over gRPC. Both ways, the real Triton answers the same."""
+    from imaging import Decoder
+    from inference import TritonClassifier
+    from inference.shared_memory import PREFIX, SharedMemorySlots
+
+    decoder = Decoder()
+    pixels = np.stack([decoder.model_input((test_folder.root / name).read_bytes()) for name in test_folder.valid[:8]])
+    shared = SharedMemorySlots(cluster.triton_url, slots=2, images_per_request=8, timeout_s=30.0)
+    by_wire = TritonClassifier(cluster.triton_url, "resnet50_sports", 30.0)
+    by_memory = TritonClassifier(cluster.triton_url, "resnet50_sports", 30.0, shared=shared)
+    status = grpcclient.InferenceServerClient(cluster.triton_url)
+    try:
+        wire, memory = by_wire.infer(pixels), by_memory.infer(pixels)
+        ours = [
+            name
+            for name in status.get_system_shared_memory_status(as_json=True).get("regions", {})
+            if name.startswith(f"{PREFIX}{os.getpid()}-")
+        ]
+        assert len(ours) == 2, "the request did not go through this process's shared memory"
+        np.testing.assert_allclose(memory.probabilities, wire.probabilities, atol=1e-5)
+        assert (memory.probabilities.argmax(1) == wire.probabilities.argmax(1)).all()
+    finally:
+        by_wire.close()
+        by_memory.close()
+        shared.close()
+    left = status.get_system_shared_memory_status(as_json=True).get("regions", {})
+    status.close()
+    assert not [name for name in left if name.startswith(f"{PREFIX}{os.getpid()}-")]
