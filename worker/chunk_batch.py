@@ -4,9 +4,10 @@
    the chunk, not one per image; each folder walked once).
 2. Look the chunk's keys up in the result cache with one MGET; a duplicate within the
    chunk rides on its first copy.
-3. Decode the images still to classify, in the pool (Pillow releases the GIL).
-4. Send them to Triton as multi-image requests of up to ``images_per_request``, two in
-   flight, each retried while Triton is unavailable, as a single image is.
+3. Decode the images still to classify, in the pool (Pillow releases the GIL), and
+4. send them to Triton as multi-image requests of up to ``images_per_request``, each as
+   soon as its images are decoded, each retried while Triton is unavailable, as a single
+   image is.
 5. Record each answer (the store's Lua records an index once: a redelivered chunk records
    nothing twice) and keep the new answers in the cache.
 
@@ -69,9 +70,7 @@ def classify_chunk_batched(rt: Runtime, job: Job, todo: list[tuple[int, str]], c
     elif meta.input_format == ENCODED_INPUT:  # the server decodes (gpu-dali): one file per request
         list(rt.pool.map(lambda image: _classify_encoded(rt, job, classifier, image), leaders))
     else:
-        spec = meta.preprocessing.spec()
-        list(rt.pool.map(lambda image: _decode(rt, image, spec), leaders))
-        _classify(rt, job, classifier, [image for image in leaders if image.outcome is None])
+        _decode_and_classify(rt, job, classifier, leaders, meta.preprocessing.spec())
     return _record(rt, job, images, started)
 
 
@@ -133,10 +132,29 @@ def _classify_encoded(rt: Runtime, job: Job, classifier: TritonClassifier, image
         rt.cache.put(image.key, image.outcome)
 
 
-def _classify(rt: Runtime, job: Job, classifier: TritonClassifier, images: list[_Image]) -> None:
+def _decode_and_classify(rt: Runtime, job: Job, classifier: TritonClassifier, leaders: list[_Image], spec) -> None:
+    """Decode in the pool and send each request as soon as its images are decoded, so that
+    the pool decodes the next request's images while one waits for Triton. Tasks enter the
+    pool's queue as decode 1, decode 2, send 1, decode 3, send 2, ...: a send starts only
+    after the decodes it waits for have left the queue, so the pool cannot deadlock."""
     size = max(1, rt.settings.images_per_request)
-    batches = [images[i : i + size] for i in range(0, len(images), size)]
-    list(rt.pool.map(lambda batch: _infer(rt, job, classifier, batch), batches))
+    batches = [leaders[i : i + size] for i in range(0, len(leaders), size)]
+    decoding = [[rt.pool.submit(_decode, rt, image, spec) for image in batch] for batch in batches[:1]]
+    sends = []
+    for number, batch in enumerate(batches):
+        if number + 1 < len(batches):
+            decoding.append([rt.pool.submit(_decode, rt, image, spec) for image in batches[number + 1]])
+        sends.append(rt.pool.submit(_send_when_decoded, rt, job, classifier, batch, decoding[number]))
+    for send in sends:
+        send.result()
+
+
+def _send_when_decoded(rt: Runtime, job: Job, classifier: TritonClassifier, batch: list[_Image], decodes) -> None:
+    for decode in decodes:
+        decode.result()
+    ready = [image for image in batch if image.outcome is None]
+    if ready:
+        _infer(rt, job, classifier, ready)
 
 
 def _infer(rt: Runtime, job: Job, classifier: TritonClassifier, batch: list[_Image]) -> None:
