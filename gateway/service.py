@@ -30,6 +30,7 @@ from jobs import (
     walk_entries,
 )
 from jobstore import ChunkQueue, JobPage, JobStore
+from jobstore.chunk_rates import ChunkRates, chunk_size_for
 from modelmeta import ModelRef
 from objectstore import ObjectStore
 
@@ -172,7 +173,7 @@ class JobService(UploadJobs):
         model = self._model_of(options)
         job = self.store.create(
             mode=mode,
-            chunk_size=self.settings.chunk_size,
+            chunk_size=self._chunk_size(model.name),
             top_k=top_k,
             name=options.name,
             root=root,
@@ -187,6 +188,11 @@ class JobService(UploadJobs):
         )
         self._on_submitted(mode)
         return job
+
+    def _chunk_size(self, model_name: str) -> int:
+        settings = self.settings
+        rate = ChunkRates(self.store.client).rate(model_name) if settings.chunk_seconds > 0 else None
+        return chunk_size_for(rate, settings.chunk_seconds, settings.chunk_size, settings.max_chunk_size)
 
     def _model_of(self, options: JobOptions) -> ModelRef:
         """The job's model, version pinned; NotFound before any image is read. A job of the

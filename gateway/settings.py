@@ -22,7 +22,16 @@ class GatewaySettings(ServiceSettings):
     reflection: bool = Field(False, description="Serve gRPC reflection (for grpcurl); needs a key like any RPC")
     tls_cert_file: str = Field("", description="PEM certificate chain: with tls_key_file, the gateway speaks TLS")
     tls_key_file: str = Field("", description="PEM private key of tls_cert_file")
-    chunk_size: int = Field(16, ge=1, le=1024, description="Images per worker task")
+    chunk_size: int = Field(
+        16, ge=1, le=1024, description="Images per worker task (the fewest, when chunks are sized by time)"
+    )
+    chunk_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="Size a new job's chunks to about this much of one worker's time, from the rate the workers "
+        "measure (a power of two from PODIUM_CHUNK_SIZE to PODIUM_MAX_CHUNK_SIZE); 0: always PODIUM_CHUNK_SIZE",
+    )
+    max_chunk_size: int = Field(256, ge=1, le=1024, description="Images per worker task at most")
     default_top_k: int = Field(5, ge=1)
     max_files_per_job: int = Field(1_000_000, ge=1)
     max_upload_bytes: int = Field(16 * 1024**3, ge=1, description="Bytes one upload job may send")

@@ -27,6 +27,7 @@ from imaging import ImageDecodeError
 from inference import TritonClassifier, TritonError, TritonUnavailable, classify_bytes
 from inference.pipeline import outcome_of
 from jobs import ImageOutcome, Job
+from jobstore.chunk_rates import ChunkRates
 from jobstore.errors import StoreFull, StoreUnavailable
 from modelmeta import ENCODED_INPUT
 from worker.metrics import worker_metrics
@@ -71,7 +72,10 @@ def classify_chunk_batched(rt: Runtime, job: Job, todo: list[tuple[int, str]], c
         list(rt.pool.map(lambda image: _classify_encoded(rt, job, classifier, image), leaders))
     else:
         _decode_and_classify(rt, job, classifier, leaders, meta.preprocessing.spec())
-    return _record(rt, job, images, started)
+    recorded = _record(rt, job, images, started)
+    # What the gateway sizes new jobs' chunks by (jobstore.chunk_rates).
+    ChunkRates(rt.store.client).note(job.model_name or rt.settings.model_name, len(todo), time.perf_counter() - started)
+    return recorded
 
 
 def _read(rt: Runtime, job: Job, folders: OpenFolders, index: int, path: str) -> _Image:

@@ -346,3 +346,17 @@ def test_a_paused_upload_is_kept_alive_and_stops_only_after_the_setting():
         assembler.flush()
     assert 0.5 <= time.monotonic() - started < 2.0 and len(waits) >= 5
     assert "--job-key" in stopped.value.hint
+
+
+def test_a_new_jobs_chunks_are_sized_by_the_workers_rate():
+    from jobstore.chunk_rates import ChunkRates
+
+    jobs = service(chunk_size=4, max_chunk_size=64)
+    assert jobs.store.chunk_size(upload(jobs, files("a.jpg")).id) == 4  # nothing measured yet
+    ChunkRates(jobs.store.client).note(jobs.settings.model_name, 40, 1.0)  # 40 images a second
+    assert jobs.store.chunk_size(upload(jobs, files("b.jpg")).id) == 32
+    ChunkRates(jobs.store.client).note(jobs.settings.model_name, 4000, 1.0)
+    assert jobs.store.chunk_size(upload(jobs, files("c.jpg")).id) == 64
+    fixed = service(chunk_size=4, chunk_seconds=0)
+    ChunkRates(fixed.store.client).note(fixed.settings.model_name, 4000, 1.0)
+    assert fixed.store.chunk_size(upload(fixed, files("d.jpg")).id) == 4

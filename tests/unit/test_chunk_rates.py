@@ -1,0 +1,35 @@
+"""Chunks sized by time: workers note their rate, the gateway sizes new jobs from it."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+
+from jobstore.chunk_rates import MIN_MEASURED_IMAGES, ChunkRates, chunk_size_for
+
+
+@pytest.mark.parametrize(
+    ("rate", "seconds", "size"),
+    [
+        (None, 1.0, 16),  # nothing measured yet: PODIUM_CHUNK_SIZE
+        (3.5, 1.0, 16),  # a CPU ResNet50: never below the least
+        (100.0, 1.0, 64),  # a power of two, at most a second's work
+        (300.0, 1.0, 256),
+        (5000.0, 1.0, 256),  # a GPU: at most the most
+        (500.0, 0.0, 16),  # sizing by time off
+        (500.0, 0.25, 64),
+        (0.0, 1.0, 16),
+    ],
+)
+def test_a_chunk_is_about_a_second_of_one_workers_time(rate, seconds, size):
+    assert chunk_size_for(rate, seconds, least=16, most=256) == size
+
+
+def test_workers_note_rates_that_the_gateway_reads():
+    rates = ChunkRates(fakeredis.FakeRedis())
+    assert rates.rate("m") is None
+    rates.note("m", MIN_MEASURED_IMAGES - 1, 0.01)  # too few images to say anything
+    assert rates.rate("m") is None
+    rates.note("m", 64, 0.5)
+    assert rates.rate("m") == pytest.approx(128.0)
+    assert rates.rate("other") is None
