@@ -5,6 +5,7 @@ The only code that knows how a job is laid out in Redis. Gateway and workers sha
 
 from jobstore.cache import CacheKey, ResultCache
 from jobstore.queue import ChunkQueue, make_celery
-from jobstore.store import JobEndSignal, JobPage, JobStore
+from jobstore.records import JobEndSignal, JobPage
+from jobstore.store import JobStore
 
 __all__ = ["CacheKey", "ChunkQueue", "JobEndSignal", "JobPage", "JobStore", "ResultCache", "make_celery"]

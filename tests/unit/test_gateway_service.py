@@ -360,3 +360,12 @@ def test_a_new_jobs_chunks_are_sized_by_the_workers_rate():
     fixed = service(chunk_size=4, chunk_seconds=0)
     ChunkRates(fixed.store.client).note(fixed.settings.model_name, 4000, 1.0)
     assert fixed.store.chunk_size(upload(fixed, files("d.jpg")).id) == 4
+
+
+def test_an_uploads_lease_is_renewed_at_most_once_a_second_as_files_arrive(monkeypatch):
+    jobs = service(chunk_size=100)
+    renewals = []
+    real = jobs.store.renew_claim
+    monkeypatch.setattr(jobs.store, "renew_claim", lambda *a: renewals.append(a) or real(*a))
+    upload(jobs, files(*(f"{i}.jpg" for i in range(50))))
+    assert 1 <= len(renewals) <= 2  # 50 files in well under two seconds
