@@ -173,7 +173,7 @@ class JobService(UploadJobs):
         model = self._model_of(options)
         job = self.store.create(
             mode=mode,
-            chunk_size=self._chunk_size(model.name),
+            chunk_size=self._chunk_size(mode, model.name),
             top_k=top_k,
             name=options.name,
             root=root,
@@ -189,8 +189,13 @@ class JobService(UploadJobs):
         self._on_submitted(mode)
         return job
 
-    def _chunk_size(self, model_name: str) -> int:
+    def _chunk_size(self, mode: JobMode, model_name: str) -> int:
+        """Sized by time for a job whose files are all listed at the start. An upload keeps
+        PODIUM_CHUNK_SIZE: its chunk is sent once its files arrived, and a chunk larger than
+        the unprocessed files an upload may hold (PODIUM_MAX_PENDING_UPLOADS) would never fill."""
         settings = self.settings
+        if mode is JobMode.UPLOAD:
+            return settings.chunk_size
         rate = ChunkRates(self.store.client).rate(model_name) if settings.chunk_seconds > 0 else None
         return chunk_size_for(rate, settings.chunk_seconds, settings.chunk_size, settings.max_chunk_size)
 

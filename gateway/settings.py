@@ -28,8 +28,9 @@ class GatewaySettings(ServiceSettings):
     chunk_seconds: float = Field(
         1.0,
         ge=0,
-        description="Size a new job's chunks to about this much of one worker's time, from the rate the workers "
-        "measure (a power of two from PODIUM_CHUNK_SIZE to PODIUM_MAX_CHUNK_SIZE); 0: always PODIUM_CHUNK_SIZE",
+        description="Size a new path, s3 or manifest job's chunks to about this much of one worker's time, from "
+        "the rate the workers measure (a power of two from PODIUM_CHUNK_SIZE to PODIUM_MAX_CHUNK_SIZE); "
+        "uploads and 0: always PODIUM_CHUNK_SIZE",
     )
     max_chunk_size: int = Field(256, ge=1, le=1024, description="Images per worker task at most")
     default_top_k: int = Field(5, ge=1)

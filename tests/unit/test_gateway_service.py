@@ -348,18 +348,25 @@ def test_a_paused_upload_is_kept_alive_and_stops_only_after_the_setting():
     assert "--job-key" in stopped.value.hint
 
 
-def test_a_new_jobs_chunks_are_sized_by_the_workers_rate():
+def test_a_new_jobs_chunks_are_sized_by_the_workers_rate(tmp_path):
     from jobstore.chunk_rates import ChunkRates
 
-    jobs = service(chunk_size=4, max_chunk_size=64)
-    assert jobs.store.chunk_size(upload(jobs, files("a.jpg")).id) == 4  # nothing measured yet
+    (tmp_path / "a.jpg").write_bytes(png_bytes(20))
+    jobs = service(chunk_size=4, max_chunk_size=64, data_roots=str(tmp_path))
+
+    def path_job(name: str = ""):
+        return jobs.submit_path(str(tmp_path), JobOptions(0, name), ANONYMOUS)
+
+    assert jobs.store.chunk_size(path_job().id) == 4  # nothing measured yet
     ChunkRates(jobs.store.client).note(jobs.settings.model_name, 40, 1.0)  # 40 images a second
-    assert jobs.store.chunk_size(upload(jobs, files("b.jpg")).id) == 32
+    assert jobs.store.chunk_size(path_job().id) == 32
     ChunkRates(jobs.store.client).note(jobs.settings.model_name, 4000, 1.0)
-    assert jobs.store.chunk_size(upload(jobs, files("c.jpg")).id) == 64
-    fixed = service(chunk_size=4, chunk_seconds=0)
+    assert jobs.store.chunk_size(path_job().id) == 64
+    # An upload's chunk must fill within the unprocessed files it may hold: never sized up.
+    assert jobs.store.chunk_size(upload(jobs, files("b.jpg")).id) == 4
+    fixed = service(chunk_size=4, chunk_seconds=0, data_roots=str(tmp_path))
     ChunkRates(fixed.store.client).note(fixed.settings.model_name, 4000, 1.0)
-    assert fixed.store.chunk_size(upload(fixed, files("d.jpg")).id) == 4
+    assert fixed.store.chunk_size(fixed.submit_path(str(tmp_path), JobOptions(0, ""), ANONYMOUS).id) == 4
 
 
 def test_an_uploads_lease_is_renewed_at_most_once_a_second_as_files_arrive(monkeypatch):
