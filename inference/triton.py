@@ -25,8 +25,16 @@ from modelmeta import METADATA_PARAMETER, ModelMetadata, fingerprint
 
 DEFAULT_TIMEOUT_S = 30.0
 _RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "CANCELLED", "ABORTED")
-# Triton's words for states that pass: a model not ready yet, a Python-backend stub restarting.
-_RETRYABLE_MESSAGES = ("not ready", "unavailable", "is not healthy", "exceeds maximum queue size", "timeout")
+# Triton's words for states that pass: a model not ready yet, a Python-backend stub restarting,
+# a request whose stub died under it (its answer lost with it: the image is not at fault).
+_RETRYABLE_MESSAGES = (
+    "not ready",
+    "unavailable",
+    "is not healthy",
+    "exceeds maximum queue size",
+    "timeout",
+    "failed to retrieve the response",
+)
 
 
 class TritonError(Internal):

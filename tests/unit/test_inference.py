@@ -60,3 +60,14 @@ def test_a_process_keeps_a_bounded_number_of_triton_clients():
         assert len(classifiers._made) == MAX_CLIENTS
     finally:
         classifiers.close()
+
+
+def test_a_request_whose_python_backend_stub_died_is_asked_again():
+    from tritonclient.utils import InferenceServerException
+
+    from inference.triton import _convert
+
+    lost = InferenceServerException("Failed to retrieve the response error.", status="StatusCode.INTERNAL")
+    assert isinstance(_convert(lost, "inference"), TritonUnavailable)
+    refused = InferenceServerException("unexpected shape for input 'images'", status="StatusCode.INVALID_ARGUMENT")
+    assert not isinstance(_convert(refused, "inference"), TritonUnavailable)
