@@ -96,9 +96,11 @@ class LocalCluster:
         self.web_port = (s.web_port or free_port()) if s.web else 0
         self.worker_metrics_ports = [free_port() if s.metrics else 0 for _ in range(s.workers)]
         # Read once, here: a bad PODIUM_* value stops `podium up` before anything starts.
-        self.gateway_settings = self._service_settings(GatewaySettings).updated(
-            port=self.gateway_port, metrics_port=self.gateway_metrics_port
-        )
+        self.gateway_settings = self._service_settings(
+            GatewaySettings,
+            # The embedded default: every job's answers as Parquet files in the run directory.
+            results_url=f"file://{self.run_dir / 'results'}",
+        ).updated(port=self.gateway_port, metrics_port=self.gateway_metrics_port)
         self.worker_settings = self._service_settings(WorkerSettings)
 
     # --- addresses -------------------------------------------------------------------
@@ -133,10 +135,12 @@ class LocalCluster:
                 urls[f"worker-{number}"] = f"http://{LOOPBACK}:{port}/metrics"
         return urls
 
-    def _service_settings(self, settings_class: type[S]) -> S:
-        """The service's settings as its own process would read them, plus the cluster's addresses."""
+    def _service_settings(self, settings_class: type[S], **defaults: object) -> S:
+        """The service's settings as its own process would read them, plus the cluster's addresses;
+        ``defaults``: the cluster's own values of fields that neither variables nor `service` set."""
         chosen = read_settings(settings_class, **self.settings.service)  # PODIUM_* variables, then `service`
         owned: dict[str, object] = {"redis_url": self.redis_url, "triton_url": self.triton_url}
+        owned |= {name: value for name, value in defaults.items() if name not in chosen.model_fields_set}
         if "max_queued_chunks" not in chosen.model_fields_set:
             # One job may keep every worker busy; a new job still waits behind at most
             # this many chunks of each running job.

@@ -23,6 +23,7 @@ The tree::
     ├── Unavailable                       try again later: a server is down or restarting
     │   ├── inference.TritonUnavailable       Triton cannot answer now (also a TritonError)
     │   ├── jobstore.StoreUnavailable         Redis cannot be reached or did not answer in time
+    │   ├── resultsink.SinkUnavailable        the results sink cannot take or give a file now
     │   ├── cluster.ProcessFailed             a local service did not start
     │   └── web.UploadAborted                 the browser broke off an upload
     ├── ResourceExhausted                 a limit was reached (jobs, bytes, streams, memory)

@@ -49,13 +49,11 @@ def job_to_proto(job: Job) -> pb.Job:
 
 def result_to_proto(result: ImageResult) -> pb.ImageResult:
     outcome = result.outcome
+    place = {"index": result.index, "path": result.path, "sha256": result.sha256 or "", "finished_at": result.finished_at}
     if not outcome.ok:
-        return pb.ImageResult(
-            index=result.index, path=result.path, status=pb.IMAGE_STATUS_ERROR, error=outcome.error or ""
-        )
+        return pb.ImageResult(**place, status=pb.IMAGE_STATUS_ERROR, error=outcome.error or "")
     message = pb.ImageResult(
-        index=result.index,
-        path=result.path,
+        **place,
         status=pb.IMAGE_STATUS_OK,
         top_k=[pb.Prediction(label=p.label, index=p.index, probability=p.probability) for p in outcome.predictions],
     )

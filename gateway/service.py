@@ -33,6 +33,7 @@ from jobstore import ChunkQueue, JobPage, JobStore
 from jobstore.chunk_rates import ChunkRates, chunk_size_for
 from modelmeta import ModelRef
 from objectstore import ObjectStore
+from resultsink import open_sink
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,7 @@ class JobService(UploadJobs):
             webhook=webhook,
             max_failed=max_failed,
             job_key=options.job_key,
+            results_url=self.settings.results_url,
         )
         self._on_submitted(mode)
         return job
@@ -284,19 +286,20 @@ class JobService(UploadJobs):
         index = start
         while is_active():
             # The job is read before the page: if it had ended, the page is final.
-            page = self.store.results(job.id, index, RESULTS_PAGE)
+            page = self.store.recorded(job.id, index, RESULTS_PAGE)
             waiting = False
-            for path, outcome in page:
-                if outcome is None:
+            for path, record in page:
+                if record is None:
                     if job.state.terminal:
-                        outcome = ImageOutcome(error=_unprocessed_reason(job))
+                        yield ImageResult(index, path, ImageOutcome(error=_unprocessed_reason(job)))
+                        index += 1
                     elif follow:
                         waiting = True
                         break
                     else:
                         index += 1
-                        continue
-                yield ImageResult(index, path, outcome)
+                    continue
+                yield ImageResult(index, path, record.outcome, record.sha256, record.finished_at)
                 index += 1
             if not waiting and page:
                 continue
@@ -313,7 +316,13 @@ class JobService(UploadJobs):
         return self.get(job_id, caller)
 
     def delete(self, job_id: str, caller: Caller) -> None:
-        """Remove the job and everything of it from Redis (cancelling it first if it runs)."""
-        self.get(job_id, caller)
+        """Remove the job and everything of it from Redis and its result files (cancelling it
+        first if it runs; a chunk that was running may still write its file after the folder went)."""
+        job = self.get(job_id, caller)
+        sink = open_sink(job.results_url) if job.results_url else None
+        if sink is not None:  # first: a sink that is away fails the call before anything is gone
+            sink.remove_job(job_id)
         self.store.delete(job_id)
+        if sink is not None:  # and after: a chunk that was running may have written its file
+            sink.remove_job(job_id)
         log.info("job %s deleted", job_id)

@@ -6,6 +6,7 @@ from pydantic import Field, model_validator
 
 from errors import InvalidArgument
 from gateway.egress import EgressPolicy
+from resultsink import open_sink
 from settings import ServiceSettings, split_list
 
 DEFAULT_PORT = 50051
@@ -73,6 +74,11 @@ class GatewaySettings(ServiceSettings):
         description="Comma-separated CIDRs of internal networks webhooks may reach (default: public addresses only)",
     )
     upload_stall_s: float = Field(900.0, gt=0, description="An upload without data this long fails")
+    results_url: str = Field(
+        "",
+        description="Where every job's answers go as Parquet files, one folder per job: file:///PATH or "
+        "s3://BUCKET/PREFIX (boto3's standard configuration); empty: answers are kept in Redis only",
+    )
 
     def api_key_list(self) -> list[str]:
         """Every key accepted: the plain ones and the admin ones."""
@@ -90,6 +96,15 @@ class GatewaySettings(ServiceSettings):
             self.webhook_policy()
         except InvalidArgument as exc:
             raise ValueError(str(exc)) from None
+        return self
+
+    @model_validator(mode="after")
+    def _results_url_is_a_sink(self) -> GatewaySettings:
+        if self.results_url:
+            try:
+                open_sink(self.results_url)
+            except InvalidArgument as exc:
+                raise ValueError(str(exc)) from None
         return self
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ from jobs.model import (
     JobMode,
     JobState,
     Prediction,
+    RecordedOutcome,
 )
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "JobMode",
     "JobState",
     "Prediction",
+    "RecordedOutcome",
     "S3Url",
     "is_hidden",
     "is_s3_url",

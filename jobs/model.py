@@ -58,6 +58,7 @@ class Job:
     webhook: str = ""  # POSTed to when the job ends
     max_failed: str = ""  # "N" or "P%": more failed images end the job as FAILED (jobs.limits)
     job_key: str = ""  # the client's idempotency key: a submit with it again resumes this job
+    results_url: str = ""  # where the answers go as Parquet files (resultsink); "" = kept in Redis only
 
     @property
     def finished(self) -> int:
@@ -123,22 +124,46 @@ class ImageOutcome:
     def ok(self) -> bool:
         return self.error is None
 
-    def encode(self) -> str:
-        # Compact on purpose: a finished 100,000-image job must stay small in Redis.
+    def encode(self, finished_at: float | None = None, sha256: str | None = None) -> str:
+        """Compact JSON (a finished 100,000-image job must stay small in Redis); a recorded
+        result also carries when it was finished and the digest of the image's bytes."""
+        data: dict = {}
         if self.error is not None:
-            return json.dumps({"e": self.error}, separators=(",", ":"))
-        data: dict = {"k": [[p.label, p.index, round(p.probability, 7)] for p in self.predictions]}
-        if self.cam is not None:
-            data["c"] = self.cam.encode()
+            data["e"] = self.error
+        else:
+            data["k"] = [[p.label, p.index, round(p.probability, 7)] for p in self.predictions]
+            if self.cam is not None:
+                data["c"] = self.cam.encode()
+        if finished_at is not None:
+            data["t"] = round(finished_at, 3)
+        if sha256 is not None:
+            data["h"] = sha256
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def decode(cls, text: str | bytes) -> ImageOutcome:
-        data = json.loads(text)
+        return cls.from_json(json.loads(text))
+
+    @classmethod
+    def from_json(cls, data: dict) -> ImageOutcome:
         if "e" in data:
             return cls(error=data["e"])
         cam = ActivationMap.decode(data["c"]) if "c" in data else None
         return cls(predictions=tuple(Prediction(str(l), int(i), float(p)) for l, i, p in data["k"]), cam=cam)
+
+
+@dataclass(frozen=True)
+class RecordedOutcome:
+    """An outcome as the job store recorded it: when, and of which bytes (None if unread)."""
+
+    outcome: ImageOutcome
+    finished_at: float
+    sha256: str | None
+
+    @classmethod
+    def decode(cls, text: str | bytes) -> RecordedOutcome:
+        data = json.loads(text)
+        return cls(ImageOutcome.from_json(data), float(data.get("t", 0.0)), data.get("h"))
 
 
 @dataclass(frozen=True)
@@ -148,3 +173,5 @@ class ImageResult:
     index: int
     path: str
     outcome: ImageOutcome
+    sha256: str | None = None  # of the image's bytes, where a results sink asked for it
+    finished_at: float = 0.0  # when the answer was recorded (jobs with a results sink)

@@ -55,7 +55,10 @@ class CacheKey:
     scope: str = SHARED_SCOPE  # an owner's digest, or SHARED_SCOPE
 
     def of(self, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
+        return self.of_digest(hashlib.sha256(data).hexdigest())
+
+    def of_digest(self, digest: str) -> str:
+        """The key of bytes whose sha256 (hex) is ``digest``."""
         shape = f"{self.model_name}:{self.model_version}:{self.decode}:{self.top_k}:{int(self.explain)}"
         return f"{CACHE_PREFIX}:{self.scope}:{shape}:{digest}"
 

@@ -55,3 +55,11 @@ class JobEndSignal:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What a record of a job with a results sink keeps besides the outcome (the file's
+    ``finished_at`` is the time of recording): the digest of the image's bytes, if read."""
+
+    sha256: str | None = None

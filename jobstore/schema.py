@@ -165,6 +165,9 @@ JOB_HASH = JobHash(
         HashField("webhook", str, ""),
         HashField("max_failed", str, ""),
         HashField("job_key", str, ""),
+        # With a results sink, the job completes when every chunk's file landed, not when
+        # every image has an answer.
+        HashField("results_url", str, ""),
         # Bookkeeping of the store and its scripts.
         HashField("chunk_size", int, 1, public=False),
         # The Redis key that binds its job key to it: ending the job extends it to the job's TTL.

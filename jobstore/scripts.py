@@ -31,9 +31,11 @@ _COMPLETE_IF_DONE = (
     _END_JOB
     + """
 local function complete_if_done(now, ttl)
-  local j = redis.call('HMGET', KEYS[1], $state, $upload_done, $total, $succeeded, $failed)
+  local j = redis.call('HMGET', KEYS[1], $state, $upload_done, $total, $succeeded, $failed, $results_url, $chunk_size)
   if j[1] ~= 'running' or j[2] ~= '1' then return end
   if tonumber(j[4]) + tonumber(j[5]) < tonumber(j[3]) then return end
+  -- With a results sink, a chunk is done once its file landed (COMPLETE_CHUNK).
+  if j[6] and j[6] ~= '' and redis.call('SCARD', KEYS[5]) < math.ceil(tonumber(j[3]) / tonumber(j[7])) then return end
   end_job('completed', '', now, ttl)
 end
 """
@@ -177,12 +179,20 @@ return 1
 """
 )
 
-# ARGV: chunk number. Counts a chunk as done while the job runs (a finished job keeps no set).
-COMPLETE_CHUNK = JOB_HASH.lua("""
+# ARGV: chunk number, now, ttl_s. Counts a chunk as done while the job runs (a finished job
+# keeps no set); the last chunk of a job with a results sink completes it. Returns 1 if the
+# chunk was counted, 2 if that completed the job, 0 if it was counted before or the job is over.
+COMPLETE_CHUNK = JOB_HASH.lua(
+    _COMPLETE_IF_DONE
+    + """
 local state = redis.call('HGET', KEYS[1], $state)
 if state ~= 'running' and state ~= 'uploading' then return 0 end
-return redis.call('SADD', KEYS[5], ARGV[1])
-""")
+if redis.call('SADD', KEYS[5], ARGV[1]) == 0 then return 0 end
+complete_if_done(ARGV[2], ARGV[3])
+if redis.call('HGET', KEYS[1], $state) == 'completed' then return 2 end
+return 1
+"""
+)
 
 # ARGV: field, increment. Counts starts of an image in the attempts hash while the job
 # runs (a finished job's hash is gone and must not come back without a TTL). Returns the

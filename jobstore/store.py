@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import redis
 
-from jobs import FailureLimit, ImageOutcome, Job, JobMode, JobState
+from jobs import FailureLimit, ImageOutcome, Job, JobMode, JobState, RecordedOutcome
 from jobstore import scripts
 from jobstore.errors import convert_redis_errors
 from jobstore.quota import queued_images
-from jobstore.records import ChunkClaim, JobEndSignal, JobPage
+from jobstore.records import ChunkClaim, JobEndSignal, JobPage, Stamp
 from jobstore.schema import (
     ACTIVE_JOBS_KEY,
     JOB_HASH,
@@ -174,12 +174,19 @@ class JobStore:
 
     def results(self, job_id: str, start: int, count: int) -> list[tuple[str, ImageOutcome | None]]:
         """(path, outcome or None if unfinished) of images start..start+count-1 that exist."""
+        return [(path, None if r is None else ImageOutcome.decode(r)) for path, r in self._raw(job_id, start, count)]
+
+    def recorded(self, job_id: str, start: int, count: int) -> list[tuple[str, RecordedOutcome | None]]:
+        """``results``, with each record's time and digest (what a result file holds)."""
+        return [(path, None if r is None else RecordedOutcome.decode(r)) for path, r in self._raw(job_id, start, count)]
+
+    def _raw(self, job_id: str, start: int, count: int) -> list[tuple[str, bytes | None]]:
         keys = JobKeys(job_id)
         paths = self._redis.lrange(keys.paths, start, start + count - 1)
         if not paths:
             return []
         raw = self._redis.hmget(keys.results, [str(start + i) for i in range(len(paths))])
-        return [(p.decode(), None if r is None else ImageOutcome.decode(r)) for p, r in zip(paths, raw)]
+        return [(p.decode(), r) for p, r in zip(paths, raw, strict=True)]
 
     # --- progress --------------------------------------------------------------------
 
@@ -187,25 +194,42 @@ class JobStore:
         """Claim the job's next chunks to enqueue, keeping at most max_queued_chunks in flight."""
         return [int(c) for c in self._dispatch(keys=JobKeys(job_id).all, args=[max_queued_chunks])]
 
-    def record(self, job_id: str, index: int, outcome: ImageOutcome, cached: bool = False) -> bool:
+    def record(
+        self, job_id: str, index: int, outcome: ImageOutcome, cached: bool = False, stamp: Stamp | None = None
+    ) -> bool:
         """Store an image's outcome once; a repeat (redelivered chunk) is a no-op. ``cached``:
-        the outcome is a duplicate's, from the result cache (counted in Job.cached)."""
+        the outcome is a duplicate's, from the result cache (counted in Job.cached). ``stamp``
+        (jobs with a results sink): the record also keeps its time and the bytes' digest."""
+        now = time.time()
+        payload = outcome.encode(now, stamp.sha256) if stamp else outcome.encode()
         recorded = self._record(
             keys=JobKeys(job_id).ending,
-            args=[index, outcome.encode(), "1" if outcome.ok else "0", time.time(), self._ttl_s, int(cached)],
+            args=[index, payload, "1" if outcome.ok else "0", now, self._ttl_s, int(cached)],
         )
         return int(recorded) == 1
 
-    def record_many(self, job_id: str, results: Sequence[tuple[int, ImageOutcome, bool]]) -> list[bool]:
-        """``record`` of (index, outcome, cached) each, in one round trip; whether each was recorded."""
-        args: list[object] = [time.time(), self._ttl_s]
+    def record_many(
+        self,
+        job_id: str,
+        results: Sequence[tuple[int, ImageOutcome, bool]],
+        stamps: Mapping[int, Stamp] | None = None,
+    ) -> list[bool]:
+        """``record`` of (index, outcome, cached) each, in one round trip; whether each was
+        recorded. ``stamps``: each index's stamp, as ``record``'s."""
+        now = time.time()
+        args: list[object] = [now, self._ttl_s]
         for index, outcome, cached in results:
-            args += [index, outcome.encode(), "1" if outcome.ok else "0", int(cached)]
+            stamp = stamps.get(index) if stamps is not None else None
+            payload = outcome.encode(now, stamp.sha256) if stamp else outcome.encode()
+            args += [index, payload, "1" if outcome.ok else "0", int(cached)]
         answers = self._record_many(keys=JobKeys(job_id).ending, args=args) if results else []
         return [int(answer) == 1 for answer in answers]
 
-    def complete_chunk(self, job_id: str, chunk: int) -> None:
-        self._complete_chunk(keys=JobKeys(job_id).all, args=[chunk])
+    def complete_chunk(self, job_id: str, chunk: int) -> bool:
+        """Count the chunk as done; true if that completed the job (a job with a results sink
+        completes when its last chunk's file landed)."""
+        ended = self._complete_chunk(keys=JobKeys(job_id).ending, args=[chunk, time.time(), self._ttl_s])
+        return int(ended) == 2
 
     # --- chunk leases and crash accounting -------------------------------------------
 

@@ -49,7 +49,7 @@ class ObjectStore:
         '.') are skipped. An other empty object stays: it fails as an empty file."""
         prefix = url.prefix
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=url.bucket, Prefix=prefix)
-        with _converted(f"listing {url}"):
+        with converted_errors(f"listing {url}"):
             for page in pages:
                 for item in page.get("Contents", ()):
                     key, size = item["Key"], int(item["Size"])
@@ -61,7 +61,7 @@ class ObjectStore:
     def read(self, url: S3Url, max_bytes: int) -> bytes:
         """The object's bytes, streamed; InvalidArgument beyond ``max_bytes`` (checked before
         and while reading: a listed size may have changed)."""
-        with _converted(f"reading {url}"):
+        with converted_errors(f"reading {url}"):
             response = self.client.get_object(Bucket=url.bucket, Key=url.key)
             size = int(response.get("ContentLength", 0))
             body = response["Body"]
@@ -82,12 +82,12 @@ class ObjectStore:
         """Write a local file to ``url`` (multipart for large files, boto3's transfer manager)."""
         if not url.key or url.key.endswith("/"):
             raise InvalidArgument(f"{url} names no object: give s3://BUCKET/KEY.jsonl")
-        with _converted(f"writing {url}"):
+        with converted_errors(f"writing {url}"):
             self.client.upload_file(str(path), url.bucket, url.key)
 
 
 @contextmanager
-def _converted(doing: str) -> Iterator[None]:
+def converted_errors(doing: str) -> Iterator[None]:
     """botocore's errors as PodiumError: missing bucket or key, access, the network."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 

@@ -1,4 +1,5 @@
-"""Results as the contract's records, and the JSONL and CSV files they are written to.
+"""Results as the contract's records, and the JSONL and CSV files they are written to
+(Parquet: podium.cli.parquet).
 
 CSV has one row per image and no room for a map: an explained job's "cam" is in JSONL only.
 """
@@ -6,9 +7,10 @@ CSV has one row per image and no room for a map: an explained job's "cam" is in 
 from __future__ import annotations
 
 import csv
+import enum
 import json
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from jobs import walk_entries
 from podium.states import state_name
@@ -89,11 +91,25 @@ def job_record(job: pb.Job) -> dict:
     }
 
 
-def write_results(path: Path, records: Iterable[dict]) -> Iterator[dict]:
-    """Write records to ``path`` (.csv: CSV, anything else: JSONL), yielding each as written."""
+class ResultFormat(str, enum.Enum):
+    JSONL = "jsonl"
+    CSV = "csv"
+    PARQUET = "parquet"
+
+    @classmethod
+    def of(cls, output: str | None, given: ResultFormat | None = None) -> ResultFormat:
+        """The format asked for, else the one ``output``'s suffix names (.csv, .parquet), else JSONL."""
+        if given is not None:
+            return given
+        suffix = PurePosixPath(output or "").suffix.lower().lstrip(".")
+        return cls(suffix) if suffix in (cls.CSV.value, cls.PARQUET.value) else cls.JSONL
+
+
+def write_results(path: Path, records: Iterable[dict], fmt: ResultFormat | None = None) -> Iterator[dict]:
+    """Write records to ``path`` as JSONL or CSV (by default, as its suffix says), yielding each as written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        if path.suffix.lower() == ".csv":
+        if ResultFormat.of(str(path), fmt) is ResultFormat.CSV:
             writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
             writer.writeheader()
             for record in records:

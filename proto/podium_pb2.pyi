@@ -250,20 +250,24 @@ class ClassActivationMap(_message.Message):
     def __init__(self, class_index: _Optional[int] = ..., rows: _Optional[int] = ..., cols: _Optional[int] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class ImageResult(_message.Message):
-    __slots__ = ("index", "path", "status", "top_k", "error", "cam")
+    __slots__ = ("index", "path", "status", "top_k", "error", "cam", "sha256", "finished_at")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     CAM_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     index: int
     path: str
     status: ImageStatus
     top_k: _containers.RepeatedCompositeFieldContainer[Prediction]
     error: str
     cam: ClassActivationMap
-    def __init__(self, index: _Optional[int] = ..., path: _Optional[str] = ..., status: _Optional[_Union[ImageStatus, str]] = ..., top_k: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ..., error: _Optional[str] = ..., cam: _Optional[_Union[ClassActivationMap, _Mapping]] = ...) -> None: ...
+    sha256: str
+    finished_at: float
+    def __init__(self, index: _Optional[int] = ..., path: _Optional[str] = ..., status: _Optional[_Union[ImageStatus, str]] = ..., top_k: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ..., error: _Optional[str] = ..., cam: _Optional[_Union[ClassActivationMap, _Mapping]] = ..., sha256: _Optional[str] = ..., finished_at: _Optional[float] = ...) -> None: ...
 
 class ClassifyImage(_message.Message):
     __slots__ = ("name", "data")

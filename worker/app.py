@@ -10,6 +10,7 @@ from celery.signals import worker_init, worker_process_init, worker_process_shut
 
 from jobstore.errors import StoreFull, StoreUnavailable
 from jobstore.queue import PROCESS_CHUNK_TASK, make_celery
+from resultsink import SinkUnavailable
 from worker.chunks import process_chunk
 from worker.metrics import prepare_multiprocess_dir, serve_metrics
 from worker.runtime import Runtime, close_runtime, get_runtime, reset_runtime
@@ -58,10 +59,23 @@ def create_app(settings: WorkerSettings) -> Celery:
             log.warning("job %s chunk %d: Redis unavailable (%s); waiting for it", job_id, chunk, exc)
             wait_for_redis(rt, REDIS_WAIT_S)
             raise self.retry(exc=exc, countdown=1) from None
+        except SinkUnavailable as exc:
+            return _sink_refused(self, rt, job_id, chunk, exc)
         if run.retry_in_s is not None:
             # Another worker holds the chunk's lease: come back when it would end.
             raise self.retry(countdown=run.retry_in_s)
         return run.recorded
+
+    def _sink_refused(task, rt: Runtime, job_id: str, chunk: int, exc: SinkUnavailable) -> int:
+        # The chunk's answers are recorded; only its file is missing: it is tried again until
+        # the sink's outage passes its limit, and then the job fails with the reason.
+        lasted_s = rt.sink_outage.failing()
+        if lasted_s >= settings.results_sink_outage_limit_s:
+            log.error("job %s chunk %d: %s for %.0f s; failing the job", job_id, chunk, exc, lasted_s)
+            rt.store.fail(job_id, f"{exc} (for {lasted_s:.0f} s); its answers could not be written")
+            return 0
+        log.warning("job %s chunk %d: %s; trying again", job_id, chunk, exc)
+        raise task.retry(exc=exc, countdown=min(30.0, 1.0 + lasted_s / 2)) from None
 
     @worker_init.connect(weak=False)
     def _serve_metrics(**_: object) -> None:

@@ -17,6 +17,7 @@ decode on the server (encoded input) keep the one-image way.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from inference.pipeline import outcome_of
 from jobs import ImageOutcome, Job
 from jobstore.chunk_rates import ChunkRates
 from jobstore.errors import StoreFull, StoreUnavailable
+from jobstore.records import Stamp
 from modelmeta import ENCODED_INPUT
 from worker.metrics import worker_metrics
 from worker.runtime import Runtime
@@ -45,6 +47,7 @@ class _Image:
     index: int
     path: str
     data: bytes | None = None
+    sha256: str | None = None  # of data, once read
     key: str | None = None
     pixels: np.ndarray | None = None
     outcome: ImageOutcome | None = None
@@ -82,7 +85,8 @@ def _read(rt: Runtime, job: Job, folders: OpenFolders, index: int, path: str) ->
     image = _Image(index, path)
     try:
         image.data = read_image_bytes(rt.store, rt.objects, rt.settings, job, index, path, folders)
-        image.key = rt.cache_key(job, image.data)
+        image.sha256 = hashlib.sha256(image.data).hexdigest()
+        image.key = rt.cache_key(job, image.sha256)
     except SourceError as exc:
         image.outcome = ImageOutcome(error=str(exc))
     except (StoreUnavailable, StoreFull):
@@ -199,7 +203,8 @@ def _record(rt: Runtime, job: Job, images: list[_Image], started: float) -> int:
         if outcome is None:  # cannot happen; never record nothing
             outcome = ImageOutcome(error=INTERNAL_ERROR)
         results.append((image.index, outcome, cached))
-    recorded = rt.store.record_many(job.id, results)
+    stamps = {image.index: Stamp(image.sha256) for image in images} if job.results_url else None
+    recorded = rt.store.record_many(job.id, results, stamps)
     metrics = worker_metrics()
     per_image = (time.perf_counter() - started) / max(1, len(images))
     for image, (_, outcome, cached), done in zip(images, results, recorded, strict=True):

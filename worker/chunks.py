@@ -18,6 +18,7 @@ in flight in this process waits for the twin's answer (``worker.single_flight``)
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -26,7 +27,9 @@ from dataclasses import dataclass
 from inference import TritonClassifier, classify_bytes
 from jobs import ImageOutcome, Job
 from jobstore.errors import StoreFull, StoreUnavailable
+from jobstore.records import Stamp
 from worker.chunk_batch import classify_chunk_batched
+from worker.commit import commit_chunk
 from worker.lease import LeaseKeeper, release_leftovers
 from worker.metrics import worker_metrics
 from worker.runtime import Runtime
@@ -65,7 +68,7 @@ def process_chunk(rt: Runtime, job_id: str, chunk: int) -> ChunkRun:
         worker_metrics().chunk_retries.inc()
     with LeaseKeeper(rt.store, job_id, chunk, token, rt.settings.chunk_lease_s, rt.unreleased):
         recorded = _classify_chunk(rt, job, chunk, deaths=claim.value - 1)
-        rt.store.complete_chunk(job_id, chunk)
+        commit_chunk(rt, job, chunk)
     worker_metrics().chunks.inc()
     rt.queue.pump(job_id)
     return ChunkRun(recorded)
@@ -73,9 +76,12 @@ def process_chunk(rt: Runtime, job_id: str, chunk: int) -> ChunkRun:
 
 def _classify_chunk(rt: Runtime, job: Job, chunk: int, deaths: int) -> int:
     todo = _pending_images(rt, job, chunk)
+    if not todo:
+        return 0  # delivered again after its images were recorded: only the commit is left
     if deaths >= MAX_CHUNK_DEATHS:
         reason = f"the worker process died {deaths} times while processing this image's chunk"
-        return sum(rt.store.record(job.id, index, ImageOutcome(error=reason)) for index, _ in todo)
+        stamp = Stamp() if job.results_url else None
+        return sum(rt.store.record(job.id, index, ImageOutcome(error=reason), stamp=stamp) for index, _ in todo)
     if deaths == 0:
         return classify_chunk_batched(rt, job, todo, rt.classifier(job))
     log.warning("job %s chunk %d: its worker died %d times; processing image by image", job.id, chunk, deaths)
@@ -86,7 +92,9 @@ def _process_image_carefully(rt: Runtime, job: Job, index: int, path: str) -> in
     crashes = rt.store.begin_image(job.id, index)
     if crashes >= MAX_IMAGE_CRASHES:
         error = f"the worker process died {crashes} times while processing this image; skipped"
-        return int(rt.store.record(job.id, index, ImageOutcome(error=error)))
+        return int(
+            rt.store.record(job.id, index, ImageOutcome(error=error), stamp=Stamp() if job.results_url else None)
+        )
     try:
         return _process_image(rt, job, index, path)
     finally:
@@ -107,9 +115,11 @@ def _process_image(rt: Runtime, job: Job, index: int, path: str) -> int:
         return 0  # cancelled meanwhile
     started = time.perf_counter()
     cached = False
+    digest = None
     try:
         data = read_image_bytes(rt.store, rt.objects, rt.settings, job, index, path)
-        outcome, cached = _answer(rt, job, data)
+        digest = hashlib.sha256(data).hexdigest()
+        outcome, cached = _answer(rt, job, data, digest)
     except SourceError as exc:
         outcome = ImageOutcome(error=str(exc))
     except (StoreUnavailable, StoreFull):
@@ -117,7 +127,8 @@ def _process_image(rt: Runtime, job: Job, index: int, path: str) -> int:
     except Exception:  # a bug must fail one image, not the job
         log.exception("unexpected error on image %d (%s) of job %s", index, path, job.id)
         outcome = ImageOutcome(error="internal error while processing this image (see the worker log)")
-    recorded = rt.store.record(job.id, index, outcome, cached=cached)
+    stamp = Stamp(digest) if job.results_url else None
+    recorded = rt.store.record(job.id, index, outcome, cached=cached, stamp=stamp)
     if recorded:
         metrics = worker_metrics()
         metrics.image_done(outcome.ok, cached)
@@ -125,9 +136,9 @@ def _process_image(rt: Runtime, job: Job, index: int, path: str) -> int:
     return int(recorded)
 
 
-def _answer(rt: Runtime, job: Job, data: bytes) -> tuple[ImageOutcome, bool]:
-    """(the image's outcome, whether it is a duplicate's answer)."""
-    key = rt.cache_key(job, data)
+def _answer(rt: Runtime, job: Job, data: bytes, digest: str) -> tuple[ImageOutcome, bool]:
+    """(the image's outcome, whether it is a duplicate's answer); ``digest``: the bytes' sha256."""
+    key = rt.cache_key(job, digest)
     if key is None or rt.cache is None:
         return _classify_waiting_for_triton(rt, rt.classifier(job), data, job), False
     hit = rt.cache.get(key)

@@ -1,4 +1,4 @@
-"""How long Triton has been failing, as one worker process sees it."""
+"""How long a server (Triton, the results sink) has been failing, as one worker process sees it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 
 class OutageClock:
-    """When Triton started failing for this process (None while it answers); thread-safe."""
+    """When a server started failing for this process (None while it answers); thread-safe."""
 
     def __init__(self) -> None:
         self._since: float | None = None

@@ -16,6 +16,7 @@ from jobstore import CacheKey, ChunkQueue, JobStore, ResultCache
 from jobstore.cache import ANONYMOUS_SCOPE, SHARED_SCOPE
 from modelmeta import ModelRef
 from objectstore import ObjectStore
+from resultsink import Sink, open_sink
 from worker.outage import OutageClock
 from worker.settings import WorkerSettings
 from worker.single_flight import SingleFlight
@@ -29,26 +30,34 @@ class Runtime:
     queue: ChunkQueue
     pool: ThreadPoolExecutor
     decoder: Decoder
-    outage: OutageClock = field(default_factory=OutageClock)
+    outage: OutageClock = field(default_factory=OutageClock)  # Triton's
+    sink_outage: OutageClock = field(default_factory=OutageClock)  # the results sink's
     cache: ResultCache | None = None  # None: PODIUM_RESULT_CACHE=false
     single_flight: SingleFlight[ImageOutcome] = field(default_factory=SingleFlight)
     objects: ObjectStore = field(default_factory=ObjectStore)  # its S3 client is made on first use
     # Lease releases Redis could not take; the next task of this process sends them.
     unreleased: list[tuple[str, int, str]] = field(default_factory=list)
+    sinks: dict[str, Sink] = field(default_factory=dict)  # results sinks by URL, each made once
+
+    def sink(self, url: str) -> Sink:
+        """The results sink at ``url`` (a job's ``results_url``), made on first use."""
+        if url not in self.sinks:
+            self.sinks[url] = open_sink(url)
+        return self.sinks[url]
 
     def classifier(self, job: Job) -> TritonClassifier:
         """The client of the model and version the job was submitted with."""
         return self.classifiers.get(ModelRef(job.model_name or self.settings.model_name, job.model_version))
 
-    def cache_key(self, job: Job, data: bytes) -> str | None:
-        """The image's key in the result cache; None when there is no cache or the job's model
-        version is not pinned (submitted while Triton was away)."""
+    def cache_key(self, job: Job, digest: str) -> str | None:
+        """The key in the result cache of the image whose bytes' sha256 is ``digest``; None when
+        there is no cache or the job's model version is not pinned (submitted while Triton was away)."""
         if self.cache is None or not job.model_version:
             return None
         shared = self.settings.result_cache_scope == "shared"
         scope = SHARED_SCOPE if shared else (job.owner or ANONYMOUS_SCOPE)
         key = CacheKey(job.model_name, job.model_version, job.top_k, job.explain, self.settings.decode.value, scope)
-        return key.of(data)
+        return key.of_digest(digest)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

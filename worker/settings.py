@@ -29,6 +29,12 @@ class WorkerSettings(ServiceSettings):
         gt=0,
         description="A Triton outage shorter than this fails no image; beyond it, images fail saying so",
     )
+    results_sink_outage_limit_s: float = Field(
+        600.0,
+        gt=0,
+        description="A results sink (PODIUM_RESULTS_URL of the gateway) that refuses a chunk's file this long "
+        "fails the job, saying why; shorter outages only delay the chunk",
+    )
     chunk_time_s: float = Field(900.0, gt=0, description="The longest one chunk may take while Triton answers")
     chunk_lease_s: float = Field(60.0, ge=5, description="A chunk whose worker stops renewing this long is free")
     result_cache: bool = Field(True, description="Answer byte-identical images (within and across jobs) once")

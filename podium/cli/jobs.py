@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,10 +32,20 @@ from podium.cli.options import (
     console,
     out,
 )
+from podium.cli.parquet import write_parquet
 from podium.cli.progress import follow_job, print_summary, progress_bar
 from podium.client import PodiumClient
 from podium.manifest import Manifest, read_manifest
-from podium.output import job_record, result_record, with_meta, with_unsent, write_results
+from podium.output import (
+    CSV_COLUMNS,
+    ResultFormat,
+    csv_row,
+    job_record,
+    result_record,
+    with_meta,
+    with_unsent,
+    write_results,
+)
 from podium.states import state_name
 from proto import podium_pb2 as pb
 
@@ -221,7 +233,16 @@ def jobs(
 def results(
     job_id: Annotated[str, typer.Argument(help="The job id")],
     output: Annotated[
-        str | None, typer.Option(help="Write to FILE.jsonl, FILE.csv or s3://BUCKET/KEY.jsonl instead of stdout")
+        str | None,
+        typer.Option(help="Write to FILE.jsonl, FILE.csv, FILE.parquet or s3://BUCKET/KEY.… instead of stdout"),
+    ] = None,
+    output_format: Annotated[
+        ResultFormat | None,
+        typer.Option(
+            "--format",
+            help="jsonl, csv or parquet (the results sink's columns; needs --output). Default: --output's "
+            "suffix, else jsonl",
+        ),
     ] = None,
     follow: Annotated[bool, typer.Option(help="Wait for results until the job ends")] = False,
     heatmaps: HeatmapsOpt = None,
@@ -229,8 +250,11 @@ def results(
     gateway: GatewayOpt = None,
     api_key: ApiKeyOpt = None,
 ) -> None:
-    """Print a job's results as JSON lines (or write them to a file); --heatmaps draws an
-    explained job's maps over its images."""
+    """Print a job's results as JSON lines or CSV (or write them to a file, also as Parquet);
+    --heatmaps draws an explained job's maps over its images."""
+    fmt = ResultFormat.of(output, output_format)
+    if fmt is ResultFormat.PARQUET and output is None:
+        raise InvalidArgument("Parquet is written to a file", hint="add --output FILE.parquet (or s3://BUCKET/KEY)")
     seen = 0
 
     def counted(records: Iterator[dict]) -> Iterator[dict]:
@@ -240,10 +264,14 @@ def results(
             yield record
 
     with connected(gateway, api_key) as client, local_output(output) as path:
-        job = client.get_job(job_id) if heatmaps is not None else None
-        records = (result_record(r) for r in client.results(job_id, follow=follow))
-        records = counted(write_results(path, records) if path is not None else _printed(records))
-        if job is not None:
+        job = client.get_job(job_id) if heatmaps is not None or fmt is ResultFormat.PARQUET else None
+        results = client.results(job_id, follow=follow)
+        if fmt is ResultFormat.PARQUET:
+            records = counted(result_record(r) for r in write_parquet(path, results, job.spec.model.rstrip(":")))
+        else:
+            records = (result_record(r) for r in results)
+            records = counted(write_results(path, records, fmt) if path is not None else _printed(records, fmt))
+        if heatmaps is not None:
             write_heatmaps(client, job, records, heatmaps, images_folder(job, images), console)
         for _ in records:  # without --heatmaps, only the lines are wanted
             pass
@@ -251,9 +279,15 @@ def results(
         console.print(f"{seen} results written to {escape(str(output))}")
 
 
-def _printed(records: Iterator[dict]) -> Iterator[dict]:
+def _printed(records: Iterator[dict], fmt: ResultFormat) -> Iterator[dict]:
+    writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS) if fmt is ResultFormat.CSV else None
+    if writer is not None:
+        writer.writeheader()
     for record in records:
-        print(json.dumps(record, ensure_ascii=False))
+        if writer is not None:
+            writer.writerow(csv_row(record))
+        else:
+            print(json.dumps(record, ensure_ascii=False))
         yield record
 
 

@@ -5,21 +5,26 @@ torchvision's eval transform): same top-1, probabilities within 1e-3."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import tritonclient.grpc as grpcclient
 
 from podium import PodiumClient
 from podium.output import result_record
 from proto import podium_pb2 as pb
+from tests.integration.conftest import MODEL_NAME
 from tests.support.cli import run_cli
 from tests.support.images import png_claiming
+from tests.support.sink import as_records, assert_rows_equal_lines, compacted
 
 pytestmark = pytest.mark.integration
 TOLERANCE = 1e-3
@@ -108,6 +113,37 @@ def test_path_mode_matches_upload(cluster, test_folder, reference):
         assert job.mode == "path" and job.total == len(test_folder.visible)
         records = [result_record(r) for r in client.results(job.id, follow=True)]
     check_against_reference(records, test_folder, reference)
+
+
+def test_every_answer_lands_in_a_parquet_file_equal_to_the_results(cluster, test_folder, reference, tmp_path):
+    """podium up's default sink: RUN_DIR/results/JOB_ID/results.parquet, one row per image."""
+    with PodiumClient(cluster.gateway_address) as client:
+        job = client.submit_path("mixed")
+        lines = [result_record(r) for r in client.results(job.id, follow=True)]
+        assert client.get_job(job.id).state == pb.JOB_STATE_COMPLETED
+    folder = Path(cluster.run_dir) / "results" / job.id
+    assert compacted(lambda: sorted(os.listdir(folder))) == ["results.parquet"]
+    table = pq.read_table(folder / "results.parquet")
+    assert_rows_equal_lines(table, lines)
+    check_against_reference(as_records(table), test_folder, reference)
+    rows = table.to_pylist()
+    for row in rows:
+        data = (test_folder.root / row["path"]).read_bytes()
+        assert row["sha256"] == hashlib.sha256(data).hexdigest(), row["path"]
+        assert row["model"] == job.spec.model and job.spec.model.startswith(f"{MODEL_NAME}:")
+        if row["status"] == "ok":
+            assert (row["label"], row["probability"]) == (row["top_k"][0]["label"], row["top_k"][0]["probability"])
+    times = [row["finished_at"].timestamp() for row in rows]
+    assert job.created_at - 1 <= min(times) and max(times) <= time.time() + 1
+    # `podium results --format parquet` writes the same rows (its probabilities came through the API's float).
+    exported = tmp_path / "exported.parquet"
+    done = run_cli(
+        "results", job.id, "--format", "parquet", "--output", str(exported), "--gateway", cluster.gateway_address
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    theirs = pq.read_table(exported)
+    assert theirs.drop_columns(["probability", "top_k"]).equals(table.drop_columns(["probability", "top_k"]))
+    assert_rows_equal_lines(theirs, lines)
 
 
 def test_results_follow_streams_while_the_job_runs(cluster, test_folder):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
+import io
 import json
 import os
 import queue
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import boto3
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import redis
 from PIL import Image
@@ -31,10 +33,13 @@ from proto import podium_pb2 as pb
 from tests.integration.conftest import MODEL_NAME
 from tests.integration.test_end_to_end import check_against_reference
 from tests.support.cli import run_cli
+from tests.support.sink import assert_rows_equal_lines, compacted
 
 pytestmark = pytest.mark.integration
 SECRET = "webhook-test-secret"
 BUCKET = "archive"
+RESULTS_BUCKET = "answers"
+RESULTS_PREFIX = "podium/results"
 # boto3's standard variables: what an operator sets for MinIO or another S3-compatible store.
 AWS = {"AWS_ACCESS_KEY_ID": "podium-test", "AWS_SECRET_ACCESS_KEY": "podium-test", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -78,7 +83,8 @@ def _answers(endpoint: str) -> bool:
 @pytest.fixture(scope="module")
 def archive(model_repository, data_root, s3_server, tmp_path_factory):
     """One worker with the result cache on, batching 8 images per request, signing webhooks,
-    reading one bucket and the data root."""
+    reading one bucket and the data root, writing its answers to another."""
+    s3_server.create_bucket(Bucket=RESULTS_BUCKET)
     settings = ClusterSettings(
         model_repository=model_repository,
         workers=1,
@@ -93,6 +99,7 @@ def archive(model_repository, data_root, s3_server, tmp_path_factory):
             # The test's receiver listens on loopback, which webhooks may not reach by default.
             "webhook_allow_networks": "127.0.0.1/32",
             "s3_buckets": BUCKET,
+            "results_url": f"s3://{RESULTS_BUCKET}/{RESULTS_PREFIX}",
             "data_roots": str(data_root),
             # Uploads wait for the worker beyond a few unprocessed images: slow enough to be
             # killed in the middle.
@@ -162,8 +169,20 @@ def test_an_s3_prefix_gives_one_correct_line_per_object(archive, bucket, test_fo
                     "--output", f"s3://{BUCKET}/results/held-out.jsonl")  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     body = bucket.get_object(Bucket=BUCKET, Key="results/held-out.jsonl")["Body"].read().decode()
-    check_against_reference([json.loads(line) for line in body.splitlines()], test_folder, reference)
-    job = status(archive, submitted_id(result))
+    lines = [json.loads(line) for line in body.splitlines()]
+    check_against_reference(lines, test_folder, reference)
+    job_id = submitted_id(result)
+    # Every answer is also in the results bucket, as one compacted Parquet file.
+    folder = f"{RESULTS_PREFIX}/{job_id}/"
+
+    def names() -> list[str]:
+        listed = bucket.list_objects_v2(Bucket=RESULTS_BUCKET, Prefix=folder).get("Contents", [])
+        return sorted(item["Key"].removeprefix(folder) for item in listed)
+
+    assert compacted(names) == ["results.parquet"]
+    data = bucket.get_object(Bucket=RESULTS_BUCKET, Key=folder + "results.parquet")["Body"].read()
+    assert_rows_equal_lines(pq.read_table(io.BytesIO(data)), lines)
+    job = status(archive, job_id)
     assert job["mode"] == "s3" and job["source"] == f"s3://{BUCKET}/held-out/"
     client = redis.Redis.from_url(archive.redis_url)
     try:
@@ -376,7 +395,12 @@ def test_delete_leaves_no_key_and_the_job_leaves_the_list(archive, tmp_path):
     folder.mkdir()
     (folder / "a.jpg").write_bytes(b"not a photo")
     job_id = submitted_id(podium(archive, "submit", str(folder), "--wait", "--show", "0"))
+    s3 = boto3.client("s3")
+    files = f"{RESULTS_PREFIX}/{job_id}/"
+    assert compacted(lambda: [o["Key"].removeprefix(files) for o in s3.list_objects_v2(
+        Bucket=RESULTS_BUCKET, Prefix=files).get("Contents", [])]) == ["results.parquet"]  # fmt: skip
     assert podium(archive, "delete", job_id).returncode == 0
+    assert s3.list_objects_v2(Bucket=RESULTS_BUCKET, Prefix=files).get("KeyCount") == 0  # its files went too
     client = redis.Redis.from_url(archive.redis_url)
     try:
         assert list(client.scan_iter(match=f"*{job_id}*")) == []

@@ -12,6 +12,7 @@ import pytest
 
 from jobs import ImageOutcome, JobMode, JobState, Prediction
 from jobstore import CacheKey, JobStore, ResultCache
+from jobstore.records import Stamp
 from jobstore.schema import JobKeys, job_key_name
 
 OK = ImageOutcome(predictions=(Prediction("archery", 2, 0.75), Prediction("rugby", 70, 0.125)))
@@ -165,6 +166,35 @@ class StoreContract:
         assert (done.succeeded, done.failed, done.cached, done.state) == (3, 1, 1, JobState.COMPLETED)
         assert [outcome for _, outcome in store.results(job.id, 0, 4)] == [OK, BAD, OK, OK]
         assert store.record_many(job.id, []) == []
+
+    def test_a_job_with_a_results_sink_completes_when_its_last_chunk_is_committed(self, store):
+        job = store.create(mode=JobMode.UPLOAD, chunk_size=2, results_url="file:///srv/results")
+        assert job.results_url == "file:///srv/results"
+        store.append_files(job.id, 0, ["a.jpg", "b.jpg", "c.jpg"], [b"x"] * 3)
+        store.finish_upload(job.id)
+        stamps = {0: Stamp("ab" * 32), 1: Stamp(None), 2: Stamp("cd" * 32)}
+        assert store.record_many(job.id, [(0, OK, False), (1, BAD, False), (2, OK, False)], stamps) == [True] * 3
+        # Every image answered, but no chunk's file has landed: the job runs on.
+        assert store.get(job.id).state is JobState.RUNNING
+        assert store.complete_chunk(job.id, 1) is False
+        assert store.complete_chunk(job.id, 1) is False  # counted once
+        assert store.get(job.id).state is JobState.RUNNING
+        assert store.complete_chunk(job.id, 0) is True  # the last one completes the job
+        assert store.get(job.id).state is JobState.COMPLETED
+        recorded = store.recorded(job.id, 0, 3)
+        assert [path for path, _ in recorded] == ["a.jpg", "b.jpg", "c.jpg"]
+        assert [r.outcome for _, r in recorded] == [OK, BAD, OK]
+        assert [r.sha256 for _, r in recorded] == ["ab" * 32, None, "cd" * 32]
+        assert all(abs(r.finished_at - time.time()) < 60 for _, r in recorded)
+
+    def test_a_job_without_a_sink_keeps_its_records_unstamped(self, store):
+        job = store.create(mode=JobMode.UPLOAD, chunk_size=2)
+        store.append_files(job.id, 0, ["a.jpg"], [b"x"])
+        store.finish_upload(job.id)
+        assert store.record(job.id, 0, OK)
+        assert store.get(job.id).state is JobState.COMPLETED  # by its answers alone
+        assert store.recorded(job.id, 0, 1)[0][1].sha256 is None
+        assert store.recorded(job.id, 0, 1)[0][1].finished_at == 0.0
 
     def test_a_failure_limit_reached_inside_a_chunk_stops_its_rest(self, store):
         job = store.create(mode=JobMode.UPLOAD, chunk_size=4, max_failed="1")

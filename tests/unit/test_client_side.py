@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -13,8 +14,10 @@ from gateway.uploads import check_relative_path
 from jobs import walk_files
 from ops.main import build_app
 from podium.cli.failures import exit_code
-from podium.output import result_record, write_results
+from podium.cli.parquet import write_parquet
+from podium.output import ResultFormat, result_record, write_results
 from proto import podium_pb2 as pb
+from resultsink import COLUMNS
 
 
 def test_walk_files_is_sorted_nested_and_skips_hidden(tmp_path):
@@ -72,6 +75,40 @@ def test_jsonl_and_csv_files(tmp_path):
     assert rows[0]["label"] == "archery" and rows[0]["probability"] == "0.75"
     assert rows[1]["status"] == "error" and rows[1]["error"] == "empty file (0 bytes)"
     assert json.loads(rows[0]["top_k"])[1]["label"] == "rugby"
+
+
+def test_the_format_follows_the_flag_else_the_suffix():
+    assert ResultFormat.of(None) is ResultFormat.JSONL
+    assert ResultFormat.of("out.CSV") is ResultFormat.CSV
+    assert ResultFormat.of("s3://b/k/answers.parquet") is ResultFormat.PARQUET
+    assert ResultFormat.of("answers.txt") is ResultFormat.JSONL
+    assert ResultFormat.of("answers.csv", ResultFormat.PARQUET) is ResultFormat.PARQUET
+
+
+def test_a_parquet_file_has_the_sinks_columns_and_one_row_per_result(tmp_path):
+    explained = pb.ImageResult()
+    explained.CopyFrom(OK)
+    explained.index, explained.sha256, explained.finished_at = 2, "ab" * 32, 1_764_000_000.5
+    explained.cam.CopyFrom(pb.ClassActivationMap(class_index=2, rows=1, cols=2, values=[1.0, 0.5]))
+    path = tmp_path / "out" / "r.parquet"
+    results = [OK, BAD, explained]
+    assert list(write_parquet(path, iter(results), "resnet50_sports:3")) == results
+    table = pq.read_table(path)
+    assert tuple(table.column_names) == COLUMNS
+    rows = table.to_pylist()
+    assert [row["index"] for row in rows] == [0, 1, 2]
+    assert [row["status"] for row in rows] == ["ok", "error", "ok"]
+    assert (rows[0]["label"], rows[0]["probability"], rows[0]["sha256"]) == ("archery", 0.75, None)
+    assert rows[1]["error"] == "empty file (0 bytes)" and rows[1]["top_k"] == []
+    assert rows[2]["sha256"] == "ab" * 32 and rows[2]["cam"] == pytest.approx([1.0, 128 / 255], abs=1e-6)
+    assert rows[2]["finished_at"].timestamp() == pytest.approx(1_764_000_000.5, abs=1e-3)
+    assert {row["model"] for row in rows} == {"resnet50_sports:3"}
+
+
+def test_parquet_needs_a_file():
+    result = CliRunner().invoke(build_app(), ["results", "0" * 32, "--format", "parquet"])
+    assert result.exit_code == exit_code(Status.INVALID_ARGUMENT)
+    assert "--output FILE.parquet" in result.output
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import pytest
 from tests.support.imports import REPO_ROOT, imported_names
 
 CORE = ("errors", "settings", "jobs", "imaging", "modelmeta", "proto", "samples")
-CLIENTS = ("jobstore", "inference", "modelrepo", "objectstore", "podium")
+CLIENTS = ("jobstore", "inference", "modelrepo", "objectstore", "resultsink", "podium")
 SERVICES = ("gateway", "worker", "web")
 TOOLS = ("export", "engine", "cluster", "bench", "train", "evaluate")
 ENTRY = ("podium.cli", "podium.__main__", "ops")
@@ -36,9 +36,11 @@ LAYERS: dict[str, tuple[int, frozenset[str]]] = {
     "inference": (2, frozenset({"errors", "jobs", "imaging", "modelmeta"})),
     "modelrepo": (2, frozenset({"errors", "jobs", "imaging", "modelmeta"})),
     "objectstore": (2, frozenset({"errors", "jobs"})),
+    # The results sink writes to object storage through objectstore's client and errors.
+    "resultsink": (2, frozenset({"errors", "jobs", "objectstore"})),
     "podium": (2, frozenset({"errors", "jobs", "imaging", "proto", "settings"})),
-    "gateway": (3, frozenset({*CORE, "jobstore", "inference", "objectstore"})),
-    "worker": (3, frozenset({*CORE, "jobstore", "inference", "objectstore"})),
+    "gateway": (3, frozenset({*CORE, "jobstore", "inference", "objectstore", "resultsink"})),
+    "worker": (3, frozenset({*CORE, "jobstore", "inference", "objectstore", "resultsink"})),
     "web": (3, frozenset({*CORE, "podium"})),
     "export": (3, frozenset({*CORE, "modelrepo"})),
     "engine": (3, frozenset({*CORE, "modelrepo"})),
@@ -64,7 +66,8 @@ LAYERS: dict[str, tuple[int, frozenset[str]]] = {
             }
         ),
     ),
-    "podium.cli": (4, frozenset({"errors", "jobs", "proto", "settings", "podium", "objectstore"})),
+    # objectstore: --output s3://…; resultsink: --format parquet writes the sink's columns.
+    "podium.cli": (4, frozenset({"errors", "jobs", "proto", "settings", "podium", "objectstore", "resultsink"})),
     "podium.__main__": (4, frozenset({"ops"})),
     # `podium webhook-key` derives a tenant's key as the gateway does.
     "ops": (
@@ -89,6 +92,7 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "modelrepo": frozenset({"torch", "torchvision", "redis", "celery", "kombu"}),
     "jobstore": frozenset({"torch", "tritonclient", "onnxruntime"}),
     "objectstore": frozenset({"torch", "redis", "celery", "tritonclient", "onnxruntime", "grpc"}),
+    "resultsink": frozenset({"torch", "redis", "celery", "tritonclient", "onnxruntime", "grpc"}),
     "inference": frozenset({"torch", "redis", "celery", "onnxruntime"}),
     "gateway": frozenset({"torch", "onnxruntime", "onnx"}),
     "worker": frozenset({"torch", "onnxruntime", "onnx"}),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
+
+import pytest
 
 from jobs import ImageOutcome, JobMode, JobState
 from jobstore import JobStore
 from jobstore.schema import JobKeys
+from resultsink import COMPACTED, SinkUnavailable, job_table, part_name, part_names
 from tests.support.fakes import CLASSES, FakeClassifiers, FakeQueue, fake_store, png_bytes, pool
 from worker.chunks import MAX_CHUNK_DEATHS, MAX_IMAGE_CRASHES, process_chunk
 from worker.runtime import Runtime
@@ -183,3 +187,50 @@ def test_a_redelivered_batched_chunk_records_nothing_twice():
     assert classify_chunk_batched(rt, job, todo, rt.classifier(job)) == 0
     done = rt.store.get(job_id)
     assert (done.succeeded, done.failed) == (6, 0)
+
+
+def sink_job(rt: Runtime, tmp_path, blobs: list[bytes], chunk_size: int = 4) -> str:
+    job = rt.store.create(mode=JobMode.UPLOAD, top_k=2, chunk_size=chunk_size, results_url=f"file://{tmp_path}")
+    rt.store.append_files(job.id, 0, [f"img{i}.png" for i in range(len(blobs))], blobs)
+    rt.store.finish_upload(job.id)
+    return job.id
+
+
+def test_with_a_results_sink_each_chunk_lands_as_a_file_and_the_last_one_compacts(tmp_path):
+    rt = runtime()
+    blobs = [png_bytes(10), b"", png_bytes(250), png_bytes(130), png_bytes(10), png_bytes(10)]
+    job_id = sink_job(rt, tmp_path, blobs)
+    process_chunk(rt, job_id, 0)
+    assert part_names(rt.sink(f"file://{tmp_path}"), job_id) == [part_name(0)]
+    assert rt.store.get(job_id).state is JobState.RUNNING  # chunk 1 has not landed
+    process_chunk(rt, job_id, 1)
+    assert rt.store.get(job_id).state is JobState.COMPLETED
+    assert sorted(p.name for p in (tmp_path / job_id).iterdir()) == [COMPACTED]
+    table = job_table(rt.sink(f"file://{tmp_path}"), job_id)
+    assert table.column("index").to_pylist() == list(range(6))
+    assert table.column("status").to_pylist() == ["ok", "error", "ok", "ok", "ok", "ok"]
+    assert table.column("label").to_pylist()[:4] == [CLASSES[0], None, CLASSES[2], CLASSES[1]]
+    assert table.column("sha256").to_pylist()[2] == hashlib.sha256(blobs[2]).hexdigest()
+    assert table.column("error").to_pylist()[1] == "empty file (0 bytes)"
+    # The Redis answers and the file's agree, image by image.
+    for (path, outcome), row in zip(rt.store.results(job_id, 0, 6), table.to_pylist(), strict=True):
+        assert row["path"] == path and row["status"] == ("ok" if outcome.ok else "error")
+        assert [p["probability"] for p in row["top_k"]] == [p.probability for p in outcome.predictions]
+
+
+def test_a_chunk_delivered_again_after_its_answers_but_before_its_file_writes_the_file(tmp_path, monkeypatch):
+    rt = runtime()
+    job_id = sink_job(rt, tmp_path, [png_bytes(10)] * 4)
+
+    def refused(*_args, **_kwargs):
+        raise SinkUnavailable("results sink: writing part: No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("worker.commit.write_part", refused)
+        with pytest.raises(SinkUnavailable):
+            process_chunk(rt, job_id, 0)
+    assert rt.store.get(job_id).succeeded == 4 and rt.store.get(job_id).state is JobState.RUNNING
+    assert process_chunk(rt, job_id, 0).recorded == 0  # nothing classified again
+    assert rt.store.get(job_id).state is JobState.COMPLETED
+    assert job_table(rt.sink(f"file://{tmp_path}"), job_id).num_rows == 4
+    assert rt.store.get(job_id).retries == 0  # the refused start ended in order: not a death

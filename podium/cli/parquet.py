@@ -1,0 +1,50 @@
+"""`podium results --format parquet`: the streamed results as one Parquet file with the
+results sink's columns (resultsink.rows), written batch by batch, so a job of millions of
+images never sits in memory whole."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from errors import FailedPrecondition
+from jobs import ActivationMap, ImageOutcome, Prediction, RecordedOutcome
+from proto import podium_pb2 as pb
+
+BATCH_ROWS = 10_000
+
+
+def write_parquet(path: Path, results: Iterable[pb.ImageResult], model: str) -> Iterator[pb.ImageResult]:
+    """Write ``results`` to ``path``, yielding each as written."""
+    try:
+        import pyarrow.parquet as pq
+
+        from resultsink.rows import RESULTS_SCHEMA, WRITE_OPTIONS, ResultRow, rows_table
+    except ImportError:
+        raise FailedPrecondition(
+            "writing Parquet needs pyarrow", hint="pip install 'podium[parquet]' (or pyarrow)"
+        ) from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with pq.ParquetWriter(path, RESULTS_SCHEMA, **WRITE_OPTIONS) as writer:
+        rows: list[ResultRow] = []
+        for result in results:
+            rows.append(ResultRow(result.index, result.path, _recorded(result)))
+            if len(rows) >= BATCH_ROWS:
+                writer.write_table(rows_table(rows, model))
+                rows = []
+            yield result
+        if rows:
+            writer.write_table(rows_table(rows, model))
+
+
+def _recorded(result: pb.ImageResult) -> RecordedOutcome:
+    if result.status != pb.IMAGE_STATUS_OK:
+        outcome = ImageOutcome(error=result.error)
+    else:
+        cam = None
+        if result.HasField("cam"):
+            grid = (result.cam.rows, result.cam.cols)
+            cam = ActivationMap.of(result.cam.class_index, grid, result.cam.values)
+        predictions = tuple(Prediction(p.label, p.index, p.probability) for p in result.top_k)
+        outcome = ImageOutcome(predictions=predictions, cam=cam)
+    return RecordedOutcome(outcome, result.finished_at, result.sha256 or None)

@@ -1,0 +1,29 @@
+"""The results sink: every answer of a job as Parquet files on disk or object storage.
+
+Workers write one part file per finished chunk before the chunk counts as done; the job
+is complete once every part landed, and its parts are then compacted into one file
+(``resultsink.parts``). The columns are ``resultsink.rows.RESULTS_SCHEMA``.
+"""
+
+from resultsink.parts import COMPACTED, compact, job_batches, job_table, part_name, part_names, write_part
+from resultsink.rows import COLUMNS, RESULTS_SCHEMA, ResultRow, rows_table
+from resultsink.storage import FileSink, S3Sink, Sink, SinkUnavailable, open_sink
+
+__all__ = [
+    "COLUMNS",
+    "COMPACTED",
+    "RESULTS_SCHEMA",
+    "FileSink",
+    "ResultRow",
+    "S3Sink",
+    "Sink",
+    "SinkUnavailable",
+    "compact",
+    "job_batches",
+    "job_table",
+    "open_sink",
+    "part_name",
+    "part_names",
+    "rows_table",
+    "write_part",
+]
