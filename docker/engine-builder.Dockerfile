@@ -25,6 +25,7 @@ COPY jobstore/ jobstore/
 COPY inference/ inference/
 COPY modelrepo/ modelrepo/
 COPY objectstore/ objectstore/
+COPY resultsink/ resultsink/
 COPY podium/ podium/
 COPY gateway/ gateway/
 COPY worker/ worker/

@@ -49,7 +49,12 @@ def job_to_proto(job: Job) -> pb.Job:
 
 def result_to_proto(result: ImageResult) -> pb.ImageResult:
     outcome = result.outcome
-    place = {"index": result.index, "path": result.path, "sha256": result.sha256 or "", "finished_at": result.finished_at}
+    place = {
+        "index": result.index,
+        "path": result.path,
+        "sha256": result.sha256 or "",
+        "finished_at": result.finished_at,
+    }
     if not outcome.ok:
         return pb.ImageResult(**place, status=pb.IMAGE_STATUS_ERROR, error=outcome.error or "")
     message = pb.ImageResult(

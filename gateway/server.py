@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +21,14 @@ from gateway.interceptors import ApiKeyInterceptor, ErrorInterceptor
 from gateway.metrics import start_metrics
 from gateway.model_service import ModelService
 from gateway.reconciler import Reconciler
+from gateway.retention import Retention
 from gateway.service import JobService
 from gateway.servicer import PodiumServicer
 from gateway.settings import GatewaySettings
 from gateway.webhook_sender import WebhookSender
 from jobstore import ChunkQueue, JobStore, make_celery
 from proto import podium_pb2, podium_pb2_grpc
+from resultsink import open_sink
 from settings import is_loopback, read_settings
 
 log = logging.getLogger(__name__)
@@ -108,8 +111,11 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     server.start()
     threading.Thread(target=_watch_redis, args=(gateway,), name="podium-health", daemon=True).start()
     reconciler = Reconciler(store, queue, settings.stall_timeout_s, settings.upload_stall_s)
+    rounds = [reconciler.run_once]
+    if settings.results_url and settings.results_retention_days:
+        rounds.append(Retention(store, open_sink(settings.results_url), settings.results_retention_days).run_once)
     threading.Thread(
-        target=_reconcile, args=(reconciler, stop, settings.reconcile_interval_s), name="podium-reconcile", daemon=True
+        target=_reconcile, args=(rounds, stop, settings.reconcile_interval_s), name="podium-reconcile", daemon=True
     ).start()
     sender = WebhookSender(
         store,
@@ -160,12 +166,14 @@ def _watch_redis(gateway: Gateway) -> None:
         _serve_health(gateway)
 
 
-def _reconcile(reconciler: Reconciler, stop: threading.Event, interval_s: float) -> None:
+def _reconcile(rounds: list[Callable[[], object]], stop: threading.Event, interval_s: float) -> None:
+    """The gateway's housekeeping: the reconciler, and the results' retention if set."""
     while not stop.wait(interval_s):
-        try:
-            reconciler.run_once()
-        except Exception:
-            log.warning("reconciler round failed", exc_info=True)
+        for run_once in rounds:
+            try:
+                run_once()
+            except Exception:
+                log.warning("housekeeping round %s failed", getattr(run_once, "__qualname__", run_once), exc_info=True)
 
 
 def main() -> None:

@@ -79,6 +79,12 @@ class GatewaySettings(ServiceSettings):
         description="Where every job's answers go as Parquet files, one folder per job: file:///PATH or "
         "s3://BUCKET/PREFIX (boto3's standard configuration); empty: answers are kept in Redis only",
     )
+    results_retention_days: int = Field(
+        0,
+        ge=0,
+        description="Remove a job's result files this many days after they were written (0: keep them until the "
+        "job is deleted); on S3 a lifecycle rule on the prefix does the same",
+    )
 
     def api_key_list(self) -> list[str]:
         """Every key accepted: the plain ones and the admin ones."""

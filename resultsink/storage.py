@@ -54,6 +54,10 @@ class Sink(Protocol):
 
     def remove_job(self, job_id: str) -> None: ...
 
+    def last_written(self) -> dict[str, float]:
+        """Every job folder's newest file time (seconds since the epoch), by job id."""
+        ...
+
 
 def open_sink(url: str, client=None) -> Sink:
     """The sink at ``url`` (``file:///PATH`` or ``s3://BUCKET/PREFIX``)."""
@@ -129,6 +133,17 @@ class FileSink:
     def remove_job(self, job_id: str) -> None:
         shutil.rmtree(self._folder(job_id), ignore_errors=True)
 
+    def last_written(self) -> dict[str, float]:
+        if not self.root.is_dir():
+            return {}
+        found = {}
+        with _disk_errors("listing job folders"):
+            for folder in os.scandir(self.root):
+                if _JOB_ID.match(folder.name) and folder.is_dir(follow_symlinks=False):
+                    times = [entry.stat().st_mtime for entry in os.scandir(folder.path)]
+                    found[folder.name] = max(times, default=folder.stat().st_mtime)
+        return found
+
 
 def _sync_folder(folder: Path) -> None:
     """The rename survives a power cut once the folder's entry is on disk."""
@@ -197,6 +212,18 @@ class S3Sink:
 
     def remove_job(self, job_id: str) -> None:
         self._delete(self._keys(job_id))
+
+    def last_written(self) -> dict[str, float]:
+        prefix = self.location.prefix
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.location.bucket, Prefix=prefix)
+        found: dict[str, float] = {}
+        with _sink_errors(f"listing {self.url}", reading=True):
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    job_id = item["Key"][len(prefix) :].partition("/")[0]
+                    if _JOB_ID.match(job_id):
+                        found[job_id] = max(found.get(job_id, 0.0), item["LastModified"].timestamp())
+        return found
 
     def _delete(self, keys: list[str]) -> None:
         with _sink_errors(f"deleting from {self.url}"):

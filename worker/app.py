@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 # reconciler (which re-enqueues chunks of stalled jobs).
 REDIS_WAIT_S = 300.0
 _MARGIN_S = 60.0
+# The longest wait between tries of a chunk whose file the results sink refused.
+SINK_RETRY_MAX_S = 30.0
 
 
 def wait_for_redis(rt: Runtime, timeout_s: float) -> None:
@@ -69,13 +71,13 @@ def create_app(settings: WorkerSettings) -> Celery:
     def _sink_refused(task, rt: Runtime, job_id: str, chunk: int, exc: SinkUnavailable) -> int:
         # The chunk's answers are recorded; only its file is missing: it is tried again until
         # the sink's outage passes its limit, and then the job fails with the reason.
-        lasted_s = rt.sink_outage.failing()
+        lasted_s = rt.sink_outage.failing(gap_s=SINK_RETRY_MAX_S * 2)
         if lasted_s >= settings.results_sink_outage_limit_s:
             log.error("job %s chunk %d: %s for %.0f s; failing the job", job_id, chunk, exc, lasted_s)
             rt.store.fail(job_id, f"{exc} (for {lasted_s:.0f} s); its answers could not be written")
             return 0
         log.warning("job %s chunk %d: %s; trying again", job_id, chunk, exc)
-        raise task.retry(exc=exc, countdown=min(30.0, 1.0 + lasted_s / 2)) from None
+        raise task.retry(exc=exc, countdown=min(SINK_RETRY_MAX_S, 1.0 + lasted_s / 2)) from None
 
     @worker_init.connect(weak=False)
     def _serve_metrics(**_: object) -> None:

@@ -11,14 +11,18 @@ class OutageClock:
 
     def __init__(self) -> None:
         self._since: float | None = None
+        self._last = 0.0
         self._lock = threading.Lock()
 
-    def failing(self) -> float:
-        """Note a failure; returns how long the outage has lasted, in seconds."""
+    def failing(self, gap_s: float | None = None) -> float:
+        """Note a failure; returns how long the outage has lasted, in seconds. ``gap_s``: a
+        failure this long after the one before starts a new outage (when no success is seen
+        between outages: the process may have had no work for the server meanwhile)."""
         with self._lock:
             now = time.monotonic()
-            if self._since is None:
+            if self._since is None or (gap_s is not None and now - self._last > gap_s):
                 self._since = now
+            self._last = now
             return now - self._since
 
     def answered(self) -> None:

@@ -101,6 +101,7 @@ FAST_RECOVERY = {
     "chunk_lease_s": 6,
     "upload_stall_s": 20,
     "upload_idle_s": 5,
+    "results_sink_outage_limit_s": 20,
 }
 
 

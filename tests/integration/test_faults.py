@@ -12,12 +12,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
 from jobs import JobState
 from jobstore import JobStore
+from podium import PodiumClient
+from proto import podium_pb2 as pb
+from resultsink.storage import file_url_path
 from tests.support.faults import JOB_TIMEOUT_S, assert_same_as, run_job
 from tests.support.poison import POISON_MARK
 
@@ -91,6 +96,45 @@ def test_freeze_triton_longer_than_the_client_timeout(faulty_cluster, photos, ba
 
     _, records = run_job(faulty_cluster, photos, fault=freeze)
     assert_same_as(records, baseline)
+
+
+def block_results(cluster) -> Callable[[], None]:
+    """The results folder replaced by a file: every write fails, as on a lost or full disk.
+    Returns what puts it back."""
+    root = file_url_path(cluster.gateway_settings.results_url)
+    aside = root.with_name("results-aside")
+    root.rename(aside)
+    root.write_text("in the way")
+
+    def restore() -> None:
+        root.unlink()
+        aside.rename(root)
+
+    return restore
+
+
+def test_a_results_sink_away_for_a_while_loses_and_doubles_no_row(faulty_cluster, photos, baseline):
+    def away_for_six_seconds() -> None:
+        threading.Timer(6, block_results(faulty_cluster)).start()  # the outage limit is 20 s
+
+    job, records = run_job(faulty_cluster, photos, fault=away_for_six_seconds)
+    assert job.state is JobState.COMPLETED
+    assert_same_as(records, baseline)  # and run_job held the files to one row per image
+
+
+def test_a_results_sink_that_stays_away_fails_the_job_saying_why(faulty_cluster, photos):
+    restore = block_results(faulty_cluster)
+    try:
+        with PodiumClient(faulty_cluster.gateway_address) as client:
+            job = client.submit_folder(photos)
+            deadline = time.monotonic() + JOB_TIMEOUT_S
+            for update in client.watch(job.id):
+                job = update
+                assert time.monotonic() < deadline, "the job did not end"
+    finally:
+        restore()
+    assert job.state == pb.JOB_STATE_FAILED
+    assert "results sink" in job.error and "could not be written" in job.error, job.error
 
 
 def test_sigkill_redis_mid_job(faulty_cluster, photos, baseline):

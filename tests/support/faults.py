@@ -12,6 +12,7 @@ from jobstore.errors import StoreUnavailable
 from podium import PodiumClient
 from podium.output import result_record
 from proto import podium_pb2 as pb
+from tests.support.sink import assert_rows_equal_lines, compacted_table
 
 JOB_TIMEOUT_S = 300
 # Top-1 may flip between runs only where the fault-free run's two best classes were this close.
@@ -49,7 +50,10 @@ def run_job(cluster: LocalCluster, folder: Path, fault) -> tuple[Job, dict[str, 
     assert stored.succeeded + stored.failed == stored.total == len(results), "every image counted exactly once"
     assert store.result_count(job.id) == stored.total
     assert stored.failed == sum(r.status == pb.IMAGE_STATUS_ERROR for r in results)
-    return stored, {r.path: result_record(r) for r in results}
+    lines = [result_record(r) for r in results]
+    if stored.results_url:  # every index has exactly one row in the job's files, the answer streamed
+        assert_rows_equal_lines(compacted_table(stored.results_url, job.id), lines)
+    return stored, {line["path"]: line for line in lines}
 
 
 def read_job_waiting_for_redis(store: JobStore, job_id: str) -> Job:

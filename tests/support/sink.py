@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
-from resultsink import COLUMNS
+from resultsink import COLUMNS, COMPACTED, job_table, open_sink
 
 
 def as_records(table: pa.Table) -> list[dict]:
@@ -36,3 +36,10 @@ def compacted(names: Callable[[], list[str]], timeout_s: float = 60) -> list[str
     while (found := names()) != ["results.parquet"] and time.monotonic() < deadline:
         time.sleep(0.2)
     return found
+
+
+def compacted_table(results_url: str, job_id: str) -> pa.Table:
+    """A completed job's rows, from its compacted file (waiting for the compaction)."""
+    sink = open_sink(results_url)
+    assert compacted(lambda: sink.names(job_id)) == [COMPACTED]
+    return job_table(sink, job_id)

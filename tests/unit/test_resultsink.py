@@ -7,12 +7,15 @@ import os
 import time
 
 import boto3
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
 from errors import InvalidArgument, NotFound
+from gateway.retention import Retention
 from jobs import ActivationMap, ImageOutcome, Prediction, RecordedOutcome
+from jobstore.schema import ACTIVE_JOBS_KEY
 from resultsink import (
     COLUMNS,
     COMPACTED,
@@ -26,6 +29,7 @@ from resultsink import (
     part_names,
     write_part,
 )
+from tests.support.fakes import fake_store
 
 JOB = "0123456789abcdef0123456789abcdef"
 OK = ImageOutcome(
@@ -202,3 +206,49 @@ def test_a_thousand_parts_compact_into_few_row_groups(tmp_path):
     assert pq.ParquetFile(tmp_path / JOB / COMPACTED).metadata.num_row_groups == 1
     assert job_table(sink, JOB).column("index").to_pylist() == list(range(16_000))
     assert time.perf_counter() - started < 60
+
+
+def test_retention_removes_old_job_folders_but_not_a_running_jobs(tmp_path):
+    store = fake_store()
+    sink = FileSink(tmp_path)
+    old, running, recent = "a" * 32, "b" * 32, "c" * 32
+    for job_id in (old, running, recent):
+        write_part(sink, job_id, 0, rows(0, 2), "m:1")
+    month_ago = time.time() - 30 * 86_400
+    for job_id in (old, running):
+        for entry in (tmp_path / job_id).iterdir():
+            os.utime(entry, (month_ago, month_ago))
+    store._redis.sadd(ACTIVE_JOBS_KEY, running)
+    assert Retention(store, sink, days=0).run_once() == []  # 0: kept
+    assert Retention(store, sink, days=7).run_once() == [old]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [running, recent]
+    assert Retention(store, sink, days=7).run_once() == []  # one sweep an hour, across gateways
+
+
+@mock_aws
+def test_an_s3_sink_tells_when_each_job_folder_was_last_written(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket="answers")
+    sink = open_sink("s3://answers/runs", client)
+    write_part(sink, JOB, 0, rows(0, 2), "m:1")
+    client.put_object(Bucket="answers", Key="runs/notes.txt", Body=b"not a job")
+    assert list(sink.last_written()) == [JOB]
+    assert abs(sink.last_written()[JOB] - time.time()) < 120
+
+
+def test_duckdb_reads_a_jobs_files_and_every_jobs_at_once(tmp_path):
+    sink = FileSink(tmp_path)
+    write_job(sink, 40, 16)  # a running job: its parts
+    other = "f" * 32
+    write_part(sink, other, 0, rows(0, 10), "resnet50_sports:4")
+    compact(sink, other)  # a completed one: its results.parquet
+    one = duckdb.sql(
+        f"SELECT label, count(*) AS images, round(avg(probability), 4) AS mean "
+        f"FROM '{tmp_path}/{JOB}/*.parquet' WHERE status = 'ok' GROUP BY label"
+    ).fetchall()
+    assert one == [("rugby", 32, 0.8125)]
+    every = duckdb.sql(
+        f"SELECT model, count(*) FROM read_parquet('{tmp_path}/*/*.parquet') GROUP BY model ORDER BY model"
+    ).fetchall()
+    assert every == [("resnet50_sports:3", 40), ("resnet50_sports:4", 10)]

@@ -13,6 +13,7 @@ from jobstore.schema import JobKeys
 from resultsink import COMPACTED, SinkUnavailable, job_table, part_name, part_names
 from tests.support.fakes import CLASSES, FakeClassifiers, FakeQueue, fake_store, png_bytes, pool
 from worker.chunks import MAX_CHUNK_DEATHS, MAX_IMAGE_CRASHES, process_chunk
+from worker.outage import OutageClock
 from worker.runtime import Runtime
 from worker.settings import WorkerSettings
 
@@ -234,3 +235,16 @@ def test_a_chunk_delivered_again_after_its_answers_but_before_its_file_writes_th
     assert rt.store.get(job_id).state is JobState.COMPLETED
     assert job_table(rt.sink(f"file://{tmp_path}"), job_id).num_rows == 4
     assert rt.store.get(job_id).retries == 0  # the refused start ended in order: not a death
+
+
+def test_an_outage_clock_starts_again_after_a_quiet_gap(monkeypatch):
+    clock = OutageClock()
+    now = [100.0]
+    monkeypatch.setattr("worker.outage.time.monotonic", lambda: now[0])
+    assert clock.failing(gap_s=60) == 0
+    now[0] = 130.0
+    assert clock.failing(gap_s=60) == 30  # the same outage
+    now[0] = 4000.0
+    assert clock.failing(gap_s=60) == 0  # hours later: a new one, not a 65-minute outage
+    now[0] = 4010.0
+    assert clock.failing() == 10

@@ -1,0 +1,42 @@
+"""Result files kept for PODIUM_RESULTS_RETENTION_DAYS: older job folders are removed.
+
+One gateway at a time sweeps (a claim in Redis), once an hour; a running job's folder is
+never touched. On S3 a lifecycle rule on the prefix does the same without the gateway
+(docs/archive.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from jobstore import JobStore
+from resultsink import Sink
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_S = 3600.0
+DAY_S = 86_400
+
+
+class Retention:
+    def __init__(self, store: JobStore, sink: Sink, days: int) -> None:
+        self._store, self._sink, self.days = store, sink, days
+
+    def run_once(self, now: float | None = None) -> list[str]:
+        """Remove the folders of jobs whose newest file is older than the retention; their ids."""
+        if self.days <= 0 or not self._store.claim("results-retention", SWEEP_INTERVAL_S):
+            return []
+        cutoff = (now or time.time()) - self.days * DAY_S
+        running = set(self._store.active_job_ids())
+        expired = [job for job, at in self._sink.last_written().items() if at < cutoff and job not in running]
+        for job_id in expired:
+            self._sink.remove_job(job_id)
+        if expired:
+            log.info(
+                "removed the result files of %d jobs older than %d days from %s",
+                len(expired),
+                self.days,
+                self._sink.url,
+            )
+        return expired
