@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlparse
 
 from errors import InvalidArgument, NotFound, PodiumError, Unavailable
 from jobs import S3Url, is_s3_url
-from objectstore import s3_client
+from objectstore import ObjectStore
 from objectstore.s3 import converted_errors
 
 FILE_SCHEME = "file://"
@@ -166,13 +166,11 @@ class S3Sink:
     def __init__(self, location: S3Url, client=None) -> None:
         self.location = location
         self.url = str(location)
-        self._client = client
+        self._objects = ObjectStore(client)  # its S3 client is made on first use
 
     @property
     def client(self):
-        if self._client is None:
-            self._client = s3_client()
-        return self._client
+        return self._objects.client
 
     def _key(self, job_id: str, name: str = "") -> str:
         _checked(job_id, name or None)

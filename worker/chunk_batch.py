@@ -17,7 +17,6 @@ decode on the server (encoded input) keep the one-image way.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -85,7 +84,7 @@ def _read(rt: Runtime, job: Job, folders: OpenFolders, index: int, path: str) ->
     image = _Image(index, path)
     try:
         image.data = read_image_bytes(rt.store, rt.objects, rt.settings, job, index, path, folders)
-        image.sha256 = hashlib.sha256(image.data).hexdigest()
+        image.sha256 = rt.digest(job, image.data)
         image.key = rt.cache_key(job, image.sha256)
     except SourceError as exc:
         image.outcome = ImageOutcome(error=str(exc))

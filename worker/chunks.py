@@ -18,7 +18,6 @@ in flight in this process waits for the twin's answer (``worker.single_flight``)
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import uuid
@@ -118,7 +117,7 @@ def _process_image(rt: Runtime, job: Job, index: int, path: str) -> int:
     digest = None
     try:
         data = read_image_bytes(rt.store, rt.objects, rt.settings, job, index, path)
-        digest = hashlib.sha256(data).hexdigest()
+        digest = rt.digest(job, data)
         outcome, cached = _answer(rt, job, data, digest)
     except SourceError as exc:
         outcome = ImageOutcome(error=str(exc))
@@ -136,7 +135,7 @@ def _process_image(rt: Runtime, job: Job, index: int, path: str) -> int:
     return int(recorded)
 
 
-def _answer(rt: Runtime, job: Job, data: bytes, digest: str) -> tuple[ImageOutcome, bool]:
+def _answer(rt: Runtime, job: Job, data: bytes, digest: str | None) -> tuple[ImageOutcome, bool]:
     """(the image's outcome, whether it is a duplicate's answer); ``digest``: the bytes' sha256."""
     key = rt.cache_key(job, digest)
     if key is None or rt.cache is None:

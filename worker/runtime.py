@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -49,10 +50,17 @@ class Runtime:
         """The client of the model and version the job was submitted with."""
         return self.classifiers.get(ModelRef(job.model_name or self.settings.model_name, job.model_version))
 
-    def cache_key(self, job: Job, digest: str) -> str | None:
+    def digest(self, job: Job, data: bytes) -> str | None:
+        """The sha256 (hex) of an image's bytes, where something needs it: the result cache's key
+        or the job's result files; None otherwise (the hash is not computed)."""
+        if job.results_url or (self.cache is not None and job.model_version):
+            return hashlib.sha256(data).hexdigest()
+        return None
+
+    def cache_key(self, job: Job, digest: str | None) -> str | None:
         """The key in the result cache of the image whose bytes' sha256 is ``digest``; None when
         there is no cache or the job's model version is not pinned (submitted while Triton was away)."""
-        if self.cache is None or not job.model_version:
+        if self.cache is None or not job.model_version or digest is None:
             return None
         shared = self.settings.result_cache_scope == "shared"
         scope = SHARED_SCOPE if shared else (job.owner or ANONYMOUS_SCOPE)

@@ -172,11 +172,18 @@ def test_removing_a_job_removes_its_folder(tmp_path):
     assert job_table(sink, JOB).num_rows == 0
 
 
-@mock_aws
-def test_an_s3_sink_holds_the_same_files_under_its_prefix(monkeypatch):
+@pytest.fixture
+def s3(monkeypatch):
+    """An S3 client of moto's in-process mock, with the bucket "answers"."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    client = boto3.client("s3", region_name="us-east-1")
-    client.create_bucket(Bucket="answers")
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="answers")
+        yield client
+
+
+def test_an_s3_sink_holds_the_same_files_under_its_prefix(s3):
+    client = s3
     sink = open_sink("s3://answers/podium/results", client)
     write_job(sink, 40, 16)
     keys = sorted(item["Key"] for item in client.list_objects_v2(Bucket="answers")["Contents"])
@@ -190,10 +197,8 @@ def test_an_s3_sink_holds_the_same_files_under_its_prefix(monkeypatch):
     assert client.list_objects_v2(Bucket="answers").get("KeyCount") == 0
 
 
-@mock_aws
-def test_a_missing_bucket_is_an_outage_for_a_writer(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    sink = open_sink("s3://nowhere/results", boto3.client("s3", region_name="us-east-1"))
+def test_a_missing_bucket_is_an_outage_for_a_writer(s3):
+    sink = open_sink("s3://nowhere/results", s3)
     with pytest.raises(SinkUnavailable, match="no such bucket"):
         write_part(sink, JOB, 0, rows(0, 2), "m:1")
 
@@ -225,11 +230,8 @@ def test_retention_removes_old_job_folders_but_not_a_running_jobs(tmp_path):
     assert Retention(store, sink, days=7).run_once() == []  # one sweep an hour, across gateways
 
 
-@mock_aws
-def test_an_s3_sink_tells_when_each_job_folder_was_last_written(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    client = boto3.client("s3", region_name="us-east-1")
-    client.create_bucket(Bucket="answers")
+def test_an_s3_sink_tells_when_each_job_folder_was_last_written(s3):
+    client = s3
     sink = open_sink("s3://answers/runs", client)
     write_part(sink, JOB, 0, rows(0, 2), "m:1")
     client.put_object(Bucket="answers", Key="runs/notes.txt", Body=b"not a job")
