@@ -12,6 +12,7 @@ from gateway.job_options import JobOptions
 from gateway.manifest import line_error, stored_line
 from gateway.model_service import ModelService, checked_top_k, require_maps
 from gateway.paths import resolve_under_roots
+from gateway.result_pages import ResultPages
 from gateway.room import Room
 from gateway.settings import GatewaySettings
 from gateway.upload_jobs import UploadJobs
@@ -29,7 +30,7 @@ from jobs import (
     is_s3_url,
     walk_entries,
 )
-from jobstore import ChunkQueue, JobPage, JobStore
+from jobstore import ChunkQueue, JobPage, JobStore, Stamp
 from jobstore.chunk_rates import ChunkRates, chunk_size_for
 from modelmeta import ModelRef
 from objectstore import ObjectStore
@@ -38,7 +39,6 @@ from resultsink import open_sink
 log = logging.getLogger(__name__)
 
 WATCH_POLL_S = 0.2
-RESULTS_PAGE = 500
 _PATH_BATCH = 1000
 # Beyond any job (max_files_per_job is far less): Redis's list indices must not overflow.
 MAX_START_INDEX = 2**40
@@ -152,11 +152,13 @@ class JobService(UploadJobs):
         job = self.store.get(job_id)
         if job is not None:  # room is checked where it is spent: a listing may be millions of paths
             self._room.for_paths(job.owner, len(entries))
-        if not self.store.append_files(job_id, start, [entry.path for entry in entries]):
-            raise FailedPrecondition(f"job {job_id} ended while its folder was listed")
+        # An entry's error is recorded before its path is listed: its chunk cannot run before
+        # (with a results sink, a record after the chunk's file landed would be refused).
         for offset, entry in enumerate(entries):
             if entry.error:
-                self.store.record(job_id, start + offset, ImageOutcome(error=entry.error))
+                self.store.record(job_id, start + offset, ImageOutcome(error=entry.error), stamp=Stamp())
+        if not self.store.append_files(job_id, start, [entry.path for entry in entries]):
+            raise FailedPrecondition(f"job {job_id} ended while its folder was listed")
         self.queue.pump(job_id)
         return start + len(entries)
 
@@ -284,9 +286,15 @@ class JobService(UploadJobs):
         self, job: Job, caller: Caller, start: int, follow: bool, is_active: Callable[[], bool], ended
     ) -> Iterator[ImageResult]:
         index = start
+        pages = ResultPages(self.store, job)
         while is_active():
+            if pages.all_in_files(job):
+                for row in pages.rows_from(index):
+                    record = row.recorded
+                    yield ImageResult(row.index, row.path, record.outcome, record.sha256, record.finished_at)
+                return
             # The job is read before the page: if it had ended, the page is final.
-            page = self.store.recorded(job.id, index, RESULTS_PAGE)
+            page = pages.page(job, index)
             waiting = False
             for path, record in page:
                 if record is None:
@@ -303,6 +311,12 @@ class JobService(UploadJobs):
                 index += 1
             if not waiting and page:
                 continue
+            if not waiting and not follow and not job.state.terminal and job.results_url:
+                # An empty page of a job with a results sink: it may have completed meanwhile
+                # (its paths and records leave Redis then): read on from its files.
+                job = self.get(job.id, caller)
+                if job.state.terminal:
+                    continue
             if not waiting and (job.state.terminal or not follow):
                 return
             ended.wait(WATCH_POLL_S)

@@ -5,7 +5,17 @@ The only code that knows how a job is laid out in Redis. Gateway and workers sha
 
 from jobstore.cache import CacheKey, ResultCache
 from jobstore.queue import ChunkQueue, make_celery
-from jobstore.records import JobEndSignal, JobPage
+from jobstore.records import ChunkRecords, JobEndSignal, JobPage, Stamp
 from jobstore.store import JobStore
 
-__all__ = ["CacheKey", "ChunkQueue", "JobEndSignal", "JobPage", "JobStore", "ResultCache", "make_celery"]
+__all__ = [
+    "CacheKey",
+    "ChunkQueue",
+    "ChunkRecords",
+    "JobEndSignal",
+    "JobPage",
+    "JobStore",
+    "ResultCache",
+    "Stamp",
+    "make_celery",
+]

@@ -8,7 +8,7 @@ from typing import Self
 
 import redis
 
-from jobs import Job
+from jobs import Job, RecordedOutcome
 from jobstore.errors import convert_redis_errors
 from jobstore.schema import JobKeys
 
@@ -25,6 +25,15 @@ class ChunkClaim:
     @property
     def taken(self) -> bool:
         return self.outcome == "ok"
+
+
+@dataclass(frozen=True)
+class ChunkRecords:
+    """What Redis holds of a chunk: ``done`` once it was counted done (with a results sink, its
+    records are then in its file, not here), and (path, record or None) per image asked for."""
+
+    done: bool
+    records: list[tuple[str, RecordedOutcome | None]]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,9 @@ local function end_job(state, err, now, ttl)
   redis.call('HSET', KEYS[1], $state, state, $error, err, $finished_at, now, $updated_at, now, $pending_bytes, 0)
   redis.call('PUBLISH', KEYS[1] .. ':ended', state)
   redis.call('DEL', KEYS[4], KEYS[5], KEYS[7])
+  -- A completed job with a results sink has every answer in its files: Redis keeps its record only.
+  local sink = redis.call('HGET', KEYS[1], $results_url)
+  if state == 'completed' and sink and sink ~= '' then redis.call('DEL', KEYS[2], KEYS[3]) end
   local id = redis.call('HGET', KEYS[1], $id)
   redis.call('SREM', KEYS[6], id)
   for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl) end
@@ -76,6 +79,10 @@ local function record_one(index, payload, ok, cached, now, ttl)
   if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
   local state = redis.call('HGET', KEYS[1], $state)
   if state ~= 'running' and state ~= 'uploading' then return 0 end
+  -- A chunk whose file landed has no records left to guard it (COMPLETE_CHUNK): its done mark does.
+  local sink = redis.call('HMGET', KEYS[1], $results_url, $chunk_size)
+  if sink[1] and sink[1] ~= '' and
+     redis.call('SISMEMBER', KEYS[5], math.floor(tonumber(index) / tonumber(sink[2]))) == 1 then return 0 end
   if redis.call('HSETNX', KEYS[3], index, payload) == 0 then return 0 end
   redis.call('HINCRBY', KEYS[1], ok == '1' and $succeeded or $failed, 1)
   if cached == '1' then redis.call('HINCRBY', KEYS[1], $cached, 1) end
@@ -180,14 +187,25 @@ return 1
 )
 
 # ARGV: chunk number, now, ttl_s. Counts a chunk as done while the job runs (a finished job
-# keeps no set); the last chunk of a job with a results sink completes it. Returns 1 if the
-# chunk was counted, 2 if that completed the job, 0 if it was counted before or the job is over.
+# keeps no set); with a results sink, the chunk's file has landed: its records leave Redis,
+# and the last chunk completes the job. Returns 1 if the chunk was counted, 2 if that
+# completed the job, 0 if it was counted before or the job is over.
 COMPLETE_CHUNK = JOB_HASH.lua(
     _COMPLETE_IF_DONE
     + """
 local state = redis.call('HGET', KEYS[1], $state)
 if state ~= 'running' and state ~= 'uploading' then return 0 end
 if redis.call('SADD', KEYS[5], ARGV[1]) == 0 then return 0 end
+local j = redis.call('HMGET', KEYS[1], $results_url, $chunk_size)
+if j[1] and j[1] ~= '' then
+  local size = tonumber(j[2])
+  local fields = {}
+  for i = tonumber(ARGV[1]) * size, (tonumber(ARGV[1]) + 1) * size - 1 do fields[#fields + 1] = i end
+  local unpack = unpack or table.unpack
+  for first = 1, #fields, 500 do
+    redis.call('HDEL', KEYS[3], unpack(fields, first, math.min(first + 499, #fields)))
+  end
+end
 complete_if_done(ARGV[2], ARGV[3])
 if redis.call('HGET', KEYS[1], $state) == 'completed' then return 2 end
 return 1

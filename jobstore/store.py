@@ -12,7 +12,7 @@ from jobs import FailureLimit, ImageOutcome, Job, JobMode, JobState, RecordedOut
 from jobstore import scripts
 from jobstore.errors import convert_redis_errors
 from jobstore.quota import queued_images
-from jobstore.records import ChunkClaim, JobEndSignal, JobPage, Stamp
+from jobstore.records import ChunkClaim, ChunkRecords, JobEndSignal, JobPage, Stamp
 from jobstore.schema import (
     ACTIVE_JOBS_KEY,
     JOB_HASH,
@@ -179,6 +179,18 @@ class JobStore:
     def recorded(self, job_id: str, start: int, count: int) -> list[tuple[str, RecordedOutcome | None]]:
         """``results``, with each record's time and digest (what a result file holds)."""
         return [(path, None if r is None else RecordedOutcome.decode(r)) for path, r in self._raw(job_id, start, count)]
+
+    def chunk_records(self, job_id: str, chunk: int, start: int, count: int) -> ChunkRecords:
+        """Whether the chunk was counted done (a job with a results sink: its file landed and its
+        records left Redis) and ``recorded``'s answer for start..start+count-1, read together."""
+        keys = JobKeys(job_id)
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.sismember(keys.chunks, chunk)
+            pipe.lrange(keys.paths, start, start + count - 1)
+            pipe.hmget(keys.results, [str(start + i) for i in range(count)])
+            done, paths, raw = pipe.execute()
+        records = [(p.decode(), None if r is None else RecordedOutcome.decode(r)) for p, r in zip(paths, raw)]
+        return ChunkRecords(bool(done), records)
 
     def _raw(self, job_id: str, start: int, count: int) -> list[tuple[str, bytes | None]]:
         keys = JobKeys(job_id)

@@ -5,8 +5,18 @@ is complete once every part landed, and its parts are then compacted into one fi
 (``resultsink.parts``). The columns are ``resultsink.rows.RESULTS_SCHEMA``.
 """
 
-from resultsink.parts import COMPACTED, compact, job_batches, job_table, part_name, part_names, write_part
-from resultsink.rows import COLUMNS, RESULTS_SCHEMA, ResultRow, rows_table
+from resultsink.parts import (
+    COMPACTED,
+    chunk_rows,
+    compact,
+    job_batches,
+    job_table,
+    part_name,
+    part_names,
+    rows_from,
+    write_part,
+)
+from resultsink.rows import COLUMNS, RESULTS_SCHEMA, ResultRow, rows_table, table_rows
 from resultsink.storage import FileSink, S3Sink, Sink, SinkUnavailable, open_sink
 
 __all__ = [
@@ -18,12 +28,15 @@ __all__ = [
     "S3Sink",
     "Sink",
     "SinkUnavailable",
+    "chunk_rows",
     "compact",
     "job_batches",
     "job_table",
     "open_sink",
     "part_name",
     "part_names",
+    "rows_from",
     "rows_table",
+    "table_rows",
     "write_part",
 ]

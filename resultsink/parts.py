@@ -8,12 +8,22 @@ it reads it alone (a part left by an interrupted clean-up repeats rows it alread
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from resultsink.rows import RESULTS_SCHEMA, WRITE_OPTIONS, ResultRow, parquet_bytes, read_parquet, rows_table
+from errors import NotFound
+from resultsink.rows import (
+    RESULTS_SCHEMA,
+    WRITE_OPTIONS,
+    ResultRow,
+    parquet_bytes,
+    read_parquet,
+    rows_table,
+    table_rows,
+)
 from resultsink.storage import Sink
 
 COMPACTED = "results.parquet"
@@ -71,3 +81,57 @@ def job_batches(sink: Sink, job_id: str) -> Iterator[pa.RecordBatch]:
 def job_table(sink: Sink, job_id: str) -> pa.Table:
     """Every row of the job (for tests, exports and small jobs; large ones: job_batches)."""
     return pa.Table.from_batches(list(job_batches(sink, job_id)), schema=RESULTS_SCHEMA)
+
+
+def chunk_rows(sink: Sink, job_id: str, first_index: int, count: int) -> dict[int, ResultRow] | None:
+    """The rows of the chunk of ``count`` images from ``first_index``, by index: its part, or
+    the compacted file's once the part went; None if neither is there (the chunk's file has
+    not landed)."""
+    try:
+        return {row.index: row for row in table_rows(read_parquet(sink.read(job_id, part_name(first_index))))}
+    except NotFound:
+        pass
+    try:
+        data = sink.read(job_id, COMPACTED)
+    except NotFound:
+        return None
+    return {row.index: row for row in _compacted_rows(data, first_index, first_index + count)}
+
+
+def rows_from(sink: Sink, job_id: str, start: int) -> Iterator[ResultRow]:
+    """A completed job's rows from index ``start`` on, in index order: from its parts until
+    they are compacted (a part gone meanwhile: the compacted file from there), then from the
+    compacted file."""
+    index = start
+    names = sink.names(job_id)
+    if COMPACTED not in names:
+        parts = [name for name in names if name.startswith(PART_PREFIX)]
+        firsts = [int(name[len(PART_PREFIX) : -len(".parquet")]) for name in parts]
+        for position, name in enumerate(parts):
+            if position + 1 < len(firsts) and firsts[position + 1] <= index:
+                continue  # wholly before start
+            try:
+                table = read_parquet(sink.read(job_id, name))
+            except NotFound:
+                break  # compacted meanwhile
+            for row in table_rows(table):
+                if row.index >= index:
+                    yield row
+                    index = row.index + 1
+        else:
+            return
+    yield from _compacted_rows(sink.read(job_id, COMPACTED), index, None)
+
+
+def _compacted_rows(data: bytes, start: int, stop: int | None) -> Iterator[ResultRow]:
+    """Rows start..stop-1 of a compacted file, reading only the row groups that hold them."""
+    parquet = pq.ParquetFile(io.BytesIO(data))
+    column = parquet.schema_arrow.get_field_index("index")
+    for group in range(parquet.num_row_groups):
+        stats = parquet.metadata.row_group(group).column(column).statistics
+        if stats is not None and stats.has_min_max and (stats.max < start or (stop is not None and stats.min >= stop)):
+            continue
+        table = parquet.read_row_group(group).cast(RESULTS_SCHEMA)
+        for row in table_rows(table):
+            if row.index >= start and (stop is None or row.index < stop):
+                yield row

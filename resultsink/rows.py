@@ -7,13 +7,15 @@ same file again: rows in image order, times and digests as the job store recorde
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jobs import RecordedOutcome
+from jobs import ActivationMap, ImageOutcome, Prediction, RecordedOutcome
+from jobs.model import MAP_LEVELS
 
 TOP_K_TYPE = pa.struct([("label", pa.string()), ("index", pa.int32()), ("probability", pa.float64())])
 # Labels repeat across millions of rows: dictionary-encoded in memory and in the file.
@@ -89,3 +91,26 @@ def parquet_bytes(table: pa.Table) -> bytes:
 
 def read_parquet(data: bytes) -> pa.Table:
     return pq.read_table(io.BytesIO(data), schema=RESULTS_SCHEMA)
+
+
+def table_rows(table: pa.Table) -> Iterator[ResultRow]:
+    """The rows of a table of RESULTS_SCHEMA as the records they were made from (rows_table's
+    inverse: a map is the top-1 class's, on a square grid)."""
+    for batch in table.to_batches():
+        for row in batch.to_pylist():
+            yield ResultRow(row["index"], row["path"], _recorded(row))
+
+
+def _recorded(row: dict) -> RecordedOutcome:
+    if row["status"] != "ok":
+        outcome = ImageOutcome(error=row["error"] or "")
+    else:
+        predictions = tuple(Prediction(p["label"], p["index"], p["probability"]) for p in row["top_k"])
+        cam = None
+        if row["cam"] is not None and predictions:
+            side = math.isqrt(len(row["cam"]))
+            levels = bytes(round(value * MAP_LEVELS) for value in row["cam"])
+            cam = ActivationMap(predictions[0].index, (side, side), levels)
+        outcome = ImageOutcome(predictions=predictions, cam=cam)
+    finished = row["finished_at"]
+    return RecordedOutcome(outcome, finished.timestamp() if finished else 0.0, row["sha256"])

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from jobs import ImageOutcome, JobMode, JobState, Prediction
-from jobstore import CacheKey, JobStore, ResultCache
+from jobstore import CacheKey, ChunkRecords, JobStore, ResultCache
 from jobstore.records import Stamp
 from jobstore.schema import JobKeys, job_key_name
 
@@ -176,16 +176,34 @@ class StoreContract:
         assert store.record_many(job.id, [(0, OK, False), (1, BAD, False), (2, OK, False)], stamps) == [True] * 3
         # Every image answered, but no chunk's file has landed: the job runs on.
         assert store.get(job.id).state is JobState.RUNNING
-        assert store.complete_chunk(job.id, 1) is False
-        assert store.complete_chunk(job.id, 1) is False  # counted once
-        assert store.get(job.id).state is JobState.RUNNING
-        assert store.complete_chunk(job.id, 0) is True  # the last one completes the job
-        assert store.get(job.id).state is JobState.COMPLETED
-        recorded = store.recorded(job.id, 0, 3)
+        recorded = store.recorded(job.id, 0, 3)  # what the chunks' files are made of
         assert [path for path, _ in recorded] == ["a.jpg", "b.jpg", "c.jpg"]
         assert [r.outcome for _, r in recorded] == [OK, BAD, OK]
         assert [r.sha256 for _, r in recorded] == ["ab" * 32, None, "cd" * 32]
         assert all(abs(r.finished_at - time.time()) < 60 for _, r in recorded)
+        assert store.complete_chunk(job.id, 1) is False
+        assert store.complete_chunk(job.id, 1) is False  # counted once
+        # Chunk 1's file landed: its records left Redis, and its done mark refuses a late repeat.
+        assert store.chunk_records(job.id, 1, 2, 2) == ChunkRecords(True, [("c.jpg", None)])
+        assert store.record(job.id, 2, OK, stamp=Stamp(None)) is False
+        assert store.chunk_records(job.id, 0, 0, 2).done is False
+        assert store.get(job.id).state is JobState.RUNNING
+        assert store.complete_chunk(job.id, 0) is True  # the last one completes the job
+        done = store.get(job.id)
+        assert (done.state, done.succeeded, done.failed) == (JobState.COMPLETED, 2, 1)
+        # A completed job's answers are in its files: Redis keeps only the job's record.
+        assert store.job_keys(job.id) == [f"podium:job:{job.id}"]
+
+    def test_a_job_with_a_results_sink_that_ends_otherwise_keeps_what_was_not_in_files(self, store):
+        job = store.create(mode=JobMode.UPLOAD, chunk_size=2, results_url="file:///srv/results")
+        store.append_files(job.id, 0, ["a.jpg", "b.jpg", "c.jpg"], [b"x"] * 3)
+        store.finish_upload(job.id)
+        store.record_many(job.id, [(0, OK, False), (1, OK, False), (2, OK, False)], {})
+        store.complete_chunk(job.id, 0)
+        store.cancel(job.id)
+        # Paths for the unprocessed images' lines, chunk 1's record (its file never landed).
+        assert [r is None for _, r in store.recorded(job.id, 0, 3)] == [True, True, False]
+        assert [path for path, _ in store.recorded(job.id, 0, 3)] == ["a.jpg", "b.jpg", "c.jpg"]
 
     def test_a_job_without_a_sink_keeps_its_records_unstamped(self, store):
         job = store.create(mode=JobMode.UPLOAD, chunk_size=2)

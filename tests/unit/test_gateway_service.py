@@ -14,6 +14,8 @@ from gateway.service import CANCELLED_ERROR, JobOptions, JobService
 from gateway.settings import GatewaySettings
 from gateway.uploads import FileChunk, UploadAssembler
 from jobs import ImageOutcome, JobMode, JobState, Prediction
+from jobstore import Stamp
+from resultsink import ResultRow, compact, open_sink, write_part
 from tests.support.fakes import CLASSES, FakeClassifier, FakeClassifiers, FakeQueue, fake_store, png_bytes
 
 OK = ImageOutcome(predictions=(Prediction("archery", 0, 0.9),))
@@ -376,3 +378,55 @@ def test_an_uploads_lease_is_renewed_at_most_once_a_second_as_files_arrive(monke
     monkeypatch.setattr(jobs.store, "renew_claim", lambda *a: renewals.append(a) or real(*a))
     upload(jobs, files(*(f"{i}.jpg" for i in range(50))))
     assert 1 <= len(renewals) <= 2  # 50 files in well under two seconds
+
+
+def sink_service(tmp_path) -> JobService:
+    return service(results_url=f"file://{tmp_path}")
+
+
+def commit(jobs: JobService, job_id: str, chunk: int, size: int = 2) -> bool:
+    """What a worker does once a chunk's answers are recorded: its file, then its done mark."""
+    start = chunk * size
+    recorded = jobs.store.recorded(job_id, start, size)
+    rows = [ResultRow(start + i, path, record) for i, (path, record) in enumerate(recorded) if record]
+    write_part(open_sink(jobs.settings.results_url), job_id, start, rows, "resnet50:1")
+    return jobs.store.complete_chunk(job_id, chunk)
+
+
+def streamed(jobs: JobService, job_id: str, start: int = 0, follow: bool = False) -> list:
+    return list(jobs.results(job_id, ANONYMOUS, start, follow=follow, is_active=lambda: True))
+
+
+def test_results_of_a_job_with_a_sink_come_from_redis_and_its_files_alike(tmp_path):
+    jobs = sink_service(tmp_path)
+    job = upload(jobs, files("a", "b", "c", "d", "e"))
+    answers = [ImageOutcome(predictions=(Prediction(f"class {i}", i, 0.5 + i / 10),)) for i in range(5)]
+    for index in range(3):
+        jobs.store.record(job.id, index, answers[index], stamp=Stamp(f"{index:064x}"))
+    commit(jobs, job.id, 0)  # 0 and 1 leave Redis for a file; 2 is in Redis; 3 and 4 unanswered
+    first = streamed(jobs, job.id)
+    assert [(r.index, r.path, r.outcome) for r in first] == [(i, "abc"[i], answers[i]) for i in range(3)]
+    assert first[1].sha256 == f"{1:064x}" and abs(first[1].finished_at - time.time()) < 60
+    for index in (3, 4):
+        jobs.store.record(job.id, index, answers[index], stamp=Stamp())
+    assert commit(jobs, job.id, 2) is False
+    assert commit(jobs, job.id, 1) is True  # the last file: the job completed, Redis keeps its record
+    assert jobs.store.job_keys(job.id) == [f"podium:job:{job.id}"]
+    every = streamed(jobs, job.id)  # from the parts, then the same after compaction
+    assert [(r.index, r.path, r.outcome) for r in every] == [(i, "abcde"[i], answers[i]) for i in range(5)]
+    compact(open_sink(jobs.settings.results_url), job.id)
+    assert streamed(jobs, job.id, follow=True) == every
+    assert [r.index for r in streamed(jobs, job.id, start=3)] == [3, 4]
+
+
+def test_results_of_a_cancelled_job_with_a_sink_give_every_image_one_line(tmp_path):
+    jobs = sink_service(tmp_path)
+    job = upload(jobs, files("a", "b", "c", "d"))
+    for index in range(3):
+        jobs.store.record(job.id, index, OK, stamp=Stamp())
+    commit(jobs, job.id, 0)
+    jobs.cancel(job.id, ANONYMOUS)
+    results = streamed(jobs, job.id, follow=True)
+    assert [(r.index, r.path) for r in results] == [(0, "a"), (1, "b"), (2, "c"), (3, "d")]
+    assert [r.outcome for r in results[:3]] == [OK] * 3
+    assert results[3].outcome.error == CANCELLED_ERROR

@@ -22,11 +22,13 @@ from resultsink import (
     FileSink,
     ResultRow,
     SinkUnavailable,
+    chunk_rows,
     compact,
     job_table,
     open_sink,
     part_name,
     part_names,
+    rows_from,
     write_part,
 )
 from tests.support.fakes import fake_store
@@ -254,3 +256,38 @@ def test_duckdb_reads_a_jobs_files_and_every_jobs_at_once(tmp_path):
         f"SELECT model, count(*) FROM read_parquet('{tmp_path}/*/*.parquet') GROUP BY model ORDER BY model"
     ).fetchall()
     assert every == [("resnet50_sports:3", 40), ("resnet50_sports:4", 10)]
+
+
+def test_rows_read_back_are_the_records_they_were_made_from(tmp_path):
+    sink = FileSink(tmp_path)
+    write_job(sink, 12, 4)
+    assert list(rows_from(sink, JOB, 0)) == rows(0, 12)  # maps, errors, digests, times (to the ms)
+    assert chunk_rows(sink, JOB, 4, 4) == {row.index: row for row in rows(4, 4)}
+    assert chunk_rows(sink, JOB, 12, 4) is None  # no such file yet
+
+
+def test_a_reader_goes_on_in_the_compacted_file_when_the_parts_go(tmp_path, monkeypatch):
+    sink = FileSink(tmp_path)
+    write_job(sink, 12, 4)
+    read = sink.read
+
+    def compacted_meanwhile(job_id: str, name: str) -> bytes:
+        if name == part_name(4) and not (tmp_path / JOB / COMPACTED).exists():
+            compact(FileSink(tmp_path), JOB)  # between listing the parts and reading the second
+        return read(job_id, name)
+
+    monkeypatch.setattr(sink, "read", compacted_meanwhile)
+    assert [row.index for row in rows_from(sink, JOB, 1)] == list(range(1, 12))
+    assert [row.index for row in rows_from(sink, JOB, 7)] == list(range(7, 12))  # from the compacted file
+    assert chunk_rows(sink, JOB, 8, 4) == {row.index: row for row in rows(8, 4)}
+
+
+def test_a_reader_of_a_large_compacted_file_reads_only_the_row_groups_it_needs(tmp_path, monkeypatch):
+    sink = FileSink(tmp_path)
+    write_job(sink, 3 * 65_536 // 16, 16)
+    compact(sink, JOB)
+    groups: list[int] = []
+    real = pq.ParquetFile.read_row_group
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", lambda self, i, *a, **k: groups.append(i) or real(self, i))
+    assert [row.index for row in rows_from(sink, JOB, 12_287)] == [12_287]
+    assert groups == [0]

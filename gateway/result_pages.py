@@ -1,0 +1,51 @@
+"""A job's recorded answers a page at a time, wherever they are: in Redis while their chunk
+runs, in the job's result files once its chunk's file landed (a job with a results sink)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from jobs import Job, JobState, RecordedOutcome
+from jobstore import JobStore
+from resultsink import ResultRow, Sink, chunk_rows, open_sink, rows_from
+
+PAGE = 500
+
+Page = list[tuple[str, RecordedOutcome | None]]
+
+
+class ResultPages:
+    """Reads one job's records for ``JobService.results``."""
+
+    def __init__(self, store: JobStore, job: Job) -> None:
+        self._store = store
+        self._job_id = job.id
+        self._sink: Sink | None = open_sink(job.results_url) if job.results_url else None
+        self._chunk_size = store.chunk_size(job.id) if self._sink is not None else 0
+
+    def all_in_files(self, job: Job) -> bool:
+        """Every answer of the job is in its files (a completed job with a results sink)."""
+        return self._sink is not None and job.state is JobState.COMPLETED
+
+    def rows_from(self, start: int) -> Iterator[ResultRow]:
+        """Every row from ``start`` on, from the files (see ``all_in_files``)."""
+        assert self._sink is not None
+        return rows_from(self._sink, self._job_id, start)
+
+    def page(self, job: Job, start: int) -> Page:
+        """(path, record or None if unanswered) of the images from ``start`` that the job lists
+        (fewer than a page: the rest of one chunk, with a results sink)."""
+        if self._sink is None:
+            return self._store.recorded(self._job_id, start, PAGE)
+        chunk = start // self._chunk_size
+        count = (chunk + 1) * self._chunk_size - start
+        held = self._store.chunk_records(self._job_id, chunk, start, count)
+        if not (held.done or job.state.terminal):
+            return held.records
+        # Done: the file landed before the chunk was counted. A job that ended: its chunks
+        # that landed have files (and no records left), the others records or nothing.
+        rows = chunk_rows(self._sink, self._job_id, chunk * self._chunk_size, self._chunk_size) or {}
+        return [
+            (rows[index].path, rows[index].recorded) if index in rows else (path, record)
+            for index, (path, record) in enumerate(held.records, start)
+        ]
