@@ -29,6 +29,7 @@ def job_to_proto(job: Job) -> pb.Job:
         succeeded=job.succeeded,
         failed=job.failed,
         cached=job.cached,
+        unchanged=job.unchanged,
         created_at=job.created_at,
         updated_at=job.updated_at,
         finished_at=job.finished_at,
@@ -42,6 +43,7 @@ def job_to_proto(job: Job) -> pb.Job:
             webhook=shown_webhook(job.webhook),
             max_failed=job.max_failed,
             job_key=job.job_key,
+            incremental=job.incremental,
         ),
         mode=job.mode.value,
     )

@@ -17,3 +17,4 @@ class JobOptions:
     job_key: str = ""  # idempotency key: a submit with it again resumes (or returns) that job
     webhook: str = ""  # POSTed to when the job ends (gateway.webhooks)
     max_failed: str = ""  # "N" or "P%" (jobs.FailureLimit)
+    incremental: str = ""  # a delta job's name (gateway.delta)

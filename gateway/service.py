@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 from errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from gateway.access import Caller, checked_job_id
+from gateway.delta import DeltaPlan, checked_delta, find_baseline, manifest_entry
 from gateway.job_options import JobOptions
-from gateway.manifest import line_error, stored_line
 from gateway.model_service import ModelService, checked_top_k, require_maps
 from gateway.paths import resolve_under_roots
 from gateway.result_pages import ResultPages
@@ -32,9 +32,10 @@ from jobs import (
 )
 from jobstore import ChunkQueue, JobPage, JobStore, Stamp
 from jobstore.chunk_rates import ChunkRates, chunk_size_for
+from jobstore.schema import delta_key_name
 from modelmeta import ModelRef
 from objectstore import ObjectStore
-from resultsink import open_sink
+from resultsink import compact_quietly, open_sink
 
 log = logging.getLogger(__name__)
 
@@ -98,25 +99,34 @@ class JobService(UploadJobs):
             return self._submit_s3(S3Url.parse(path), options, caller)
         folder = resolve_under_roots(path, self.settings.data_root_list())
         job = self._create(JobMode.PATH, options, caller, root=folder)
-        self._listing(job.id, "listing the folder", lambda: self._list_folder(job.id, folder, path))
-        return self._start(job.id)
+        plan = self._plan(job)
+        entries = walk_entries(folder, versions=plan.active)
+        self._listing(job.id, "listing the folder", lambda: self._append_all(job.id, plan.split(entries), repr(path)))
+        return self._start(job.id, plan)
 
     def _submit_s3(self, url: S3Url, options: JobOptions, caller: Caller) -> Job:
         url.allowed_in(self.settings.s3_bucket_list())
         root = f"s3://{url.bucket}/{url.prefix}"
         job = self._create(JobMode.S3, options, caller, root=root)
-        entries = (FileEntry(item.path, self._size_error(item.size)) for item in self.objects.list_images(url))
-        self._listing(job.id, f"listing {root}", lambda: self._append_all(job.id, entries, root))
-        return self._start(job.id)
+        plan = self._plan(job)
+        entries = (
+            FileEntry(item.path, self._size_error(item.size), f"{item.etag}:{item.size}" if item.etag else "")
+            for item in self.objects.list_images(url)
+        )
+        self._listing(job.id, f"listing {root}", lambda: self._append_all(job.id, plan.split(entries), root))
+        return self._start(job.id, plan)
 
     def submit_manifest(self, lines: Iterable[str], options: JobOptions, caller: Caller) -> Job:
         """One image per line, in the manifest's order; a line the gateway may not read gets an
         error result (the job goes on)."""
         roots, buckets = self.settings.data_root_list(), self.settings.s3_bucket_list()
         job = self._create(JobMode.MANIFEST, options, caller)
-        entries = (FileEntry(stored_line(line), line_error(line, roots, buckets)) for line in lines)
-        self._listing(job.id, "reading the manifest", lambda: self._append_all(job.id, entries, "the manifest"))
-        return self._start(job.id)
+        plan = self._plan(job)
+        entries = (manifest_entry(line, roots, buckets, versions=plan.active) for line in lines)
+        self._listing(
+            job.id, "reading the manifest", lambda: self._append_all(job.id, plan.split(entries), "the manifest")
+        )
+        return self._start(job.id, plan)
 
     def _size_error(self, size: int) -> str | None:
         limit = self.settings.max_file_bytes
@@ -129,11 +139,11 @@ class JobService(UploadJobs):
             self.store.fail(job_id, f"{doing} failed: {getattr(exc, 'message', None) or type(exc).__name__}")
             raise
 
-    def _append_all(self, job_id: str, entries: Iterable[FileEntry], shown: str) -> None:
+    def _append_all(self, job_id: str, entries: Iterable[FileEntry], shown: str, start: int = 0) -> int:
         batch: list[FileEntry] = []
-        count = 0
+        count = start
         for entry in entries:
-            batch.append(entry)
+            batch.append(_short(entry))
             if count + len(batch) > self.settings.max_files_per_job:
                 raise ResourceExhausted(
                     f"{shown} holds more than {self.settings.max_files_per_job:,} files",
@@ -143,10 +153,7 @@ class JobService(UploadJobs):
                 count = self._append_entries(job_id, count, batch)
                 batch = []
         self._append_entries(job_id, count, batch)
-
-    def _list_folder(self, job_id: str, folder: str, shown: str) -> None:
-        """The folder's files into the job, in batches; unreadable entries get their error line."""
-        self._append_all(job_id, (_short(entry) for entry in walk_entries(folder)), repr(shown))
+        return count + len(batch)
 
     def _append_entries(self, job_id: str, start: int, entries: list[FileEntry]) -> int:
         job = self.store.get(job_id)
@@ -165,6 +172,7 @@ class JobService(UploadJobs):
     def _create(self, mode: JobMode, options: JobOptions, caller: Caller, root: str = "") -> Job:
         if options.job_key and mode is not JobMode.UPLOAD:
             raise InvalidArgument("a job key makes an upload resumable; path, s3 and manifest jobs take none")
+        checked_delta(options.incremental, mode, self.settings.results_url)
         top_k = checked_top_k(options.top_k, self.settings.default_top_k)
         if len(options.name) > MAX_NAME_CHARS:
             raise InvalidArgument(f"job name must be at most {MAX_NAME_CHARS} characters")
@@ -189,6 +197,8 @@ class JobService(UploadJobs):
             max_failed=max_failed,
             job_key=options.job_key,
             results_url=self.settings.results_url,
+            incremental=options.incremental,
+            delta_key=delta_key_name(caller.owner, options.incremental) if options.incremental else "",
         )
         self._on_submitted(mode)
         return job
@@ -217,13 +227,27 @@ class JobService(UploadJobs):
             require_maps(model, metadata)
         return model
 
-    def _start(self, job_id: str) -> Job:
+    def _plan(self, job: Job) -> DeltaPlan:
+        """What a delta job carries over (a plan that passes every entry, for any other job)."""
+        return DeltaPlan(bool(job.incremental), find_baseline(self.store, job) if job.incremental else None)
+
+    def _start(self, job_id: str, plan: DeltaPlan | None = None) -> Job:
+        if plan is not None and plan.active:
+            self._listing(job_id, "carrying over unchanged results", lambda: self._carry(job_id, plan))
         self.store.finish_upload(job_id)
         self.queue.pump(job_id)
         job = self.store.get(job_id)
         if job is None:
             raise NotFound(f"job {job_id} vanished while it was submitted (deleted?)")
+        if job.state is JobState.COMPLETED and job.results_url:
+            compact_quietly(open_sink(job.results_url), job_id)  # nothing to classify: no worker will
         return job
+
+    def _carry(self, job_id: str, plan: DeltaPlan) -> None:
+        missing = plan.carry(open_sink(self.settings.results_url), job_id)
+        if missing:
+            self._append_all(job_id, missing, "the delta job", start=len(plan.classified))
+        self.store.set_unchanged(job_id, len(plan.unchanged))
 
     # --- reading ---------------------------------------------------------------------
 

@@ -25,15 +25,23 @@ class FileEntry:
 
     path: str
     error: str = ""
+    # What changes when the file does, for delta jobs (size, mtime and inode); "" if not asked.
+    version: str = ""
 
 
 def is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def walk_entries(root: Path | str) -> Iterator[FileEntry]:
-    """Every entry of the job that ``root`` makes, in job order (see the module's docstring)."""
-    yield from _walk(os.fspath(root), "")
+def walk_entries(root: Path | str, versions: bool = False) -> Iterator[FileEntry]:
+    """Every entry of the job that ``root`` makes, in job order (see the module's docstring);
+    with ``versions``, each file's version (``file_version``) too."""
+    yield from _walk(os.fspath(root), "", versions)
+
+
+def file_version(stat: os.stat_result) -> str:
+    """Size, modification time and inode: a file rewritten or replaced gets another version."""
+    return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
 
 
 def walk_files(root: Path | str) -> Iterator[str]:
@@ -41,7 +49,7 @@ def walk_files(root: Path | str) -> Iterator[str]:
     return (entry.path for entry in walk_entries(root) if not entry.error)
 
 
-def _walk(root: str, rel_dir: str) -> Iterator[FileEntry]:
+def _walk(root: str, rel_dir: str, versions: bool) -> Iterator[FileEntry]:
     try:
         with os.scandir(os.path.join(root, rel_dir) if rel_dir else root) as listing:
             entries = sorted((e for e in listing if not is_hidden(e.name)), key=lambda e: e.name)
@@ -56,12 +64,19 @@ def _walk(root: str, rel_dir: str) -> Iterator[FileEntry]:
         elif _is_folder(entry):
             folders.append((rel, entry.is_symlink()))
         else:
-            yield FileEntry(rel)
+            yield FileEntry(rel, version=_version(entry) if versions else "")
     for rel, linked in folders:
         if linked:
             yield FileEntry(rel, LINKED_FOLDER)
         else:
-            yield from _walk(root, rel)
+            yield from _walk(root, rel, versions)
+
+
+def _version(entry: os.DirEntry) -> str:
+    try:
+        return file_version(entry.stat(follow_symlinks=False))
+    except OSError:
+        return ""  # gone or unreadable: classified (and failed) again
 
 
 def _utf8(name: str) -> bool:

@@ -59,6 +59,8 @@ class Job:
     max_failed: str = ""  # "N" or "P%": more failed images end the job as FAILED (jobs.limits)
     job_key: str = ""  # the client's idempotency key: a submit with it again resumes this job
     results_url: str = ""  # where the answers go as Parquet files (resultsink); "" = kept in Redis only
+    incremental: str = ""  # a delta job's name: only entries changed since its last completed run are classified
+    unchanged: int = 0  # a delta job's entries carried over from that run (not in total)
 
     @property
     def finished(self) -> int:

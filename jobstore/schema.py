@@ -24,6 +24,12 @@ WEBHOOK_QUEUE_KEY = f"{KEY_PREFIX}:webhooks"
 WEBHOOK_SENDING_KEY = f"{KEY_PREFIX}:webhooks:sending"
 
 
+def delta_key_name(owner: str, name: str) -> str:
+    """The key naming the last completed job of a delta job's name (per API key)."""
+    digest = hashlib.sha256(name.encode()).hexdigest()[:32]
+    return f"{KEY_PREFIX}:delta:{owner or '-'}:{digest}"
+
+
 def job_key_name(owner: str, job_key: str) -> str:
     """The key that binds a client's job key (per API key) to its job id."""
     digest = hashlib.sha256(job_key.encode()).hexdigest()[:32]
@@ -168,11 +174,15 @@ JOB_HASH = JobHash(
         # With a results sink, the job completes when every chunk's file landed, not when
         # every image has an answer.
         HashField("results_url", str, ""),
+        HashField("incremental", str, ""),
+        HashField("unchanged", int, 0),
         # Bookkeeping of the store and its scripts.
         HashField("chunk_size", int, 1, public=False),
         # The Redis key that binds its job key to it: ending the job extends it to the job's TTL.
         HashField("job_key_binding", str, "", public=False),
         HashField("dispatched", int, 0, public=False),
+        # A delta job's name as a Redis key: completing the job makes it the one the next run compares with.
+        HashField("delta_key", str, "", public=False),
         HashField("upload_done", _flag, False, public=False),
         HashField("pending_bytes", int, 0, public=False),  # uploaded bytes no worker has finished
         # max_failed as the scripts check it (jobs.FailureLimit); -1: no such limit.

@@ -19,6 +19,9 @@ local function end_job(state, err, now, ttl)
   local sink = redis.call('HGET', KEYS[1], $results_url)
   if state == 'completed' and sink and sink ~= '' then redis.call('DEL', KEYS[2], KEYS[3]) end
   local id = redis.call('HGET', KEYS[1], $id)
+  -- A delta job that completed is the one its name's next run compares with.
+  local delta = redis.call('HGET', KEYS[1], $delta_key)
+  if state == 'completed' and delta and delta ~= '' then redis.call('SET', delta, id) end
   redis.call('SREM', KEYS[6], id)
   for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl) end
   local hook = redis.call('HGET', KEYS[1], $webhook)

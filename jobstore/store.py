@@ -20,6 +20,7 @@ from jobstore.schema import (
     KEY_PREFIX,
     WEBHOOK_QUEUE_KEY,
     JobKeys,
+    delta_key_name,
     job_key_name,
 )
 from jobstore.webhook_queue import DEFAULT_WEBHOOK_LEASE_S, WebhookQueue
@@ -236,6 +237,15 @@ class JobStore:
             args += [index, payload, "1" if outcome.ok else "0", int(cached)]
         answers = self._record_many(keys=JobKeys(job_id).ending, args=args) if results else []
         return [int(answer) == 1 for answer in answers]
+
+    def set_unchanged(self, job_id: str, count: int) -> None:
+        """A delta job's entries carried over from its baseline (set once, before it starts)."""
+        self._redis.hset(JobKeys(job_id).job, "unchanged", count)
+
+    def last_delta_job(self, owner: str, name: str) -> Job | None:
+        """The last completed job of the delta job name ``name`` of ``owner``, if still kept."""
+        job_id = self._redis.get(delta_key_name(owner, name))
+        return self.get(job_id.decode()) if job_id else None
 
     def complete_chunk(self, job_id: str, chunk: int) -> bool:
         """Count the chunk as done; true if that completed the job (a job with a results sink

@@ -21,6 +21,7 @@ class S3Object:
 
     path: str
     size: int
+    etag: str = ""
 
 
 def s3_client():
@@ -56,7 +57,7 @@ class ObjectStore:
                     path = key[len(prefix) :]
                     if not path or key.endswith("/") or any(is_hidden(part) for part in path.split("/")):
                         continue
-                    yield S3Object(path, size)
+                    yield S3Object(path, size, str(item.get("ETag", "")))
 
     def read(self, url: S3Url, max_bytes: int) -> bytes:
         """The object's bytes, streamed; InvalidArgument beyond ``max_bytes`` (checked before

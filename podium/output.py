@@ -78,6 +78,7 @@ def job_record(job: pb.Job) -> dict:
         "succeeded": job.succeeded,
         "failed": job.failed,
         "cached": job.cached,
+        "unchanged": job.unchanged,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
         "finished_at": job.finished_at or None,
@@ -88,6 +89,7 @@ def job_record(job: pb.Job) -> dict:
         "source": job.spec.source,
         "max_failed": job.spec.max_failed or None,
         "webhook": job.spec.webhook or None,
+        "incremental": job.spec.incremental or None,
     }
 
 

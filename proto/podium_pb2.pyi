@@ -32,7 +32,7 @@ IMAGE_STATUS_OK: ImageStatus
 IMAGE_STATUS_ERROR: ImageStatus
 
 class JobSpec(_message.Message):
-    __slots__ = ("top_k", "name", "model", "explain", "source", "webhook", "max_failed", "job_key")
+    __slots__ = ("top_k", "name", "model", "explain", "source", "webhook", "max_failed", "job_key", "incremental")
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,7 @@ class JobSpec(_message.Message):
     WEBHOOK_FIELD_NUMBER: _ClassVar[int]
     MAX_FAILED_FIELD_NUMBER: _ClassVar[int]
     JOB_KEY_FIELD_NUMBER: _ClassVar[int]
+    INCREMENTAL_FIELD_NUMBER: _ClassVar[int]
     top_k: int
     name: str
     model: str
@@ -49,7 +50,8 @@ class JobSpec(_message.Message):
     webhook: str
     max_failed: str
     job_key: str
-    def __init__(self, top_k: _Optional[int] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., explain: _Optional[bool] = ..., source: _Optional[str] = ..., webhook: _Optional[str] = ..., max_failed: _Optional[str] = ..., job_key: _Optional[str] = ...) -> None: ...
+    incremental: str
+    def __init__(self, top_k: _Optional[int] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., explain: _Optional[bool] = ..., source: _Optional[str] = ..., webhook: _Optional[str] = ..., max_failed: _Optional[str] = ..., job_key: _Optional[str] = ..., incremental: _Optional[str] = ...) -> None: ...
 
 class FileChunk(_message.Message):
     __slots__ = ("path", "data", "last", "client_error")
@@ -94,7 +96,7 @@ class SubmitPathRequest(_message.Message):
     def __init__(self, path: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "state", "total", "succeeded", "failed", "created_at", "updated_at", "finished_at", "error", "spec", "mode", "cached")
+    __slots__ = ("id", "state", "total", "succeeded", "failed", "created_at", "updated_at", "finished_at", "error", "spec", "mode", "cached", "unchanged")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
@@ -107,6 +109,7 @@ class Job(_message.Message):
     SPEC_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: JobState
     total: int
@@ -119,7 +122,8 @@ class Job(_message.Message):
     spec: JobSpec
     mode: str
     cached: int
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., total: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., mode: _Optional[str] = ..., cached: _Optional[int] = ...) -> None: ...
+    unchanged: int
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., total: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., mode: _Optional[str] = ..., cached: _Optional[int] = ..., unchanged: _Optional[int] = ...) -> None: ...
 
 class FindJobRequest(_message.Message):
     __slots__ = ("job_key",)

@@ -9,6 +9,7 @@ it reads it alone (a part left by an interrupted clean-up repeats rows it alread
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
@@ -24,7 +25,9 @@ from resultsink.rows import (
     rows_table,
     table_rows,
 )
-from resultsink.storage import Sink
+from resultsink.storage import Sink, SinkUnavailable
+
+log = logging.getLogger(__name__)
 
 COMPACTED = "results.parquet"
 PART_PREFIX = "part-"
@@ -39,6 +42,11 @@ def part_name(first_index: int) -> str:
 def write_part(sink: Sink, job_id: str, first_index: int, rows: Sequence[ResultRow], model: str) -> None:
     """One chunk's rows as one file; a redelivered chunk writes the same bytes again."""
     sink.write(job_id, part_name(first_index), parquet_bytes(rows_table(rows, model)))
+
+
+def part_first(name: str) -> int:
+    """The first index a part holds, from its name."""
+    return int(name[len(PART_PREFIX) : -len(".parquet")])
 
 
 def part_names(sink: Sink, job_id: str) -> list[str]:
@@ -64,6 +72,14 @@ def compact(sink: Sink, job_id: str) -> bool:
                 out.write_table(_merged(held))
     sink.remove(job_id, parts)
     return True
+
+
+def compact_quietly(sink: Sink, job_id: str) -> None:
+    """``compact``, for a job that completed: if the sink is away, its parts stay (readers merge them)."""
+    try:
+        compact(sink, job_id)
+    except SinkUnavailable as exc:
+        log.warning("job %s: its result files were not compacted (%s); its parts stay", job_id, exc)
 
 
 def _merged(tables: list[pa.Table]) -> pa.Table:
@@ -106,7 +122,7 @@ def rows_from(sink: Sink, job_id: str, start: int) -> Iterator[ResultRow]:
     names = sink.names(job_id)
     if COMPACTED not in names:
         parts = [name for name in names if name.startswith(PART_PREFIX)]
-        firsts = [int(name[len(PART_PREFIX) : -len(".parquet")]) for name in parts]
+        firsts = [part_first(name) for name in parts]
         for position, name in enumerate(parts):
             if position + 1 < len(firsts) and firsts[position + 1] <= index:
                 continue  # wholly before start

@@ -25,7 +25,8 @@ from objectstore.s3 import converted_errors
 
 FILE_SCHEME = "file://"
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.parquet$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(parquet|arrow)$")
+_ROWS = ".parquet"  # the files of rows; a delta job's listing is an .arrow file beside them
 
 
 class SinkUnavailable(Unavailable):
@@ -42,7 +43,7 @@ class Sink(Protocol):
     def read(self, job_id: str, name: str) -> bytes: ...
 
     def names(self, job_id: str) -> list[str]:
-        """The job's result files, sorted by name (temporary files are not listed)."""
+        """The job's files of rows, sorted by name (temporary files and a listing are not listed)."""
         ...
 
     @contextmanager
@@ -105,7 +106,7 @@ class FileSink:
         folder = self._folder(job_id)
         if not folder.is_dir():
             return []
-        return sorted(entry.name for entry in os.scandir(folder) if _NAME.match(entry.name))
+        return sorted(e.name for e in os.scandir(folder) if _NAME.match(e.name) and e.name.endswith(_ROWS))
 
     @contextmanager
     def writing(self, job_id: str, name: str) -> Iterator[Path]:
@@ -194,7 +195,8 @@ class S3Sink:
 
     def names(self, job_id: str) -> list[str]:
         prefix = self._key(job_id)
-        return sorted(key[len(prefix) :] for key in self._keys(job_id) if _NAME.match(key[len(prefix) :]))
+        names = (key[len(prefix) :] for key in self._keys(job_id))
+        return sorted(name for name in names if _NAME.match(name) and name.endswith(_ROWS))
 
     @contextmanager
     def writing(self, job_id: str, name: str) -> Iterator[Path]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from jobs import Job
-from resultsink import ResultRow, SinkUnavailable, compact, write_part
+from resultsink import ResultRow, compact_quietly, write_part
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,4 @@ def commit_chunk(rt: Runtime, job: Job, chunk: int) -> None:
         write_part(rt.sink(job.results_url), job.id, start, rows, model_label(job))
         rt.sink_outage.answered()
     if rt.store.complete_chunk(job.id, chunk) and job.results_url:
-        try:
-            compact(rt.sink(job.results_url), job.id)
-        except SinkUnavailable as exc:  # the job is complete; readers merge its parts
-            log.warning("job %s: its result files were not compacted (%s); its parts stay", job.id, exc)
+        compact_quietly(rt.sink(job.results_url), job.id)

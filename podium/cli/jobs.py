@@ -92,6 +92,14 @@ def submit(
             help="Idempotent, resumable upload: run again with the same KEY after a break to finish the same job",
         ),
     ] = "",
+    incremental: Annotated[
+        str,
+        typer.Option(
+            metavar="NAME",
+            help="A delta job (--server-path, s3:// or --manifest): classify only what is new or changed since "
+            "the last completed job of this NAME; the others' results are carried over",
+        ),
+    ] = "",
     show: Annotated[int, typer.Option(help="With --wait: print the first N results as a table (-1: all)")] = 20,
     gateway: GatewayOpt = None,
     api_key: ApiKeyOpt = None,
@@ -101,6 +109,11 @@ def submit(
         raise InvalidArgument("give one of: a FOLDER (or s3://BUCKET/PREFIX), --server-path PATH, --manifest FILE")
     if job_key and (folder is None or is_s3_url(folder)):
         raise InvalidArgument("--job-key resumes an upload: give a FOLDER to upload")
+    if incremental and (folder is not None and not is_s3_url(folder)):
+        raise InvalidArgument(
+            "--incremental compares a listing the gateway reads: an upload has none",
+            hint="give --server-path PATH (inside the gateway's PODIUM_DATA_ROOTS), s3://BUCKET/PREFIX or --manifest",
+        )
     if output is not None and not wait:
         raise InvalidArgument("--output needs --wait", hint="or run `podium results JOB_ID --output FILE` later")
     if heatmaps is not None and not wait:
@@ -115,6 +128,7 @@ def submit(
         "webhook": webhook,
         "max_failed": max_failed,
         "job_key": job_key,
+        "incremental": incremental,
     }
     listed = read_manifest(manifest) if manifest is not None else None
     with connected(gateway, api_key) as client:
@@ -184,9 +198,10 @@ def status(
         return
     error = f" error: {escape(job.error)}" if job.error else ""
     cached = f", {job.cached} from the cache" if job.cached else ""
+    unchanged = f"; {job.unchanged} unchanged, carried over" if job.unchanged else ""
     out.print(
         f"job {job.id} {state_name(job.state)}: {job.succeeded + job.failed}/{job.total} done "
-        f"({job.succeeded} ok{cached}, {job.failed} failed)" + error
+        f"({job.succeeded} ok{cached}, {job.failed} failed{unchanged})" + error
     )
 
 

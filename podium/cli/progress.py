@@ -79,6 +79,10 @@ def print_summary(
     )
     if job.cached:
         out.print(f"{job.cached} of them duplicates of images classified before, answered from the result cache")
+    if job.unchanged:
+        out.print(
+            f"{job.unchanged} more unchanged since the last run of {job.spec.incremental!r}: results carried over"
+        )
     if job.error:
         out.print(f"error: {escape(job.error)}")
     if output is not None:

@@ -3,13 +3,18 @@ repository, and a LocalCluster (redis-server, tritonserver, Celery workers, gate
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
+import urllib.request
 from pathlib import Path
 
+import boto3
 import numpy as np
 import pytest
 
 from cluster import ClusterSettings, LocalCluster
+from cluster.processes import ManagedProcess, free_port
 from samples import write_photo_folder
 from tests.support.faults import run_job
 from tests.support.images import TestFolder, make_test_folder
@@ -153,3 +158,42 @@ def faulty_cluster(model_repository, faults_data_root, tmp_path_factory):
         stop.set()
         supervisor.join(60)
         cluster.stop()
+
+
+AWS = {"AWS_ACCESS_KEY_ID": "podium-test", "AWS_SECRET_ACCESS_KEY": "podium-test", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory):
+    """moto's S3-API server on a free loopback port, its address in boto3's variables for
+    this process and every child (the cluster's workers and gateway, the CLI)."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = ManagedProcess(
+        "moto",
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        tmp_path_factory.mktemp("moto") / "moto.log",
+        lambda: _answers(endpoint),
+        ready_timeout_s=60,
+    )
+    saved = {name: os.environ.get(name) for name in (*AWS, "AWS_ENDPOINT_URL")}
+    os.environ.update(AWS | {"AWS_ENDPOINT_URL": endpoint})
+    server.start()
+    try:
+        server.wait_ready()
+        yield boto3.client("s3")
+    finally:
+        server.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _answers(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(endpoint, timeout=1):
+            return True
+    except OSError:
+        return False

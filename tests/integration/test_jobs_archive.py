@@ -27,10 +27,10 @@ import redis
 from PIL import Image
 
 from cluster import ClusterSettings, LocalCluster
-from cluster.processes import ManagedProcess, free_port
+from cluster.processes import free_port
 from podium import PodiumClient
 from proto import podium_pb2 as pb
-from tests.integration.conftest import MODEL_NAME
+from tests.integration.conftest import AWS, MODEL_NAME
 from tests.integration.test_end_to_end import check_against_reference
 from tests.support.cli import run_cli
 from tests.support.sink import assert_rows_equal_lines, compacted
@@ -41,43 +41,6 @@ BUCKET = "archive"
 RESULTS_BUCKET = "answers"
 RESULTS_PREFIX = "podium/results"
 # boto3's standard variables: what an operator sets for MinIO or another S3-compatible store.
-AWS = {"AWS_ACCESS_KEY_ID": "podium-test", "AWS_SECRET_ACCESS_KEY": "podium-test", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-@pytest.fixture(scope="module")
-def s3_server(tmp_path_factory):
-    """moto's S3-API server on a free loopback port, its address in boto3's variables for
-    this process and every child (the cluster's workers and gateway, the CLI)."""
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    server = ManagedProcess(
-        "moto",
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        tmp_path_factory.mktemp("moto") / "moto.log",
-        lambda: _answers(endpoint),
-        ready_timeout_s=60,
-    )
-    saved = {name: os.environ.get(name) for name in (*AWS, "AWS_ENDPOINT_URL")}
-    os.environ.update(AWS | {"AWS_ENDPOINT_URL": endpoint})
-    server.start()
-    try:
-        server.wait_ready()
-        yield boto3.client("s3")
-    finally:
-        server.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def _answers(endpoint: str) -> bool:
-    try:
-        with urllib.request.urlopen(endpoint, timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+import pyarrow.compute as pc
 import pytest
 
 from errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
@@ -15,7 +16,8 @@ from gateway.settings import GatewaySettings
 from gateway.uploads import FileChunk, UploadAssembler
 from jobs import ImageOutcome, JobMode, JobState, Prediction
 from jobstore import Stamp
-from resultsink import ResultRow, compact, open_sink, write_part
+from resultsink import COMPACTED, ResultRow, compact, job_table, open_sink, write_part
+from resultsink.rows import parquet_bytes
 from tests.support.fakes import CLASSES, FakeClassifier, FakeClassifiers, FakeQueue, fake_store, png_bytes
 
 OK = ImageOutcome(predictions=(Prediction("archery", 0, 0.9),))
@@ -430,3 +432,83 @@ def test_results_of_a_cancelled_job_with_a_sink_give_every_image_one_line(tmp_pa
     assert [(r.index, r.path) for r in results] == [(0, "a"), (1, "b"), (2, "c"), (3, "d")]
     assert [r.outcome for r in results[:3]] == [OK] * 3
     assert results[3].outcome.error == CANCELLED_ERROR
+
+
+def run_to_the_end(jobs: JobService, job_id: str, answer=lambda path: OK) -> None:
+    """What workers do with every chunk of the job: answer each image, then commit the chunk."""
+    job = jobs.store.get(job_id)
+    for index, path in enumerate(jobs.store.files(job_id, 0, job.total)):
+        jobs.store.record(job_id, index, answer(path), stamp=Stamp())
+    for chunk in range(-(-job.total // 2)):
+        commit(jobs, job_id, chunk)
+
+
+def archive(tmp_path, names) -> None:
+    for name in names:
+        (tmp_path / "archive" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "archive" / name).write_bytes(b"x")
+
+
+def test_a_delta_job_classifies_what_changed_and_carries_the_rest_over(tmp_path):
+    archive(tmp_path / "data", ["a.jpg", "b.jpg", "c.jpg", "d/e.jpg", "d/f.jpg"])
+    jobs = service(data_roots=str(tmp_path / "data"), results_url=f"file://{tmp_path / 'results'}")
+    nightly = JobOptions(2, incremental="nightly")
+    first = jobs.submit_path("archive", nightly, ANONYMOUS)
+    assert (first.total, first.unchanged, first.incremental) == (5, 0, "nightly")
+    first_answer = ImageOutcome(predictions=(Prediction("first run", 1, 0.5),))
+    run_to_the_end(jobs, first.id, lambda path: first_answer)
+    archive(tmp_path / "data", ["b2.jpg", "d/g.jpg"])
+    (tmp_path / "data" / "archive" / "c.jpg").write_bytes(b"changed")
+    (tmp_path / "data" / "archive" / "d" / "e.jpg").unlink()
+    second = jobs.submit_path("archive", nightly, ANONYMOUS)
+    assert jobs.store.files(second.id, 0, 10) == ["b2.jpg", "c.jpg", "d/g.jpg"]  # new and changed only
+    assert (second.total, second.unchanged) == (3, 3)
+    run_to_the_end(jobs, second.id)
+    rows = streamed(jobs, second.id)
+    assert [r.index for r in rows] == list(range(6))  # deleted entries are simply absent
+    answers = {r.path: r.outcome for r in rows}
+    assert sorted(answers) == ["a.jpg", "b.jpg", "b2.jpg", "c.jpg", "d/f.jpg", "d/g.jpg"]
+    assert [path for path, outcome in answers.items() if outcome == first_answer] == ["a.jpg", "b.jpg", "d/f.jpg"]
+    # Nothing changed since: nothing to classify, the job completes at once with every row.
+    third = jobs.submit_path("archive", nightly, ANONYMOUS)
+    assert (third.state, third.total, third.unchanged) == (JobState.COMPLETED, 0, 6)
+    assert [(r.path, r.outcome) for r in streamed(jobs, third.id)] == [(r.path, r.outcome) for r in rows]
+    assert sorted(os.listdir(tmp_path / "results" / third.id)) == ["listing.arrow", "results.parquet"]
+
+
+def test_a_delta_job_compares_only_with_a_completed_run_of_its_name_owner_and_options(tmp_path):
+    archive(tmp_path / "data", ["a.jpg", "b.jpg"])
+    jobs = service(data_roots=str(tmp_path / "data"), results_url=f"file://{tmp_path / 'results'}")
+    first = jobs.submit_path("archive", JobOptions(2, incremental="nightly"), ANONYMOUS)
+    assert jobs.submit_path("archive", JobOptions(2, incremental="nightly"), ANONYMOUS).total == 2  # not completed
+    run_to_the_end(jobs, first.id)
+    other_owner = Caller(owner="b" * 32)
+    assert jobs.submit_path("archive", JobOptions(2, incremental="nightly"), other_owner).total == 2
+    assert jobs.submit_path("archive", JobOptions(3, incremental="nightly"), ANONYMOUS).total == 2  # top_k differs
+    assert jobs.submit_path("archive", JobOptions(2, incremental="weekly"), ANONYMOUS).total == 2
+    assert jobs.submit_path("archive", JobOptions(2, incremental="nightly"), ANONYMOUS).unchanged == 2
+
+
+def test_delta_jobs_need_a_listing_and_a_results_sink(tmp_path):
+    with pytest.raises(InvalidArgument, match="listing"):
+        sink_service(tmp_path).submit_upload(JobOptions(2, incremental="nightly"), ANONYMOUS, files("a"))
+    archive(tmp_path, ["a.jpg"])
+    with pytest.raises(FailedPrecondition, match="keeps none") as refused:
+        service(data_roots=str(tmp_path)).submit_path("archive", JobOptions(2, incremental="nightly"), ANONYMOUS)
+    assert "PODIUM_RESULTS_URL" in refused.value.hint
+
+
+def test_a_delta_job_classifies_again_what_its_baselines_files_lack(tmp_path):
+    archive(tmp_path / "data", ["a.jpg", "b.jpg", "c.jpg"])
+    jobs = service(data_roots=str(tmp_path / "data"), results_url=f"file://{tmp_path / 'results'}")
+    first = jobs.submit_path("archive", JobOptions(2, incremental="nightly"), ANONYMOUS)
+    run_to_the_end(jobs, first.id)
+    sink = open_sink(jobs.settings.results_url)
+    compact(sink, first.id)
+    kept = job_table(sink, first.id).filter(pc.field("path") != "b.jpg")  # a row removed by hand
+    sink.write(first.id, COMPACTED, parquet_bytes(kept))
+    second = jobs.submit_path("archive", JobOptions(2, incremental="nightly"), ANONYMOUS)
+    assert jobs.store.files(second.id, 0, 5) == ["b.jpg"]
+    assert (second.total, second.unchanged) == (1, 2)
+    run_to_the_end(jobs, second.id)
+    assert [(r.index, r.path) for r in streamed(jobs, second.id)] == [(0, "b.jpg"), (1, "a.jpg"), (2, "c.jpg")]
