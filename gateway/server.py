@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from errors import FailedPrecondition, InvalidArgument, PodiumError, Unavailable
 from gateway.cluster_status import ClusterStatus, celery_ping
+from gateway.compaction import Compactions
 from gateway.interceptors import ApiKeyInterceptor, ErrorInterceptor
 from gateway.metrics import start_metrics
 from gateway.model_service import ModelService
@@ -111,7 +112,7 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     server.start()
     threading.Thread(target=_watch_redis, args=(gateway,), name="podium-health", daemon=True).start()
     reconciler = Reconciler(store, queue, settings.stall_timeout_s, settings.upload_stall_s)
-    rounds = [reconciler.run_once]
+    rounds = [reconciler.run_once, Compactions(store).run_once]
     if settings.results_url and settings.results_retention_days:
         rounds.append(Retention(store, open_sink(settings.results_url), settings.results_retention_days).run_once)
     threading.Thread(
@@ -167,7 +168,7 @@ def _watch_redis(gateway: Gateway) -> None:
 
 
 def _reconcile(rounds: list[Callable[[], object]], stop: threading.Event, interval_s: float) -> None:
-    """The gateway's housekeeping: the reconciler, and the results' retention if set."""
+    """The gateway's housekeeping: the reconciler, leftover compactions, the results' retention if set."""
     while not stop.wait(interval_s):
         for run_once in rounds:
             try:

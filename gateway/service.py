@@ -239,8 +239,8 @@ class JobService(UploadJobs):
         job = self.store.get(job_id)
         if job is None:
             raise NotFound(f"job {job_id} vanished while it was submitted (deleted?)")
-        if job.state is JobState.COMPLETED and job.results_url:
-            compact_quietly(open_sink(job.results_url), job_id)  # nothing to classify: no worker will
+        if job.state is JobState.COMPLETED and job.results_url and compact_quietly(open_sink(job.results_url), job_id):
+            self.store.compacted(job_id)  # nothing to classify: no worker will
         return job
 
     def _carry(self, job_id: str, plan: DeltaPlan) -> None:

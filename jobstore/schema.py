@@ -22,6 +22,9 @@ JOBS_INDEX_KEY = f"{KEY_PREFIX}:jobs"
 # Ids of ended jobs with a webhook, waiting for a gateway to deliver it; and those being delivered.
 WEBHOOK_QUEUE_KEY = f"{KEY_PREFIX}:webhooks"
 WEBHOOK_SENDING_KEY = f"{KEY_PREFIX}:webhooks:sending"
+# Ended jobs with result files whose parts are not compacted yet, scored by their end: the
+# worker that ends a job compacts it; a gateway does what a worker left (it died, the sink was away).
+COMPACT_QUEUE_KEY = f"{KEY_PREFIX}:compact"
 
 
 def delta_key_name(owner: str, name: str) -> str:

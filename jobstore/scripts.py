@@ -7,7 +7,7 @@ written ``$name`` and filled in from ``JOB_HASH``, so the scripts and the store 
 disagree about them.
 """
 
-from jobstore.schema import JOB_HASH
+from jobstore.schema import COMPACT_QUEUE_KEY, JOB_HASH
 
 # Ends a job: the state, its channel, its keys' TTLs, and its webhook (KEYS[8]) queued.
 _END_JOB = """
@@ -19,6 +19,7 @@ local function end_job(state, err, now, ttl)
   local sink = redis.call('HGET', KEYS[1], $results_url)
   if state == 'completed' and sink and sink ~= '' then redis.call('DEL', KEYS[2], KEYS[3]) end
   local id = redis.call('HGET', KEYS[1], $id)
+  if sink and sink ~= '' then redis.call('ZADD', @compact_queue, now, id) end
   -- A delta job that completed is the one its name's next run compares with.
   local delta = redis.call('HGET', KEYS[1], $delta_key)
   if state == 'completed' and delta and delta ~= '' then redis.call('SET', delta, id) end
@@ -30,7 +31,7 @@ local function end_job(state, err, now, ttl)
   local binding = redis.call('HGET', KEYS[1], $job_key_binding)
   if binding and binding ~= '' and redis.call('GET', binding) == id then redis.call('EXPIRE', binding, ttl) end
 end
-"""
+""".replace("@compact_queue", f"'{COMPACT_QUEUE_KEY}'")
 
 # A job is complete when its upload is done and every image has a result.
 _COMPLETE_IF_DONE = (

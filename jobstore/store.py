@@ -15,6 +15,7 @@ from jobstore.quota import queued_images
 from jobstore.records import ChunkClaim, ChunkRecords, JobEndSignal, JobPage, Stamp
 from jobstore.schema import (
     ACTIVE_JOBS_KEY,
+    COMPACT_QUEUE_KEY,
     JOB_HASH,
     JOBS_INDEX_KEY,
     KEY_PREFIX,
@@ -238,6 +239,14 @@ class JobStore:
         answers = self._record_many(keys=JobKeys(job_id).ending, args=args) if results else []
         return [int(answer) == 1 for answer in answers]
 
+    def compactions_due(self, ended_before: float, limit: int = 100) -> list[str]:
+        """Ended jobs with result files not compacted yet, that ended before ``ended_before``."""
+        return [j.decode() for j in self._redis.zrangebyscore(COMPACT_QUEUE_KEY, "-inf", ended_before, 0, limit)]
+
+    def compacted(self, job_id: str) -> None:
+        """The job's result files are compacted (or gone): off the compaction queue."""
+        self._redis.zrem(COMPACT_QUEUE_KEY, job_id)
+
     def set_unchanged(self, job_id: str, count: int) -> None:
         """A delta job's entries carried over from its baseline (set once, before it starts)."""
         self._redis.hset(JobKeys(job_id).job, "unchanged", count)
@@ -306,6 +315,7 @@ class JobStore:
             pipe.delete(keys.job, keys.paths, keys.results, keys.blobs, keys.chunks, keys.attempts, *leases)
             pipe.srem(ACTIVE_JOBS_KEY, job_id)
             pipe.zrem(JOBS_INDEX_KEY, job_id)
+            pipe.zrem(COMPACT_QUEUE_KEY, job_id)
             pipe.lrem(WEBHOOK_QUEUE_KEY, 0, job_id)
             pipe.execute()
         return existed

@@ -74,12 +74,15 @@ def compact(sink: Sink, job_id: str) -> bool:
     return True
 
 
-def compact_quietly(sink: Sink, job_id: str) -> None:
-    """``compact``, for a job that completed: if the sink is away, its parts stay (readers merge them)."""
+def compact_quietly(sink: Sink, job_id: str) -> bool:
+    """``compact``, for a job that ended: if the sink is away, its parts stay (readers merge
+    them, and a gateway tries again later). Whether it was done."""
     try:
         compact(sink, job_id)
     except SinkUnavailable as exc:
-        log.warning("job %s: its result files were not compacted (%s); its parts stay", job_id, exc)
+        log.warning("job %s: its result files were not compacted (%s); its parts stay for now", job_id, exc)
+        return False
+    return True
 
 
 def _merged(tables: list[pa.Table]) -> pa.Table:

@@ -30,5 +30,5 @@ def commit_chunk(rt: Runtime, job: Job, chunk: int) -> None:
         rows = [ResultRow(start + i, path, record) for i, (path, record) in enumerate(recorded) if record is not None]
         write_part(rt.sink(job.results_url), job.id, start, rows, model_label(job))
         rt.sink_outage.answered()
-    if rt.store.complete_chunk(job.id, chunk) and job.results_url:
-        compact_quietly(rt.sink(job.results_url), job.id)
+    if rt.store.complete_chunk(job.id, chunk) and job.results_url and compact_quietly(rt.sink(job.results_url), job.id):
+        rt.store.compacted(job.id)

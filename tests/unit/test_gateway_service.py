@@ -10,6 +10,7 @@ import pytest
 
 from errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from gateway.access import ANONYMOUS, Caller
+from gateway.compaction import GRACE_S, Compactions
 from gateway.model_service import ModelService
 from gateway.service import CANCELLED_ERROR, JobOptions, JobService
 from gateway.settings import GatewaySettings
@@ -512,3 +513,33 @@ def test_a_delta_job_classifies_again_what_its_baselines_files_lack(tmp_path):
     assert (second.total, second.unchanged) == (1, 2)
     run_to_the_end(jobs, second.id)
     assert [(r.index, r.path) for r in streamed(jobs, second.id)] == [(0, "b.jpg"), (1, "a.jpg"), (2, "c.jpg")]
+
+
+def test_an_ended_jobs_parts_left_uncompacted_are_compacted_by_a_gateway(tmp_path):
+    jobs = sink_service(tmp_path)
+    job = upload(jobs, files("a", "b", "c", "d"))
+    for index in range(3):
+        jobs.store.record(job.id, index, OK, stamp=Stamp())
+    commit(jobs, job.id, 0)
+    jobs.cancel(job.id, ANONYMOUS)  # no worker ends a cancelled job: its part stays
+    gone = upload(jobs, files("e"))
+    jobs.cancel(gone.id, ANONYMOUS)
+    jobs.delete(gone.id, ANONYMOUS)
+    assert Compactions(jobs.store).run_once() == []  # not before the grace: a chunk may still land
+    assert Compactions(jobs.store).run_once(now=time.time() + GRACE_S + 1) == [job.id]
+    assert os.listdir(tmp_path / job.id) == [COMPACTED]
+    assert Compactions(jobs.store, grace_s=0).run_once() == []
+    lines = streamed(jobs, job.id)  # the compacted chunk, Redis's record of image 2, image 3 unprocessed
+    assert [r.outcome for r in lines[:3]] == [OK, OK, OK]
+    assert lines[3].outcome.error == CANCELLED_ERROR
+
+
+def test_a_completed_job_leaves_the_compaction_queue_when_its_worker_compacts_it(tmp_path):
+    jobs = sink_service(tmp_path)
+    job = upload(jobs, files("a"))
+    jobs.store.record(job.id, 0, OK, stamp=Stamp())
+    assert commit(jobs, job.id, 0) is True
+    assert jobs.store.compactions_due(time.time() + 1) == [job.id]  # ended: the worker compacts next
+    compact(open_sink(jobs.settings.results_url), job.id)
+    jobs.store.compacted(job.id)
+    assert jobs.store.compactions_due(time.time() + 1) == []
