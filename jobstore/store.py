@@ -11,6 +11,7 @@ import redis
 from jobs import FailureLimit, ImageOutcome, Job, JobMode, JobState, RecordedOutcome
 from jobstore import scripts
 from jobstore.errors import convert_redis_errors
+from jobstore.job_list import list_jobs
 from jobstore.quota import queued_images
 from jobstore.records import ChunkClaim, ChunkRecords, JobEndSignal, JobPage, Stamp
 from jobstore.schema import (
@@ -338,41 +339,11 @@ class JobStore:
         ended = self._end(keys=JobKeys(job_id).ending, args=[state.value, error, time.time(), self._ttl_s])
         return int(ended) == 1
 
-    # --- the job list ----------------------------------------------------------------
-
     def list_jobs(
-        self,
-        limit: int,
-        cursor: str = "",
-        visible: Callable[[Job], bool] = lambda job: True,
-        scan_max: int = 10_000,
+        self, limit: int, cursor: str = "", visible: Callable[[Job], bool] = lambda job: True, scan_max: int = 10_000
     ) -> JobPage:
-        """Jobs newest first for which ``visible`` holds, at most ``limit``, from ``cursor`` (a
-        previous page's ``next_cursor``). Ids whose job expired are pruned from the index here;
-        at most ``scan_max`` index entries are read per page, so a filter matching little
-        cannot hold the call for long (the page is then short, with a cursor to go on)."""
-        high = f"({cursor}" if cursor else "+inf"
-        found: list[Job] = []
-        scanned = 0
-        while scanned < scan_max:
-            batch = self._redis.zrevrangebyscore(JOBS_INDEX_KEY, high, "-inf", start=0, num=200, withscores=True)
-            if not batch:
-                return JobPage(found, "")
-            with self._redis.pipeline(transaction=False) as pipe:
-                for job_id, _ in batch:
-                    pipe.hgetall(JobKeys(job_id.decode()).job)
-                records = pipe.execute()
-            gone = [job_id for (job_id, _), raw in zip(batch, records) if not raw]
-            if gone:
-                self._redis.zrem(JOBS_INDEX_KEY, *gone)
-            for (_, score), raw in zip(batch, records):
-                scanned += 1
-                high = f"({score!r}"
-                if raw and visible(job := JOB_HASH.to_job(raw)):
-                    found.append(job)
-                    if len(found) == limit:
-                        return JobPage(found, high[1:])
-        return JobPage(found, high[1:])
+        """Jobs newest first for which ``visible`` holds (see ``jobstore.job_list.list_jobs``)."""
+        return list_jobs(self._redis, limit, cursor, visible, scan_max)
 
     # --- job keys (resumable submits) -------------------------------------------------
 
