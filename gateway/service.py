@@ -35,7 +35,7 @@ from jobstore.chunk_rates import ChunkRates, chunk_size_for
 from jobstore.schema import delta_key_name
 from modelmeta import ModelRef
 from objectstore import ObjectStore
-from resultsink import compact_quietly, open_sink
+from resultsink import batches_from, compact_quietly, ipc_bytes, open_sink
 
 log = logging.getLogger(__name__)
 
@@ -345,6 +345,19 @@ class JobService(UploadJobs):
                 return
             ended.wait(WATCH_POLL_S)
             job = self.get(job.id, caller)
+
+    def result_table(self, job_id: str, caller: Caller, start: int) -> Iterator[bytes]:
+        """``results`` in bulk, for a job whose answers are all in its files: Arrow IPC streams
+        of a batch of rows each (FailedPrecondition for any other job)."""
+        if not 0 <= start <= MAX_START_INDEX:
+            raise InvalidArgument(f"start_index must be in 0..{MAX_START_INDEX}")
+        job = self.get(job_id, caller)
+        if not (job.results_url and job.state is JobState.COMPLETED):
+            raise FailedPrecondition(
+                f"job {job_id} has not got all its answers in result files (it is {job.state.value})",
+                hint="read its results with GetResults",
+            )
+        return (ipc_bytes(batch) for batch in batches_from(open_sink(job.results_url), job_id, start))
 
     # --- ending ----------------------------------------------------------------------
 

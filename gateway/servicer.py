@@ -117,6 +117,10 @@ class PodiumServicer(pb_grpc.PodiumServicer):
         with self._stream_slot(context, caller):
             yield from (result_to_proto(result) for result in results)
 
+    def GetResultTable(self, request, context):
+        parts = self._jobs.result_table(request.job_id, self._caller(context), request.start_index)
+        yield from (pb.ResultTablePart(arrow_stream=part) for part in parts)
+
     def CancelJob(self, request, context):
         return job_to_proto(self._jobs.cancel(request.job_id, self._caller(context)))
 

@@ -53,6 +53,12 @@ class JobSpec(_message.Message):
     incremental: str
     def __init__(self, top_k: _Optional[int] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., explain: _Optional[bool] = ..., source: _Optional[str] = ..., webhook: _Optional[str] = ..., max_failed: _Optional[str] = ..., job_key: _Optional[str] = ..., incremental: _Optional[str] = ...) -> None: ...
 
+class ResultTablePart(_message.Message):
+    __slots__ = ("arrow_stream",)
+    ARROW_STREAM_FIELD_NUMBER: _ClassVar[int]
+    arrow_stream: bytes
+    def __init__(self, arrow_stream: _Optional[bytes] = ...) -> None: ...
+
 class FileChunk(_message.Message):
     __slots__ = ("path", "data", "last", "client_error")
     PATH_FIELD_NUMBER: _ClassVar[int]

@@ -75,6 +75,11 @@ class PodiumStub:
                 request_serializer=proto_dot_podium__pb2.GetResultsRequest.SerializeToString,
                 response_deserializer=proto_dot_podium__pb2.ImageResult.FromString,
                 _registered_method=True)
+        self.GetResultTable = channel.unary_stream(
+                '/podium.v1.Podium/GetResultTable',
+                request_serializer=proto_dot_podium__pb2.GetResultsRequest.SerializeToString,
+                response_deserializer=proto_dot_podium__pb2.ResultTablePart.FromString,
+                _registered_method=True)
         self.CancelJob = channel.unary_unary(
                 '/podium.v1.Podium/CancelJob',
                 request_serializer=proto_dot_podium__pb2.CancelJobRequest.SerializeToString,
@@ -177,6 +182,16 @@ class PodiumServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetResultTable(self, request, context):
+        """GetResultTable streams the same results in bulk, for a job whose answers
+        are all in its result files (completed, with a results sink): Arrow record
+        batches of the files' columns, from start_index (follow is not taken).
+        FAILED_PRECONDITION for any other job: read it with GetResults.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CancelJob(self, request, context):
         """CancelJob stops a job: queued images are not processed any more.
         """
@@ -263,6 +278,11 @@ def add_PodiumServicer_to_server(servicer, server):
                     servicer.GetResults,
                     request_deserializer=proto_dot_podium__pb2.GetResultsRequest.FromString,
                     response_serializer=proto_dot_podium__pb2.ImageResult.SerializeToString,
+            ),
+            'GetResultTable': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetResultTable,
+                    request_deserializer=proto_dot_podium__pb2.GetResultsRequest.FromString,
+                    response_serializer=proto_dot_podium__pb2.ResultTablePart.SerializeToString,
             ),
             'CancelJob': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelJob,
@@ -512,6 +532,33 @@ class Podium:
             '/podium.v1.Podium/GetResults',
             proto_dot_podium__pb2.GetResultsRequest.SerializeToString,
             proto_dot_podium__pb2.ImageResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetResultTable(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/podium.v1.Podium/GetResultTable',
+            proto_dot_podium__pb2.GetResultsRequest.SerializeToString,
+            proto_dot_podium__pb2.ResultTablePart.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,6 +7,7 @@ is complete once every part landed, and its parts are then compacted into one fi
 
 from resultsink.parts import (
     COMPACTED,
+    batches_from,
     chunk_rows,
     compact,
     compact_quietly,
@@ -17,7 +18,7 @@ from resultsink.parts import (
     rows_from,
     write_part,
 )
-from resultsink.rows import COLUMNS, RESULTS_SCHEMA, ResultRow, rows_table, table_rows
+from resultsink.rows import COLUMNS, RESULTS_SCHEMA, ResultRow, ipc_batches, ipc_bytes, rows_table, table_rows
 from resultsink.storage import FileSink, S3Sink, Sink, SinkUnavailable, open_sink
 
 __all__ = [
@@ -29,11 +30,14 @@ __all__ = [
     "S3Sink",
     "Sink",
     "SinkUnavailable",
+    "batches_from",
     "chunk_rows",
     "compact",
     "compact_quietly",
     "job_batches",
     "job_table",
+    "ipc_batches",
+    "ipc_bytes",
     "open_sink",
     "part_name",
     "part_names",

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from errors import NotFound
@@ -20,6 +21,7 @@ from resultsink.rows import (
     RESULTS_SCHEMA,
     WRITE_OPTIONS,
     ResultRow,
+    batch_rows,
     parquet_bytes,
     read_parquet,
     rows_table,
@@ -33,6 +35,8 @@ COMPACTED = "results.parquet"
 PART_PREFIX = "part-"
 # Rows per row group of a compacted file: parts hold a chunk each (16-256 rows).
 ROW_GROUP_ROWS = 65_536
+# Rows per batch a reader is handed (a gRPC message holds one: well under its 4 MiB).
+BATCH_ROWS = 4096
 
 
 def part_name(first_index: int) -> str:
@@ -118,9 +122,15 @@ def chunk_rows(sink: Sink, job_id: str, first_index: int, count: int) -> dict[in
 
 
 def rows_from(sink: Sink, job_id: str, start: int) -> Iterator[ResultRow]:
-    """A completed job's rows from index ``start`` on, in index order: from its parts until
-    they are compacted (a part gone meanwhile: the compacted file from there), then from the
-    compacted file."""
+    """A completed job's rows from index ``start`` on, in index order (see ``batches_from``)."""
+    for batch in batches_from(sink, job_id, start):
+        yield from batch_rows(batch)
+
+
+def batches_from(sink: Sink, job_id: str, start: int, rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """A completed job's rows from index ``start`` on, in index order, at most ``rows`` a
+    batch: from its parts until they are compacted (a part gone meanwhile: the compacted
+    file from there on), then from the compacted file."""
     index = start
     names = sink.names(job_id)
     if COMPACTED not in names:
@@ -133,24 +143,37 @@ def rows_from(sink: Sink, job_id: str, start: int) -> Iterator[ResultRow]:
                 table = read_parquet(sink.read(job_id, name))
             except NotFound:
                 break  # compacted meanwhile
-            for row in table_rows(table):
-                if row.index >= index:
-                    yield row
-                    index = row.index + 1
+            for batch in _from_index(table, index, rows):
+                yield batch
+                index = batch.column(0)[-1].as_py() + 1
         else:
             return
-    yield from _compacted_rows(sink.read(job_id, COMPACTED), index, None)
+    parquet = pq.ParquetFile(io.BytesIO(sink.read(job_id, COMPACTED)))
+    for group in _groups_holding(parquet, index, None):
+        yield from _from_index(parquet.read_row_group(group).cast(RESULTS_SCHEMA), index, rows)
 
 
-def _compacted_rows(data: bytes, start: int, stop: int | None) -> Iterator[ResultRow]:
-    """Rows start..stop-1 of a compacted file, reading only the row groups that hold them."""
-    parquet = pq.ParquetFile(io.BytesIO(data))
+def _from_index(table: pa.Table, start: int, rows: int) -> Iterator[pa.RecordBatch]:
+    table = table.filter(pc.greater_equal(table.column("index"), start)).combine_chunks()
+    for batch in table.to_batches(max_chunksize=rows):
+        if batch.num_rows:
+            yield batch
+
+
+def _groups_holding(parquet: pq.ParquetFile, start: int, stop: int | None) -> Iterator[int]:
+    """The row groups of a compacted file that may hold indices start..stop-1 (by their statistics)."""
     column = parquet.schema_arrow.get_field_index("index")
     for group in range(parquet.num_row_groups):
         stats = parquet.metadata.row_group(group).column(column).statistics
         if stats is not None and stats.has_min_max and (stats.max < start or (stop is not None and stats.min >= stop)):
             continue
-        table = parquet.read_row_group(group).cast(RESULTS_SCHEMA)
-        for row in table_rows(table):
-            if row.index >= start and (stop is None or row.index < stop):
+        yield group
+
+
+def _compacted_rows(data: bytes, start: int, stop: int) -> Iterator[ResultRow]:
+    """Rows start..stop-1 of a compacted file, reading only the row groups that hold them."""
+    parquet = pq.ParquetFile(io.BytesIO(data))
+    for group in _groups_holding(parquet, start, stop):
+        for row in table_rows(parquet.read_row_group(group).cast(RESULTS_SCHEMA)):
+            if start <= row.index < stop:
                 yield row

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.ipc
 import pyarrow.parquet as pq
 
 from jobs import ActivationMap, ImageOutcome, Prediction, RecordedOutcome
@@ -89,6 +90,19 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return buffer.getvalue()
 
 
+def ipc_bytes(batch: pa.RecordBatch) -> bytes:
+    """One batch as a whole Arrow IPC stream (schema, batch), its buffers zstd-compressed."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+def ipc_batches(data: bytes) -> list[pa.RecordBatch]:
+    """``ipc_bytes``' batches, back."""
+    return list(pa.ipc.open_stream(data))
+
+
 def read_parquet(data: bytes) -> pa.Table:
     return pq.read_table(io.BytesIO(data), schema=RESULTS_SCHEMA)
 
@@ -98,14 +112,17 @@ def table_rows(table: pa.Table) -> Iterator[ResultRow]:
     inverse: a map is the top-1 class's, on a square grid). Read column by column: a
     row-wise conversion of the nested columns costs ten times as much."""
     for batch in table.to_batches():
-        yield from _batch_rows(batch)
+        yield from batch_rows(batch)
 
 
-def _batch_rows(batch: pa.RecordBatch) -> Iterator[ResultRow]:
+def batch_rows(batch: pa.RecordBatch) -> Iterator[ResultRow]:
+    """``table_rows`` of one batch."""
     column = batch.column
     top_k = column("top_k")
+    # A sliced batch's list offsets point into its parent's values: flatten() holds its own.
     offsets = top_k.offsets.to_pylist()
-    entries = top_k.values
+    offsets = [offset - offsets[0] for offset in offsets]
+    entries = top_k.flatten()
     labels = entries.field("label").to_pylist()
     classes = entries.field("index").to_pylist()
     probabilities = entries.field("probability").to_pylist()

@@ -32,13 +32,14 @@ from podium.cli.options import (
     console,
     out,
 )
-from podium.cli.parquet import write_parquet
+from podium.cli.parquet import bulk_batches, write_batches, write_parquet
 from podium.cli.progress import follow_job, print_summary, progress_bar
 from podium.client import PodiumClient
 from podium.manifest import Manifest, read_manifest
 from podium.output import (
     CSV_COLUMNS,
     ResultFormat,
+    batch_records,
     csv_row,
     job_record,
     result_record,
@@ -279,6 +280,18 @@ def results(
             yield record
 
     with connected(gateway, api_key) as client, local_output(output) as path:
+        bulk = bulk_batches(client, job_id) if not follow and heatmaps is None else None
+        if bulk is not None:  # a completed job's result files, in bulk
+            if fmt is ResultFormat.PARQUET:
+                seen = write_batches(path, bulk)
+            else:
+                records = (record for batch in bulk for record in batch_records(batch))
+                records = counted(write_results(path, records, fmt) if path is not None else _printed(records, fmt))
+                for _ in records:
+                    pass
+            if output is not None:
+                console.print(f"{seen} results written to {escape(str(output))}")
+            return
         job = client.get_job(job_id) if heatmaps is not None or fmt is ResultFormat.PARQUET else None
         results = client.results(job_id, follow=follow)
         if fmt is ResultFormat.PARQUET:

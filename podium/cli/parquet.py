@@ -1,14 +1,17 @@
 """`podium results --format parquet`: the streamed results as one Parquet file with the
 results sink's columns (resultsink.rows), written batch by batch, so a job of millions of
-images never sits in memory whole."""
+images never sits in memory whole; and the bulk read of a completed job's result files
+(GetResultTable), which every format uses when it can."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from errors import FailedPrecondition
 from jobs import ActivationMap, ImageOutcome, Prediction, RecordedOutcome
+from podium import PodiumClient
 from proto import podium_pb2 as pb
 
 BATCH_ROWS = 10_000
@@ -35,6 +38,36 @@ def write_parquet(path: Path, results: Iterable[pb.ImageResult], model: str) -> 
             yield result
         if rows:
             writer.write_table(rows_table(rows, model))
+
+
+def bulk_batches(client: PodiumClient, job_id: str) -> Iterator | None:
+    """The job's results as Arrow batches, if the gateway has them all in result files and
+    pyarrow is installed; else None (read them one by one)."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return None
+    batches = client.result_batches(job_id)
+    try:
+        first = next(batches, None)
+    except FailedPrecondition:
+        return None  # still running, cancelled, failed, or no result files
+    return itertools.chain([] if first is None else [first], batches)
+
+
+def write_batches(path: Path, batches: Iterable) -> int:
+    """The batches as one Parquet file with the sink's columns; how many rows."""
+    import pyarrow.parquet as pq
+
+    from resultsink.rows import RESULTS_SCHEMA, WRITE_OPTIONS
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with pq.ParquetWriter(path, RESULTS_SCHEMA, **WRITE_OPTIONS) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return rows
 
 
 def _recorded(result: pb.ImageResult) -> RecordedOutcome:

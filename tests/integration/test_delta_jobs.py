@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -94,3 +95,20 @@ def test_a_grown_s3_prefix_is_classified_by_its_changes(cluster, s3_server, tmp_
     second, lines = submit(cluster, [f"s3://{BUCKET}/photos"], tmp_path / "second.jsonl")
     assert (second["total"], second["unchanged"]) == (2, 10)
     assert sorted(line["path"] for line in lines) == sorted(f"{i:02d}.jpg" for i in range(13) if i != 5)
+
+
+def test_a_completed_jobs_results_read_in_bulk_equal_those_read_one_by_one(cluster, data_root, tmp_path):
+    folder = data_root / "bulk"
+    folder.mkdir()
+    for i in range(40):
+        (folder / f"{i:02d}.jpg").write_bytes(photo(2000 + i))
+    (folder / "broken.jpg").write_bytes(b"not a picture")
+    status, _ = submit(cluster, ["--server-path", str(folder)], tmp_path / "job.jsonl")
+    args = ("results", status["id"], "--gateway", cluster.gateway_address)
+    bulk, one_by_one = run_cli(*args), run_cli(*args, "--follow")  # --follow reads GetResults
+    assert bulk.returncode == one_by_one.returncode == 0, bulk.stderr + one_by_one.stderr
+    assert bulk.stdout == one_by_one.stdout and len(bulk.stdout.splitlines()) == 41
+    written = run_cli(*args, "--output", str(tmp_path / "job.parquet"))
+    assert written.returncode == 0 and "41 results written" in written.stdout + written.stderr
+    lines = [json.loads(line) for line in bulk.stdout.splitlines()]
+    assert_rows_equal_lines(pq.read_table(tmp_path / "job.parquet"), lines)

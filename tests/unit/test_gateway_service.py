@@ -11,13 +11,15 @@ import pytest
 from errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from gateway.access import ANONYMOUS, Caller
 from gateway.compaction import GRACE_S, Compactions
+from gateway.convert import result_to_proto
 from gateway.model_service import ModelService
 from gateway.service import CANCELLED_ERROR, JobOptions, JobService
 from gateway.settings import GatewaySettings
 from gateway.uploads import FileChunk, UploadAssembler
-from jobs import ImageOutcome, JobMode, JobState, Prediction
+from jobs import ActivationMap, ImageOutcome, JobMode, JobState, Prediction
 from jobstore import Stamp
-from resultsink import COMPACTED, ResultRow, compact, job_table, open_sink, write_part
+from podium.output import batch_records, result_record
+from resultsink import COMPACTED, ResultRow, compact, ipc_batches, job_table, open_sink, write_part
 from resultsink.rows import parquet_bytes
 from tests.support.fakes import CLASSES, FakeClassifier, FakeClassifiers, FakeQueue, fake_store, png_bytes
 
@@ -543,3 +545,25 @@ def test_a_completed_job_leaves_the_compaction_queue_when_its_worker_compacts_it
     compact(open_sink(jobs.settings.results_url), job.id)
     jobs.store.compacted(job.id)
     assert jobs.store.compactions_due(time.time() + 1) == []
+
+
+def test_a_completed_jobs_results_come_in_bulk_as_the_same_lines(tmp_path):
+    jobs = sink_service(tmp_path)
+    job = upload(jobs, files(*"abcde"))
+    mapped = ImageOutcome(
+        predictions=(Prediction("rugby", 70, 0.81234567), Prediction("polo", 65, 0.125)),
+        cam=ActivationMap.of(70, (2, 2), [1.0, 0.5, 0.0, 0.25]),
+    )
+    outcomes = [mapped, ImageOutcome(error="not a recognised image format"), OK, mapped, OK]
+    for index, outcome in enumerate(outcomes):
+        jobs.store.record(job.id, index, outcome, stamp=Stamp(f"{index:064x}"))
+    with pytest.raises(FailedPrecondition, match="not got all its answers in result files"):
+        list(jobs.result_table(job.id, ANONYMOUS, 0))  # not all in files yet
+    for chunk in range(3):
+        commit(jobs, job.id, chunk)
+    one_by_one = [result_record(result_to_proto(result)) for result in streamed(jobs, job.id)]
+    batches = [batch for part in jobs.result_table(job.id, ANONYMOUS, 0) for batch in ipc_batches(part)]
+    assert [record for batch in batches for record in batch_records(batch)] == one_by_one
+    assert "cam" in one_by_one[0] and one_by_one[1]["error"] == "not a recognised image format"
+    later = [batch for part in jobs.result_table(job.id, ANONYMOUS, 3) for batch in ipc_batches(part)]
+    assert [record for batch in later for record in batch_records(batch)] == one_by_one[3:]
