@@ -9,7 +9,9 @@ from __future__ import annotations
 import csv
 import enum
 import json
+import sys
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from pathlib import Path, PurePosixPath
 
 from jobs import walk_entries
@@ -43,53 +45,6 @@ def result_record(result: pb.ImageResult) -> dict:
             "values": [round(float(v), CAM_DECIMALS) for v in cam.values],
         }
     return record
-
-
-def batch_records(batch) -> Iterator[dict]:
-    """``result_record``'s lines from a pyarrow RecordBatch of the result files' columns
-    (``PodiumClient.result_batches``), column by column; probabilities and map cells pass
-    through float32 as they do on GetResults, so both give the same lines."""
-    import math
-
-    import numpy as np
-
-    column = batch.column
-    top_k = column("top_k")
-    offsets = top_k.offsets.to_pylist()
-    offsets = [offset - offsets[0] for offset in offsets]
-    entries = top_k.flatten()
-    labels = entries.field("label").to_pylist()
-    classes = entries.field("index").to_pylist()
-    probabilities = [round(p, 7) for p in entries.field("probability").to_numpy().astype(np.float32).tolist()]
-    rows = zip(
-        column("path").to_pylist(),
-        column("status").to_pylist(),
-        column("error").to_pylist(),
-        column("cam").to_pylist(),
-        strict=True,
-    )
-    for row, (path, status, error, cells) in enumerate(rows):
-        ok = status == "ok"
-        first, last = offsets[row], offsets[row + 1]
-        record = {
-            "path": path,
-            "status": "ok" if ok else "error",
-            "top_k": [
-                {"label": label, "index": index, "probability": probability}
-                for label, index, probability in zip(
-                    labels[first:last], classes[first:last], probabilities[first:last], strict=True
-                )
-            ],
-            "error": None if ok else error or "",
-        }
-        if ok and cells is not None and last > first:
-            side = math.isqrt(len(cells))
-            record["cam"] = {
-                "class_index": classes[first],
-                "grid": [side, side],
-                "values": [round(v, CAM_DECIMALS) for v in cells],
-            }
-        yield record
 
 
 def with_meta(record: dict, index: int, meta: list[dict[str, str]]) -> dict:
@@ -168,6 +123,18 @@ def write_results(path: Path, records: Iterable[dict], fmt: ResultFormat | None 
             for record in records:
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
                 yield record
+
+
+def write_lines(path: Path | None, lines: Iterable[str]) -> int:
+    """JSON lines to ``path`` (stdout if None); how many."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with open(path, "w", encoding="utf-8") if path is not None else nullcontext(sys.stdout) as handle:
+        for line in lines:
+            handle.write(line + "\n")
+            count += 1
+    return count
 
 
 def csv_row(record: dict) -> dict:

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from errors import InvalidArgument
 from jobs import FailureLimit, is_s3_url
+from podium.bulk import batch_lines, batch_records
 from podium.cli.destinations import local_output
 from podium.cli.failures import EXIT_JOB_NOT_COMPLETED
 from podium.cli.heatmaps import images_folder, write_heatmaps
@@ -39,12 +40,12 @@ from podium.manifest import Manifest, read_manifest
 from podium.output import (
     CSV_COLUMNS,
     ResultFormat,
-    batch_records,
     csv_row,
     job_record,
     result_record,
     with_meta,
     with_unsent,
+    write_lines,
     write_results,
 )
 from podium.states import state_name
@@ -284,6 +285,8 @@ def results(
         if bulk is not None:  # a completed job's result files, in bulk
             if fmt is ResultFormat.PARQUET:
                 seen = write_batches(path, bulk)
+            elif fmt is ResultFormat.JSONL:
+                seen = write_lines(path, (line for batch in bulk for line in batch_lines(batch)))
             else:
                 records = (record for batch in bulk for record in batch_records(batch))
                 records = counted(write_results(path, records, fmt) if path is not None else _printed(records, fmt))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -18,7 +19,8 @@ from gateway.settings import GatewaySettings
 from gateway.uploads import FileChunk, UploadAssembler
 from jobs import ActivationMap, ImageOutcome, JobMode, JobState, Prediction
 from jobstore import Stamp
-from podium.output import batch_records, result_record
+from podium.bulk import batch_lines, batch_records
+from podium.output import result_record
 from resultsink import COMPACTED, ResultRow, compact, ipc_batches, job_table, open_sink, write_part
 from resultsink.rows import parquet_bytes
 from tests.support.fakes import CLASSES, FakeClassifier, FakeClassifiers, FakeQueue, fake_store, png_bytes
@@ -549,12 +551,12 @@ def test_a_completed_job_leaves_the_compaction_queue_when_its_worker_compacts_it
 
 def test_a_completed_jobs_results_come_in_bulk_as_the_same_lines(tmp_path):
     jobs = sink_service(tmp_path)
-    job = upload(jobs, files(*"abcde"))
+    job = upload(jobs, files("a", 'b "quoted".jpg', "c\tτ.jpg", "é/ü.jpg", "e"))
     mapped = ImageOutcome(
-        predictions=(Prediction("rugby", 70, 0.81234567), Prediction("polo", 65, 0.125)),
+        predictions=(Prediction('rugby "union"', 70, 0.81234567), Prediction("polo é", 65, 0.125)),
         cam=ActivationMap.of(70, (2, 2), [1.0, 0.5, 0.0, 0.25]),
     )
-    outcomes = [mapped, ImageOutcome(error="not a recognised image format"), OK, mapped, OK]
+    outcomes = [mapped, ImageOutcome(error='not a "recognised" image format'), OK, mapped, OK]
     for index, outcome in enumerate(outcomes):
         jobs.store.record(job.id, index, outcome, stamp=Stamp(f"{index:064x}"))
     with pytest.raises(FailedPrecondition, match="not got all its answers in result files"):
@@ -564,6 +566,9 @@ def test_a_completed_jobs_results_come_in_bulk_as_the_same_lines(tmp_path):
     one_by_one = [result_record(result_to_proto(result)) for result in streamed(jobs, job.id)]
     batches = [batch for part in jobs.result_table(job.id, ANONYMOUS, 0) for batch in ipc_batches(part)]
     assert [record for batch in batches for record in batch_records(batch)] == one_by_one
-    assert "cam" in one_by_one[0] and one_by_one[1]["error"] == "not a recognised image format"
+    assert [line for batch in batches for line in batch_lines(batch)] == [
+        json.dumps(r, ensure_ascii=False) for r in one_by_one
+    ]
+    assert "cam" in one_by_one[0] and one_by_one[1]["error"] == 'not a "recognised" image format'
     later = [batch for part in jobs.result_table(job.id, ANONYMOUS, 3) for batch in ipc_batches(part)]
     assert [record for batch in later for record in batch_records(batch)] == one_by_one[3:]
