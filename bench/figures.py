@@ -33,7 +33,7 @@ FAST_AGREEMENT_ALL = "fast_vs_exact_top1_agreement_all"
 FAST_MAX_DIFF = "fast_vs_exact_max_abs_diff"
 E2E_CAMERA = "end_to_end_24mp"
 E2E_EXPLAINED = "end_to_end_224_explained"
-MAP_REDIS_BYTES = "redis_bytes_per_image_for_map"
+MAP_FILE_BYTES = "result_file_bytes_per_image_for_map"
 # The stand-in model's cluster pair (bench/scale.py).
 CACHE_OFF = "standin_distinct_cache_off"
 CACHE_MISSES = "standin_distinct_cache_on"
@@ -42,6 +42,9 @@ CACHE_OVERHEAD = "result_cache_overhead_share"
 SCALE_FIRST_TENTH = "scale_{mode}_first_tenth"
 SCALE_LAST_TENTH = "scale_{mode}_last_tenth"
 SCALE_REDIS_BYTES = "scale_{mode}_redis_bytes_per_image"
+SCALE_REDIS_PEAK = "scale_{mode}_redis_peak_over_idle"  # Redis used_memory through the job, above its idle value
+SCALE_SINK_BYTES = "scale_{mode}_result_file_bytes_per_image"
+RESULTS_ROWS = "scale_results_rows_per_s"  # a completed job's lines read back as `podium results` does
 SCALE_MODES = ("path", "upload")
 # The pipeline against the decode floor (bench/pipeline.py), stand-in model, 224x224 JPEGs.
 DECODE_FLOOR = "decode_floor_224"

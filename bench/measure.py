@@ -166,25 +166,35 @@ def throughput_figures(run: Run, main: ServedCluster, quantised: ServedCluster |
 
 
 def map_cost(run: Run, main: ServedCluster) -> None:
-    """What an explained job's maps add to each image's entry in Redis, plain and explained side by side."""
-    from jobstore import JobStore
+    """What an explained job's maps add to each image's row in the result files, plain and
+    explained side by side."""
+    from resultsink import COMPACTED, open_sink
+    from resultsink.storage import file_url_path
 
-    if not main.served.explains:
-        run.results.notes.append("explained jobs: skipped (the model was exported without activation maps)")
+    url = main.cluster.gateway_settings.results_url
+    if not main.served.explains or not url.startswith("file://"):
+        run.results.notes.append("explained jobs: skipped (no maps in the export, or no result folder)")
         return
-    run.log("explained jobs: Redis bytes of a plain and an explained job of the same images")
-    store = JobStore.from_url(main.cluster.redis_url)
+    run.log("explained jobs: result file bytes of a plain and an explained job of the same images")
     plain = end_to_end.run_job(main.client, run.data.sports)
     explained = end_to_end.run_job(main.client, run.data.sports, explain=True)
-    added = (store.memory_bytes(explained.job_id) - store.memory_bytes(plain.job_id)) / explained.images
+    sink = open_sink(url)
+
+    def size(job_id: str) -> int:
+        deadline = time.monotonic() + 120
+        while sink.names(job_id) != [COMPACTED] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return (file_url_path(url) / job_id / COMPACTED).stat().st_size
+
+    added = (size(explained.job_id) - size(plain.job_id)) / explained.images
     for job in (plain, explained):
         main.client.delete(job.job_id)
     run.results.add(
-        f.MAP_REDIS_BYTES,
-        "Redis bytes a map adds to an image's result",
+        f.MAP_FILE_BYTES,
+        "result file bytes a map adds to an image's row",
         f.BYTES,
         [added],
-        f"MEMORY USAGE of a {explained.images}-image job, explained minus plain",
+        f"compacted Parquet (zstd) of a {explained.images}-image job, explained minus plain",
     )
 
 

@@ -128,6 +128,9 @@ class ScaleRun:
     rss_mib: dict[str, list[float]] = field(default_factory=dict)  # process -> [start, middle, end]
     redis_bytes_per_image: float = 0.0
     cache_bytes: float = 0.0
+    redis_peak_over_idle_mib: float = 0.0  # Redis used_memory sampled through the job, above its value before
+    sink_bytes_per_image: float = 0.0  # the job's result files
+    results_rows_per_s: float = 0.0  # the job's lines read back in bulk and written, as `podium results` does
     small_job_s: float | None = None  # a 10-image job submitted at the middle: its time to complete
 
     @property
@@ -139,9 +142,10 @@ class ScaleRun:
         return self.last_tenth_rate / self.first_tenth_rate if self.first_tenth_rate else 0.0
 
 
-def follow_big_job(cluster, client, job, expected: int, small_folder: Path, mode: str) -> ScaleRun:
+def follow_big_job(cluster, client, job, expected: int, small_folder: Path, mode: str, idle: int = 0) -> ScaleRun:
     """Follow ``job`` (``expected`` images) to its end, sampling memory and sending a small job
-    when half its images are done."""
+    when half its images are done; then read its results back. ``idle``: Redis's used memory
+    before the job was submitted."""
     from bench.end_to_end import run_job
     from jobstore import JobStore, ResultCache
 
@@ -153,7 +157,9 @@ def follow_big_job(cluster, client, job, expected: int, small_folder: Path, mode
     progress: list[tuple[float, int]] = [(0.0, 0)]
     small: dict[str, float] = {}
     total = 0
+    peak = idle = idle or store.used_memory_bytes()
     for update in client.watch(job.id):
+        peak = max(peak, store.used_memory_bytes())
         now = time.perf_counter() - started
         done = int(update.succeeded + update.failed)
         total = int(update.total)
@@ -174,6 +180,7 @@ def follow_big_job(cluster, client, job, expected: int, small_folder: Path, mode
     cache_bytes = ResultCache(store.client).memory_bytes()
     job_bytes = store.memory_bytes(job.id)  # MEMORY USAGE of the finished job's own keys
     store.client.close()
+    sink_bytes, rows_per_s = _read_back(cluster, client, job.id)
     return ScaleRun(
         mode=mode,
         images=total,
@@ -184,7 +191,35 @@ def follow_big_job(cluster, client, job, expected: int, small_folder: Path, mode
         redis_bytes_per_image=job_bytes / max(total, 1),
         cache_bytes=cache_bytes,
         small_job_s=small.get("seconds"),
+        redis_peak_over_idle_mib=(peak - idle) / 2**20,
+        sink_bytes_per_image=sink_bytes / max(total, 1),
+        results_rows_per_s=rows_per_s,
     )
+
+
+def _read_back(cluster, client, job_id: str) -> tuple[int, float]:
+    """The job's result files' bytes (once compacted), and its lines read back in bulk and
+    written to a file per second, as `podium results JOB --output FILE` does."""
+    from podium.bulk import batch_lines
+    from podium.output import write_lines
+    from resultsink import COMPACTED, open_sink
+    from resultsink.storage import file_url_path
+
+    url = cluster.gateway_settings.results_url
+    if not url.startswith("file://"):
+        return 0, 0.0
+    sink, folder = open_sink(url), file_url_path(url) / job_id
+    deadline = time.monotonic() + 600
+    while sink.names(job_id) != [COMPACTED] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    size = sum(entry.stat().st_size for entry in folder.iterdir())
+    started = time.perf_counter()
+    rows = write_lines(
+        folder.parent / f"{job_id}.jsonl", (l for b in client.result_batches(job_id) for l in batch_lines(b))
+    )
+    seconds = time.perf_counter() - started
+    (folder.parent / f"{job_id}.jsonl").unlink()
+    return size, rows / seconds
 
 
 def _rate_between(progress: list[tuple[float, int]], low: float, high: float, total: int) -> float:
@@ -198,57 +233,6 @@ def _rate_between(progress: list[tuple[float, int]], low: float, high: float, to
     return (last[1] - first[1]) / (last[0] - first[0])
 
 
-# --- images per request ------------------------------------------------------------------
-
-REQUEST_WINDOW_S = 3.0
-REQUESTS_IN_FLIGHT = 4
-
-
-def request_costs(run, cluster) -> None:
-    """This process's CPU per image sending N images per request (serialisation, gRPC, the
-    fingerprint check) to the stand-in's Triton, and the batch size Triton formed: with the
-    decode figures, a worker's CPU per image at PODIUM_IMAGES_PER_REQUEST = N."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from bench import figures as f
-    from cluster.triton import inference_counts
-    from inference import TritonClassifier
-
-    classifier = TritonClassifier(cluster.triton_url, run.options.model_name)
-    pixels = np.random.default_rng(3).integers(0, 256, size=(max(f.IMAGES_PER_REQUEST), 224, 224, 3), dtype=np.uint8)
-    try:
-        for n in f.IMAGES_PER_REQUEST:
-            batch = pixels[:n]
-            classifier.infer(batch)  # warm-up
-            before_counts = inference_counts(cluster.triton_metrics_port)
-            cpu_started, deadline = time.process_time(), time.perf_counter() + REQUEST_WINDOW_S
-            with ThreadPoolExecutor(REQUESTS_IN_FLIGHT) as pool:
-                sent = sum(pool.map(_send_until, [classifier] * REQUESTS_IN_FLIGHT, [batch] * REQUESTS_IN_FLIGHT,
-                                    [deadline] * REQUESTS_IN_FLIGHT))  # fmt: skip
-            cpu_ms = (time.process_time() - cpu_started) * 1000 / sent
-            after_counts = inference_counts(cluster.triton_metrics_port)
-            executions = after_counts[1] - before_counts[1]
-            mean_batch = (after_counts[0] - before_counts[0]) / executions if executions else 0.0
-            run.results.add(
-                f.REQUEST_CPU.format(n=n), f"client CPU per image, {n} per request", f.MILLISECONDS, [cpu_ms / 1000]
-            )
-            run.results.add(f.TRITON_BATCH.format(n=n), f"Triton's mean batch, {n} per request", "images", [mean_batch])
-            run.log(
-                f"  {n} per request: {cpu_ms:.2f} CPU ms per image in this process, Triton's mean batch {mean_batch:.1f}"
-            )
-    finally:
-        classifier.close()
-
-
-def _send_until(classifier, batch: np.ndarray, deadline: float) -> int:
-    """Send ``batch`` again and again until ``deadline``; the images sent."""
-    sent = 0
-    while time.perf_counter() < deadline:
-        classifier.infer(batch)
-        sent += len(batch)
-    return sent
-
-
 # --- the phase -----------------------------------------------------------------------------
 
 
@@ -260,6 +244,7 @@ def measure_scale_and_cache(run, caching, plain) -> None:
     from bench import end_to_end
     from bench import figures as f
     from bench.pipeline import measure_pipeline
+    from bench.request_costs import request_costs
     from jobstore import JobStore, ResultCache
 
     sizes, work = run.sizes, run.options.work_dir
@@ -316,6 +301,26 @@ def measure_scale_and_cache(run, caching, plain) -> None:
             [scale.redis_bytes_per_image],
             f"cache beside it: {scale.cache_bytes / 2**20:.1f} MiB",
         )
+        run.results.add(
+            f.SCALE_REDIS_PEAK.format(mode=mode),
+            f"scale, {mode} mode: Redis used_memory through the job, above idle",
+            f.MIB,
+            [scale.redis_peak_over_idle_mib],
+            "sampled at each progress update; the result cache's entries included",
+        )
+        run.results.add(
+            f.SCALE_SINK_BYTES.format(mode=mode),
+            f"scale, {mode} mode: result file bytes per image",
+            f.BYTES,
+            [scale.sink_bytes_per_image],
+        )
+        if mode == "path" and scale.results_rows_per_s:
+            run.results.add(
+                f.RESULTS_ROWS,
+                f"{scale.images:,} rows of a completed job read back in bulk and written as JSON lines",
+                "rows/s",
+                [scale.results_rows_per_s],
+            )
         memory = "; ".join(
             f"{name} {' → '.join(f'{v:.0f}' for v in values)} MiB" for name, values in scale.rss_mib.items()
         )
@@ -351,10 +356,15 @@ def scale_job_id(client, mode: str) -> str:
 
 
 def _big_job(cluster, client, images: Path, expected: int, small: Path, mode: str) -> ScaleRun:
+    from jobstore import JobStore
+
     name = f"scale {mode}"
+    store = JobStore.from_url(cluster.redis_url)
+    idle = store.used_memory_bytes()
+    store.client.close()
     if mode == "path":
         job = client.submit_path(str(images.resolve()), name=name)
-        return follow_big_job(cluster, client, job, expected, small, mode)
+        return follow_big_job(cluster, client, job, expected, small, mode, idle)
     # An upload returns when its last file is in; the job is followed from its start.
     failure: list[BaseException] = []
 
@@ -374,7 +384,7 @@ def _big_job(cluster, client, images: Path, expected: int, small: Path, mode: st
         time.sleep(0.1)
     else:
         raise RuntimeError(f"the upload job did not appear: {failure}")
-    result = follow_big_job(cluster, client, listed[0], expected, small, mode)
+    result = follow_big_job(cluster, client, listed[0], expected, small, mode, idle)
     uploader.join(60)
     if failure:
         raise failure[0]

@@ -82,12 +82,23 @@ LIMIT_TARGETS = (
         LimitTarget(
             f"scale ({mode} mode): Redis bytes per finished image",
             f.SCALE_REDIS_BYTES.format(mode=mode),
-            300.0,
+            1.0,
             True,
-            "<= 300 B (beside the cache)",
+            "<= 1 B (its answers are in its result files)",
         )
         for mode in f.SCALE_MODES
     ),
+    *(
+        LimitTarget(
+            f"scale ({mode} mode): Redis memory through the job above idle",
+            f.SCALE_REDIS_PEAK.format(mode=mode),
+            64.0,
+            True,
+            "<= 64 MiB",
+        )
+        for mode in f.SCALE_MODES
+    ),
+    LimitTarget("a completed job's results read back", f.RESULTS_ROWS, 100_000.0, False, ">= 100,000 rows/s"),
 )
 
 
