@@ -95,7 +95,9 @@ def test_targets_pass_and_fail_on_ratios_of_medians():
         standin_duplicates_cache_on=500.0,  # 1.25 < 1.5
         scale_path_first_tenth=300.0,
         scale_path_last_tenth=280.0,  # 0.93 >= 0.90
-        scale_path_redis_bytes_per_image=310.0,  # > 300 B
+        scale_path_redis_bytes_per_image=1.5,  # > 1 B
+        scale_path_redis_peak_over_idle=40.0,  # <= 64 MiB
+        scale_results_rows_per_s=150_000.0,  # >= 100,000 rows/s
         decode_floor_224=800.0,
         standin_path_mode_224=500.0,  # 0.625 < 0.75 of the floor
         pipeline_cpu_per_image_beyond_decode=0.0004,  # <= 0.5 ms
@@ -121,6 +123,9 @@ def test_targets_pass_and_fail_on_ratios_of_medians():
         "scale (upload mode): last tenth vs first tenth": "n/a",
         "scale (path mode): Redis bytes per finished image": "FAIL",
         "scale (upload mode): Redis bytes per finished image": "n/a",
+        "scale (path mode): Redis memory through the job above idle": "PASS",
+        "scale (upload mode): Redis memory through the job above idle": "n/a",
+        "a completed job's results read back": "PASS",
         "result cache, no duplicates: cost per image": "n/a",
     }
     latency = next(t for t in evaluate(results) if t.name == "1-image job latency")
