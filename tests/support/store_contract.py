@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from jobs import ImageOutcome, JobMode, JobState, Prediction
+from jobs import ActivationMap, ImageOutcome, JobMode, JobState, Prediction
 from jobstore import CacheKey, ChunkRecords, JobStore, ResultCache
 from jobstore.records import Stamp
 from jobstore.schema import JobKeys, job_key_name
@@ -263,18 +263,34 @@ class StoreContract:
         assert store.requeue_webhooks() == 0 and not store.renew_webhook_lease(hooked.id, 60)
 
     def test_the_result_cache_keeps_answers_and_bounds_itself(self, redis_client):
-        cache = ResultCache(redis_client, ttl_s=600, max_entries=2)
+        cache = ResultCache(redis_client, ttl_s=600, max_entries=4)
         key = CacheKey("resnet50_sports", "3", 5, False)
-        keys = [key.of(bytes([i])) for i in range(3)]
+        keys = [key.of(bytes([i])) for i in range(8)]
         assert cache.get(keys[0]) is None
         cache.put(keys[0], OK)
         cache.put(keys[1], BAD)  # errors are not kept
         assert cache.get(keys[0]) == OK and cache.get(keys[1]) is None
-        cache.put(keys[1], OK)
-        cache.put(keys[2], OK)  # beyond the bound: the oldest goes
-        assert cache.get(keys[0]) is None and cache.get(keys[2]) == OK and cache.size() == 2
-        assert 0 < redis_client.ttl(keys[2]) <= 600
-        assert cache.clear() == 2 and cache.size() == 0 and cache.get(keys[2]) is None
+        for index in range(1, 8):
+            cache.put(keys[index], OK)
+            assert cache.size() <= 4  # the bound
+        found = cache.get_many(keys)
+        assert list(found) == keys[-len(found) :] and len(found) >= 2  # the newest half at least
+        assert all(0 < redis_client.ttl(name) <= 600 for name in redis_client.scan_iter(match="podium:cache:[0-9]*"))
+        assert cache.clear() == cache.size() + len(found) and cache.size() == 0 and cache.get(keys[7]) is None
+
+    def test_the_result_cache_gives_back_the_answer_it_was_given(self, redis_client):
+        explained = ImageOutcome(
+            predictions=(Prediction("rugby é", 70, 0.8123457), Prediction("polo", 65, 1e-07), Prediction("x", 2, 0.0)),
+            cam=ActivationMap.of(70, (7, 7), [i / 48 for i in range(49)]),
+        )
+        raw = ImageOutcome(predictions=(Prediction("archery", 0, 0.123456789123),))
+        cache = ResultCache(redis_client)
+        keys = [CacheKey("m", "1", 3, True).of(b"a"), CacheKey("m", "1", 1, False).of(b"a")]
+        cache.put_many([(keys[0], explained), (keys[1], raw)])
+        # Another process (its own label numbers' memo) reads the same answers.
+        found = ResultCache(redis_client).get_many(keys)
+        assert found[keys[0]] == explained
+        assert found[keys[1]] == ImageOutcome.decode(raw.encode())  # 7 decimals, as a recorded answer keeps
 
     def test_a_job_key_names_its_job_as_long_as_the_job_is_kept(self, store, redis_client):
         """The binding is made with a short TTL (the upload's deadline); ending the job extends

@@ -57,6 +57,7 @@ LAYERS: dict[str, tuple[int, frozenset[str]]] = {
                 *CORE,
                 "podium",
                 "jobstore",
+                "resultsink",
                 "inference",
                 "modelrepo",
                 "cluster",
