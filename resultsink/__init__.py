@@ -5,21 +5,41 @@ is complete once every part landed, and its parts are then compacted into one fi
 (``resultsink.parts``). The columns are ``resultsink.rows.RESULTS_SCHEMA``.
 """
 
-from resultsink.parts import (
-    COMPACTED,
-    batches_from,
-    chunk_rows,
-    compact,
-    compact_quietly,
-    job_batches,
-    job_table,
-    part_name,
-    part_names,
-    rows_from,
-    write_part,
-)
-from resultsink.rows import COLUMNS, RESULTS_SCHEMA, ResultRow, ipc_batches, ipc_bytes, rows_table, table_rows
+from importlib import import_module
+
 from resultsink.storage import FileSink, S3Sink, Sink, SinkUnavailable, open_sink
+
+# What needs pyarrow is imported when first used: a process that only names the sink (a
+# Celery worker's parent, a gateway without result files) does not carry it (~36 MB each).
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "COMPACTED",
+            "batches_from",
+            "chunk_rows",
+            "compact",
+            "compact_quietly",
+            "job_batches",
+            "job_table",
+            "part_name",
+            "part_names",
+            "rows_from",
+            "write_part",
+        ),
+        "resultsink.parts",
+    ),
+    **dict.fromkeys(
+        ("COLUMNS", "RESULTS_SCHEMA", "ResultRow", "ipc_batches", "ipc_bytes", "rows_table", "table_rows"),
+        "resultsink.rows",
+    ),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'resultsink' has no attribute {name!r}")
+    return getattr(import_module(_LAZY[name]), name)
+
 
 __all__ = [
     "COLUMNS",

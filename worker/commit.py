@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 
 from jobs import Job
-from resultsink import ResultRow, compact_quietly, write_part
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -23,6 +22,8 @@ def model_label(job: Job) -> str:
 
 
 def commit_chunk(rt: Runtime, job: Job, chunk: int) -> None:
+    from resultsink import ResultRow, compact_quietly, write_part  # pyarrow: only where files are written
+
     if job.results_url:
         size = rt.store.chunk_size(job.id)
         start = chunk * size

@@ -178,7 +178,9 @@ def test_onnx_maps_are_grad_cam_of_the_sequential_head(exported: Exported):
     expected, classes = grad_cam(exported.model, batch)
     assert (probabilities.argmax(axis=1) == classes).all()
     assert min(pearson(got, want) for got, want in zip(maps, expected, strict=True)) >= 0.999
-    np.testing.assert_allclose(maps, expected, atol=1e-4)
+    # onnxruntime's kernels differ by CPU (1.04e-4 seen with AVX-512/AMX); a served map keeps
+    # 1/255 steps (3.9e-3), so 2e-4 is still far below what it can show.
+    np.testing.assert_allclose(maps, expected, atol=2e-4)
     assert np.allclose(maps.max(axis=(1, 2)), 1.0) and maps.min() >= 0
     report = exported.first.fidelity["cam"]
     assert report["images"] == len(files) and report["min_r"] >= 0.99 and report["reference"].startswith("autograd")
