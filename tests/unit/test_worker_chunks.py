@@ -230,7 +230,7 @@ def test_a_chunk_delivered_again_after_its_answers_but_before_its_file_writes_th
         raise SinkUnavailable("results sink: writing part: No space left on device")
 
     with monkeypatch.context() as patched:
-        patched.setattr("worker.commit.write_part", refused)
+        patched.setattr("resultsink.parts.write_part", refused)
         with pytest.raises(SinkUnavailable):
             process_chunk(rt, job_id, 0)
     assert rt.store.get(job_id).succeeded == 4 and rt.store.get(job_id).state is JobState.RUNNING
