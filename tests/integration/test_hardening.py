@@ -157,7 +157,9 @@ def test_a_full_redis_refuses_new_jobs_and_running_ones_finish(faulty_cluster, p
 
     def fill() -> None:
         limit = client.config_get("maxmemory")["maxmemory"]
-        client.config_set("maxmemory", client.info("memory")["used_memory"] + MiB)
+        # Below what Redis holds: every write that needs memory is refused at once (a chunk's
+        # records leave Redis when its file lands, so a job no longer grows into a margin).
+        client.config_set("maxmemory", client.info("memory")["used_memory"] - MiB)
         try:
             with PodiumClient(faulty_cluster.gateway_address) as other, pytest.raises(ResourceExhausted) as info:
                 other.submit_folder(small)
