@@ -79,24 +79,24 @@ LIMIT_TARGETS = (
     # Measured on the stand-in (where it shows), as a share of a real image's time end to end.
     LimitTarget("result cache, no duplicates: cost per image", f.CACHE_OVERHEAD, 2.0, True, "<= 2% of end to end"),
     *(
-        LimitTarget(
-            f"scale ({mode} mode): Redis bytes per finished image",
-            f.SCALE_REDIS_BYTES.format(mode=mode),
-            1.0,
-            True,
-            "<= 1 B (its answers are in its result files)",
-        )
+        target
         for mode in f.SCALE_MODES
-    ),
-    *(
-        LimitTarget(
-            f"scale ({mode} mode): Redis memory through the job above idle",
-            f.SCALE_REDIS_PEAK.format(mode=mode),
-            64.0,
-            True,
-            "<= 64 MiB",
+        for target in (
+            LimitTarget(
+                f"scale ({mode} mode): Redis bytes per finished image",
+                f.SCALE_REDIS_BYTES.format(mode=mode),
+                1.0,
+                True,
+                "<= 1 B (its answers are in its result files)",
+            ),
+            LimitTarget(
+                f"scale ({mode} mode): Redis memory through the job above idle",
+                f.SCALE_REDIS_PEAK.format(mode=mode),
+                64.0,
+                True,
+                "<= 64 MiB",
+            ),
         )
-        for mode in f.SCALE_MODES
     ),
     LimitTarget("a completed job's results read back", f.RESULTS_ROWS, 100_000.0, False, ">= 100,000 rows/s"),
 )

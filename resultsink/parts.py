@@ -96,9 +96,7 @@ def _merged(tables: list[pa.Table]) -> pa.Table:
 
 def job_batches(sink: Sink, job_id: str) -> Iterator[pa.RecordBatch]:
     """The job's rows in index order, batch by batch: the compacted file, else the parts."""
-    names = sink.names(job_id)
-    for name in [COMPACTED] if COMPACTED in names else [n for n in names if n.startswith(PART_PREFIX)]:
-        yield from read_parquet(sink.read(job_id, name)).to_batches()
+    return batches_from(sink, job_id, 0)
 
 
 def job_table(sink: Sink, job_id: str) -> pa.Table:
@@ -118,7 +116,8 @@ def chunk_rows(sink: Sink, job_id: str, first_index: int, count: int) -> dict[in
         data = sink.read(job_id, COMPACTED)
     except NotFound:
         return None
-    return {row.index: row for row in _compacted_rows(data, first_index, first_index + count)}
+    batches = _compacted_batches(data, first_index, first_index + count, BATCH_ROWS)
+    return {row.index: row for batch in batches for row in batch_rows(batch)}
 
 
 def rows_from(sink: Sink, job_id: str, start: int) -> Iterator[ResultRow]:
@@ -148,16 +147,24 @@ def batches_from(sink: Sink, job_id: str, start: int, rows: int = BATCH_ROWS) ->
                 index = batch.column(0)[-1].as_py() + 1
         else:
             return
-    parquet = pq.ParquetFile(io.BytesIO(sink.read(job_id, COMPACTED)))
-    for group in _groups_holding(parquet, index, None):
-        yield from _from_index(parquet.read_row_group(group).cast(RESULTS_SCHEMA), index, rows)
+    yield from _compacted_batches(sink.read(job_id, COMPACTED), index, None, rows)
 
 
-def _from_index(table: pa.Table, start: int, rows: int) -> Iterator[pa.RecordBatch]:
-    table = table.filter(pc.greater_equal(table.column("index"), start)).combine_chunks()
-    for batch in table.to_batches(max_chunksize=rows):
+def _from_index(table: pa.Table, start: int, rows: int, stop: int | None = None) -> Iterator[pa.RecordBatch]:
+    """The table's rows of indices start..stop-1, at most ``rows`` a batch."""
+    kept = pc.greater_equal(table.column("index"), start)
+    if stop is not None:
+        kept = pc.and_(kept, pc.less(table.column("index"), stop))
+    for batch in table.filter(kept).combine_chunks().to_batches(max_chunksize=rows):
         if batch.num_rows:
             yield batch
+
+
+def _compacted_batches(data: bytes, start: int, stop: int | None, rows: int) -> Iterator[pa.RecordBatch]:
+    """Rows start..stop-1 of a compacted file, reading only the row groups that hold them."""
+    parquet = pq.ParquetFile(io.BytesIO(data))
+    for group in _groups_holding(parquet, start, stop):
+        yield from _from_index(parquet.read_row_group(group).cast(RESULTS_SCHEMA), start, rows, stop)
 
 
 def _groups_holding(parquet: pq.ParquetFile, start: int, stop: int | None) -> Iterator[int]:
@@ -168,12 +175,3 @@ def _groups_holding(parquet: pq.ParquetFile, start: int, stop: int | None) -> It
         if stats is not None and stats.has_min_max and (stats.max < start or (stop is not None and stats.min >= stop)):
             continue
         yield group
-
-
-def _compacted_rows(data: bytes, start: int, stop: int) -> Iterator[ResultRow]:
-    """Rows start..stop-1 of a compacted file, reading only the row groups that hold them."""
-    parquet = pq.ParquetFile(io.BytesIO(data))
-    for group in _groups_holding(parquet, start, stop):
-        for row in table_rows(parquet.read_row_group(group).cast(RESULTS_SCHEMA)):
-            if start <= row.index < stop:
-                yield row

@@ -283,31 +283,31 @@ def results(
     with connected(gateway, api_key) as client, local_output(output) as path:
         bulk = bulk_batches(client, job_id) if not follow and heatmaps is None else None
         if bulk is not None:  # a completed job's result files, in bulk
-            if fmt is ResultFormat.PARQUET:
-                seen = write_batches(path, bulk)
-            elif fmt is ResultFormat.JSONL:
-                seen = write_lines(path, (line for batch in bulk for line in batch_lines(batch)))
-            else:
-                records = (record for batch in bulk for record in batch_records(batch))
-                records = counted(write_results(path, records, fmt) if path is not None else _printed(records, fmt))
-                for _ in records:
-                    pass
-            if output is not None:
-                console.print(f"{seen} results written to {escape(str(output))}")
-            return
-        job = client.get_job(job_id) if heatmaps is not None or fmt is ResultFormat.PARQUET else None
-        results = client.results(job_id, follow=follow)
-        if fmt is ResultFormat.PARQUET:
-            records = counted(result_record(r) for r in write_parquet(path, results, job.spec.model.rstrip(":")))
+            seen = _bulk_written(bulk, path, fmt)
         else:
-            records = (result_record(r) for r in results)
-            records = counted(write_results(path, records, fmt) if path is not None else _printed(records, fmt))
-        if heatmaps is not None:
-            write_heatmaps(client, job, records, heatmaps, images_folder(job, images), console)
-        for _ in records:  # without --heatmaps, only the lines are wanted
-            pass
+            job = client.get_job(job_id) if heatmaps is not None or fmt is ResultFormat.PARQUET else None
+            results = client.results(job_id, follow=follow)
+            if fmt is ResultFormat.PARQUET:
+                records = counted(result_record(r) for r in write_parquet(path, results, job.spec.model.rstrip(":")))
+            else:
+                records = (result_record(r) for r in results)
+                records = counted(write_results(path, records, fmt) if path is not None else _printed(records, fmt))
+            if heatmaps is not None:
+                write_heatmaps(client, job, records, heatmaps, images_folder(job, images), console)
+            for _ in records:  # without --heatmaps, only the lines are wanted
+                pass
     if output is not None:
         console.print(f"{seen} results written to {escape(str(output))}")
+
+
+def _bulk_written(batches: Iterator, path: Path | None, fmt: ResultFormat) -> int:
+    """A completed job's Arrow batches written as ``fmt`` to ``path`` (stdout if None); how many rows."""
+    if fmt is ResultFormat.PARQUET:
+        return write_batches(path, batches)
+    if fmt is ResultFormat.JSONL:
+        return write_lines(path, (line for batch in batches for line in batch_lines(batch)))
+    records = (record for batch in batches for record in batch_records(batch))
+    return sum(1 for _ in (write_results(path, records, fmt) if path is not None else _printed(records, fmt)))
 
 
 def _printed(records: Iterator[dict], fmt: ResultFormat) -> Iterator[dict]:

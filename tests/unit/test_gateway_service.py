@@ -426,13 +426,19 @@ def test_results_of_a_job_with_a_sink_come_from_redis_and_its_files_alike(tmp_pa
     assert [r.index for r in streamed(jobs, job.id, start=3)] == [3, 4]
 
 
-def test_results_of_a_cancelled_job_with_a_sink_give_every_image_one_line(tmp_path):
-    jobs = sink_service(tmp_path)
+def cancelled_after_one_chunk(jobs: JobService):
+    """A four-image job cancelled once chunk 0 landed as a file and image 2 was recorded in Redis."""
     job = upload(jobs, files("a", "b", "c", "d"))
     for index in range(3):
         jobs.store.record(job.id, index, OK, stamp=Stamp())
     commit(jobs, job.id, 0)
     jobs.cancel(job.id, ANONYMOUS)
+    return job
+
+
+def test_results_of_a_cancelled_job_with_a_sink_give_every_image_one_line(tmp_path):
+    jobs = sink_service(tmp_path)
+    job = cancelled_after_one_chunk(jobs)
     results = streamed(jobs, job.id, follow=True)
     assert [(r.index, r.path) for r in results] == [(0, "a"), (1, "b"), (2, "c"), (3, "d")]
     assert [r.outcome for r in results[:3]] == [OK] * 3
@@ -521,11 +527,7 @@ def test_a_delta_job_classifies_again_what_its_baselines_files_lack(tmp_path):
 
 def test_an_ended_jobs_parts_left_uncompacted_are_compacted_by_a_gateway(tmp_path):
     jobs = sink_service(tmp_path)
-    job = upload(jobs, files("a", "b", "c", "d"))
-    for index in range(3):
-        jobs.store.record(job.id, index, OK, stamp=Stamp())
-    commit(jobs, job.id, 0)
-    jobs.cancel(job.id, ANONYMOUS)  # no worker ends a cancelled job: its part stays
+    job = cancelled_after_one_chunk(jobs)
     gone = upload(jobs, files("e"))
     jobs.cancel(gone.id, ANONYMOUS)
     jobs.delete(gone.id, ANONYMOUS)
