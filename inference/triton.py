@@ -26,7 +26,8 @@ from modelmeta import METADATA_PARAMETER, ModelMetadata, fingerprint
 DEFAULT_TIMEOUT_S = 30.0
 _RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "CANCELLED", "ABORTED")
 # Triton's words for states that pass: a model not ready yet, a Python-backend stub restarting,
-# a request whose stub died under it (its answer lost with it: the image is not at fault).
+# a request whose stub died under it (its answer lost with it, or garbled: an output without a
+# name, seen in CI after a freeze; the image is not at fault).
 _RETRYABLE_MESSAGES = (
     "not ready",
     "unavailable",
@@ -34,6 +35,7 @@ _RETRYABLE_MESSAGES = (
     "exceeds maximum queue size",
     "timeout",
     "failed to retrieve the response",
+    "unexpected inference output ''",
 )
 
 

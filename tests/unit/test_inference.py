@@ -69,5 +69,13 @@ def test_a_request_whose_python_backend_stub_died_is_asked_again():
 
     lost = InferenceServerException("Failed to retrieve the response error.", status="StatusCode.INTERNAL")
     assert isinstance(_convert(lost, "inference"), TritonUnavailable)
+    garbled = InferenceServerException(
+        "unexpected inference output '' for model 'resnet50_sports'", status="StatusCode.INTERNAL"
+    )
+    assert isinstance(_convert(garbled, "inference"), TritonUnavailable)
+    misnamed = InferenceServerException(
+        "unexpected inference output 'logits' for model 'm'", status="StatusCode.INTERNAL"
+    )
+    assert not isinstance(_convert(misnamed, "inference"), TritonUnavailable)
     refused = InferenceServerException("unexpected shape for input 'images'", status="StatusCode.INVALID_ARGUMENT")
     assert not isinstance(_convert(refused, "inference"), TritonUnavailable)
