@@ -1,4 +1,5 @@
-"""Checkpoint file -> eval-mode torchvision ResNet50, with its head inferred from the keys."""
+"""Checkpoint file -> eval-mode torchvision classifier: the network detected from the keys and
+shapes (``export.architectures``), its head inferred from the keys (``export.head``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import resnet50
 
+from export.architectures import ARCHITECTURES, BATCHES_TRACKED, Architecture, backbone_mismatch, detect, some
 from export.errors import ExportError
-from export.head import HEAD_PREFIX, HeadSpec, infer_head, plain_head
+from export.head import HeadSpec, infer_head
+from modelmeta import DEFAULT_ARCHITECTURE
 from modelrepo.files import file_sha256
 
 # Containers that training scripts commonly wrap a state_dict in.
@@ -20,37 +22,38 @@ STATE_DICT_KEYS = ("state_dict", "model_state_dict")
 PARALLEL_PREFIX = "module."
 # Seed of the untrained model, so that two untrained exports are identical.
 UNTRAINED_SEED = 0
-_BATCHES_TRACKED = "num_batches_tracked"
-_SHOWN_KEYS = 5
-# Below 1/10 of ResNet50's key names in common, a checkpoint is some other network entirely.
-_MIN_SHARED_FRACTION = 10
 
 
 @dataclass
 class LoadedModel:
-    """A ResNet50 in eval mode and where it came from."""
+    """A classifier in eval mode, what it is and where it came from."""
 
     model: nn.Module
     head: HeadSpec
     checkpoint_sha256: str | None
     untrained: bool
+    arch: Architecture = ARCHITECTURES[DEFAULT_ARCHITECTURE]
+    detected: bool = False  # the architecture was read from the keys (not named by --arch)
 
 
-def load_model(path: Path) -> LoadedModel:
-    """Load a checkpoint file into a ResNet50 whose head matches the checkpoint's keys."""
+def load_model(path: Path, arch: str | None = None) -> LoadedModel:
+    """Load a checkpoint file into the network ``arch`` (default: the one its keys and shapes
+    are), with a head that matches the checkpoint's keys."""
     state_dict = read_state_dict(path)
-    model, head = build_resnet50(state_dict, source=str(path))
-    return LoadedModel(model, head, file_sha256(path), untrained=False)
+    network = ARCHITECTURES[arch] if arch else detect(state_dict, str(path))
+    model, head = build_model(state_dict, network, source=str(path))
+    return LoadedModel(model, head, file_sha256(path), untrained=False, arch=network, detected=arch is None)
 
 
-def untrained_model(num_classes: int) -> LoadedModel:
-    """A seeded, randomly initialised ResNet50 with a Linear(2048, num_classes) head."""
-    head = plain_head(num_classes)
+def untrained_model(num_classes: int, arch: str = DEFAULT_ARCHITECTURE) -> LoadedModel:
+    """A seeded, randomly initialised network with torchvision's head for ``num_classes``."""
+    network = ARCHITECTURES[arch]
     # fork_rng: seed for reproducibility without changing the caller's random state.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(UNTRAINED_SEED)
-        model = resnet50(weights=None, num_classes=num_classes)
-    return LoadedModel(model.eval(), head, checkpoint_sha256=None, untrained=True)
+        model = network.build(num_classes)
+    head = infer_head(model.state_dict(), network)
+    return LoadedModel(model.eval(), head, checkpoint_sha256=None, untrained=True, arch=network)
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -73,17 +76,19 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return _unwrap(loaded, path)
 
 
-def build_resnet50(state_dict: dict[str, torch.Tensor], source: str) -> tuple[nn.Module, HeadSpec]:
+def build_model(state_dict: dict[str, torch.Tensor], arch: Architecture, source: str) -> tuple[nn.Module, HeadSpec]:
     """Check the backbone keys, infer the head and load everything strictly; eval mode."""
     state_dict = dict(state_dict)
-    _check_backbone(state_dict, source)
-    head = infer_head(state_dict)
-    model = resnet50(weights=None)
-    model.fc = head.build()
+    _check_backbone(state_dict, arch, source)
+    head = infer_head(state_dict, arch)
+    model = arch.build()
+    setattr(model, arch.head, head.build(model))
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:
-        raise ExportError(f"checkpoint {source} does not fit a ResNet50 with head {head.describe()}: {exc}") from None
+        raise ExportError(
+            f"checkpoint {source} does not fit a {arch.name} with head {head.describe()}: {exc}"
+        ) from None
     return model.eval(), head
 
 
@@ -101,7 +106,7 @@ def _unwrap(loaded: object, path: Path) -> dict[str, torch.Tensor]:
     not_tensors = [str(k) for k, v in loaded.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
         raise ExportError(
-            f"checkpoint {path} holds a dict whose entries {_some(not_tensors)} are not tensors "
+            f"checkpoint {path} holds a dict whose entries {some(not_tensors)} are not tensors "
             f"and no {' or '.join(repr(k) for k in STATE_DICT_KEYS)} entry; expected a state_dict"
         )
     return {_strip_parallel(str(k)): v for k, v in loaded.items()}
@@ -111,41 +116,19 @@ def _strip_parallel(key: str) -> str:
     return key.removeprefix(PARALLEL_PREFIX)
 
 
-def _check_backbone(state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """Compare every non-head key with torchvision's ResNet50; fill absent BN counters."""
-    with torch.device("meta"):  # keys and shapes only, no memory and no init time
-        reference = {k: v for k, v in resnet50(weights=None).state_dict().items() if not k.startswith(HEAD_PREFIX)}
-    backbone = {k: v for k, v in state_dict.items() if not k.startswith(HEAD_PREFIX)}
-    if len(reference.keys() & backbone.keys()) < len(reference) // _MIN_SHARED_FRACTION:
-        raise ExportError(
-            f"checkpoint {source} is not a torchvision ResNet50 state_dict: it has {len(state_dict)} "
-            f"keys such as {_some(sorted(state_dict))}; expected keys such as "
-            "conv1.weight, bn1.weight, layer1.0.conv1.weight, ..., layer4.2.bn3.weight, fc.weight"
-        )
+def _check_backbone(state_dict: dict[str, torch.Tensor], arch: Architecture, source: str) -> None:
+    """Compare every non-head key with torchvision's network; fill absent BN counters."""
     # Older checkpoints lack BatchNorm's num_batches_tracked; it does not affect eval output.
-    for key in reference.keys() - backbone.keys():
-        if key.endswith(_BATCHES_TRACKED):
-            state_dict[key] = backbone[key] = torch.tensor(0, dtype=torch.long)
-    missing = sorted(reference.keys() - backbone.keys())
-    unexpected = sorted(backbone.keys() - reference.keys())
-    wrong_shape = [
-        f"{k} {tuple(backbone[k].shape)} (ResNet50: {tuple(reference[k].shape)})"
-        for k in sorted(reference.keys() & backbone.keys())
-        if backbone[k].shape != reference[k].shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} ResNet50 keys are missing ({_some(missing)})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} keys are not part of ResNet50 ({_some(unexpected)})")
-    if wrong_shape:
-        problems.append(f"{len(wrong_shape)} tensors have the wrong shape ({_some(wrong_shape)})")
+    for key in arch.backbone_shapes().keys() - state_dict.keys():
+        if key.endswith(BATCHES_TRACKED):
+            state_dict[key] = torch.tensor(0, dtype=torch.long)
+    problems = backbone_mismatch(arch, state_dict)
     if problems:
         raise ExportError(
-            f"checkpoint {source} does not match torchvision's ResNet50 backbone: "
+            f"checkpoint {source} does not match torchvision's {arch.name} backbone: "
             + "; ".join(problems)
-            + ". Export needs a state_dict of torchvision.models.resnet50 with a Linear or "
-            "Sequential fc head"
+            + f". Export needs a state_dict of torchvision.models.{arch.name} with a Linear or Sequential "
+            f"{arch.head} head"
         )
 
 
@@ -161,8 +144,3 @@ def _kind(value: object) -> str:
     if isinstance(value, dict):
         return "an empty dict"
     return f"a {type(value).__name__}"
-
-
-def _some(items: list[str]) -> str:
-    shown = ", ".join(items[:_SHOWN_KEYS])
-    return shown + (", ..." if len(items) > _SHOWN_KEYS else "")

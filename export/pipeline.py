@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,8 +14,10 @@ import onnx
 import onnxruntime
 import torch
 import torchvision
+from pydantic import ValidationError
 
 from export.activation_map import ExplainingModel
+from export.architectures import Architecture, architecture
 from export.checkpoint import LoadedModel, load_model, untrained_model
 from export.errors import ExportError
 from export.int8_export import DEFAULT_MIN_INT8_AGREEMENT, quantise_verified
@@ -24,6 +26,7 @@ from export.torch2onnx import DEFAULT_OPSET, torch2onnx
 from export.verify import folder_images, sample_images, verify_maps, verify_onnx
 from modelmeta import (
     CAM_NAME,
+    DEFAULT_ARCHITECTURE,
     DEFAULT_MODEL_NAME,
     FINGERPRINT_NAME,
     MODEL_NAME_PATTERN,
@@ -71,8 +74,16 @@ def export_model(
     min_int8_agreement: float = DEFAULT_MIN_INT8_AGREEMENT,
     engine_settings: EngineSettings | None = None,
     progress: Progress | None = None,
+    arch: str | None = None,
+    preprocessing: Mapping[str, object] | None = None,
 ) -> ExportResult:
-    """Export a ResNet50 checkpoint (or a seeded untrained one) as a new model version.
+    """Export a checkpoint of a torchvision classifier (or a seeded untrained one) as a new
+    model version.
+
+    ``arch`` names the network (default: detected from the checkpoint's keys and shapes;
+    ResNet50 for an untrained model); ``preprocessing`` overrides fields of the transform
+    (resize, crop, interpolation, mean, std), which is otherwise that of torchvision's
+    ImageNet weights for the network.
 
     The ONNX model is checked against PyTorch on real images before anything is written
     to ``model_repository``; cpu-int8 quantises it with images from ``calibration`` and
@@ -91,14 +102,23 @@ def export_model(
     started = time.monotonic()
 
     if untrained:
-        report(f"building an untrained ResNet50 with {len(classes)} classes (seeded)")
-        loaded = untrained_model(len(classes))
+        network = architecture(arch or DEFAULT_ARCHITECTURE)
+        report(f"building an untrained {network.name} with {len(classes)} classes (seeded)")
+        loaded = untrained_model(len(classes), network.name)
     else:
         report(f"loading checkpoint {checkpoint}")
-        loaded = load_model(Path(checkpoint))
+        loaded = load_model(Path(checkpoint), architecture(arch).name if arch else None)
+        how = "detected from its keys and shapes" if loaded.detected else "as named"
+        report(f"{loaded.arch.name} ({how}), head {loaded.head.describe()}")
     _check_classes(loaded, classes, labels or labels_from)
-    metadata = _metadata(loaded, classes, model_name, spec)
-    serving = ExplainingModel(loaded.model).eval()
+    _check_int8(spec, loaded)
+    transform = _transform(loaded.arch, preprocessing or {})
+    report(
+        f"preprocessing: resize {transform.resize}, crop {transform.crop}, {transform.interpolation}, "
+        f"mean {transform.mean}, std {transform.std}"
+    )
+    serving = ExplainingModel(loaded.model, loaded.arch, mean=transform.mean, std=transform.std).eval()
+    metadata = _metadata(loaded, classes, model_name, spec, transform, _map_side(serving, transform.crop))
 
     with tempfile.TemporaryDirectory(prefix="podium-export-") as workdir:
         onnx_file = Path(workdir) / ONNX_FILENAME
@@ -216,13 +236,48 @@ def _check_classes(loaded: LoadedModel, classes: list[str], labels: Path | None)
         )
 
 
-def _metadata(loaded: LoadedModel, classes: list[str], model_name: str, target: Target) -> ModelMetadata:
+def default_preprocessing(arch: Architecture) -> Preprocessing:
+    """The eval transform of torchvision's ImageNet weights for ``arch``, ImageNet mean and std."""
+    spec = arch.transform()
+    return Preprocessing(resize=spec.resize, crop=spec.crop, interpolation=spec.interpolation)
+
+
+def _transform(arch: Architecture, overrides: Mapping[str, object]) -> Preprocessing:
+    chosen = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Preprocessing.model_validate(default_preprocessing(arch).model_dump() | chosen)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ExportError(f"preprocessing: {problems}") from None
+
+
+def _map_side(serving: ExplainingModel, crop: int) -> int:
+    """The side of the network's last feature maps for a crop x crop input (7 for 224 in
+    most networks, 10 for EfficientNet-B3's 300): what the map output's shape is."""
+    with torch.inference_mode():
+        features = serving.eval().features(torch.zeros(1, crop, crop, 3, dtype=torch.uint8))
+    return int(features.shape[-1])
+
+
+def _check_int8(target: Target, loaded: LoadedModel) -> None:
+    if target.name == CPU_INT8 and loaded.arch.family == "vgg":
+        raise ExportError(
+            f"--target {CPU_INT8} needs a network with global average pooling before its head; {loaded.arch.name} "
+            "pools to 7x7: export it with --target cpu"
+        )
+
+
+def _metadata(
+    loaded: LoadedModel, classes: list[str], model_name: str, target: Target, transform: Preprocessing, map_side: int
+) -> ModelMetadata:
     return ModelMetadata(
         model_name=model_name,
         target=target.name,
         precision=target.precision,
         classes=classes,
-        preprocessing=Preprocessing(),
+        architecture=loaded.arch.name,
+        preprocessing=transform,
+        cam_side=map_side,
         fingerprint_name=FINGERPRINT_NAME if target.returns_fingerprint else "",
         row_tag_name=ROW_TAG_NAME if target.returns_fingerprint else "",
         row_tag_echo_name=ROW_TAG_ECHO_NAME if target.returns_fingerprint else "",

@@ -87,7 +87,7 @@ class Decoder:
         with self.budget.reserve(decode_cost(image)):
             image = finish_decoding(image)
             # Resize and crop before a grey image becomes RGB: the same pixels, a third of the work.
-            cropped = center_crop(resize_shorter(image, spec.resize), spec.crop)
+            cropped = center_crop(resize_shorter(image, spec.resize, spec.interpolation), spec.crop)
         return np.asarray(to_rgb(cropped), dtype=np.uint8)
 
 

@@ -14,6 +14,9 @@ from PIL import Image
 
 DEFAULT_RESIZE = 256
 DEFAULT_CROP = 224
+DEFAULT_INTERPOLATION = "bilinear"
+# torchvision's InterpolationMode values -> Pillow's filters (what torchvision itself uses for PIL images).
+INTERPOLATIONS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
 
 
 @dataclass(frozen=True)
@@ -22,17 +25,24 @@ class PreprocessSpec:
 
     resize: int = DEFAULT_RESIZE
     crop: int = DEFAULT_CROP
+    interpolation: str = DEFAULT_INTERPOLATION
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in INTERPOLATIONS:
+            known = " or ".join(INTERPOLATIONS)
+            raise ValueError(f"interpolation {self.interpolation!r} is not supported; use {known}")
 
 
-def resize_shorter(image: Image.Image, size: int) -> Image.Image:
-    """Resize so that the shorter side is ``size``, as ``torchvision.transforms.Resize(size)``."""
+def resize_shorter(image: Image.Image, size: int, interpolation: str = DEFAULT_INTERPOLATION) -> Image.Image:
+    """Resize so that the shorter side is ``size``, as ``torchvision.transforms.Resize(size)``
+    with ``interpolation`` (antialiased, as torchvision always is for PIL images)."""
     width, height = image.size
     short, long = (width, height) if width <= height else (height, width)
     if short == size:
         return image
     new_short, new_long = size, int(size * long / short)
     new_w, new_h = (new_short, new_long) if width <= height else (new_long, new_short)
-    return image.resize((new_w, new_h), Image.BILINEAR)
+    return image.resize((new_w, new_h), INTERPOLATIONS[interpolation])
 
 
 def center_crop(image: Image.Image, size: int) -> Image.Image:
@@ -50,5 +60,5 @@ def center_crop(image: Image.Image, size: int) -> Image.Image:
 
 def preprocess(image: Image.Image, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
     """RGB PIL image -> uint8 array of shape (crop, crop, 3), the model's input layout."""
-    cropped = center_crop(resize_shorter(image, spec.resize), spec.crop)
+    cropped = center_crop(resize_shorter(image, spec.resize, spec.interpolation), spec.crop)
     return np.asarray(cropped, dtype=np.uint8)

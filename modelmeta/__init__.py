@@ -21,11 +21,14 @@ from modelmeta.metadata import (
     ModelMetadata,
     Preprocessing,
 )
+from modelmeta.networks import ARCHITECTURE_NAMES, DEFAULT_ARCHITECTURE, NETWORK_FAMILIES
 from modelmeta.reference import MODEL_NAME_PATTERN, ModelRef
 
 __all__ = [
+    "ARCHITECTURE_NAMES",
     "CAM_NAME",
     "CAM_STRIDE",
+    "DEFAULT_ARCHITECTURE",
     "DEFAULT_MODEL_NAME",
     "ENCODED_INPUT",
     "ENCODED_INPUT_NAME",
@@ -37,6 +40,7 @@ __all__ = [
     "METADATA_FILENAME",
     "METADATA_PARAMETER",
     "MODEL_NAME_PATTERN",
+    "NETWORK_FAMILIES",
     "OUTPUT_NAME",
     "PIXELS_INPUT",
     "ROW_TAG_ECHO_NAME",

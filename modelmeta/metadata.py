@@ -8,10 +8,12 @@ Triton client (worker, gateway) reads it from Triton without access to the files
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from imaging import PreprocessSpec
+from modelmeta.networks import DEFAULT_ARCHITECTURE
 
 # The name models are exported and served under unless told otherwise.
 DEFAULT_MODEL_NAME = "resnet50_sports"
@@ -25,7 +27,7 @@ ENCODED_INPUT = "encoded"  # ... or the file's bytes, decoded by the server (gpu
 OUTPUT_NAME = "probabilities"
 # The Grad-CAM map of the top-1 class, [N, crop/32, crop/32] float32 (export.activation_map).
 CAM_NAME = "cam"
-# ResNet50's last feature maps are the input's size divided by this.
+# Most networks' last feature maps are the input's size divided by this (older exports' grid).
 CAM_STRIDE = 32
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -34,9 +36,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class Preprocessing(BaseModel):
     """The transform a client applies before sending uint8 NHWC pixels."""
 
-    resize: int = 256
-    crop: int = 224
-    interpolation: str = "bilinear"
+    resize: int = Field(256, ge=1, le=4096)
+    crop: int = Field(224, ge=16, le=4096)
+    interpolation: Literal["bilinear", "bicubic"] = "bilinear"
     layout: str = "NHWC"
     dtype: str = "uint8"
     # Applied inside the model graph, recorded for reference.
@@ -44,7 +46,7 @@ class Preprocessing(BaseModel):
     std: tuple[float, float, float] = IMAGENET_STD
 
     def spec(self) -> PreprocessSpec:
-        return PreprocessSpec(resize=self.resize, crop=self.crop)
+        return PreprocessSpec(resize=self.resize, crop=self.crop, interpolation=self.interpolation)
 
 
 class ModelMetadata(BaseModel):
@@ -54,6 +56,8 @@ class ModelMetadata(BaseModel):
     model_name: str
     target: str
     classes: list[str]
+    # The torchvision network (export.architectures); exports before 2026-12 were all ResNet50.
+    architecture: str = DEFAULT_ARCHITECTURE
     # Numeric precision of the served model: "fp32", "int8" (cpu-int8) or "fp16" (TensorRT).
     precision: str = "fp32"
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
@@ -69,6 +73,8 @@ class ModelMetadata(BaseModel):
     row_tag_echo_name: str = ""
     # The output carrying the top-1 class's activation map ("": exported before maps existed).
     cam_name: str = ""
+    # The map's side in cells (the last feature maps'); 0: crop // CAM_STRIDE (older exports).
+    cam_side: int = 0
     checkpoint_sha256: str | None = None
     untrained: bool = False
     head: str = ""
@@ -77,7 +83,7 @@ class ModelMetadata(BaseModel):
 
     @property
     def cam_grid(self) -> tuple[int, int]:
-        side = self.preprocessing.crop // CAM_STRIDE
+        side = self.cam_side or self.preprocessing.crop // CAM_STRIDE
         return side, side
 
     def to_json(self) -> str:

@@ -112,7 +112,7 @@ def encoded_metadata(metadata: ModelMetadata) -> ModelMetadata:
 
 
 def pipeline_source(metadata: ModelMetadata, max_batch_size: int) -> str:
-    """dali.py with the model's resize, crop and batch size filled in."""
+    """dali.py with the model's resize, crop, interpolation and batch size filled in."""
     text = PIPELINE_SOURCE.read_text(encoding="utf-8")
     for name, value in (
         ("RESIZE", metadata.preprocessing.resize),
@@ -121,6 +121,11 @@ def pipeline_source(metadata: ModelMetadata, max_batch_size: int) -> str:
     ):
         text, count = re.subn(rf"^{name} = \d+$", f"{name} = {value}", text, count=1, flags=re.MULTILINE)
         assert count == 1, f"{PIPELINE_SOURCE} lost its {name} line"
+    interpolation = metadata.preprocessing.interpolation
+    text, count = re.subn(
+        r'^INTERPOLATION = "\w+"', f'INTERPOLATION = "{interpolation}"', text, count=1, flags=re.MULTILINE
+    )
+    assert count == 1, f"{PIPELINE_SOURCE} lost its INTERPOLATION line"
     return text
 
 

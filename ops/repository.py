@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from errors import InvalidArgument
-from modelmeta import DEFAULT_MODEL_NAME
+from modelmeta import ARCHITECTURE_NAMES, DEFAULT_MODEL_NAME
 from podium.cli.failures import reported
 from podium.cli.options import console, out
 
@@ -30,7 +30,31 @@ def register(app: typer.Typer) -> None:
 
 
 def export(
-    checkpoint: Annotated[Path | None, typer.Option(help="PyTorch state_dict of a torchvision ResNet50")] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="PyTorch state_dict of a torchvision classifier (its network is read from the keys)"),
+    ] = None,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            help="The network, when its keys do not say it (default: detected; resnet50 with --untrained). "
+            "Known: " + ", ".join(ARCHITECTURE_NAMES),
+            show_default=False,
+        ),
+    ] = None,
+    resize: Annotated[
+        int | None, typer.Option(min=1, help="Resize the shorter side to this (default: the network's transform)")
+    ] = None,
+    crop: Annotated[
+        int | None, typer.Option(min=16, help="Centre crop, the model's input size (default: the network's)")
+    ] = None,
+    interpolation: Annotated[
+        str | None, typer.Option(help="bilinear or bicubic (default: the network's; EfficientNet B0-B4: bicubic)")
+    ] = None,
+    mean: Annotated[
+        str | None, typer.Option(help="Normalisation mean per channel, r,g,b in 0..1 (default: ImageNet's)")
+    ] = None,
+    std: Annotated[str | None, typer.Option(help="Normalisation std per channel, r,g,b (default: ImageNet's)")] = None,
     labels: Annotated[
         Path | None,
         typer.Option(
@@ -74,16 +98,38 @@ def export(
             force=force,
             max_batch_size=max_batch_size,
             progress=lambda message: status.update(escape(message)),
+            arch=arch,
+            preprocessing={
+                "resize": resize,
+                "crop": crop,
+                "interpolation": interpolation,
+                "mean": _channels("--mean", mean),
+                "std": _channels("--std", std),
+            },
         )
     _print_export(result, model_repository)
 
 
+def _channels(flag: str, text: str | None) -> tuple[float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise InvalidArgument(f"{flag} takes three numbers, one per channel: r,g,b (got {text!r})")
+    return values
+
+
 def _print_export(result, model_repository: Path) -> None:
     meta, fidelity = result.metadata, result.fidelity
+    pre = meta.preprocessing
     console.print(
-        f"[green]exported[/] {meta.model_name} version {result.version} ({meta.target}, {len(meta.classes)} classes) "
-        f"to {escape(str(result.model_dir))}"
+        f"[green]exported[/] {meta.model_name} version {result.version} ({meta.target}, {meta.architecture}, "
+        f"{len(meta.classes)} classes) to {escape(str(result.model_dir))}"
     )
+    console.print(f"preprocessing: resize {pre.resize}, crop {pre.crop}, {pre.interpolation}", markup=False)
     if fidelity:
         console.print(
             f"{fidelity.get('model', 'ONNX')} vs {fidelity.get('reference', 'PyTorch')} on "

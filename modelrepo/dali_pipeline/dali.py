@@ -1,7 +1,7 @@
 """The gpu-dali target's preprocessing, run by Triton's DALI backend (autoserialized).
 
 `podium export --target gpu-dali` copies this file into ``<model>_dali/1/dali.py`` with the
-three constants below set from the model's metadata; Triton's DALI backend serializes the
+four constants below set from the model's metadata; Triton's DALI backend serializes the
 ``@autoserialize`` pipeline when it loads the model (the NGC Triton image has DALI). It is
 not part of Podium's packages (nothing here imports nvidia.dali).
 
@@ -9,7 +9,7 @@ Encoded bytes in, the uint8 HWC centre crop out, as torchvision's eval transform
 decode on the GPU (``device="mixed"``: nvJPEG / nvImageCodec, EXIF orientation applied),
 resize the shorter side to RESIZE with the longer one ``floor(RESIZE * long / short)``
 (torchvision's integer rule, computed per sample here rather than left to the operator's
-rounding), antialiased linear, then the centre CROP x CROP with torchvision's offsets
+rounding), antialiased linear (or cubic), then the centre CROP x CROP with torchvision's offsets
 (``round((extent - CROP) / 2)``, Python's round: halves to even). No normalisation: the
 model graph does it. Decoders and resamplers differ from Pillow's in the last bit, so this
 path is gated against the Pillow path before use (docs/export.md, "gpu-dali").
@@ -17,6 +17,7 @@ path is gated against the Pillow path before use (docs/export.md, "gpu-dali").
 
 RESIZE = 256
 CROP = 224
+INTERPOLATION = "bilinear"  # or "bicubic" (EfficientNet's transform): DALI's cubic resampler
 MAX_BATCH_SIZE = 64
 INPUT_NAME = "encoded"
 
@@ -61,7 +62,7 @@ def _pipeline():
             images,
             resize_y=dali.fn.cast(resized_extent(height, width), dtype=types.FLOAT),
             resize_x=dali.fn.cast(resized_extent(width, height), dtype=types.FLOAT),
-            interp_type=types.INTERP_LINEAR,
+            interp_type=types.INTERP_CUBIC if INTERPOLATION == "bicubic" else types.INTERP_LINEAR,
             antialias=True,
             dtype=types.UINT8,
         )

@@ -100,10 +100,10 @@ def test_maps_are_relud_and_scaled_to_one_and_flat_maps_stay_zero():
     assert torch.isfinite(normalised_map(raw.half())).all()
 
 
-def test_only_a_resnet_with_linear_relu_dropout_head_is_explained():
+def test_only_known_layouts_and_head_layers_are_explained():
     with pytest.raises(ExportError, match="torchvision ResNet"):
         ExplainingModel(nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)))
-    with pytest.raises(ExportError, match="Linear, ReLU and Dropout"):
+    with pytest.raises(ExportError, match="Linear, ReLU, Hardswish, Dropout, BatchNorm1d, LayerNorm and Flatten"):
         logits_and_class_gradient(nn.Sequential(nn.Linear(8, 4), nn.GELU(), nn.Linear(4, 2)), torch.randn(2, 8))
     with pytest.raises(ExportError, match="ends in a Linear"):
         logits_and_class_gradient(nn.Sequential(nn.Linear(8, 4), nn.ReLU()), torch.randn(2, 8))

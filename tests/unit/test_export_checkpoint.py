@@ -76,20 +76,27 @@ def test_state_dict_key_and_missing_batchnorm_counters(tmp_path: Path):
 def test_missing_backbone_keys_are_named(tmp_path: Path):
     state = dict(model_with_head(nn.Linear(2048, 4)).state_dict())
     del state["layer4.2.conv3.weight"]
-    with pytest.raises(ExportError, match=r"1 ResNet50 keys are missing \(layer4\.2\.conv3\.weight\)"):
-        load_model(save(tmp_path / "partial.pt", state))
-
-
-def test_other_resnet_is_refused(tmp_path: Path):
-    path = save(tmp_path / "r18.pt", resnet18(weights=None).state_dict())
-    with pytest.raises(ExportError, match="does not match torchvision's ResNet50") as raised:
+    path = save(tmp_path / "partial.pt", state)
+    with pytest.raises(ExportError, match=r"Closest: resnet50.*1 resnet50 keys are missing \(layer4\.2\.conv3\.weight\)"):
         load_model(path)
+    with pytest.raises(ExportError, match=r"1 resnet50 keys are missing \(layer4\.2\.conv3\.weight\)"):
+        load_model(path, arch="resnet50")
+
+
+def test_other_resnets_are_detected_and_a_wrong_arch_is_refused(tmp_path: Path):
+    original = resnet18(weights=None).eval()
+    path = save(tmp_path / "r18.pt", original.state_dict())
+    loaded = load_model(path)
+    assert (loaded.arch.name, loaded.detected, loaded.head.describe()) == ("resnet18", True, "Linear(512, 1000)")
+    assert_same_outputs(original, loaded.model)
+    with pytest.raises(ExportError, match="does not match torchvision's resnet50") as raised:
+        load_model(path, arch="resnet50")
     assert "wrong shape" in str(raised.value) and "missing" in str(raised.value)
 
 
-def test_not_a_resnet_at_all(tmp_path: Path):
+def test_not_a_known_network_at_all(tmp_path: Path):
     path = save(tmp_path / "mlp.pt", nn.Sequential(nn.Linear(4, 4)).state_dict())
-    with pytest.raises(ExportError, match="is not a torchvision ResNet50 state_dict: it has 2 keys such as 0.bias"):
+    with pytest.raises(ExportError, match="not the state_dict of a torchvision classifier Podium knows: it has 2 keys"):
         load_model(path)
 
 

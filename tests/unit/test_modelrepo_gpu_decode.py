@@ -24,7 +24,7 @@ from tritonclient.grpc import model_config_pb2
 from imaging import Decoder
 from inference import classify_bytes
 from inference.triton import Inference, TritonError
-from modelmeta import ModelMetadata
+from modelmeta import Preprocessing, ModelMetadata
 from modelrepo.config import build_model_config, render_model_config
 from modelrepo.gpu_decode import (
     PIPELINE_SOURCE,
@@ -113,7 +113,11 @@ def test_export_writes_both_models_with_the_pipeline_file(tmp_path):
     source = (dali_dir / "1" / "dali.py").read_text()
     assert source == pipeline_source(gpu_metadata(), 48)
     assert "MAX_BATCH_SIZE = 48\n" in source and "RESIZE = 256\n" in source and "CROP = 224\n" in source
+    assert 'INTERPOLATION = "bilinear"' in source
     write_gpu_decode_models(tmp_path, gpu_metadata(), 48)  # again: brought up to date, not refused
+    bicubic = gpu_metadata().model_copy(update={"preprocessing": Preprocessing(resize=320, crop=300, interpolation="bicubic")})
+    source = pipeline_source(bicubic, 48)
+    assert 'INTERPOLATION = "bicubic"' in source and "RESIZE = 320\n" in source and "CROP = 300\n" in source
 
 
 # --- the pipeline file -----------------------------------------------------------------
@@ -150,7 +154,10 @@ def test_the_pipeline_decodes_on_the_gpu_and_resizes_antialiased():
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
     }
     assert calls["image"]["device"] == "'mixed'" and calls["image"]["output_type"] == "types.RGB"
-    assert calls["resize"]["antialias"] == "True" and calls["resize"]["interp_type"] == "types.INTERP_LINEAR"
+    assert calls["resize"]["antialias"] == "True"
+    assert calls["resize"]["interp_type"] == (
+        "types.INTERP_CUBIC if INTERPOLATION == 'bicubic' else types.INTERP_LINEAR"
+    )
     assert calls["external_source"]["name"] == "INPUT_NAME"
     assert "crop_mirror_normalize" not in calls  # the model graph normalises
 
