@@ -113,7 +113,13 @@ def _vector_forward(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return x
     if isinstance(layer, nn.LayerNorm):
         return nn.functional.layer_norm(x, (x.shape[1],), layer.weight, layer.bias, layer.eps)
-    if not isinstance(layer, nn.Linear | nn.ReLU | nn.Hardswish | nn.Dropout | nn.BatchNorm1d):
+    # Functional forms: torchvision's heads use inplace=True activations, which would
+    # overwrite the input the gradient's masks are computed from.
+    if isinstance(layer, nn.ReLU):
+        return torch.relu(x)
+    if isinstance(layer, nn.Hardswish):
+        return nn.functional.hardswish(x)
+    if not isinstance(layer, nn.Linear | nn.Dropout | nn.BatchNorm1d):
         raise ExportError(f"class activation maps support {_HEAD_LAYERS} head layers, not {layer}")
     return layer(x)
 

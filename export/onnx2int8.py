@@ -87,7 +87,9 @@ def fp32_nodes(model: onnx.ModelProto) -> list[str]:
     first_conv = next((i for i, n in enumerate(nodes) if n.op_type == _FIRST_QUANTISED_OP), None)
     last_pool = max((i for i, n in enumerate(nodes) if n.op_type == _POOLING_OP), default=None)
     if first_conv is None or last_pool is None:
-        raise ExportError("the ONNX model has no Conv or GlobalAveragePool node; INT8 export expects a ResNet")
+        raise ExportError(
+            "the ONNX model has no Conv or GlobalAveragePool node; INT8 export expects a CNN with global average pooling before its head"
+        )
     backbone = _ancestors(nodes, nodes[last_pool]) | {id(nodes[last_pool])}
     preamble = nodes[:first_conv]
     rest = [n for n in nodes[first_conv:] if id(n) not in backbone]

@@ -25,7 +25,7 @@ from modelrepo.fidelity import MAP_MIN_CORRELATION
 FP32_TOLERANCE = 1e-4
 MAX_VERIFY_IMAGES = 32
 REFERENCE_FP32 = "pytorch-fp32"
-REFERENCE_GRAD_CAM = "autograd Grad-CAM of layer4 (pytorch-fp32)"
+REFERENCE_GRAD_CAM = "autograd Grad-CAM of {stage} (pytorch-fp32)"
 # Images per autograd pass: the backward keeps layer4's activations of the whole batch.
 MAP_BATCH_SIZE = 8
 # Photographs bundled with scikit-image (no download): colour, grey, RGBA, small and large.
@@ -151,4 +151,5 @@ def verify_maps(model: ExplainingModel, onnx_path: Path, images: Images) -> dict
             f"the graph's activation maps differ from autograd Grad-CAM: Pearson r {agreement.min_r:.4f} < "
             f"{MAP_MIN_CORRELATION} on {agreement.worst}; the map's head arithmetic does not fit this head"
         )
-    return {"reference": REFERENCE_GRAD_CAM, **agreement.as_report()}
+    reference_name = REFERENCE_GRAD_CAM.format(stage=model.layout.stages[-1])
+    return {"reference": reference_name, **agreement.as_report()}

@@ -25,6 +25,11 @@ MODEL_NAME = "resnet50_sports"
 # so that both head types are served: its maps are CAM, the default model's Grad-CAM.
 PLAIN_HEAD_MODEL = "resnet50_plain"
 PLAIN_HEAD_CLASSES = [f"plain_{i}" for i in range(8)]
+# Two other networks in the same repository (tests/integration/test_any_classifier.py):
+# EfficientNet-B0 (bicubic) with the source projects' Sequential head, MobileNetV3-Small with
+# torchvision's own head (Hardswish).
+OTHER_NETWORK_CLASSES = [f"sport_{i}" for i in range(8)]
+OTHER_NETWORKS = {"efficientnet_b0": "effnet_b0_sports", "mobilenet_v3_small": "mobilenet_v3_sports"}
 
 
 @pytest.fixture(scope="session")
@@ -43,12 +48,39 @@ def plain_head_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_repository(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path, plain_head_checkpoint: Path) -> Path:
+def other_network_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Steady checkpoints of the other networks, by architecture name (labels beside each)."""
+    import torch
+    from torch import nn
+
+    from export.stand_in import steady_network
+
+    folder = tmp_path_factory.mktemp("other-networks")
+    classes = len(OTHER_NETWORK_CLASSES)
+    heads = {"efficientnet_b0": nn.Sequential(nn.Linear(1280, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, classes))}
+    written = {}
+    for arch in OTHER_NETWORKS:
+        path = folder / f"{arch}.pt"
+        torch.save(steady_network(arch, classes, head=heads.get(arch)).state_dict(), path)
+        Path(f"{path}.labels.txt").write_text("".join(f"{c}\n" for c in OTHER_NETWORK_CLASSES), encoding="utf-8")
+        written[arch] = path
+    return written
+
+
+@pytest.fixture(scope="session")
+def model_repository(
+    tmp_path_factory: pytest.TempPathFactory,
+    checkpoint: Path,
+    plain_head_checkpoint: Path,
+    other_network_checkpoints: dict[str, Path],
+) -> Path:
     from export import export_model
 
     repo = tmp_path_factory.mktemp("model_repository")
     export_model(checkpoint=checkpoint, model_repository=repo, model_name=MODEL_NAME)
     export_model(checkpoint=plain_head_checkpoint, model_repository=repo, model_name=PLAIN_HEAD_MODEL)
+    for arch, path in other_network_checkpoints.items():  # only the checkpoint: the network is detected
+        export_model(checkpoint=path, model_repository=repo, model_name=OTHER_NETWORKS[arch])
     return repo
 
 

@@ -28,12 +28,13 @@ HIDDEN = 256  # width of the team's fine-tuned head: Linear, ReLU, Dropout(0.2),
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 
 
-def eval_transform() -> T.Compose:
-    """torchvision's standard ImageNet eval transform (PIL in, normalised float tensor out)."""
+def eval_transform(resize: int = 256, crop: int = 224, interpolation: str = "bilinear") -> T.Compose:
+    """torchvision's ImageNet eval transform (PIL in, normalised float tensor out): ResNet50's
+    by default, another network's with its resize, crop and interpolation."""
     return T.Compose(
         [
-            T.Resize(256),
-            T.CenterCrop(224),
+            T.Resize(resize, interpolation=T.InterpolationMode(interpolation)),
+            T.CenterCrop(crop),
             T.ToTensor(),
             T.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
         ]
@@ -55,9 +56,11 @@ def reference_load_rgb(path: Path | str) -> Image.Image:
     return image.convert("RGB")
 
 
-def reference_predict(model: nn.Module, paths: Sequence[Path], batch_size: int = 16) -> dict[Path, np.ndarray]:
+def reference_predict(
+    model: nn.Module, paths: Sequence[Path], batch_size: int = 16, transform: T.Compose | None = None
+) -> dict[Path, np.ndarray]:
     """Softmax probabilities (float32, one row per path) of ``model`` in eval mode."""
-    transform = eval_transform()
+    transform = transform or eval_transform()
     model.eval()
     results: dict[Path, np.ndarray] = {}
     with torch.no_grad():

@@ -58,13 +58,35 @@ def test_cam_of_a_plain_head_averages_to_the_logit():
             nn.Linear(16, CLASSES),
         ),
         lambda: nn.Linear(512, CLASSES),
+        # MobileNetV3's own head: an in-place Hardswish must not overwrite what its slope reads.
+        lambda: nn.Sequential(nn.Linear(512, 64), nn.Hardswish(inplace=True), nn.Dropout(0.2), nn.Linear(64, CLASSES)),
+        lambda: nn.Sequential(nn.Linear(512, 64), nn.ReLU(inplace=True), nn.Linear(64, CLASSES)),
+        lambda: nn.Sequential(nn.Linear(512, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, CLASSES)),
+        lambda: nn.Sequential(nn.LayerNorm(512), nn.Flatten(1), nn.Linear(512, CLASSES)),
     ],
-    ids=["fine-tuning head", "deeper head", "plain fc"],
+    ids=[
+        "fine-tuning head",
+        "deeper head",
+        "plain fc",
+        "hardswish in place",
+        "relu in place",
+        "batchnorm",
+        "layernorm",
+    ],
 )
 def test_closed_form_gradient_is_autograds(head):
     torch.manual_seed(1)
     module = head().eval()
-    pooled = torch.randn(6, 512).relu().requires_grad_(True)
+    with torch.no_grad():  # BatchNorm1d's and LayerNorm's own scales, not the identity
+        for layer in module.modules():
+            if isinstance(layer, nn.BatchNorm1d):
+                layer.running_mean.uniform_(-1, 1)
+                layer.running_var.uniform_(0.5, 2)
+            if isinstance(layer, nn.BatchNorm1d | nn.LayerNorm):
+                layer.weight.uniform_(0.5, 2)
+                layer.bias.uniform_(-1, 1)
+    # Large pooled values: Hardswish beyond ±3 and ReLUs off as in a trained network.
+    pooled = (4 * torch.randn(6, 512)).relu().requires_grad_(True)
     logits, gradient = logits_and_class_gradient(module, pooled)
     chosen = logits.gather(1, logits.argmax(dim=1, keepdim=True)).sum()
     (expected,) = torch.autograd.grad(chosen, pooled)

@@ -77,7 +77,9 @@ def test_missing_backbone_keys_are_named(tmp_path: Path):
     state = dict(model_with_head(nn.Linear(2048, 4)).state_dict())
     del state["layer4.2.conv3.weight"]
     path = save(tmp_path / "partial.pt", state)
-    with pytest.raises(ExportError, match=r"Closest: resnet50.*1 resnet50 keys are missing \(layer4\.2\.conv3\.weight\)"):
+    with pytest.raises(
+        ExportError, match=r"Closest: resnet50.*1 resnet50 keys are missing \(layer4\.2\.conv3\.weight\)"
+    ):
         load_model(path)
     with pytest.raises(ExportError, match=r"1 resnet50 keys are missing \(layer4\.2\.conv3\.weight\)"):
         load_model(path, arch="resnet50")

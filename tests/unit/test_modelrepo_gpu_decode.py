@@ -24,7 +24,7 @@ from tritonclient.grpc import model_config_pb2
 from imaging import Decoder
 from inference import classify_bytes
 from inference.triton import Inference, TritonError
-from modelmeta import Preprocessing, ModelMetadata
+from modelmeta import ModelMetadata, Preprocessing
 from modelrepo.config import build_model_config, render_model_config
 from modelrepo.gpu_decode import (
     PIPELINE_SOURCE,
@@ -115,7 +115,9 @@ def test_export_writes_both_models_with_the_pipeline_file(tmp_path):
     assert "MAX_BATCH_SIZE = 48\n" in source and "RESIZE = 256\n" in source and "CROP = 224\n" in source
     assert 'INTERPOLATION = "bilinear"' in source
     write_gpu_decode_models(tmp_path, gpu_metadata(), 48)  # again: brought up to date, not refused
-    bicubic = gpu_metadata().model_copy(update={"preprocessing": Preprocessing(resize=320, crop=300, interpolation="bicubic")})
+    bicubic = gpu_metadata().model_copy(
+        update={"preprocessing": Preprocessing(resize=320, crop=300, interpolation="bicubic")}
+    )
     source = pipeline_source(bicubic, 48)
     assert 'INTERPOLATION = "bicubic"' in source and "RESIZE = 320\n" in source and "CROP = 300\n" in source
 
