@@ -9,6 +9,7 @@ The TensorRT engine of a GPU version is built later, on the GPU, by ``engine``.
 
 from export.errors import ExportError
 from export.labels import DEFAULT_LABELS
+from export.onnx_import import export_onnx
 from export.pipeline import ExportResult, export_model
 
-__all__ = ["DEFAULT_LABELS", "ExportError", "ExportResult", "export_model"]
+__all__ = ["DEFAULT_LABELS", "ExportError", "ExportResult", "export_model", "export_onnx"]

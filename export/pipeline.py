@@ -98,7 +98,7 @@ def export_model(
     _check_arguments(checkpoint, untrained, model_name, batch)
     _check_target_arguments(spec, calibration, batch, engine)
     labels = labels or (None if labels_from else labels_beside(checkpoint))
-    classes = _classes(labels, labels_from)
+    classes = read_classes(labels, labels_from)
     started = time.monotonic()
 
     if untrained:
@@ -127,7 +127,7 @@ def export_model(
         preprocessing = metadata.preprocessing.spec()
         images = folder_images(Path(verify_images), preprocessing) if verify_images else sample_images(preprocessing)
         report(f"verifying ONNX Runtime against PyTorch on {len(images)} images, and its maps against Grad-CAM")
-        fidelity = verify_onnx(serving, onnx_file, images) | _served_as(spec, metadata)
+        fidelity = verify_onnx(serving, onnx_file, images) | served_as(spec, metadata)
         fidelity["cam"] = verify_maps(serving, onnx_file, images)
         extra_files = dict(spec.extra_files)
         if spec.name == CPU_INT8:
@@ -145,7 +145,7 @@ def export_model(
             )
             onnx_file = int8_file
         if engine is not None:
-            extra_files |= _engine_recipe(Path(workdir), onnx_file, images, metadata, engine)
+            extra_files |= engine_recipe(Path(workdir), onnx_file, images, metadata, engine)
         report(f"writing model {model_name} into {model_repository}")
         config = build_model_config(metadata, spec, batch)
         written = write_model_version(
@@ -164,7 +164,7 @@ def export_model(
     return ExportResult(written.model_dir, written.version, metadata, written.onnx_path, fidelity, written.pending)
 
 
-def _engine_recipe(
+def engine_recipe(
     workdir: Path, onnx_file: Path, images: list, metadata: ModelMetadata, settings: EngineSettings
 ) -> dict[str, Path]:
     """build.json and the check images (the verified ones) for `podium build-engine`."""
@@ -180,7 +180,7 @@ def _engine_recipe(
     return {RECIPE_FILENAME: recipe_file, CHECK_IMAGES_FILENAME: check_file}
 
 
-def _served_as(target: Target, metadata: ModelMetadata) -> dict:
+def served_as(target: Target, metadata: ModelMetadata) -> dict:
     """What every fidelity report names besides the figures: target, model, preprocessing."""
     return {
         "target": target.name,
@@ -189,7 +189,7 @@ def _served_as(target: Target, metadata: ModelMetadata) -> dict:
     }
 
 
-def _classes(labels: Path | None, labels_from: Path | None) -> list[str]:
+def read_classes(labels: Path | None, labels_from: Path | None) -> list[str]:
     if labels is not None and labels_from is not None:
         raise ExportError("pass either --labels FILE or --labels-from DATASET_DIR, not both")
     if labels_from is not None:
@@ -219,12 +219,16 @@ def _check_arguments(checkpoint: Path | None, untrained: bool, model_name: str, 
         raise ExportError("pass either --checkpoint CKPT or --untrained, not both")
     if not untrained and checkpoint is None:
         raise ExportError("no checkpoint given: pass --checkpoint CKPT, or --untrained for a seeded untrained model")
+    check_model_name(model_name)
+    if max_batch_size < 1:
+        raise ExportError(f"max batch size must be at least 1, got {max_batch_size}")
+
+
+def check_model_name(model_name: str) -> None:
     if not MODEL_NAME_PATTERN.fullmatch(model_name):
         raise ExportError(
             f"model name {model_name!r} is not usable as a folder name; use letters, digits, '_', '-' and '.'"
         )
-    if max_batch_size < 1:
-        raise ExportError(f"max batch size must be at least 1, got {max_batch_size}")
 
 
 def _check_classes(loaded: LoadedModel, classes: list[str], labels: Path | None) -> None:
@@ -286,11 +290,15 @@ def _metadata(
         untrained=loaded.untrained,
         head=loaded.head.describe(),
         exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        exporter={
-            "torch": torch.__version__,
-            "torchvision": torchvision.__version__,
-            "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "opset": str(DEFAULT_OPSET),
-        },
+        exporter=exporter_versions(),
     )
+
+
+def exporter_versions() -> dict[str, str]:
+    return {
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "opset": str(DEFAULT_OPSET),
+    }

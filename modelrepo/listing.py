@@ -42,6 +42,9 @@ class VersionSummary:
     evaluation: dict | None = None  # the last `podium evaluate` of the version
     # An INT8 version's checks at export: {"kernel_path", "arithmetic", "emulated", ...} each.
     kernel_checks: tuple[dict, ...] = ()
+    architecture: str = "?"
+    # "256→224 bilinear": the resize, the crop (the model's input size) and the interpolation.
+    transform: str = "?"
 
 
 def list_models(repository: Path) -> list[VersionSummary]:
@@ -81,6 +84,8 @@ def _summary(model: str, version: int, folder: Path, *, pending: bool, served: b
         served=served,
         evaluation=read_json(folder / EVALUATION_FILENAME) or None,
         kernel_checks=tuple(fidelity.get("kernel_checks", [])),
+        architecture=metadata.architecture,
+        transform=f"{metadata.preprocessing.resize}→{metadata.preprocessing.crop} {metadata.preprocessing.interpolation}",
     )
 
 

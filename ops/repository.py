@@ -55,6 +55,17 @@ def export(
         str | None, typer.Option(help="Normalisation mean per channel, r,g,b in 0..1 (default: ImageNet's)")
     ] = None,
     std: Annotated[str | None, typer.Option(help="Normalisation std per channel, r,g,b (default: ImageNet's)")] = None,
+    onnx: Annotated[
+        Path | None,
+        typer.Option(
+            help="Serve this ONNX classifier as brought (float32 NCHW or NHWC, normalised input; torch.onnx.export, "
+            "tf2onnx, yolo export) instead of a checkpoint; needs --labels; no maps",
+            show_default=False,
+        ),
+    ] = None,
+    outputs: Annotated[
+        str, typer.Option(help="--onnx: what its first output holds, logits or probabilities")
+    ] = "logits",
     labels: Annotated[
         Path | None,
         typer.Option(
@@ -79,9 +90,25 @@ def export(
         int | None, typer.Option(min=1, help="Triton max_batch_size (default: 32 on CPU, the engine profile's on GPU)")
     ] = None,
 ) -> None:
-    """Export a trained checkpoint into a Triton model repository (a new version each time)."""
+    """Export a trained checkpoint (or an ONNX classifier) into a Triton model repository (a new version each time)."""
+    transform = {
+        "resize": resize,
+        "crop": crop,
+        "interpolation": interpolation,
+        "mean": _channels("--mean", mean),
+        "std": _channels("--std", std),
+    }
+    if onnx is not None:
+        if checkpoint is not None or untrained or arch or calibration or labels_from:
+            raise InvalidArgument(
+                "--onnx serves that file as brought: drop --checkpoint, --untrained, --arch, --calibration and --labels-from"
+            )
+        _export_onnx(
+            onnx, labels, target, model_repository, model_name, outputs, transform, verify_images, max_batch_size
+        )
+        return
     if (checkpoint is None) == (not untrained):
-        raise InvalidArgument("give either --checkpoint CKPT or --untrained")
+        raise InvalidArgument("give either --checkpoint CKPT, --untrained or --onnx FILE")
     from export import export_model  # loads torch
 
     with console.status("exporting") as status:
@@ -99,13 +126,28 @@ def export(
             max_batch_size=max_batch_size,
             progress=lambda message: status.update(escape(message)),
             arch=arch,
-            preprocessing={
-                "resize": resize,
-                "crop": crop,
-                "interpolation": interpolation,
-                "mean": _channels("--mean", mean),
-                "std": _channels("--std", std),
-            },
+            preprocessing=transform,
+        )
+    _print_export(result, model_repository)
+
+
+def _export_onnx(onnx, labels, target, model_repository, model_name, outputs, transform, verify_images, batch) -> None:
+    if labels is None:
+        raise InvalidArgument("--onnx needs --labels FILE: the class names, one per line, in the model's output order")
+    from export import export_onnx  # loads onnxruntime
+
+    with console.status("exporting") as status:
+        result = export_onnx(
+            onnx_path=onnx,
+            model_repository=model_repository,
+            labels=labels,
+            target=target,
+            model_name=model_name,
+            outputs=outputs,
+            preprocessing=transform,
+            verify_images=verify_images,
+            max_batch_size=batch,
+            progress=lambda message: status.update(escape(message)),
         )
     _print_export(result, model_repository)
 
@@ -216,7 +258,7 @@ def build_engine(
 
 
 def models(model_repository: RepositoryOpt = Path("model_repository")) -> None:
-    """List the models in a repository: versions, target, classes, checkpoint and fidelity."""
+    """List the models in a repository: versions, target, network and transform, classes, checkpoint, fidelity."""
     from modelrepo import list_models
     from modelrepo.cpu_kernels import this_cpu
 
@@ -233,6 +275,8 @@ def models(model_repository: RepositoryOpt = Path("model_repository")) -> None:
         "model",
         "version",
         "target",
+        "network",
+        "transform",
         "classes",
         "checkpoint",
         "top-1 agr.",
@@ -252,6 +296,8 @@ def models(model_repository: RepositoryOpt = Path("model_repository")) -> None:
             escape(s.model),
             version,
             target,
+            s.architecture,
+            s.transform,
             str(s.classes),
             checkpoint,
             agreement,

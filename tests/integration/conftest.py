@@ -30,6 +30,8 @@ PLAIN_HEAD_CLASSES = [f"plain_{i}" for i in range(8)]
 # torchvision's own head (Hardswish).
 OTHER_NETWORK_CLASSES = [f"sport_{i}" for i in range(8)]
 OTHER_NETWORKS = {"efficientnet_b0": "effnet_b0_sports", "mobilenet_v3_small": "mobilenet_v3_sports"}
+# The MobileNetV3 again, as a float NCHW ONNX file from torch.onnx.export, served through --onnx.
+BROUGHT_ONNX_MODEL = "mobilenet_v3_onnx"
 
 
 @pytest.fixture(scope="session")
@@ -73,15 +75,37 @@ def model_repository(
     checkpoint: Path,
     plain_head_checkpoint: Path,
     other_network_checkpoints: dict[str, Path],
+    brought_onnx: Path,
 ) -> Path:
-    from export import export_model
+    from export import export_model, export_onnx
 
     repo = tmp_path_factory.mktemp("model_repository")
     export_model(checkpoint=checkpoint, model_repository=repo, model_name=MODEL_NAME)
     export_model(checkpoint=plain_head_checkpoint, model_repository=repo, model_name=PLAIN_HEAD_MODEL)
     for arch, path in other_network_checkpoints.items():  # only the checkpoint: the network is detected
         export_model(checkpoint=path, model_repository=repo, model_name=OTHER_NETWORKS[arch])
+    labels = Path(f"{other_network_checkpoints['mobilenet_v3_small']}.labels.txt")
+    export_onnx(onnx_path=brought_onnx, model_repository=repo, labels=labels, model_name=BROUGHT_ONNX_MODEL)
     return repo
+
+
+@pytest.fixture(scope="session")
+def brought_onnx(other_network_checkpoints: dict[str, Path]) -> Path:
+    """The steady MobileNetV3-Small as torch.onnx.export writes it: float NCHW in, logits out."""
+    import torch
+
+    from export.architectures import architecture
+    from export.checkpoint import build_model
+
+    arch = architecture("mobilenet_v3_small")
+    state = torch.load(other_network_checkpoints[arch.name], map_location="cpu", weights_only=True)
+    model = build_model(state, arch, source=arch.name)[0]
+    path = other_network_checkpoints[arch.name].with_suffix(".onnx")
+    torch.onnx.export(
+        model, (torch.zeros(1, 3, 224, 224),), str(path), input_names=["input"], output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False,
+    )  # fmt: skip
+    return path
 
 
 @pytest.fixture(scope="session")

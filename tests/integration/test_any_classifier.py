@@ -13,7 +13,7 @@ import torch
 
 from podium import PodiumClient
 from podium.output import result_record
-from tests.integration.conftest import OTHER_NETWORK_CLASSES, OTHER_NETWORKS
+from tests.integration.conftest import BROUGHT_ONNX_MODEL, OTHER_NETWORK_CLASSES, OTHER_NETWORKS
 from tests.support.grad_cam import pearson
 from tests.support.reference import eval_transform, reference_load_rgb, reference_predict
 
@@ -89,3 +89,23 @@ def test_efficientnet_maps_are_grad_cam_of_its_last_stage(cluster, photos, other
             assert pearson(served, want) >= 0.99, (record["path"], json.dumps(record["cam"])[:200])
     finally:
         handle.remove()
+
+
+def test_an_onnx_file_brought_as_is_answers_as_onnxruntime_on_the_original(cluster, photos, brought_onnx):
+    from modelrepo import onnx_session
+
+    with PodiumClient(cluster.gateway_address) as client:
+        info = client.classes(BROUGHT_ONNX_MODEL)
+        job = client.submit_folder(photos, model=BROUGHT_ONNX_MODEL)
+        records = [result_record(r) for r in client.results(job.id, follow=True)]
+    assert not info.explains and (info.resize, info.crop) == (256, 224)
+    assert len(records) == 16 and all(r["status"] == "ok" for r in records), records
+    transform = eval_transform()
+    inputs = np.stack([transform(reference_load_rgb(photos / r["path"])).numpy() for r in records])
+    (logits,) = onnx_session(brought_onnx).run(["logits"], {"input": inputs})
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    for record, want in zip(records, expected, strict=True):
+        assert record["top_k"][0]["label"] == OTHER_NETWORK_CLASSES[int(want.argmax())], record["path"]
+        for p in record["top_k"]:
+            assert abs(p["probability"] - want[OTHER_NETWORK_CLASSES.index(p["label"])]) <= 1e-3, record["path"]
