@@ -17,13 +17,14 @@ from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.responses import FileResponse, StreamingResponse
 
 from errors import InvalidArgument, NotFound, PodiumError
+from imaging import PreprocessSpec
 from podium.output import CSV_COLUMNS, csv_row, result_record
 from proto import podium_pb2 as pb
 from web import reports
 from web.app import PACKAGE, Ctx, Sess, SignedIn, WebContext, recent_jobs
 from web.pages import JOB_ID, checked_csrf
 from web.sessions import Session
-from web.thumbnails import MAX_SOURCE_BYTES
+from web.thumbnails import MAX_SOURCE_BYTES, MODEL_VIEW
 from web.uploads import relay_upload
 from web.views import job_view
 
@@ -48,11 +49,12 @@ async def upload(request: Request, ctx: Ctx, session: Sess):
     spec = _spec(request.query_params)
     client = ctx.link.client(session.api_key)
     staging = "upload-" + secrets.token_hex(8)
+    view = await anyio.to_thread.run_sync(_model_view, client, str(spec["model"]))
     try:
         job = await relay_upload(
             request.stream(),
             lambda chunks: client.submit_chunks(chunks, **spec),
-            on_file=lambda path, data: ctx.thumbnails.add(staging, path, data),
+            on_file=lambda path, data: ctx.thumbnails.add(staging, path, data, view),
             on_file_max_bytes=MAX_SOURCE_BYTES,
         )
     except BaseException:
@@ -60,6 +62,16 @@ async def upload(request: Request, ctx: Ctx, session: Sess):
         raise
     ctx.thumbnails.rename(staging, job.id)
     return {"job_id": job.id, "url": f"/jobs/{job.id}", "total": job.total}
+
+
+def _model_view(client, model: str) -> PreprocessSpec:
+    """The square the model sees (its resize and crop), which thumbnails show; the default
+    view if the gateway cannot say (the upload's own call then says why)."""
+    try:
+        served = client.classes(model)
+    except PodiumError:
+        return MODEL_VIEW
+    return PreprocessSpec(resize=served.resize, crop=served.crop) if served.crop else MODEL_VIEW
 
 
 def _spec(params) -> dict:

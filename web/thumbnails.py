@@ -23,7 +23,8 @@ from imaging.serving import draft_jpeg
 
 log = logging.getLogger(__name__)
 
-# The model's view: the shorter side resized to 256, the centre 224 kept.
+# The default model's view: the shorter side resized to 256, the centre 224 kept (another
+# model's, e.g. EfficientNet-B3's 320 and 300, comes from the gateway with the upload).
 MODEL_VIEW = PreprocessSpec()
 JPEG_QUALITY = 82
 # Larger files get no thumbnail (the upload still passes them on, never gathering them whole):
@@ -31,10 +32,10 @@ JPEG_QUALITY = 82
 MAX_SOURCE_BYTES = 16 * 1024**2
 
 
-def thumbnail_jpeg(data: bytes, side_px: int) -> bytes:
+def thumbnail_jpeg(data: bytes, side_px: int, view: PreprocessSpec = MODEL_VIEW) -> bytes:
     """The model's centre crop of ``data`` as a ``side_px``-square JPEG; PodiumError if unreadable."""
     image = open_image(data)
-    resize = round(side_px * MODEL_VIEW.resize / MODEL_VIEW.crop)
+    resize = round(side_px * view.resize / view.crop)
     draft_jpeg(image, resize)  # a camera JPEG decodes at 1/2..1/8 scale: fast and small
     picture = center_crop(resize_shorter(to_rgb(finish_decoding(image)), resize), side_px)
     out = io.BytesIO()
@@ -56,12 +57,13 @@ class ThumbnailStore:
     def file(self, owner: str, path: str) -> Path:
         return self.root / owner / f"{path_key(path)}.jpg"
 
-    def add(self, owner: str, path: str, data: bytes) -> bool:
-        """Make and keep ``path``'s thumbnail; False (and nothing kept) if it cannot be read."""
+    def add(self, owner: str, path: str, data: bytes, view: PreprocessSpec = MODEL_VIEW) -> bool:
+        """Make and keep ``path``'s thumbnail of the square ``view`` shows; False (and nothing
+        kept) if it cannot be read."""
         if len(data) > MAX_SOURCE_BYTES:
             return False
         try:
-            jpeg = thumbnail_jpeg(data, self.side_px)
+            jpeg = thumbnail_jpeg(data, self.side_px, view)
         except (PodiumError, OSError, ValueError, Image.DecompressionBombError):
             return False  # its result line carries the reason; the page shows no picture
         target = self.file(owner, path)

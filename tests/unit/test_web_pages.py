@@ -67,11 +67,13 @@ class FakeClient:
         if self.gateway.keys and self.key not in self.gateway.keys:
             raise Unauthenticated("unknown API key")
 
-    def classes(self):
+    def classes(self, model: str = ""):
         self._check()
+        resize, crop = (320, 300) if model == "effnet_b3" else (256, 224)
         return pb.ListClassesResponse(
-            classes=["a", "b", "c"], model_name="m", model_version="1", target="cpu", precision="fp32"
-        )
+            classes=["a", "b", "c"], model_name=model or "m", model_version="1", target="cpu", precision="fp32",
+            resize=resize, crop=crop,
+        )  # fmt: skip
 
     def list_jobs(self, state=0, name="", page_size=100):
         self._check()
@@ -593,7 +595,7 @@ def test_a_large_file_is_passed_on_without_being_gathered(web, gateway, settings
     monkeypatch.setattr(
         web.app.state.ctx.thumbnails,
         "add",
-        lambda owner, path, data: gathered.append((path, len(data))) or real_add(owner, path, data),
+        lambda owner, path, data, view: gathered.append((path, len(data))) or real_add(owner, path, data, view),
     )
     token = logged_in(web)
     big = bytes(40 * 1024**2)  # forty times the limit
@@ -606,3 +608,30 @@ def test_a_large_file_is_passed_on_without_being_gathered(web, gateway, settings
     assert gateway.uploaded["big.jpg"] == big  # passed on whole, in 1 MiB pieces
     assert [path for path, _ in gathered] == ["small.jpg", "last.jpg"]  # the big one never gathered
     assert len(list((settings.cache_dir / "thumbnails" / JOB_ID).iterdir())) == 2
+
+
+def test_thumbnails_show_the_square_the_chosen_model_sees(web, gateway, settings):
+    """A model with another resize and crop (EfficientNet-B3: 320, 300) gets thumbnails of its own view."""
+    from imaging import PreprocessSpec
+    from web.thumbnails import path_key, thumbnail_jpeg
+
+    token = logged_in(web)
+    picture = wide_jpeg()
+    answer = web.post(
+        "/api/uploads?model=effnet_b3", content=framed({"wide.jpg": picture}), headers={"X-CSRF-Token": token}
+    )
+    assert answer.status_code == 200, answer.text
+    kept = (settings.cache_dir / "thumbnails" / JOB_ID / f"{path_key('wide.jpg')}.jpg").read_bytes()
+    side = settings.thumbnail_px
+    assert kept == thumbnail_jpeg(picture, side, PreprocessSpec(320, 300))
+    assert kept != thumbnail_jpeg(picture, side, PreprocessSpec(256, 224))
+
+
+def wide_jpeg() -> bytes:
+    """A wide picture with detail near its edges, so that the two views crop differently."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    out = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (300, 500, 3), dtype=np.uint8)).save(out, "JPEG", quality=90)
+    return out.getvalue()
