@@ -171,7 +171,11 @@ def _print_export(result, model_repository: Path) -> None:
         f"[green]exported[/] {meta.model_name} version {result.version} ({meta.target}, {meta.architecture}, "
         f"{len(meta.classes)} classes) to {escape(str(result.model_dir))}"
     )
-    console.print(f"preprocessing: resize {pre.resize}, crop {pre.crop}, {pre.interpolation}", markup=False)
+    console.print(f"network: {meta.architecture}, head {meta.head}", markup=False)
+    console.print(
+        f"preprocessing: resize {pre.resize}, crop {pre.crop}, {pre.interpolation}, mean {pre.mean}, std {pre.std}",
+        markup=False,
+    )
     if fidelity:
         console.print(
             f"{fidelity.get('model', 'ONNX')} vs {fidelity.get('reference', 'PyTorch')} on "
