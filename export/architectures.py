@@ -99,10 +99,14 @@ class Architecture:
         prefix = self.head + "."
         return {key: shape for key, shape in _shapes(self.name) if not key.startswith(prefix)}
 
+    def meta_model(self) -> nn.Module:
+        """The network with its parameters on the meta device: its structure, no memory."""
+        with _parameters_on_meta():
+            return self.build()
+
     def meta_head(self) -> nn.Module:
         """torchvision's own head for the network, its parameters on the meta device."""
-        with _parameters_on_meta():
-            return getattr(self.build(), self.head)
+        return getattr(self.meta_model(), self.head)
 
     def head_features(self) -> int:
         """The width of the pooled features the head takes."""

@@ -11,18 +11,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from errors import InvalidArgument
+from modelmeta import ARCHITECTURE_NAMES, DEFAULT_ARCHITECTURE
 from podium.cli.failures import reported
 from podium.cli.options import ApiKeyOpt, GatewayOpt, ModelOpt, connected, console, out
 
 TRAIN_HELP = (
-    "Fine-tune torchvision's ResNet50 on DATA_DIR (train/, valid/, optional test/, one sub-folder per class; "
+    "Fine-tune a torchvision classifier (--arch, default resnet50) on DATA_DIR (train/, valid/, optional test/, one sub-folder per class; "
     "class index = sorted folder names, as ImageFolder) and write CKPT, CKPT.labels.txt, CKPT.history.json and "
     "CKPT.curves.png. `podium export --checkpoint CKPT` finds the labels beside it.\n\n"
     "Recipe (every value an option): AdamW lr 1e-3, weight decay 0.01, batch 128, 30 epochs; the head alone for "
-    "--freeze-epochs with the backbone frozen, then --unfreeze (layer4) at lr x --backbone-lr-factor (0.1); "
+    "--freeze-epochs with the backbone frozen, then --unfreeze (the last stage: layer4 of a ResNet, the last block of "
+    "an EfficientNet's features) at lr x --backbone-lr-factor (0.1); "
     "ReduceLROnPlateau on validation accuracy (patience 2, factor 0.5); early stopping after 5 epochs without "
-    "improvement, the best epoch kept; RandomResizedCrop 224, rotation ±10°, horizontal flip, ColorJitter 0.2 for "
-    "training, Resize 256 + CenterCrop 224 (what Podium serves) for validation and test. Seeded; AMP and "
+    "improvement, the best epoch kept; RandomResizedCrop to the network's crop, rotation ±10°, horizontal flip, "
+    "ColorJitter 0.2 for training, the network's eval transform (what `podium export` then serves: Resize 256 + "
+    "CenterCrop 224 for ResNet50, bicubic for EfficientNet) for validation and test. Seeded; AMP and "
     "channels_last on CUDA, which is used when present. --resume goes on from the last finished epoch."
 )
 
@@ -36,8 +39,9 @@ def register(app: typer.Typer) -> None:
 def train(
     data_dir: Annotated[Path, typer.Argument(help="train/, valid/ (and test/) folders, one sub-folder per class")],
     output: Annotated[Path, typer.Option("--output", help="The checkpoint to write (CKPT)")],
+    arch: Annotated[str, typer.Option(help="The network: " + ", ".join(ARCHITECTURE_NAMES))] = DEFAULT_ARCHITECTURE,
     weights: Annotated[
-        str, typer.Option(help="Backbone: a local torchvision ImageNet state_dict, imagenet, or none")
+        str, typer.Option(help="Backbone: a local torchvision ImageNet state_dict of --arch, imagenet, or none")
     ] = "imagenet",
     head: Annotated[
         str, typer.Option(help="sequential (Linear-ReLU-Dropout-Linear) or fc (one Linear)")
@@ -49,8 +53,12 @@ def train(
     dropout: Annotated[float, typer.Option(min=0.0, max=0.95)] = 0.3,
     freeze_epochs: Annotated[int, typer.Option(min=0, help="Epochs of the head alone")] = 3,
     unfreeze: Annotated[
-        str, typer.Option(help="Stages fine-tuned after: layer4, layer3,layer4, ... or all")
-    ] = "layer4",
+        str,
+        typer.Option(
+            help="Backbone parts fine-tuned after: last (the last stage), a list (layer3,layer4 for ResNets; "
+            "features.8,features.7 for EfficientNets), or all"
+        ),
+    ] = "last",
     backbone_lr_factor: Annotated[float, typer.Option(min=0.0)] = 0.1,
     patience: Annotated[int, typer.Option(min=1, help="Epochs without improvement before stopping")] = 5,
     lr_patience: Annotated[int, typer.Option(min=0, help="Epochs without improvement before halving lr")] = 2,
@@ -60,11 +68,11 @@ def train(
     max_images: Annotated[int, typer.Option(min=0, help="Use at most this many images per split (0: all)")] = 0,
     resume: Annotated[bool, typer.Option(help="Go on from CKPT.resume.pt, written after every epoch")] = False,
 ) -> None:
-    """Fine-tune ResNet50 on a labelled folder (see --help)."""
+    """Fine-tune a torchvision classifier on a labelled folder (see --help)."""
     from train import EpochFigures, TrainOptions, train_model  # loads torch
 
     options = TrainOptions(
-        weights=weights, head=head, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+        arch=arch, weights=weights, head=head, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
         dropout=dropout, freeze_epochs=freeze_epochs, unfreeze=unfreeze, backbone_lr_factor=backbone_lr_factor,
         patience=patience, lr_patience=lr_patience, seed=seed, workers=workers, device=device, max_images=max_images,
     )  # fmt: skip

@@ -1,4 +1,5 @@
-"""``podium train``: fine-tune torchvision's ResNet50 on a folder in the data set's layout.
+"""``podium train``: fine-tune a torchvision classifier (``--arch``; ResNet50 by default) on a
+folder in the data set's layout.
 
 Writes a checkpoint ``podium export`` reads, with its labels, history and curves beside it.
 """

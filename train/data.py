@@ -4,7 +4,8 @@
 Class index = position in the sorted names of train/'s sub-folders, as torchvision's
 ImageFolder (and so the seeds' training) numbers them. Images are decoded as Podium serves
 them (EXIF orientation, 16-bit scaled, RGB). Evaluation sees exactly the served transform
-(Resize 256, CenterCrop 224); training sees the augmentation of the recipe.
+(the network's: Resize 256, CenterCrop 224, bilinear for ResNet50; bicubic for EfficientNet);
+training sees the augmentation of the recipe at the network's crop.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from errors import InvalidArgument, NotFound
-from imaging import ImageDecodeError, class_folders, decode_rgb, image_files, preprocess
+from export.architectures import architecture
+from imaging import ImageDecodeError, PreprocessSpec, class_folders, decode_rgb, image_files, preprocess
 from modelmeta import IMAGENET_MEAN, IMAGENET_STD
 
-CROP = 224
 SPLITS = ("train", "valid", "test")
 
 
@@ -68,11 +69,16 @@ def _split(folder: Path, name: str, classes: list[str]) -> Split:
     return Split(name, [(path, label) for path, label in samples if len(path.relative_to(folder).parts) > 1])
 
 
-def train_transform() -> v2.Compose:
-    """The recipe's augmentation: RandomResizedCrop 224, rotation ±10°, flips, colour jitter 0.2."""
+def transform_of(arch: str) -> PreprocessSpec:
+    """The transform the export will give ``arch`` by default: what validation sees."""
+    return architecture(arch).transform()
+
+
+def train_transform(spec: PreprocessSpec) -> v2.Compose:
+    """The recipe's augmentation: RandomResizedCrop to the crop, rotation ±10°, flips, colour jitter 0.2."""
     return v2.Compose(
         [
-            v2.RandomResizedCrop(CROP, antialias=True),
+            v2.RandomResizedCrop(spec.crop, interpolation=v2.InterpolationMode(spec.interpolation), antialias=True),
             v2.RandomRotation(10),
             v2.RandomHorizontalFlip(),
             v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.05),
@@ -92,10 +98,11 @@ def normalised(pixels) -> torch.Tensor:
 class ImageDataset(Dataset):
     """A split's images; ``augment`` picks the training transform, else the served one."""
 
-    def __init__(self, split: Split, augment: bool) -> None:
+    def __init__(self, split: Split, augment: bool, spec: PreprocessSpec | None = None) -> None:
         self.split = split
         self.augment = augment
-        self._transform = train_transform() if augment else None
+        self.spec = spec or PreprocessSpec()
+        self._transform = train_transform(self.spec) if augment else None
 
     def __len__(self) -> int:
         return len(self.split)
@@ -108,4 +115,4 @@ class ImageDataset(Dataset):
             raise InvalidArgument(f"{path}: {exc}", hint="remove or replace the file, then train again") from None
         if self._transform is not None:
             return self._transform(image), label
-        return normalised(preprocess(image)), label
+        return normalised(preprocess(image, self.spec)), label

@@ -1,4 +1,5 @@
-"""``podium train``: fine-tune ResNet50 on a labelled folder, keep the best epoch, write what export reads.
+"""``podium train``: fine-tune a torchvision classifier (ResNet50 by default) on a labelled folder,
+keep the best epoch, write what export reads.
 
 The recipe (every value an option): AdamW (lr 1e-3, weight decay 0.01), batch 128, up to
 30 epochs; a first phase trains the head alone with the backbone frozen, then ``layer4``
@@ -24,8 +25,8 @@ from torch.utils.data import DataLoader
 
 from errors import InvalidArgument
 from export.labels import labels_path_for
-from train.data import DataSet, ImageDataset, Split, find_data_set
-from train.network import build_network, set_trainable, trainable_stages
+from train.data import DataSet, ImageDataset, Split, find_data_set, transform_of
+from train.network import build_network, head_prefix, set_trainable, trainable_stages
 from train.report import write_curves, write_history
 
 RESUME_SUFFIX = ".resume.pt"
@@ -33,6 +34,7 @@ RESUME_SUFFIX = ".resume.pt"
 
 @dataclass(frozen=True)
 class TrainOptions:
+    arch: str = "resnet50"  # a network of export.architectures
     weights: str = "imagenet"  # PATH, imagenet or none
     head: str = "sequential"
     epochs: int = 30
@@ -41,7 +43,7 @@ class TrainOptions:
     weight_decay: float = 0.01
     dropout: float = 0.3
     freeze_epochs: int = 3  # head only, backbone frozen
-    unfreeze: str = "layer4"
+    unfreeze: str = "last"  # the network's last stage (layer4 for ResNets)
     backbone_lr_factor: float = 0.1
     lr_patience: int = 2
     lr_factor: float = 0.5
@@ -104,7 +106,7 @@ def train_model(
     data = find_data_set(data_dir)
     device = _device(options.device)
     _seed(options.seed)
-    model = build_network(len(data.classes), options.head, options.weights, options.dropout).to(device)
+    model = build_network(len(data.classes), options.head, options.weights, options.dropout, options.arch).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     loaders = _loaders(data, options, device)
@@ -148,7 +150,7 @@ def train_model(
 def _check(options: TrainOptions) -> None:
     if options.epochs < 1 or options.batch_size < 1:
         raise InvalidArgument("--epochs and --batch-size must be at least 1")
-    trainable_stages(options.unfreeze)
+    trainable_stages(options.unfreeze, options.arch)
 
 
 def _device(choice: str) -> torch.device:
@@ -171,7 +173,7 @@ def _loaders(data: DataSet, options: TrainOptions, device: torch.device) -> dict
             split = Split(split.name, split.samples[: options.max_images])
         generator = torch.Generator().manual_seed(options.seed)
         return DataLoader(
-            ImageDataset(split, augment),
+            ImageDataset(split, augment, transform_of(options.arch)),
             batch_size=options.batch_size,
             shuffle=augment,
             num_workers=options.workers,
@@ -185,12 +187,12 @@ def _loaders(data: DataSet, options: TrainOptions, device: torch.device) -> dict
 
 def _phase(model: nn.Module, options: TrainOptions, epoch: int):
     """The optimizer and scheduler of the phase ``epoch`` falls in."""
-    head = [p for name, p in model.named_parameters() if name.startswith("fc.")]
+    head = [p for name, p in model.named_parameters() if name.startswith(head_prefix(options.arch))]
     if epoch < options.freeze_epochs:
-        set_trainable(model, [])
+        set_trainable(model, [], options.arch)
         groups = [{"params": head, "lr": options.lr}]
     else:
-        backbone = set_trainable(model, trainable_stages(options.unfreeze))
+        backbone = set_trainable(model, trainable_stages(options.unfreeze, options.arch), options.arch)
         groups = [
             {"params": head, "lr": options.lr},
             {"params": backbone, "lr": options.lr * options.backbone_lr_factor},
@@ -259,7 +261,8 @@ def _frozen_batchnorm_in_eval(model: nn.Module) -> None:
 
 
 def _test_accuracy(model, split: Split, options: TrainOptions, device) -> float:
-    loader = DataLoader(ImageDataset(split, augment=False), batch_size=options.batch_size, num_workers=options.workers)
+    dataset = ImageDataset(split, augment=False, spec=transform_of(options.arch))
+    loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=options.workers)
     return _run(model, loader, device, None, None, "test", None)[1]
 
 

@@ -61,3 +61,21 @@ def test_resume_goes_on_from_the_last_epoch(data_set, tmp_path):
     assert seen == [2]  # epoch 1 was not trained again
     assert [e.epoch for e in result.history] == [1, 2]
     assert not (tmp_path / "model.pt.resume.pt").exists()
+
+
+def test_an_efficientnet_trains_and_exports_from_its_checkpoint_alone(data_set, tmp_path):
+    """--arch efficientnet_b0: the head phase, then its last feature block; the export detects
+    the network, infers the seeds' head and gives it EfficientNet's bicubic transform."""
+    output = tmp_path / "effnet.pt"
+    options = TrainOptions(**{**TINY.__dict__, "arch": "efficientnet_b0", "epochs": 2})
+    result = train_model(data_set, output, options)
+    assert [e.phase for e in result.history] == ["head", "fine-tune last"]
+    exported = export_model(checkpoint=output, model_repository=tmp_path / "repo", model_name="effnet")
+    meta = exported.metadata
+    assert (meta.architecture, meta.preprocessing.interpolation, meta.classes) == (
+        "efficientnet_b0",
+        "bicubic",
+        result.classes,
+    )
+    assert meta.head == "Sequential(Linear(1280, 512), ReLU, Dropout, Linear(512, 3))"
+    assert exported.fidelity["top1_agreement"] == 1.0 and exported.fidelity["cam"]["min_r"] >= 0.99

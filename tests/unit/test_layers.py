@@ -48,7 +48,8 @@ LAYERS: dict[str, tuple[int, frozenset[str]]] = {
         3,
         frozenset({*CORE, "jobstore", "modelrepo", "gateway.settings", "worker.settings", "web.settings"}),
     ),
-    "train": (3, frozenset({*CORE, "export.labels"})),
+    # The networks it trains are the export's registry's (export.architectures).
+    "train": (3, frozenset({*CORE, "export.labels", "export.architectures", "export.errors"})),
     "evaluate": (3, frozenset({*CORE, "podium", "modelrepo"})),
     "bench": (
         3,

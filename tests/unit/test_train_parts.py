@@ -31,6 +31,36 @@ def test_freezing_leaves_the_head_and_the_named_stages_trainable():
         trainable_stages("layer9")
 
 
+@pytest.mark.parametrize("head", ["sequential", "fc"])
+def test_other_networks_train_with_the_head_export_infers(head):
+    from export.architectures import architecture
+
+    model = build_network(5, head, "none", dropout=0.3, arch="efficientnet_b0")
+    state = model.state_dict()
+    assert (
+        {"classifier.0.weight", "classifier.3.weight"} <= set(state)
+        if head == "sequential"
+        else "classifier.weight" in state
+    )
+    spec = infer_head(state, architecture("efficientnet_b0"))
+    assert spec.num_classes == 5 and spec.linears[0].in_features == 1280
+
+
+def test_an_efficientnet_unfreezes_its_last_feature_blocks():
+    from train.network import stages_of
+
+    assert stages_of("resnet50") == ["layer4", "layer3", "layer2", "layer1"]
+    assert stages_of("efficientnet_b0")[:2] == ["features.8", "features.7"]
+    assert trainable_stages("last") == ["layer4"] and trainable_stages("last", "efficientnet_b0") == ["features.8"]
+    model = build_network(3, "sequential", "none", dropout=0.3, arch="efficientnet_b0")
+    backbone = set_trainable(model, trainable_stages("features.7,features.8", "efficientnet_b0"), "efficientnet_b0")
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert names and all(n.startswith(("classifier.", "features.7.", "features.8.")) for n in names)
+    assert len(backbone) == len([n for n in names if not n.startswith("classifier.")])
+    with pytest.raises(InvalidArgument, match=r"name parts of efficientnet_b0's backbone \(features.8, features.7"):
+        trainable_stages("layer4", "efficientnet_b0")
+
+
 def test_local_imagenet_weights_fill_the_backbone(tmp_path):
     source = build_network(1000, "fc", "none", dropout=0.0)
     torch.save(source.state_dict(), tmp_path / "imagenet.pth")
