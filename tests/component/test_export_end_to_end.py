@@ -203,3 +203,48 @@ def test_onnx_agrees_with_the_original_pytorch_model(exported: Exported):
     assert np.abs(one_by_one - got).max() <= 1e-5
     assert (got.argmax(axis=1) == expected.argmax(axis=1)).all()
     assert np.ptp(expected, axis=0).max() > 0.05  # the photos get different answers
+
+
+def test_an_efficientnet_b3_at_300_pixels_is_served_as_torchvision_transforms_it(tmp_path: Path):
+    """Another input size end to end without Triton: its transform (320, 300, bicubic) in the
+    metadata, a 10x10 map (not 300 // 32), the config's dims, and the worker's decoding plus
+    the ONNX graph equal to torchvision's transform plus the network on photographs."""
+    from torchvision import transforms as T
+
+    from export.stand_in import steady_network
+    from imaging import Decoder
+    from modelmeta import CAM_NAME, INPUT_NAME, OUTPUT_NAME
+
+    checkpoint = tmp_path / "b3.pt"
+    network = steady_network("efficientnet_b3", len(CLASSES))
+    torch.save(network.state_dict(), checkpoint)
+    (tmp_path / "labels.txt").write_text("\n".join(CLASSES) + "\n")
+    result = export_model(
+        checkpoint=checkpoint, model_repository=tmp_path / "repo", model_name="b3", labels=tmp_path / "labels.txt"
+    )
+    meta = result.metadata
+    assert (meta.architecture, meta.preprocessing.resize, meta.preprocessing.crop) == ("efficientnet_b3", 320, 300)
+    assert meta.preprocessing.interpolation == "bicubic" and meta.cam_grid == (10, 10)
+    config = text_format.Parse((result.model_dir / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    dims = {tensor.name: list(tensor.dims) for tensor in (*config.input, *config.output)}
+    assert dims[INPUT_NAME] == [300, 300, 3] and dims[CAM_NAME] == [10, 10]
+    transform = T.Compose(
+        [
+            T.Resize(320, interpolation=T.InterpolationMode.BICUBIC),
+            T.CenterCrop(300),
+            T.ToTensor(),
+            T.Normalize(MEAN.flatten().tolist(), STD.flatten().tolist()),
+        ]
+    )
+    session = ort.InferenceSession(str(result.onnx_path), providers=["CPUExecutionProvider"])
+    decoder = Decoder()
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        picture = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+        encoded = tmp_path / f"{name}.png"
+        picture.save(encoded)
+        pixels = decoder.model_input(encoded.read_bytes(), meta.preprocessing.spec())
+        probabilities, maps = session.run([OUTPUT_NAME, CAM_NAME], {INPUT_NAME: pixels[None]})
+        with torch.no_grad():
+            expected = torch.softmax(network.eval()(transform(picture)[None]), dim=1).numpy()
+        assert maps.shape == (1, 10, 10)
+        assert probabilities.argmax() == expected.argmax() and np.abs(probabilities - expected).max() <= 1e-4, name
