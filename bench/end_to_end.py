@@ -54,10 +54,11 @@ def count_images(folder: Path) -> int:
     return sum(1 for _ in walk_files(folder))
 
 
-def run_job(client: PodiumClient, folder: Path, explain: bool = False) -> JobRun:
-    """Upload ``folder`` as a job (explained: with maps) and follow it to its end."""
+def run_job(client: PodiumClient, folder: Path, explain: bool = False, model: str = "") -> JobRun:
+    """Upload ``folder`` as a job (explained: with maps; ``model``: another than the default)
+    and follow it to its end."""
     wall_started, started = time.time(), time.perf_counter()
-    job = client.submit_folder(folder, name=f"bench {folder.name}", explain=explain)
+    job = client.submit_folder(folder, name=f"bench {folder.name}", explain=explain, model=model)
     job = _follow(client, job)
     seconds = time.perf_counter() - started
     _check_completed(job, folder)

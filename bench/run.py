@@ -47,6 +47,7 @@ from bench.measure import (
     triton_sweep,
 )
 from bench.models import ServedModel, exported_model, served_model, with_queue_delay
+from bench.networks import add_networks, measure_networks
 from bench.options import BenchOptions, Sizes
 from bench.raw import RawOnnxRuntime, decode_seconds_per_image
 from bench.report import cpu_table, figures_table, results_json, sweep_table, targets_table, write_json
@@ -73,6 +74,7 @@ def run_bench(options: BenchOptions, console: Console) -> list[TargetResult]:
     )
     run = Run(options, sizes, data, results, log)
     fp32, int8 = _models(run)
+    networks = add_networks(fp32.repository, log)
     results.settings = _settings(options, sizes, fp32, int8)
     with ExitStack() as stack:
         # Every cluster starts before this process opens its first gRPC channel: a child
@@ -86,6 +88,8 @@ def run_bench(options: BenchOptions, console: Console) -> list[TargetResult]:
         main = _connect(stack, fp32, clusters["fp32"])
         quantised = _connect(stack, int8, clusters["int8"]) if int8 else None
         _measure(run, stack, main, quantised)
+        run.log(f"other networks: {', '.join(networks)} end to end and in raw onnxruntime")
+        measure_networks(run, main.client, networks, data.sports)
         if standins:
             measure_scale_and_cache(run, *(_client_of(stack, standins[label]) for label in ("caching", "plain")))
     seconds = time.perf_counter() - log.started

@@ -1,8 +1,10 @@
-"""`podium demo`: export a model, start a local Podium, classify real photographs, stop."""
+"""`podium demo`: train (or take) a model, export it, start a local Podium, evaluate it and
+classify real photographs with their maps, stop."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from bench.models import exported_model
 from bench.raw import RawOnnxRuntime
 from cluster import ClusterSettings, LocalCluster
 from modelmeta import DEFAULT_MODEL_NAME
+from ops.demo_model import DEMO_MODEL_NAME, DemoModel, demo_model
 from podium.cli.progress import follow_job, print_summary
 from podium.client import PodiumClient
 from podium.heatmaps import HeatmapWriter, contact_sheet
@@ -29,20 +32,23 @@ def run_demo(directory: Path, checkpoint: Path | None, workers: int, console: Co
     directory.mkdir(parents=True, exist_ok=True)
     repo = directory / "model_repository"
     photos = directory / "photos"
+    own = None
+    model_name = DEFAULT_MODEL_NAME
+    if checkpoint is None:  # the demo trains its own model (ops/demo_model.py)
+        own, model_name = demo_model(directory, console), DEMO_MODEL_NAME
+        if own.test_accuracy is not None and repo.exists():
+            shutil.rmtree(repo)  # trained afresh: export again
     with console.status("exporting the model to ONNX and a Triton model repository") as status:
-        served = exported_model(repo, DEFAULT_MODEL_NAME, checkpoint, "cpu", lambda message: status.update(message))
-    console.print(f"model: {served.onnx_path.parent} ({'untrained' if checkpoint is None else checkpoint})")
-    if checkpoint is None:
-        console.print(
-            "[bold yellow]note:[/] no CHECKPOINT given, so the model is UNTRAINED and its labels are meaningless; "
-            "run `make demo CHECKPOINT=path/to/resnet50.pt` with a trained one"
+        served = exported_model(
+            repo, model_name, own.checkpoint if own else checkpoint, "cpu", lambda message: status.update(message)
         )
+    console.print(f"model: {served.onnx_path.parent} (from {own.checkpoint if own else checkpoint})")
     if not photos.exists():
         written = write_photo_folder(photos, count=DEMO_PHOTOS)
         console.print(f"photos: wrote {len(written)} photographs to {photos}")
     settings = ClusterSettings(
         model_repository=repo,
-        model_name=DEFAULT_MODEL_NAME,
+        service={"model_name": model_name},
         workers=workers,
         gateway_port=0,
         web_port=0,
@@ -55,9 +61,11 @@ def run_demo(directory: Path, checkpoint: Path | None, workers: int, console: Co
     try:
         console.print(f"cluster: gateway at {cluster.gateway_address}, logs in {cluster.run_dir}")
         console.print(
-            f"web: {cluster.web_url}  (while the demo runs; `podium up --model-repository {repo}` keeps it up)"
+            f"web: {cluster.web_url}  (while the demo runs; `podium up --model-repository {repo} --model-name "
+            f"{model_name}` keeps it up)"
         )
         with PodiumClient(cluster.gateway_address) as client:
+            evaluation = _evaluate(client, own, directory, console) if own else None
             started = time.monotonic()
             # Explained: the maps cost little (docs/explain.md) and show what the model looked at.
             job = client.submit_folder(photos, top_k=3, name="demo", explain=True)
@@ -87,9 +95,32 @@ def run_demo(directory: Path, checkpoint: Path | None, workers: int, console: Co
         "raw_onnxruntime_images_per_s": round(raw, 2),
         "results": str(output),
         "heatmaps": str(heatmaps),
+        **({"held_out_accuracy": evaluation} if evaluation is not None else {}),
     }
     (directory / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _evaluate(client: PodiumClient, own: DemoModel, directory: Path, console: Console) -> float:
+    """The held-out crops through the service, judged: the report under DIR/evaluation."""
+    from evaluate import Source, evaluate_through_service, report_json, write_report_files
+
+    test = own.data / "test"
+    with console.status("evaluating on the held-out crops through the service") as status:
+        evaluation, _ = evaluate_through_service(
+            client,
+            Source(folder=test, server_path=None),
+            model=DEMO_MODEL_NAME,
+            on_progress=lambda job: status.update(f"evaluating: {job.succeeded + job.failed}/{job.total}"),
+        )
+        document = report_json(evaluation)
+        write_report_files(directory / "evaluation", document, test)
+    low, high = document["accuracy_ci95"]
+    console.print(
+        f"evaluation: accuracy {document['accuracy']:.1%} (95% CI {low:.1%}–{high:.1%}) on {document['n_images']} "
+        f"held-out crops through the service (chance {1 / len(own.classes):.1%}); report in {directory / 'evaluation'}"
+    )
+    return round(float(document["accuracy"]), 4)
 
 
 def _heatmaps(

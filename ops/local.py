@@ -151,10 +151,16 @@ def demo(
     dir: Annotated[Path, typer.Option("--dir", help="Where the model, photos, logs and results go")] = Path(
         ".podium/demo"
     ),
-    checkpoint: Annotated[Path | None, typer.Option(help="A trained checkpoint (default: untrained model)")] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="A trained checkpoint to serve (default: the demo trains a MobileNetV3-Small on crops of the bundled "
+            "photographs, ~1.5 minutes on 2 cores, and evaluates it on held-out crops)"
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Celery worker processes")] = 2,
 ) -> None:
-    """The whole path on this machine: export, start everything, classify real photographs, stop."""
+    """The whole path on this machine: train (or take) a model, export, start everything, evaluate, classify real photographs, stop."""
     from ops.demo import run_demo
 
     logging.basicConfig(level=logging.WARNING)

@@ -1,8 +1,4 @@
-"""Small labelled folders in the data set's layout, made from photographs bundled with scikit-image.
-
-Each class is one bundled photograph; its images are random crops of it (flipped,
-rotated a little, resized), so that a network can tell the classes apart from little
-data. ``mislabel`` moves a share of the images into another class's folder, so that an
+"""Small labelled folders for the tests (samples.labelled makes them): ``mislabel`` moves a share of the images into another class's folder, so that an
 evaluation's accuracy is not 1.
 """
 
@@ -12,39 +8,18 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from export.labels import DEFAULT_LABELS, read_labels
 from samples import bundled_photos
+from samples.labelled import write_class_images, write_labelled_set
 
 CLASS_PHOTOS = ("astronaut", "chelsea", "coffee", "motorcycle", "rocket", "immunohistochemistry")
-
-
-def write_class_images(folder: Path, photo: Image.Image, count: int, rng: np.random.Generator) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    width, height = photo.size
-    for number in range(count):
-        keep = rng.uniform(0.5, 0.9)
-        w, h = int(width * keep), int(height * keep)
-        left, top = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
-        image = photo.crop((left, top, left + w, top + h)).rotate(float(rng.uniform(-8, 8)))
-        if rng.random() < 0.5:
-            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        size = int(rng.integers(180, 320))
-        image.resize((size, int(size * h / w)), Image.BILINEAR).save(
-            folder / f"{folder.name}_{number:03d}.jpg", quality=90
-        )
 
 
 def make_data_set(root: Path, classes: int = 3, per_split: dict[str, int] | None = None, seed: int = 0) -> Path:
     """root/train|valid|test/<class>/*.jpg; classes named after their photographs (sorted = index order)."""
     per_split = per_split or {"train": 12, "valid": 6, "test": 6}
-    photos = bundled_photos()
-    rng = np.random.default_rng(seed)
-    for split, count in per_split.items():
-        for name in CLASS_PHOTOS[:classes]:
-            write_class_images(root / split / name, photos[name].convert("RGB"), count, rng)
-    return root
+    return write_labelled_set(root, CLASS_PHOTOS[:classes], per_split, seed)
 
 
 def mislabel(folder: Path, share: float, seed: int = 0) -> list[tuple[str, str, str]]:
