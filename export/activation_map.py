@@ -40,7 +40,7 @@ class ExplainingModel(ServingModel):
     """
 
     def __init__(
-        self, classifier: nn.Module, arch: Architecture | None = None, **normalisation: tuple[float, float, float]
+        self, classifier: nn.Module, arch: Architecture | None = None, **normalisation: tuple[float, float, float] | int
     ) -> None:
         self.layout = arch.layout if arch is not None else RESNET
         parts = (*self.layout.stages, self.layout.head, *([self.layout.pool] if self.layout.pool else []))

@@ -112,6 +112,33 @@ class Architecture:
         """The width of the pooled features the head takes."""
         return _head_features(self.name)
 
+    def stem_key(self) -> str:
+        """The first convolution's weight: the one key whose shape a grey-input network changes."""
+        return next(key for key, shape in _shapes(self.name) if len(shape) == 4)
+
+    def takes_grey(self, state_dict: dict[str, torch.Tensor]) -> bool:
+        """The checkpoint's first convolution takes one channel (a network trained on grey images)."""
+        weight = state_dict.get(self.stem_key())
+        return weight is not None and weight.dim() == 4 and weight.shape[1] == 1
+
+    def grey_stem(self, model: nn.Module) -> None:
+        """Give ``model``'s first convolution one input channel, as a grey network's checkpoint has."""
+        path = self.stem_key().removesuffix(".weight")
+        parent_path, _, name = path.rpartition(".")
+        parent = model.get_submodule(parent_path) if parent_path else model
+        conv = getattr(parent, name)
+        grey = nn.Conv2d(
+            1,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            groups=conv.groups,
+            bias=conv.bias is not None,
+        )
+        setattr(parent, name, grey)
+
 
 ARCHITECTURES: dict[str, Architecture] = {
     name: Architecture(name, family, _LAYOUTS[family]) for family, names in NETWORK_FAMILIES.items() for name in names
@@ -139,7 +166,7 @@ def detect(state_dict: dict[str, torch.Tensor], source: str) -> Architecture:
         backbone = {key for key in keys if not key.startswith(arch.head + ".")}
         missing = {key for key in reference.keys() - backbone if not key.endswith(BATCHES_TRACKED)}
         same_keys = not missing and backbone <= reference.keys()
-        if same_keys and all(tuple(state_dict[key].shape) == tuple(reference[key]) for key in backbone):
+        if same_keys and all(_same_shape(arch, key, state_dict[key], reference[key]) for key in backbone):
             return arch
         shared = len(reference.keys() & backbone)
         if best is None or shared > best[0]:
@@ -156,7 +183,7 @@ def backbone_mismatch(arch: Architecture, state_dict: dict[str, torch.Tensor]) -
     wrong = [
         f"{k} {tuple(backbone[k].shape)} ({arch.name}: {tuple(reference[k])})"
         for k in sorted(reference.keys() & backbone.keys())
-        if tuple(backbone[k].shape) != tuple(reference[k])
+        if not _same_shape(arch, k, backbone[k], reference[k])
     ]
     problems = []
     if missing:
@@ -166,6 +193,14 @@ def backbone_mismatch(arch: Architecture, state_dict: dict[str, torch.Tensor]) -
     if wrong:
         problems.append(f"{len(wrong)} tensors have the wrong shape ({some(wrong)})")
     return problems
+
+
+def _same_shape(arch: Architecture, key: str, tensor: torch.Tensor, reference: torch.Size) -> bool:
+    """Equal shapes; the first convolution may take one channel instead of three (grey input)."""
+    shape = tuple(tensor.shape)
+    if shape == tuple(reference):
+        return True
+    return key == arch.stem_key() and shape == (reference[0], 1, *reference[2:])
 
 
 def some(items: list[str]) -> str:

@@ -34,6 +34,11 @@ class LoadedModel:
     untrained: bool
     arch: Architecture = ARCHITECTURES[DEFAULT_ARCHITECTURE]
     detected: bool = False  # the architecture was read from the keys (not named by --arch)
+    grey: bool = False  # its first convolution takes one channel
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.grey else 3
 
 
 def load_model(path: Path, arch: str | None = None) -> LoadedModel:
@@ -42,7 +47,8 @@ def load_model(path: Path, arch: str | None = None) -> LoadedModel:
     state_dict = read_state_dict(path)
     network = ARCHITECTURES[arch] if arch else detect(state_dict, str(path))
     model, head = build_model(state_dict, network, source=str(path))
-    return LoadedModel(model, head, file_sha256(path), untrained=False, arch=network, detected=arch is None)
+    grey = network.takes_grey(state_dict)
+    return LoadedModel(model, head, file_sha256(path), False, network, detected=arch is None, grey=grey)
 
 
 def untrained_model(num_classes: int, arch: str = DEFAULT_ARCHITECTURE) -> LoadedModel:
@@ -82,6 +88,8 @@ def build_model(state_dict: dict[str, torch.Tensor], arch: Architecture, source:
     _check_backbone(state_dict, arch, source)
     head = infer_head(state_dict, arch)
     model = arch.build()
+    if arch.takes_grey(state_dict):
+        arch.grey_stem(model)
     setattr(model, arch.head, head.build(model))
     try:
         model.load_state_dict(state_dict, strict=True)

@@ -112,12 +112,15 @@ def export_model(
         report(f"{loaded.arch.name} ({how}), head {loaded.head.describe()}")
     _check_classes(loaded, classes, labels or labels_from)
     _check_int8(spec, loaded)
-    transform = _transform(loaded.arch, preprocessing or {})
+    transform = _transform(loaded.arch, {**(preprocessing or {}), **({"grayscale": True} if loaded.grey else {})})
+    _check_grey(spec, loaded, transform)
     report(
         f"preprocessing: resize {transform.resize}, crop {transform.crop}, {transform.interpolation}, "
         f"mean {transform.mean}, std {transform.std}"
     )
-    serving = ExplainingModel(loaded.model, loaded.arch, mean=transform.mean, std=transform.std).eval()
+    serving = ExplainingModel(
+        loaded.model, loaded.arch, mean=transform.mean, std=transform.std, channels=loaded.channels
+    ).eval()
     metadata = _metadata(loaded, classes, model_name, spec, transform, _map_side(serving, transform.crop))
 
     with tempfile.TemporaryDirectory(prefix="podium-export-") as workdir:
@@ -261,6 +264,14 @@ def _map_side(serving: ExplainingModel, crop: int) -> int:
     with torch.inference_mode():
         features = serving.eval().features(torch.zeros(1, crop, crop, 3, dtype=torch.uint8))
     return int(features.shape[-1])
+
+
+def _check_grey(target: Target, loaded: LoadedModel, transform: Preprocessing) -> None:
+    if target.decodes_on_gpu and transform.grayscale:
+        raise ExportError(
+            f"--target {target.name} decodes in colour on the GPU; a grey model ({loaded.arch.name} with a one-channel "
+            "input, or --grayscale) is served with --target gpu, decoded by the workers"
+        )
 
 
 def _check_int8(target: Target, loaded: LoadedModel) -> None:

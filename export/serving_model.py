@@ -22,11 +22,13 @@ class ServingModel(nn.Module):
         classifier: nn.Module,
         mean: tuple[float, float, float] = IMAGENET_MEAN,
         std: tuple[float, float, float] = IMAGENET_STD,
+        channels: int = 3,
     ) -> None:
         super().__init__()
         self.classifier = classifier
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.channels = channels  # 1: a grey network reads the first of the three (equal) channels
+        self.register_buffer("mean", torch.tensor(mean[:channels], dtype=torch.float32).view(1, channels, 1, 1))
+        self.register_buffer("std", torch.tensor(std[:channels], dtype=torch.float32).view(1, channels, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.classifier(self.normalised(images)), dim=1)
@@ -41,4 +43,6 @@ class ServingModel(nn.Module):
         """uint8 NHWC -> the classifier's normalised float NCHW input."""
         # Cast before the transpose: TensorRT takes uint8 only as a network input feeding a cast.
         pixels = images.float().permute(0, 3, 1, 2) / PIXEL_MAX
+        if self.channels == 1:
+            pixels = pixels[:, :1]
         return (pixels - self.mean) / self.std

@@ -86,6 +86,8 @@ class Decoder:
             draft_jpeg(image, 2 * spec.resize)
         with self.budget.reserve(decode_cost(image)):
             image = finish_decoding(image)
+            if spec.grayscale and image.mode != GREY:  # torchvision's Grayscale: PIL's convert("L")
+                image = image.convert(GREY)
             # Resize and crop before a grey image becomes RGB: the same pixels, a third of the work.
             cropped = center_crop(resize_shorter(image, spec.resize, spec.interpolation), spec.crop)
         return np.asarray(to_rgb(cropped), dtype=np.uint8)

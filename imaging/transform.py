@@ -26,6 +26,9 @@ class PreprocessSpec:
     resize: int = DEFAULT_RESIZE
     crop: int = DEFAULT_CROP
     interpolation: str = DEFAULT_INTERPOLATION
+    # torchvision's Grayscale first (PIL's convert("L")), then resize and crop; the grey
+    # pixels are sent in all three channels.
+    grayscale: bool = False
 
     def __post_init__(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
@@ -60,5 +63,7 @@ def center_crop(image: Image.Image, size: int) -> Image.Image:
 
 def preprocess(image: Image.Image, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
     """RGB PIL image -> uint8 array of shape (crop, crop, 3), the model's input layout."""
+    if spec.grayscale and image.mode != "L":
+        image = image.convert("L")
     cropped = center_crop(resize_shorter(image, spec.resize, spec.interpolation), spec.crop)
-    return np.asarray(cropped, dtype=np.uint8)
+    return np.asarray(cropped if cropped.mode == "RGB" else cropped.convert("RGB"), dtype=np.uint8)

@@ -39,6 +39,9 @@ class Preprocessing(BaseModel):
     resize: int = Field(256, ge=1, le=4096)
     crop: int = Field(224, ge=16, le=4096)
     interpolation: Literal["bilinear", "bicubic"] = "bilinear"
+    # Grey first (torchvision's Grayscale), sent in all three channels; a network whose first
+    # convolution takes one channel reads one of them.
+    grayscale: bool = False
     layout: str = "NHWC"
     dtype: str = "uint8"
     # Applied inside the model graph, recorded for reference.
@@ -46,7 +49,9 @@ class Preprocessing(BaseModel):
     std: tuple[float, float, float] = IMAGENET_STD
 
     def spec(self) -> PreprocessSpec:
-        return PreprocessSpec(resize=self.resize, crop=self.crop, interpolation=self.interpolation)
+        return PreprocessSpec(
+            resize=self.resize, crop=self.crop, interpolation=self.interpolation, grayscale=self.grayscale
+        )
 
 
 class ModelMetadata(BaseModel):

@@ -85,8 +85,13 @@ def _summary(model: str, version: int, folder: Path, *, pending: bool, served: b
         evaluation=read_json(folder / EVALUATION_FILENAME) or None,
         kernel_checks=tuple(fidelity.get("kernel_checks", [])),
         architecture=metadata.architecture,
-        transform=f"{metadata.preprocessing.resize}→{metadata.preprocessing.crop} {metadata.preprocessing.interpolation}",
+        transform=_transform_text(metadata),
     )
+
+
+def _transform_text(metadata: ModelMetadata) -> str:
+    pre = metadata.preprocessing
+    return f"{pre.resize}→{pre.crop} {pre.interpolation}" + (" grey" if pre.grayscale else "")
 
 
 def _status(folder: Path, pending: bool) -> str:

@@ -51,8 +51,18 @@ def export(
     interpolation: Annotated[
         str | None, typer.Option(help="bilinear or bicubic (default: the network's; EfficientNet B0-B4: bicubic)")
     ] = None,
+    grayscale: Annotated[
+        bool | None,
+        typer.Option(
+            "--grayscale/--no-grayscale",
+            help="Grey first, as torchvision's Grayscale (default: when the network's first convolution takes one "
+            "channel)",
+            show_default=False,
+        ),
+    ] = None,
     mean: Annotated[
-        str | None, typer.Option(help="Normalisation mean per channel, r,g,b in 0..1 (default: ImageNet's)")
+        str | None,
+        typer.Option(help="Normalisation mean per channel, r,g,b in 0..1, or one value for all (default: ImageNet's)"),
     ] = None,
     std: Annotated[str | None, typer.Option(help="Normalisation std per channel, r,g,b (default: ImageNet's)")] = None,
     onnx: Annotated[
@@ -95,6 +105,7 @@ def export(
         "resize": resize,
         "crop": crop,
         "interpolation": interpolation,
+        "grayscale": grayscale,
         "mean": _channels("--mean", mean),
         "std": _channels("--std", std),
     }
@@ -159,8 +170,10 @@ def _channels(flag: str, text: str | None) -> tuple[float, float, float] | None:
         values = tuple(float(part) for part in text.split(","))
     except ValueError:
         values = ()
+    if len(values) == 1:  # one value for every channel (a grey network's)
+        values = values * 3
     if len(values) != 3:
-        raise InvalidArgument(f"{flag} takes three numbers, one per channel: r,g,b (got {text!r})")
+        raise InvalidArgument(f"{flag} takes three numbers, one per channel (r,g,b), or one for all (got {text!r})")
     return values
 
 
@@ -172,8 +185,9 @@ def _print_export(result, model_repository: Path) -> None:
         f"{len(meta.classes)} classes) to {escape(str(result.model_dir))}"
     )
     console.print(f"network: {meta.architecture}, head {meta.head}", markup=False)
+    grey = ", grey" if pre.grayscale else ""
     console.print(
-        f"preprocessing: resize {pre.resize}, crop {pre.crop}, {pre.interpolation}, mean {pre.mean}, std {pre.std}",
+        f"preprocessing: resize {pre.resize}, crop {pre.crop}, {pre.interpolation}{grey}, mean {pre.mean}, std {pre.std}",
         markup=False,
     )
     if fidelity:

@@ -248,3 +248,44 @@ def test_an_efficientnet_b3_at_300_pixels_is_served_as_torchvision_transforms_it
             expected = torch.softmax(network.eval()(transform(picture)[None]), dim=1).numpy()
         assert maps.shape == (1, 10, 10)
         assert probabilities.argmax() == expected.argmax() and np.abs(probabilities - expected).max() <= 1e-4, name
+
+
+def test_a_grey_network_exports_from_its_checkpoint_and_answers_as_torchvision(tmp_path: Path):
+    """A ResNet18 whose first convolution takes one channel (a network trained on grey
+    images): detected as such, exported with Grayscale in its preprocessing, and the worker's
+    decoding plus the ONNX graph equal torchvision's Grayscale, Resize, CenterCrop on photographs."""
+    from torchvision import transforms as T
+    from torchvision.models import resnet18
+
+    from imaging import Decoder
+    from modelmeta import INPUT_NAME, OUTPUT_NAME
+
+    torch.manual_seed(4)
+    network = resnet18(num_classes=len(CLASSES))
+    network.conv1 = nn.Conv2d(1, 64, 7, stride=2, padding=3, bias=False)
+    with torch.no_grad():
+        network.fc.weight.mul_(25)
+    checkpoint = tmp_path / "grey.pt"
+    torch.save(network.state_dict(), checkpoint)
+    (tmp_path / "labels.txt").write_text("\n".join(CLASSES) + "\n")
+    result = export_model(
+        checkpoint=checkpoint,
+        model_repository=tmp_path / "repo",
+        model_name="grey",
+        labels=tmp_path / "labels.txt",
+        preprocessing={"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)},
+    )
+    meta = result.metadata
+    assert (meta.architecture, meta.preprocessing.grayscale) == ("resnet18", True)
+    assert result.fidelity["top1_agreement"] == 1.0 and result.fidelity["cam"]["min_r"] >= 0.99
+    transform = T.Compose([T.Grayscale(), T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize([0.5], [0.25])])
+    session = ort.InferenceSession(str(result.onnx_path), providers=["CPUExecutionProvider"])
+    for name in ("astronaut", "coffee", "camera"):
+        picture = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+        encoded = tmp_path / f"{name}.jpg"
+        picture.save(encoded, quality=92)
+        pixels = Decoder().model_input(encoded.read_bytes(), meta.preprocessing.spec())
+        (probabilities,) = session.run([OUTPUT_NAME], {INPUT_NAME: pixels[None]})
+        with torch.no_grad():
+            expected = torch.softmax(network.eval()(transform(decode_rgb(encoded.read_bytes()))[None]), dim=1).numpy()
+        assert np.abs(probabilities - expected).max() <= 1e-4, name

@@ -168,3 +168,36 @@ def test_bicubic_preprocessing_is_torchvisions_to_the_bit():
             assert np.array_equal(preprocess(image, PreprocessSpec(256, 224, interpolation)), expected)
     with pytest.raises(ValueError, match="interpolation 'nearest' is not supported"):
         PreprocessSpec(interpolation="nearest")
+
+
+def test_a_network_with_a_one_channel_first_convolution_is_detected_as_grey():
+    state = meta_state("vgg19_bn")
+    state["features.0.weight"] = torch.empty(64, 1, 3, 3, device="meta")
+    arch = detect(state, "grey.pt")
+    assert arch.name == "vgg19_bn" and arch.stem_key() == "features.0.weight" and arch.takes_grey(state)
+    assert not arch.takes_grey(meta_state("vgg19_bn"))
+    state["features.3.weight"] = torch.empty(64, 1, 3, 3, device="meta")  # only the first may change
+    with pytest.raises(ExportError, match="features.3.weight"):
+        detect(state, "odd.pt")
+
+
+def test_a_grey_network_sees_what_torchvisions_grayscale_gives_it():
+    """Grayscale (PIL's convert("L")) before resize and crop, bit-exact; the served graph reads one
+    of the three equal channels, normalised with the first mean and std."""
+    from export.serving_model import ServingModel
+
+    torch.manual_seed(7)
+    original = ARCHITECTURES["resnet18"].build(4)
+    original.conv1 = nn.Conv2d(1, 64, 7, stride=2, padding=3, bias=False)
+    model, _ = build_model(original.eval().state_dict(), ARCHITECTURES["resnet18"], source="grey")
+    rng = np.random.default_rng(2)
+    image = Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    spec = PreprocessSpec(256, 224, "bilinear", grayscale=True)
+    pixels = preprocess(image, spec)
+    grey = T.Compose([T.Grayscale(), T.Resize(256), T.CenterCrop(224)])(image)
+    assert np.array_equal(pixels[..., 0], np.asarray(grey)) and np.array_equal(pixels[..., 0], pixels[..., 2])
+    serving = ServingModel(model, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), channels=1)
+    reference = T.Compose([T.ToTensor(), T.Normalize([0.5], [0.25])])(grey)[None]
+    with torch.no_grad():
+        expected = torch.softmax(original.eval()(reference), dim=1).numpy()
+    np.testing.assert_allclose(serving.predict(pixels[None]), expected, atol=1e-6)
