@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-from pydantic import ValidationError
 
 from export.errors import ExportError
 from export.pipeline import (
@@ -32,6 +31,7 @@ from export.pipeline import (
     check_model_name,
     engine_recipe,
     exporter_versions,
+    preprocessing_of,
     read_classes,
     served_as,
 )
@@ -274,11 +274,5 @@ def export_onnx(
 def _onnx_transform(source: OnnxClassifier, overrides: dict[str, object]) -> Preprocessing:
     """The preprocessing: the flags, else the graph's fixed side as the crop and ImageNet's
     resize ratio (256 for 224) and normalisation."""
-    chosen = {key: value for key, value in overrides.items() if value is not None}
-    crop = int(chosen.setdefault("crop", source.side or Preprocessing().crop))
-    chosen.setdefault("resize", round(crop * 256 / 224))
-    try:
-        return Preprocessing.model_validate(chosen)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ExportError(f"preprocessing: {problems}") from None
+    crop = overrides.get("crop") or source.side or Preprocessing().crop
+    return preprocessing_of({"crop": crop, "resize": round(int(crop) * 256 / 224)}, overrides)

@@ -250,9 +250,14 @@ def default_preprocessing(arch: Architecture) -> Preprocessing:
 
 
 def _transform(arch: Architecture, overrides: Mapping[str, object]) -> Preprocessing:
+    return preprocessing_of(default_preprocessing(arch).model_dump(), overrides)
+
+
+def preprocessing_of(defaults: Mapping[str, object], overrides: Mapping[str, object]) -> Preprocessing:
+    """``defaults`` with the ``overrides`` that are set; ExportError says which value is wrong."""
     chosen = {key: value for key, value in overrides.items() if value is not None}
     try:
-        return Preprocessing.model_validate(default_preprocessing(arch).model_dump() | chosen)
+        return Preprocessing.model_validate({**defaults, **chosen})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ExportError(f"preprocessing: {problems}") from None

@@ -166,3 +166,19 @@ def test_argument_errors(tmp_path: Path, kwargs: dict, message: str):
     arguments = {"checkpoint": tmp_path / "ckpt.pt", "model_repository": tmp_path / "repo", **kwargs}
     with pytest.raises(PodiumError, match=message):
         export_model(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"preprocessing": {"interpolation": "nearest"}}, "preprocessing: interpolation: Input should be"),
+        ({"preprocessing": {"crop": 8}}, "preprocessing: crop: Input should be greater than or equal to 16"),
+        ({"arch": "vit_b_16"}, "unknown architecture 'vit_b_16'"),
+        ({"arch": "vgg11", "target": "cpu-int8", "calibration": Path("photos")}, "pools to 7x7"),
+        ({"preprocessing": {"grayscale": True}, "target": "gpu-dali"}, "decodes in colour"),
+    ],
+)
+def test_network_and_preprocessing_errors_say_what_is_wrong(tmp_path: Path, kwargs: dict, message: str):
+    with pytest.raises(ExportError, match=message):
+        export_model(checkpoint=None, untrained=True, model_repository=tmp_path / "repo", **kwargs)
+    assert not (tmp_path / "repo").exists()
