@@ -10,7 +10,7 @@ import grpc
 
 from errors import PodiumError, Status
 from gateway.access import API_KEY_HEADER
-from proto.status import grpc_code
+from proto.status import error_trailers, grpc_code
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,8 @@ def _abort(context: grpc.ServicerContext, method: str, exc: Exception) -> None:
     if isinstance(exc, PodiumError):
         if exc.status in _LOGGED:
             log.warning("%s: %s", method, exc.message)
+        # The hint travels beside the message, so that the client shows the one written here.
+        context.set_trailing_metadata(error_trailers(truncated(exc.hint)))
         context.abort(grpc_code(exc.status), truncated(exc.message))
     if context.code() not in (None, grpc.StatusCode.OK):
         raise exc  # the handler already aborted with its own status

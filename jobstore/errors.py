@@ -16,6 +16,11 @@ T = TypeVar("T")
 class StoreUnavailable(Unavailable):
     """Redis cannot be reached, or did not answer in time; the call may be tried again."""
 
+    hint = (
+        "the gateway is up but its Redis (PODIUM_REDIS_URL) is not answering: is redis-server running? "
+        "Jobs resume once it is back; try again then"
+    )
+
 
 class StoreFull(ResourceExhausted):
     """Redis is at its memory limit (maxmemory with noeviction) and refuses writes."""

@@ -17,7 +17,7 @@ from errors import InvalidArgument, PodiumError, Status, Unavailable, error_for
 from jobs import walk_entries
 from proto import podium_pb2 as pb
 from proto import podium_pb2_grpc as pb_grpc
-from proto.status import status_of
+from proto.status import read_trailers, status_of
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -32,10 +32,14 @@ RECONNECT_MAX_DELAY_S = 5.0
 
 
 def _converted(exc: grpc.RpcError, gateway: str) -> PodiumError:
-    """A failed call as the PodiumError of its status (NotFound, Unavailable, ...)."""
+    """A failed call as the PodiumError of its status (NotFound, Unavailable, ...), with the
+    hint the gateway wrote; "the gateway is unavailable" only when it did not answer itself."""
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = (exc.details() if hasattr(exc, "details") else "") or code.name
     status = status_of(code)
+    answered, hint = read_trailers(exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else ())
+    if answered:  # the gateway's own refusal: Redis or Triton away, a job not found, ...
+        return error_for(status, details, hint=hint)
     if status is Status.UNAVAILABLE:
         return error_for(
             status,

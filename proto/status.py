@@ -39,3 +39,24 @@ def grpc_code(status: Status) -> grpc.StatusCode:
 
 def status_of(code: grpc.StatusCode) -> Status:
     return _STATUSES.get(code) or _OTHER_CODES.get(code, Status.INTERNAL)
+
+
+# Trailing metadata of a call the gateway refused with a PodiumError: its hint (UTF-8, hence
+# a binary key), and a mark that the gateway itself answered (so that a client tells "Redis
+# is away" from "the gateway cannot be reached").
+HINT_KEY = "podium-hint-bin"
+ANSWERED_KEY = "podium-answered"
+
+
+def error_trailers(hint: str) -> tuple[tuple[str, str | bytes], ...]:
+    """The trailing metadata the gateway sends with a PodiumError's status."""
+    return ((ANSWERED_KEY, "1"), *(((HINT_KEY, hint.encode()),) if hint else ()))
+
+
+def read_trailers(metadata) -> tuple[bool, str | None]:
+    """(the gateway answered, its hint) from a failed call's trailing metadata."""
+    values = dict(metadata or ())
+    hint = values.get(HINT_KEY)
+    if isinstance(hint, bytes):
+        hint = hint.decode(errors="replace")
+    return ANSWERED_KEY in values, hint or None

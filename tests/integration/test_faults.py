@@ -144,6 +144,24 @@ def test_sigkill_redis_mid_job(faulty_cluster, photos, baseline):
     assert_same_as(records, baseline)
 
 
+def test_with_redis_frozen_the_cli_names_redis_and_shows_the_gateways_hint(faulty_cluster):
+    """The gateway answered (its Redis did not): the CLI says so, with the hint written in the
+    gateway, not "the gateway is unavailable"."""
+    from jobstore.errors import StoreUnavailable
+    from tests.support.cli import run_cli
+
+    redis_proc = faulty_cluster.process("redis")
+    redis_proc.signal_group(signal.SIGSTOP)
+    try:
+        done = run_cli("status", "f" * 32, "--gateway", faulty_cluster.gateway_address, timeout_s=60)
+    finally:
+        redis_proc.signal_group(signal.SIGCONT)
+    said = " ".join(done.stderr.split())
+    assert done.returncode != 0 and "Traceback" not in said
+    assert "Redis" in said and "the gateway at" not in said, said
+    assert " ".join(StoreUnavailable.hint.split()) in said, said
+
+
 def test_restart_the_gateway_while_the_cli_watches(faulty_cluster, photos, baseline, tmp_path):
     output = tmp_path / "out.jsonl"
     cli = subprocess.Popen(

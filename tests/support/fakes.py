@@ -124,6 +124,10 @@ class FakeContext:
     metadata: tuple = ()
     active: bool = True
     _code: grpc.StatusCode | None = None
+    trailers: tuple = ()
+
+    def set_trailing_metadata(self, metadata: tuple) -> None:
+        self.trailers = tuple(metadata)
 
     def abort(self, code: grpc.StatusCode, details: str):
         self._code = code

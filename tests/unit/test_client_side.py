@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import grpc
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -136,3 +137,34 @@ def test_submit_needs_exactly_one_source(tmp_path):
     ):
         result = CliRunner().invoke(build_app(), args)
         assert result.exit_code == exit_code(Status.INVALID_ARGUMENT) and "give one of" in result.output, args
+
+
+class _Refused(grpc.RpcError):
+    def __init__(self, code, details, trailers=()):
+        self._code, self._details, self._trailers = code, details, trailers
+
+    def code(self):
+        return self._code
+
+    def details(self):
+        return self._details
+
+    def trailing_metadata(self):
+        return self._trailers
+
+
+def test_the_gateways_own_refusal_keeps_its_class_message_and_hint():
+    from errors import NotFound, Unavailable
+    from podium.client import _converted
+    from proto.status import error_trailers
+
+    away = _converted(
+        _Refused(grpc.StatusCode.UNAVAILABLE, "the job store (Redis) is unavailable", error_trailers("start Redis")),
+        "gw:1",
+    )
+    assert isinstance(away, Unavailable) and away.message == "the job store (Redis) is unavailable"
+    assert away.hint == "start Redis"
+    missing = _converted(_Refused(grpc.StatusCode.NOT_FOUND, "no job 'x'", error_trailers("")), "gw:1")
+    assert isinstance(missing, NotFound) and missing.hint == ""
+    unreachable = _converted(_Refused(grpc.StatusCode.UNAVAILABLE, "connection refused"), "gw:1")
+    assert unreachable.message.startswith("the gateway at gw:1 is unavailable") and "podium up" in unreachable.hint

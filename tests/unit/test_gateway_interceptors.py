@@ -10,7 +10,7 @@ import pytest
 from errors import NotFound, PodiumError, ResourceExhausted, Status
 from gateway.interceptors import MAX_DETAILS_CHARS, ApiKeyInterceptor, ErrorInterceptor
 from jobstore.errors import StoreUnavailable
-from proto.status import GRPC_CODES, status_of
+from proto.status import GRPC_CODES, read_trailers, status_of
 from tests.support.fakes import Aborted, FakeContext
 
 Details = namedtuple("Details", "method invocation_metadata")
@@ -44,6 +44,22 @@ def test_a_podium_error_becomes_its_status(error, code):
 
     abort = aborted_with(lambda: intercepted(ErrorInterceptor(), fail)(None, FakeContext()))
     assert (abort.code, abort.details) == (code, error.message)
+
+
+def test_the_hint_and_the_gateways_own_answer_travel_in_the_trailers():
+    def fail(request, context):
+        raise StoreUnavailable("the job store (Redis) is unavailable: Timeout reading from socket")
+
+    context = FakeContext()
+    aborted_with(lambda: intercepted(ErrorInterceptor(), fail)(None, context))
+    answered, hint = read_trailers(context.trailers)
+    assert answered and hint == StoreUnavailable.hint and "redis-server" in hint
+    assert read_trailers(()) == (False, None)
+    context = FakeContext()
+    aborted_with(
+        lambda: intercepted(ErrorInterceptor(), lambda r, c: (_ for _ in ()).throw(NotFound("no job")))(None, context)
+    )
+    assert read_trailers(context.trailers) == (True, None)  # no hint: none sent
 
 
 def test_a_bug_becomes_internal_without_details():
