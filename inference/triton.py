@@ -59,6 +59,10 @@ class TritonUnavailable(TritonError, Unavailable):
     """Triton cannot answer now (down, starting, overloaded, timed out); try again later."""
 
     status = Status.UNAVAILABLE
+    hint = (
+        "the gateway is up but Triton (PODIUM_TRITON_URL) is not answering: is tritonserver running and its "
+        "model loaded? Jobs wait for it; try again then"
+    )
 
 
 def _convert(exc: InferenceServerException, what: str) -> TritonError:
