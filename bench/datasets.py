@@ -30,9 +30,17 @@ class BenchData:
     big_job: Path  # the 2,000-image job of the fairness figure (submitted in path mode)
     small_job: Path  # the 10-image job
     single: Path  # the 1-image job
+    pipeline: Path  # the stand-in's path-mode job against the decode floor (6,000, as issue 20 measured)
 
 
-def build_bench_data(root: Path, dataset_images: int, mixed_images: int, big_job_images: int, small_job_images: int):
+def build_bench_data(
+    root: Path,
+    dataset_images: int,
+    mixed_images: int,
+    big_job_images: int,
+    small_job_images: int,
+    pipeline_images: int,
+):
     """Write (or reuse) every folder of the run under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     return BenchData(
@@ -41,6 +49,7 @@ def build_bench_data(root: Path, dataset_images: int, mixed_images: int, big_job
         big_job=cached_folder(root / f"big-{big_job_images}", ("sports", big_job_images, 3), _sports_writer(3)),
         small_job=cached_folder(root / f"small-{small_job_images}", ("sports", small_job_images, 4), _sports_writer(4)),
         single=cached_folder(root / "single-1", ("sports", 1, 5), _sports_writer(5)),
+        pipeline=cached_folder(root / f"pipeline-{pipeline_images}", ("sports", pipeline_images, 6), _sports_writer(6)),
     )
 
 

@@ -31,6 +31,7 @@ class Sizes:
     camera_job_images: int  # 24 MP photos in the end-to-end camera job
     cache_images: int  # distinct images of the result cache's cost and win (stand-in model)
     scale_images: int  # the scale job (stand-in model), in path and in upload mode
+    pipeline_images: int  # the stand-in's path-mode job against the decode floor
 
 
 FULL = Sizes(
@@ -51,6 +52,7 @@ FULL = Sizes(
     camera_job_images=24,
     cache_images=2000,
     scale_images=100_000,
+    pipeline_images=6000,
 )
 
 QUICK = Sizes(
@@ -71,6 +73,7 @@ QUICK = Sizes(
     camera_job_images=4,
     cache_images=200,
     scale_images=2000,
+    pipeline_images=200,
 )
 
 

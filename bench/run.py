@@ -70,7 +70,12 @@ def run_bench(options: BenchOptions, console: Console) -> list[TargetResult]:
     images_root = options.work_dir / "images"
     log("images: building (or reusing) the image folders")
     data = build_bench_data(
-        images_root, sizes.dataset_images, sizes.mixed_images, sizes.big_job_images, sizes.small_job_images
+        images_root,
+        sizes.dataset_images,
+        sizes.mixed_images,
+        sizes.big_job_images,
+        sizes.small_job_images,
+        sizes.pipeline_images,
     )
     run = Run(options, sizes, data, results, log)
     fp32, int8 = _models(run)

@@ -249,7 +249,7 @@ def measure_scale_and_cache(run, caching, plain) -> None:
 
     sizes, work = run.sizes, run.options.work_dir
     run.log("pipeline: the stand-in model in path mode against the decode floor, side by side")
-    measure_pipeline(run, *plain, run.data.big_job, plain[0].settings.workers)
+    measure_pipeline(run, *plain, run.data.pipeline, plain[0].settings.workers)
     run.log("images per request: client CPU per image and Triton's batch size, stand-in model")
     request_costs(run, plain[0])
     store = JobStore.from_url(caching[0].redis_url)

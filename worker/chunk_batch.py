@@ -63,7 +63,8 @@ def classify_chunk_batched(rt: Runtime, job: Job, todo: list[tuple[int, str]], c
     classifier = getattr(classifier, "inner", classifier)
     started = time.perf_counter()
     with OpenFolders() as folders:  # the chunk's folders are walked once, not once per file
-        images = list(rt.pool.map(lambda item: _read(rt, job, folders, *item), todo))
+        groups = rt.pool.map(lambda group: [_read(rt, job, folders, *item) for item in group], _groups(todo, rt))
+        images = [image for group in groups for image in group]
     _answer_from_cache(rt, images)
     leaders = [image for image in images if image.outcome is None and image.twin_of is None]
     meta = waiting_for_triton(rt, classifier.metadata)
@@ -128,6 +129,19 @@ def _decode(rt: Runtime, image: _Image, spec) -> None:
     image.data = None  # the bytes are done with: a chunk of camera photos holds only pixels
 
 
+def _groups(items: list, rt: Runtime) -> list[list]:
+    """``items`` in as many groups as half the pool has threads: a pool task per group, not per
+    image (each task costs a future, a queue hand-off and a thread wake-up)."""
+    parts = max(1, min(len(items), rt.settings.inflight // 2))
+    size = -(-len(items) // parts) if items else 1
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _decode_group(rt: Runtime, images: list[_Image], spec) -> None:
+    for image in images:
+        _decode(rt, image, spec)
+
+
 def _classify_encoded(rt: Runtime, job: Job, classifier: TritonClassifier, image: _Image) -> None:
     stage = worker_metrics().stage
     data = image.data
@@ -146,11 +160,15 @@ def _decode_and_classify(rt: Runtime, job: Job, classifier: TritonClassifier, le
     after the decodes it waits for have left the queue, so the pool cannot deadlock."""
     size = max(1, rt.settings.images_per_request)
     batches = [leaders[i : i + size] for i in range(0, len(leaders), size)]
-    decoding = [[rt.pool.submit(_decode, rt, image, spec) for image in batch] for batch in batches[:1]]
+
+    def decodes(batch: list[_Image]) -> list:
+        return [rt.pool.submit(_decode_group, rt, group, spec) for group in _groups(batch, rt)]
+
+    decoding = [decodes(batch) for batch in batches[:1]]
     sends = []
     for number, batch in enumerate(batches):
         if number + 1 < len(batches):
-            decoding.append([rt.pool.submit(_decode, rt, image, spec) for image in batches[number + 1]])
+            decoding.append(decodes(batches[number + 1]))
         sends.append(rt.pool.submit(_send_when_decoded, rt, job, classifier, batch, decoding[number]))
     for send in sends:
         send.result()
