@@ -35,6 +35,8 @@ class Evaluation:
     judged: list[Judged]
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, error)
     model: dict = field(default_factory=dict)
+    # The evaluation job's images over its time through the service (upload to last answer).
+    images_per_s: float | None = None
 
 
 def wilson_interval(successes: int, trials: int, z: float = WILSON_Z) -> tuple[float, float]:
@@ -59,6 +61,7 @@ def report_json(evaluation: Evaluation) -> dict:
         "model": evaluation.model,
         "n_images": len(judged),
         "n_failed": len(evaluation.failed),
+        "images_per_s": evaluation.images_per_s,
         "accuracy": float(accuracy_score(y_true, y_pred)) if judged else 0.0,
         "accuracy_ci95": list(wilson_interval(correct, len(judged))),
         "top5_accuracy": float(np.mean([j.true in j.top[:5] for j in judged])) if judged else 0.0,

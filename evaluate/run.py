@@ -51,9 +51,15 @@ def evaluate_through_service(
     if source.folder is None:
         _check_classes({_class_of(r.path) for r in results}, labels, ignore_unknown, source)
     index = {name: number for number, name in enumerate(labels)}
-    evaluation = Evaluation(
-        labels, [], model={"name": served.model_name, "version": served.model_version, "target": served.target}
-    )
+    model = {
+        "name": served.model_name,
+        "version": served.model_version,
+        "target": served.target,
+        "architecture": served.architecture,
+    }
+    seconds = job.finished_at - job.created_at
+    rate = round(job.total / seconds, 2) if job.total and seconds > 0 else None
+    evaluation = Evaluation(labels, [], model=model, images_per_s=rate)
     for result in results:
         true = index.get(_class_of(result.path))
         if true is None:

@@ -146,6 +146,9 @@ class PodiumServicer(pb_grpc.PodiumServicer):
             explains=bool(meta.cam_name),
             resize=meta.preprocessing.resize,
             crop=meta.preprocessing.crop,
+            architecture=meta.architecture,
+            interpolation=meta.preprocessing.interpolation,
+            grayscale=meta.preprocessing.grayscale,
         )
 
     def Classify(self, request, context):

@@ -149,8 +149,11 @@ def evaluate(
 
 def _print_evaluation(document: dict, written: list[Path]) -> None:
     model, (low, high) = document["model"], document["accuracy_ci95"]
-    table = Table(title=f"{model['name']} version {model['version']} ({model['target']})", show_header=False)
+    network = f", {model['architecture']}" if model.get("architecture") else ""
+    table = Table(title=f"{model['name']} version {model['version']} ({model['target']}{network})", show_header=False)
     table.add_row("images", f"{document['n_images']} ({document['n_failed']} failed)")
+    if document.get("images_per_s"):
+        table.add_row("through the service", f"{document['images_per_s']:.1f} images/s (upload to last answer)")
     table.add_row("accuracy", f"{document['accuracy']:.2%}  (95% interval {low:.1%}–{high:.1%})")
     table.add_row("top-5 accuracy", f"{document['top5_accuracy']:.2%}")
     table.add_row("macro F1 / weighted F1", f"{document['macro_avg']['f1']:.3f} / {document['weighted_avg']['f1']:.3f}")
@@ -170,13 +173,20 @@ def compare(
 
     comparison = compare_reports(read_report(report_a), read_report(report_b))
     table = Table(title="comparison")
-    for column in ("", "model", "accuracy", "95% interval", "images"):
+    for column in ("", "model", "network", "accuracy", "95% interval", "images", "images/s"):
         table.add_column(column)
     for label, report in (("A", comparison.a), ("B", comparison.b)):
         model, (low, high) = report["model"], report["accuracy_ci95"]
         name = f"{model['name']}:{model['version']} ({model['target']})"
+        rate = report.get("images_per_s")
         table.add_row(
-            label, escape(name), f"{report['accuracy']:.2%}", f"{low:.1%}–{high:.1%}", str(report["n_images"])
+            label,
+            escape(name),
+            escape(model.get("architecture") or "?"),
+            f"{report['accuracy']:.2%}",
+            f"{low:.1%}–{high:.1%}",
+            str(report["n_images"]),
+            f"{rate:.1f}" if rate else "-",
         )
     out.print(table)
     out.print(

@@ -216,7 +216,7 @@ class ListClassesRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ...) -> None: ...
 
 class ListClassesResponse(_message.Message):
-    __slots__ = ("classes", "model_name", "untrained", "model_version", "target", "precision", "explains", "resize", "crop")
+    __slots__ = ("classes", "model_name", "untrained", "model_version", "target", "precision", "explains", "resize", "crop", "architecture", "interpolation", "grayscale")
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     UNTRAINED_FIELD_NUMBER: _ClassVar[int]
@@ -226,6 +226,9 @@ class ListClassesResponse(_message.Message):
     EXPLAINS_FIELD_NUMBER: _ClassVar[int]
     RESIZE_FIELD_NUMBER: _ClassVar[int]
     CROP_FIELD_NUMBER: _ClassVar[int]
+    ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
+    INTERPOLATION_FIELD_NUMBER: _ClassVar[int]
+    GRAYSCALE_FIELD_NUMBER: _ClassVar[int]
     classes: _containers.RepeatedScalarFieldContainer[str]
     model_name: str
     untrained: bool
@@ -235,7 +238,10 @@ class ListClassesResponse(_message.Message):
     explains: bool
     resize: int
     crop: int
-    def __init__(self, classes: _Optional[_Iterable[str]] = ..., model_name: _Optional[str] = ..., untrained: _Optional[bool] = ..., model_version: _Optional[str] = ..., target: _Optional[str] = ..., precision: _Optional[str] = ..., explains: _Optional[bool] = ..., resize: _Optional[int] = ..., crop: _Optional[int] = ...) -> None: ...
+    architecture: str
+    interpolation: str
+    grayscale: bool
+    def __init__(self, classes: _Optional[_Iterable[str]] = ..., model_name: _Optional[str] = ..., untrained: _Optional[bool] = ..., model_version: _Optional[str] = ..., target: _Optional[str] = ..., precision: _Optional[str] = ..., explains: _Optional[bool] = ..., resize: _Optional[int] = ..., crop: _Optional[int] = ..., architecture: _Optional[str] = ..., interpolation: _Optional[str] = ..., grayscale: _Optional[bool] = ...) -> None: ...
 
 class Prediction(_message.Message):
     __slots__ = ("label", "index", "probability")

@@ -115,3 +115,26 @@ def test_folders_that_are_no_class_of_the_model_are_named(tmp_path):
     assert "--ignore-unknown" in info.value.hint
     judged, _ = evaluate_through_service(FakeClient(), Source(folder=tmp_path), ignore_unknown=True)
     assert sorted(j.path for j in judged.judged) == ["archery/a.jpg", "bmx/b.jpg"]
+
+
+def test_compare_shows_each_side_s_network_and_speed(tmp_path):
+    """Two architectures on the same labelled folder: accuracy and images/s side by side."""
+    from typer.testing import CliRunner
+
+    from ops.main import build_app
+
+    for name, arch, rate, pairs in (
+        ("a", "resnet50", 21.5, [(0, 0), (1, 1), (2, 3), (3, 0)]),
+        ("b", "efficientnet_b0", 48.25, [(0, 0), (1, 1), (2, 2), (3, 0)]),
+    ):
+        document = report_json(evaluation(pairs))
+        document["model"] = {"name": f"m_{name}", "version": "1", "target": "cpu", "architecture": arch}
+        document["images_per_s"] = rate
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "report.json").write_text(json.dumps(document))
+    result = CliRunner().invoke(
+        build_app(), ["compare", str(tmp_path / "a"), str(tmp_path / "b")], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if "m_a:1" in line or "m_b:1" in line]
+    assert "resnet50" in rows[0] and "21.5" in rows[0] and "efficientnet_b0" in rows[1] and "48.2" in rows[1]
