@@ -63,7 +63,9 @@ def classify_chunk_batched(rt: Runtime, job: Job, todo: list[tuple[int, str]], c
     classifier = getattr(classifier, "inner", classifier)
     started = time.perf_counter()
     with OpenFolders() as folders:  # the chunk's folders are walked once, not once per file
-        groups = rt.pool.map(lambda group: [_read(rt, job, folders, *item) for item in group], _groups(todo, rt))
+        # As many groups as threads: an object store's GETs wait on the network, all in parallel.
+        groups = _groups(todo, rt.settings.inflight)
+        groups = rt.pool.map(lambda group: [_read(rt, job, folders, *item) for item in group], groups)
         images = [image for group in groups for image in group]
     _answer_from_cache(rt, images)
     leaders = [image for image in images if image.outcome is None and image.twin_of is None]
@@ -129,10 +131,10 @@ def _decode(rt: Runtime, image: _Image, spec) -> None:
     image.data = None  # the bytes are done with: a chunk of camera photos holds only pixels
 
 
-def _groups(items: list, rt: Runtime) -> list[list]:
-    """``items`` in as many groups as half the pool has threads: a pool task per group, not per
-    image (each task costs a future, a queue hand-off and a thread wake-up)."""
-    parts = max(1, min(len(items), rt.settings.inflight // 2))
+def _groups(items: list, parts: int) -> list[list]:
+    """``items`` in ``parts`` groups of neighbours: a pool task per group, not per image (each
+    task costs a future, a queue hand-off and a thread wake-up)."""
+    parts = max(1, min(len(items), parts))
     size = -(-len(items) // parts) if items else 1
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -162,7 +164,8 @@ def _decode_and_classify(rt: Runtime, job: Job, classifier: TritonClassifier, le
     batches = [leaders[i : i + size] for i in range(0, len(leaders), size)]
 
     def decodes(batch: list[_Image]) -> list:
-        return [rt.pool.submit(_decode_group, rt, group, spec) for group in _groups(batch, rt)]
+        # Half as many groups as threads: the next request's decodes run beside this one's.
+        return [rt.pool.submit(_decode_group, rt, group, spec) for group in _groups(batch, rt.settings.inflight // 2)]
 
     decoding = [decodes(batch) for batch in batches[:1]]
     sends = []
