@@ -13,6 +13,7 @@ ResNet50, Wide ResNet-50 and ResNeXt-50 in shapes.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from imaging import PreprocessSpec
 from modelmeta.networks import NETWORK_FAMILIES
 
 BATCHES_TRACKED = "num_batches_tracked"
+_META_LOCK = threading.Lock()
 _SHOWN = 5
 
 
@@ -238,7 +240,13 @@ def _head_features(name: str) -> int:
 def _parameters_on_meta() -> Iterator[None]:
     """Build modules whose parameters and buffers live on the meta device: keys and shapes
     without memory or initialisation. (``torch.device("meta")`` alone cannot build RegNets:
-    their widths are computed with tensors.)"""
+    their widths are computed with tensors.) It patches ``nn.Module`` for the moment, so a
+    lock keeps two such builds apart; nothing else builds modules while an export runs."""
+    with _META_LOCK:
+        yield from _patched_registration()
+
+
+def _patched_registration() -> Iterator[None]:
     register_parameter: Callable = nn.Module.register_parameter
     register_buffer: Callable = nn.Module.register_buffer
 
