@@ -24,7 +24,7 @@ from cluster.run_lock import RunDirLock
 from gateway.settings import GatewaySettings
 from jobstore import make_celery
 from modelrepo.layout import CONFIG_FILENAME
-from settings import ServiceSettings, read_settings
+from settings import DEFAULT_GATEWAY_PORT, ServiceSettings, read_settings
 from web.settings import WebSettings
 from worker.settings import WorkerSettings
 
@@ -47,7 +47,7 @@ class ClusterSettings(BaseSettings):
 
     model_repository: Path = Field(Path("model_repository"), description="Triton model repository")
     workers: int = Field(2, ge=1, description="Celery worker processes")
-    gateway_port: int = Field(50051, ge=0, le=65535)
+    gateway_port: int = Field(DEFAULT_GATEWAY_PORT, ge=0, le=65535)
     redis_port: int = Field(0, ge=0, le=65535)
     triton_grpc_port: int = Field(0, ge=0, le=65535)
     triton_http_port: int = Field(0, ge=0, le=65535)

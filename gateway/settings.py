@@ -7,9 +7,9 @@ from pydantic import Field, model_validator
 from errors import InvalidArgument
 from gateway.egress import EgressPolicy
 from resultsink import open_sink
-from settings import ServiceSettings, split_list
+from settings import DEFAULT_GATEWAY_PORT, ServiceSettings, split_list
 
-DEFAULT_PORT = 50051
+DEFAULT_PORT = DEFAULT_GATEWAY_PORT
 
 
 class GatewaySettings(ServiceSettings):

@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from podium.cli.failures import reported
 from podium.cli.options import console, out
-from settings import read_settings
+from settings import DEFAULT_GATEWAY, DEFAULT_GATEWAY_PORT, read_settings
 
 DEFAULT_RUN_DIR = Path(".podium/up")
 
@@ -31,7 +31,9 @@ def up(
         typer.Option(help="Triton model repository (default: $PODIUM_UP_MODEL_REPOSITORY or model_repository)"),
     ] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Celery worker processes (default: 2)")] = None,
-    gateway_port: Annotated[int | None, typer.Option(help="Gateway gRPC port, 0: a free one (default: 50051)")] = None,
+    gateway_port: Annotated[
+        int | None, typer.Option(help=f"Gateway gRPC port, 0: a free one (default: {DEFAULT_GATEWAY_PORT})")
+    ] = None,
     model_name: Annotated[
         str | None, typer.Option(help="The model's name in Triton (default: $PODIUM_MODEL_NAME or resnet50_sports)")
     ] = None,
@@ -99,7 +101,7 @@ def up(
 
 def web(
     gateway: Annotated[
-        str | None, typer.Option(help="The gateway's host:port (default: $PODIUM_WEB_GATEWAY or 127.0.0.1:50051)")
+        str | None, typer.Option(help=f"The gateway's host:port (default: $PODIUM_WEB_GATEWAY or {DEFAULT_GATEWAY})")
     ] = None,
     host: Annotated[
         str | None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_GATEWAY = "127.0.0.1:50051"
+from settings import DEFAULT_GATEWAY
 
 
 class ClientSettings(BaseSettings):

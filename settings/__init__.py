@@ -22,6 +22,9 @@ from modelmeta import DEFAULT_MODEL_NAME
 ENV_PREFIX = "PODIUM_"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_TRITON_URL = "127.0.0.1:8001"
+# The gateway's gRPC port, and where clients (CLI, web page) find a local gateway.
+DEFAULT_GATEWAY_PORT = 50051
+DEFAULT_GATEWAY = f"127.0.0.1:{DEFAULT_GATEWAY_PORT}"
 # Finished jobs (their records and results) are kept this long.
 DEFAULT_RESULT_TTL_S = 7 * 24 * 3600
 # A chunk whose worker vanished is delivered again after this long (Redis broker semantics);

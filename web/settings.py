@@ -7,13 +7,15 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from settings import DEFAULT_GATEWAY
+
 DEFAULT_WEB_PORT = 8080
 
 
 class WebSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PODIUM_WEB_", extra="ignore")
 
-    gateway: str = Field("127.0.0.1:50051", description="The gateway's host:port (the page's only backend)")
+    gateway: str = Field(DEFAULT_GATEWAY, description="The gateway's host:port (the page's only backend)")
     gateway_tls: bool = Field(False, description="Speak TLS to the gateway")
     gateway_tls_ca_file: str = Field("", description="PEM CA certificate(s) to trust for the gateway; implies TLS")
     host: str = Field("127.0.0.1", description="Address to listen on ('0.0.0.0' in containers)")

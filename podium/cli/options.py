@@ -12,14 +12,14 @@ from rich.console import Console
 
 from podium.client import PodiumClient
 from podium.settings import ClientSettings
-from settings import read_settings
+from settings import DEFAULT_GATEWAY, read_settings
 
 # Progress, messages and errors go to stderr; results (tables, JSON lines) to stdout.
 console = Console(stderr=True)
 out = Console()
 
 GatewayOpt = Annotated[
-    str | None, typer.Option("--gateway", help="Gateway host:port (default: $PODIUM_GATEWAY or 127.0.0.1:50051)")
+    str | None, typer.Option("--gateway", help=f"Gateway host:port (default: $PODIUM_GATEWAY or {DEFAULT_GATEWAY})")
 ]
 ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key (default: $PODIUM_API_KEY)")]
 ModelOpt = Annotated[
