@@ -64,8 +64,6 @@ class GatewaySettings(ServiceSettings):
     shutdown_grace_s: float = Field(25.0, ge=0, description="Time running calls get to finish at SIGTERM")
     reconcile_interval_s: float = Field(15.0, gt=0, description="How often stalled jobs are looked for")
     stall_timeout_s: float = Field(300.0, gt=0, description="A running job without progress this long is re-enqueued")
-    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus metrics on this port (0: none)")
-    metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint listens on")
     webhook_secret: str = Field("", description="Signs each webhook POST (X-Podium-Signature: sha256=HMAC)")
     webhook_timeout_s: float = Field(10.0, gt=0, description="Time-out of one webhook POST")
     webhook_retry_s: float = Field(600.0, ge=0, description="How long a failing webhook is retried, with backoff")

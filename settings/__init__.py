@@ -95,6 +95,8 @@ class ServiceSettings(BaseSettings):
     visibility_timeout_s: int = Field(DEFAULT_VISIBILITY_TIMEOUT_S, ge=10, description="Redelivery of lost chunks")
     result_ttl_s: int = Field(DEFAULT_RESULT_TTL_S, ge=60, description="How long finished jobs are kept")
     log_level: str = Field("INFO", description="Python logging level")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus metrics on this port (0: none)")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint listens on")
 
     def data_root_list(self) -> list[str]:
         return split_list(self.data_roots)

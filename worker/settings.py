@@ -47,8 +47,6 @@ class WorkerSettings(ServiceSettings):
     result_cache_max_entries: int = Field(
         200_000, ge=1, description="Cached answers kept at most (~60-100 bytes each in Redis); the newest half always"
     )
-    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus metrics on this port (0: none)")
-    metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint listens on")
 
     @property
     def task_time_limit_s(self) -> float:
