@@ -69,9 +69,15 @@ def test_sigkill_a_worker_process_tree_mid_job(faulty_cluster, photos, baseline)
         busy(faulty_cluster, 1)
         worker.signal_group(signal.SIGKILL)
 
-    job, records = run_job(faulty_cluster, photos, fault=kill_while_it_works)
-    assert job.retries >= 1, "the killed worker's chunk was never delivered again"
-    assert_same_as(records, baseline)
+    # Inspect is a round trip: a kill can land just after a short chunk ended (retries 0, seen
+    # in CI). Then the fault is tried again; one of three must land on a running chunk, and
+    # every run must lose and double nothing.
+    for _ in range(3):
+        job, records = run_job(faulty_cluster, photos, fault=kill_while_it_works)
+        assert_same_as(records, baseline)
+        if job.retries >= 1:
+            break
+    assert job.retries >= 1, "in three kills, no killed worker's chunk was delivered again"
     # What the killed process had in shared memory was swept by the one that replaced it.
     registered, files = shared_memory_regions(faulty_cluster)
     assert registered and owners_alive(registered) and owners_alive(files), (registered, files)
