@@ -33,9 +33,6 @@ DROPOUT = "Dropout"
 _LINEAR_PARAMS = {"weight", "bias"}
 _BATCH_NORM_PARAMS = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
 _RESNET50 = ARCHITECTURES["resnet50"]
-# Kept for the ResNet50 names used before other architectures were known.
-HEAD_PREFIX = _RESNET50.head + "."
-BACKBONE_FEATURES = 2048
 
 
 @dataclass(frozen=True)
@@ -94,11 +91,6 @@ class HeadSpec:
         """Human-readable form, recorded in the model's metadata."""
         inner = ", ".join(str(layer) for layer in self.layers)
         return f"Sequential({inner})" if self.sequential else inner
-
-
-def plain_head(num_classes: int, arch: Architecture = _RESNET50) -> HeadSpec:
-    """A single Linear(F, N) on the network's F pooled features."""
-    return HeadSpec(layers=(LinearSpec(arch.head_features(), num_classes),), sequential=False, arch=arch.name)
 
 
 def infer_head(state_dict: dict[str, torch.Tensor], arch: Architecture = _RESNET50) -> HeadSpec:
