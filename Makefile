@@ -51,25 +51,25 @@ screenshots: setup
 test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The GPU path on a GPU machine (ops/gpu_check.py): export, engine build and its FP16 gate,
+# The GPU path on a GPU machine (podium/cli/operator/gpu_check.py): export, engine build and its FP16 gate,
 # engine speed, Triton end to end when its TensorRT backend is here. Without a GPU it says so
 # and exits 0. The engine steps run in .venv-gpu, built like the engine-builder image:
 # the project without PyTorch, TensorRT pinned to Triton 25.06's, CUDA 12.9 bindings.
 GPU_CHECK_DIR ?= .podium/gpu-check
-TENSORRT_VERSION = $(shell sed -n 's/^TENSORRT_VERSION = "\(.*\)"/\1/p' modelrepo/recipe.py)
+TENSORRT_VERSION = $(shell sed -n 's/^TENSORRT_VERSION = "\(.*\)"/\1/p' podium/stores/modelrepo/recipe.py)
 gpu-check: setup
 	@if nvidia-smi -L >/dev/null 2>&1; then \
 	  test -x .venv-gpu/bin/python || python3 -m venv .venv-gpu; \
 	  .venv-gpu/bin/python -m pip install -q --upgrade pip; \
-	  .venv-gpu/bin/python -m pip install -q -e . $$($(BIN)/python docker/engine_requirements.py pyproject.toml) \
+	  .venv-gpu/bin/python -m pip install -q -e . $$($(BIN)/python deploy/docker/engine_requirements.py pyproject.toml) \
 	    "tensorrt-cu12==$(TENSORRT_VERSION)" "cuda-bindings==12.9.*"; \
 	fi
-	$(BIN)/python -m ops.gpu_check --engine-python .venv-gpu/bin/python $(GPU_CHECK_DIR)
+	$(BIN)/python -m podium.cli.operator.gpu_check --engine-python .venv-gpu/bin/python $(GPU_CHECK_DIR)
 
 # Throughput, latency and fairness side by side (~10-15 min on 2 cores); not part of `make test`.
 # BENCH_ARGS passes options through, e.g. BENCH_ARGS="--quick" or "--workers 3 --inflight 8".
 bench: setup
-	$(BIN)/podium bench $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),) $(BENCH_ARGS)
+	$(BIN)/python -m podium bench $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),) $(BENCH_ARGS)
 
 # No process at all: fakes stand in for Redis, Triton, Celery and TensorRT.
 unit: setup
@@ -88,7 +88,7 @@ deploy: setup
 	$(BIN)/python -m pytest tests/deploy $(PYTEST_ARGS)
 
 proto: setup
-	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. proto/podium.proto
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. podium/core/proto/podium.proto
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.models import ServedModel
+from export.served import ServedModel
 
 STOP_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 60.0

@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image
 
 from bench.datasets import cached_folder
-from imaging import DecodeMode, Decoder, image_files
-from modelrepo import Runner, run_batched
+from podium.core.imaging import DecodeMode, Decoder, image_files
+from podium.stores.modelrepo import Runner, run_batched
 
 CAMERA_SIZES = ((6000, 4000), (4000, 6000))  # 24 MP, landscape and portrait
 CAMERA_QUALITY = 92
@@ -59,7 +59,7 @@ def sizes_folder(root: Path, count: int, seed: int = 8) -> Path:
 
 
 def _photos():
-    from samples import bundled_photos  # imports scikit-image
+    from podium.samples import bundled_photos  # imports scikit-image
 
     return [image.convert("RGB") for image in bundled_photos().values()]
 
@@ -109,8 +109,8 @@ def decode_cost(path: Path, mode: DecodeMode) -> DecodeCost:
 
 def fast_agreement(runner: Runner, folder: Path) -> FastAgreement:
     """The stand-in model's answers on fast-decoded photos against exactly decoded ones."""
-    from imaging.decode import open_image
-    from imaging.serving import draft_jpeg
+    from podium.core.imaging.decode import open_image
+    from podium.core.imaging.serving import draft_jpeg
 
     files = image_files(folder)
     exact, fast = Decoder(DecodeMode.EXACT), Decoder(DecodeMode.FAST)

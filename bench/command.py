@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from bench.options import DEFAULT_OUTPUT_DIR, BenchOptions
-from modelmeta import DEFAULT_MODEL_NAME
+from podium.core.modelmeta import DEFAULT_MODEL_NAME
 
 TABLE_WIDTH = 140
 

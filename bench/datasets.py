@@ -73,7 +73,7 @@ def _sports_writer(seed: int):
 
 def _mixed_writer(seed: int):
     def write(folder: Path, count: int) -> None:
-        from samples import write_photo_folder  # imports scikit-image
+        from podium.samples import write_photo_folder  # imports scikit-image
 
         write_photo_folder(folder, count=count, seed=seed)
 
@@ -86,7 +86,7 @@ def write_sports_like_set(dest: Path, count: int, seed: int = 0) -> list[Path]:
     Each is a random crop of a bundled photograph (40–100 % of each side, so the aspect
     ratio changes as the data set's squashed frames do), resized to 224x224.
     """
-    from samples import bundled_photos  # imports scikit-image
+    from podium.samples import bundled_photos  # imports scikit-image
 
     rng = np.random.default_rng(seed)
     photos = [image.convert("RGB") for image in bundled_photos().values()]

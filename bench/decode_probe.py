@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from imaging import DecodeMode, Decoder
+from podium.core.imaging import DecodeMode, Decoder
 
 REPEATS = 3
 

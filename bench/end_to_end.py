@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from errors import Internal
-from jobs import walk_files
-from podium.client import PodiumClient
-from proto import podium_pb2 as pb
+from podium.client.api import PodiumClient
+from podium.core.errors import Internal
+from podium.core.jobs import walk_files
+from podium.core.proto import podium_pb2 as pb
 
 TERMINAL = {pb.JOB_STATE_COMPLETED, pb.JOB_STATE_CANCELLED, pb.JOB_STATE_FAILED}
 POLL_S = 0.05

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from modelrepo.cpu_kernels import this_cpu
+from podium.stores.modelrepo.cpu_kernels import this_cpu
 
 PACKAGES = ("onnxruntime", "numpy", "tritonclient", "nvidia-pytriton", "celery", "grpcio", "redis", "pillow")
 

@@ -11,19 +11,19 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 if TYPE_CHECKING:  # both pull in gRPC and Redis clients; the run imports them when it starts
-    from cluster import LocalCluster
-    from podium.client import PodiumClient
+    from podium.client.api import PodiumClient
+    from podium.cluster import LocalCluster
 
 from bench import baseline, end_to_end, triton_direct
 from bench import figures as f
 from bench.cpu_usage import component_cpu_seconds, per_image_ms
 from bench.datasets import BenchData
 from bench.figures import MILLISECONDS, SECONDS, THROUGHPUT, BenchResults
-from bench.models import ServedModel
 from bench.options import BenchOptions, Sizes
-from bench.raw import RawOnnxRuntime, RawRun, best_run
 from bench.triton_direct import TritonCell
-from jobs import walk_files
+from export.raw_speed import RawOnnxRuntime, RawRun, best_run
+from export.served import ServedModel
+from podium.core.jobs import walk_files
 
 # After a cancelled job, let its in-flight chunks drain before the next measurement.
 SETTLE_S = 2.0
@@ -168,8 +168,8 @@ def throughput_figures(run: Run, main: ServedCluster, quantised: ServedCluster |
 def map_cost(run: Run, main: ServedCluster) -> None:
     """What an explained job's maps add to each image's row in the result files, plain and
     explained side by side."""
-    from resultsink import COMPACTED, open_sink
-    from resultsink.storage import file_url_path
+    from podium.stores.resultsink import COMPACTED, open_sink
+    from podium.stores.resultsink.storage import file_url_path
 
     url = main.cluster.gateway_settings.results_url
     if not main.served.explains or not url.startswith("file://"):
@@ -276,10 +276,10 @@ def files(folder: Path) -> list[Path]:
 def camera(run: Run, main: ServedCluster) -> None:
     """Camera-sized photos: decode cost exact and fast, fast's agreement with exact, a 24 MP job."""
     from bench import camera as cam  # imports scikit-image and torch (the stand-in model's export)
-    from bench.models import exported_model
+    from export.served import exported_model
     from export.stand_in import write_steady_checkpoint
-    from imaging import DecodeMode, image_files
-    from modelrepo import onnx_runner
+    from podium.core.imaging import DecodeMode, image_files
+    from podium.stores.modelrepo import onnx_runner
 
     images, results, sizes = run.options.work_dir / "images", run.results, run.sizes
     job_folder = cam.camera_folder(images, sizes.camera_job_images)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from bench import end_to_end
 from bench.figures import THROUGHPUT
-from bench.models import ServedModel, served_model
-from bench.raw import RawOnnxRuntime
-from modelrepo.layout import CONFIG_FILENAME
+from export.raw_speed import RawOnnxRuntime
+from export.served import ServedModel, served_model
+from podium.stores.modelrepo.layout import CONFIG_FILENAME
 
 NETWORKS = ("resnet18", "mobilenet_v3_small", "efficientnet_b0")
 RAW_BATCH = 16

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from modelmeta import DEFAULT_MODEL_NAME
+from podium.core.modelmeta import DEFAULT_MODEL_NAME
 
 DEFAULT_OUTPUT_DIR = Path("bench/results")
 

@@ -31,7 +31,7 @@ MODEL_BATCH = 16
 
 def decode_share(paths: list[str]) -> tuple[int, float]:
     """Decode and preprocess ``paths`` (a floor process's share): (images, CPU seconds)."""
-    from imaging import Decoder
+    from podium.core.imaging import Decoder
 
     decoder = Decoder()
     started = time.process_time()
@@ -56,9 +56,9 @@ def decode_floor(files: list[Path], processes: int) -> tuple[float, float]:
 
 def model_cpu_per_image(onnx_path: Path, files: list[Path], batch: int = MODEL_BATCH, rounds: int = 20) -> float:
     """CPU seconds per image of the stand-in model itself, on ``batch`` of ``files`` at a time."""
-    from imaging import Decoder
-    from modelmeta import INPUT_NAME, OUTPUT_NAME
-    from modelrepo import onnx_session
+    from podium.core.imaging import Decoder
+    from podium.core.modelmeta import INPUT_NAME, OUTPUT_NAME
+    from podium.stores.modelrepo import onnx_session
 
     decoder = Decoder()
     pixels = np.stack([decoder.model_input(path.read_bytes()) for path in files[:batch]])
@@ -87,7 +87,7 @@ def path_job(client, folder: Path) -> tuple[float, int]:
 
 def measure_pipeline(run, cluster, client, folder: Path, workers: int) -> None:
     """Rounds of: the decode floor, then the stand-in job of the same files; figures and targets."""
-    from bench.models import served_model
+    from export.served import served_model
 
     files = sorted(path for path in folder.rglob("*.jpg"))
     served = served_model(cluster.settings.model_repository, cluster.gateway_settings.model_name)

@@ -17,8 +17,8 @@ def request_costs(run, cluster) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from bench import figures as f
-    from cluster.triton import inference_counts
-    from inference import TritonClassifier
+    from podium.cluster.triton import inference_counts
+    from podium.stores.inference import TritonClassifier
 
     classifier = TritonClassifier(cluster.triton_url, run.options.model_name)
     pixels = np.random.default_rng(3).integers(0, 256, size=(max(f.IMAGES_PER_REQUEST), 224, 224, 3), dtype=np.uint8)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 if TYPE_CHECKING:  # pulls in gRPC and Redis clients; the run imports it when it starts
-    from cluster import LocalCluster
+    from podium.cluster import LocalCluster
 
 from bench import baseline, end_to_end
 from bench import figures as f
@@ -46,13 +46,13 @@ from bench.measure import (
     throughput_figures,
     triton_sweep,
 )
-from bench.models import ServedModel, exported_model, served_model, with_queue_delay
 from bench.networks import add_networks, measure_networks
 from bench.options import BenchOptions, Sizes
-from bench.raw import RawOnnxRuntime, decode_seconds_per_image
 from bench.report import cpu_table, figures_table, results_json, sweep_table, targets_table, write_json
 from bench.scale import measure_scale_and_cache, standin_repository
 from bench.targets import TargetResult, evaluate
+from export.raw_speed import RawOnnxRuntime, decode_seconds_per_image
+from export.served import ServedModel, exported_model, served_model, with_queue_delay
 
 # Above this many cores used by other processes, the run says its figures are disturbed.
 BUSY_MACHINE_CORES = 0.25
@@ -145,8 +145,8 @@ def _models(run: Run) -> tuple[ServedModel, ServedModel | None]:
 
 
 def _settings(options: BenchOptions, sizes: Sizes, fp32: ServedModel, int8: ServedModel | None) -> dict:
-    from cluster import ClusterSettings
     from gateway.settings import GatewaySettings
+    from podium.cluster import ClusterSettings
     from worker.settings import WorkerSettings
 
     defaults = ClusterSettings()
@@ -168,7 +168,7 @@ def _settings(options: BenchOptions, sizes: Sizes, fp32: ServedModel, int8: Serv
 
 
 def _connect(stack: ExitStack, served: ServedModel, cluster: LocalCluster) -> ServedCluster:
-    from podium.client import PodiumClient
+    from podium.client.api import PodiumClient
 
     client = stack.enter_context(PodiumClient(cluster.gateway_address))
     return ServedCluster(served, cluster, client, RawOnnxRuntime(served))
@@ -186,15 +186,15 @@ def _standin_clusters(run: Run, stack: ExitStack, fp32: ServedModel, images_root
 
 
 def _client_of(stack: ExitStack, cluster: LocalCluster) -> tuple:
-    from podium.client import PodiumClient
+    from podium.client.api import PodiumClient
 
     return cluster, stack.enter_context(PodiumClient(cluster.gateway_address))
 
 
 @contextmanager
 def _cluster(run: Run, model: ServedModel, run_dir: Path, data_root: Path, result_cache: bool = False) -> Iterator:
-    from cluster import ClusterSettings, LocalCluster
-    from settings import field_values
+    from podium.cluster import ClusterSettings, LocalCluster
+    from podium.core.settings import field_values
 
     options = run.options
     if run_dir.exists():

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.end_to_end import TERMINAL
-from bench.models import ServedModel
-from modelmeta import INPUT_NAME, OUTPUT_NAME
-from modelrepo.layout import ONNX_FILENAME
+from export.served import ServedModel
+from podium.core.modelmeta import INPUT_NAME, OUTPUT_NAME
+from podium.stores.modelrepo.layout import ONNX_FILENAME
 
 # Small distinct images: decoding costs little, so the run measures the pipeline around it.
 SCALE_IMAGE_SIDE = 24
@@ -147,7 +147,7 @@ def follow_big_job(cluster, client, job, expected: int, small_folder: Path, mode
     when half its images are done; then read its results back. ``idle``: Redis's used memory
     before the job was submitted."""
     from bench.end_to_end import run_job
-    from jobstore import JobStore, ResultCache
+    from podium.stores.jobstore import JobStore, ResultCache
 
     store = JobStore.from_url(cluster.redis_url)
     names = [proc.name for proc in cluster.processes if proc.name.startswith(("gateway", "worker"))]
@@ -178,7 +178,7 @@ def follow_big_job(cluster, client, job, expected: int, small_folder: Path, mode
     for name, pid in pids.items():
         rss[name].append(process_tree_rss(pid) / 2**20)
     cache_bytes = ResultCache(store.client).memory_bytes()
-    job_bytes = store.memory_bytes(job.id)  # MEMORY USAGE of the finished job's own keys
+    job_bytes = store.job_memory_bytes(job.id)  # MEMORY USAGE of the finished job's own keys
     store.client.close()
     sink_bytes, rows_per_s = _read_back(cluster, client, job.id)
     return ScaleRun(
@@ -200,10 +200,10 @@ def follow_big_job(cluster, client, job, expected: int, small_folder: Path, mode
 def _read_back(cluster, client, job_id: str) -> tuple[int, float]:
     """The job's result files' bytes (once compacted), and its lines read back in bulk and
     written to a file per second, as `podium results JOB --output FILE` does."""
-    from podium.bulk import batch_lines
-    from podium.output import write_lines
-    from resultsink import COMPACTED, open_sink
-    from resultsink.storage import file_url_path
+    from podium.client.bulk import batch_lines
+    from podium.client.output import write_lines
+    from podium.stores.resultsink import COMPACTED, open_sink
+    from podium.stores.resultsink.storage import file_url_path
 
     url = cluster.gateway_settings.results_url
     if not url.startswith("file://"):
@@ -245,7 +245,7 @@ def measure_scale_and_cache(run, caching, plain) -> None:
     from bench import figures as f
     from bench.pipeline import measure_pipeline
     from bench.request_costs import request_costs
-    from jobstore import JobStore, ResultCache
+    from podium.stores.jobstore import JobStore, ResultCache
 
     sizes, work = run.sizes, run.options.work_dir
     run.log("pipeline: the stand-in model in path mode against the decode floor, side by side")
@@ -356,7 +356,7 @@ def scale_job_id(client, mode: str) -> str:
 
 
 def _big_job(cluster, client, images: Path, expected: int, small: Path, mode: str) -> ScaleRun:
-    from jobstore import JobStore
+    from podium.stores.jobstore import JobStore
 
     name = f"scale {mode}"
     store = JobStore.from_url(cluster.redis_url)

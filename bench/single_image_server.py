@@ -28,7 +28,7 @@ class _Classifier:
         self.labels = labels
 
     def top_k(self, data: bytes) -> list[dict]:
-        from imaging import decode_rgb, preprocess
+        from podium.core.imaging import decode_rgb, preprocess
 
         pixels = preprocess(decode_rgb(data))[None]
         probabilities = self.session.run(None, {self.input_name: pixels})[0][0]

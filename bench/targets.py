@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bench import figures as f
 from bench.figures import BenchResults
-from modelrepo.cpu_kernels import EXACT_INT32
+from podium.stores.modelrepo.cpu_kernels import EXACT_INT32
 
 LATENCY_ALLOWANCE_S = 0.050  # a 1-image job may take one inference + 50 ms
 FAIRNESS_FACTOR = 3.0  # the small job during the big one: within 3x its solo time + 2 s
@@ -44,7 +44,7 @@ RATIO_TARGETS = (
 )
 
 
-# INT8's speed-up depends on the CPU's INT8 kernels (modelrepo.cpu_kernels): VNNI and AMX
+# INT8's speed-up depends on the CPU's INT8 kernels (podium.stores.modelrepo.cpu_kernels): VNNI and AMX
 # multiply-accumulate in one instruction; AVX2's VPMADDUBSW path takes three (~1.9x seen on Zen 3).
 INT8_SPEEDUP_EXACT = 2.5
 INT8_SPEEDUP_PAIRS = 1.6

@@ -12,8 +12,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.raw import random_batch
 from bench.stats import merge_bursts, rate_between_completions
+from export.raw_speed import random_batch
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"

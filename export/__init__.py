@@ -7,9 +7,30 @@ images, quantise it for cpu-int8, and write a new model version through ``modelr
 The TensorRT engine of a GPU version is built later, on the GPU, by ``engine``.
 """
 
-from export.errors import ExportError
-from export.labels import DEFAULT_LABELS
-from export.onnx_import import export_onnx
-from export.pipeline import ExportResult, export_model
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from export.errors import ExportError
+    from export.labels import DEFAULT_LABELS
+    from export.onnx_import import export_onnx
+    from export.pipeline import ExportResult, export_model
 
 __all__ = ["DEFAULT_LABELS", "ExportError", "ExportResult", "export_model", "export_onnx"]
+# Loaded on first use: the export pulls in torch, which a reader of an exported model
+# (export.served, export.raw_speed) does not need.
+_LAZY = {
+    "ExportError": "export.errors",
+    "DEFAULT_LABELS": "export.labels",
+    "export_onnx": "export.onnx_import",
+    "ExportResult": "export.pipeline",
+    "export_model": "export.pipeline",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'export' has no attribute {name!r}")

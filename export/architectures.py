@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from export.errors import ExportError
-from imaging import PreprocessSpec
-from modelmeta.networks import NETWORK_FAMILIES
+from podium.core.imaging import PreprocessSpec
+from podium.core.modelmeta.networks import NETWORK_FAMILIES
 
 BATCHES_TRACKED = "num_batches_tracked"
 _META_LOCK = threading.Lock()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from export.errors import ExportError
-from imaging import ImageSet, PreprocessSpec, decoded_images
+from podium.core.imaging import ImageSet, PreprocessSpec, decoded_images
 
 HOLDOUT_EVERY = 5
 MAX_CALIBRATION_IMAGES = 400  # ORT's MinMax ranges settle after a few hundred images

@@ -13,8 +13,8 @@ from torch import nn
 from export.architectures import ARCHITECTURES, BATCHES_TRACKED, Architecture, backbone_mismatch, detect, some
 from export.errors import ExportError
 from export.head import HeadSpec, infer_head
-from modelmeta import DEFAULT_ARCHITECTURE
-from modelrepo.files import file_sha256
+from podium.core.modelmeta import DEFAULT_ARCHITECTURE
+from podium.stores.modelrepo.files import file_sha256
 
 # Containers that training scripts commonly wrap a state_dict in.
 STATE_DICT_KEYS = ("state_dict", "model_state_dict")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from errors import FailedPrecondition
+from podium.core.errors import FailedPrecondition
 
 
 class ExportError(FailedPrecondition):

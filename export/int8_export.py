@@ -16,10 +16,10 @@ from export.calibration import HOLDOUT_EVERY, split_calibration_folder
 from export.int8_kernel_checks import KernelCheck, check_kernel_paths
 from export.onnx2int8 import measure_int8_speed, onnx2int8
 from export.verify import REFERENCE_FP32
-from modelmeta import ModelMetadata
-from modelrepo import require_agreement, run_batched
-from modelrepo.cpu_kernels import this_cpu
-from modelrepo.fidelity import FidelityError, fidelity_report
+from podium.core.modelmeta import ModelMetadata
+from podium.stores.modelrepo import require_agreement, run_batched
+from podium.stores.modelrepo.cpu_kernels import this_cpu
+from podium.stores.modelrepo.fidelity import FidelityError, fidelity_report
 
 DEFAULT_MIN_INT8_AGREEMENT = 0.98
 # The INT8 backbone's features carry quantisation noise into the maps: the stand-in's

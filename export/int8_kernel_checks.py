@@ -16,11 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from imaging import ImageSet
-from modelmeta import CAM_NAME, OUTPUT_NAME
-from modelrepo import Agreement, MapAgreement, compare, compare_maps, onnx_outputs_runner, run_batched_outputs
-from modelrepo.cpu_kernels import SATURATING_INT16_PAIRS, cpu_flags, kernel_path
-from modelrepo.kernel_probe import EMULATED_PATH, QEMU, emulator, observed_arithmetic, run_emulated
+from podium.core.imaging import ImageSet
+from podium.core.modelmeta import CAM_NAME, OUTPUT_NAME
+from podium.stores.modelrepo import (
+    Agreement,
+    MapAgreement,
+    compare,
+    compare_maps,
+    onnx_outputs_runner,
+    run_batched_outputs,
+)
+from podium.stores.modelrepo.cpu_kernels import SATURATING_INT16_PAIRS, cpu_flags, kernel_path
+from podium.stores.modelrepo.kernel_probe import EMULATED_PATH, QEMU, emulator, observed_arithmetic, run_emulated
 
 # qemu runs ResNet50 INT8 at ~3 s per image on 2 cores; the limit leaves a slow machine room.
 _EMULATED_SECONDS_PER_IMAGE = 30

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from errors import PodiumError
 from export.errors import ExportError
-from imaging import class_folders
+from podium.core.errors import PodiumError
+from podium.core.imaging import class_folders
 
 # The 100 classes of the "100 Sports Image Classification" data set, in ImageFolder order.
 DEFAULT_LABELS = Path(__file__).with_name("sports100_classes.txt")

@@ -6,7 +6,7 @@ than FP32. The weights use 7 bits (``reduce_range``): on CPUs without VNNI (AVX2
 AVX-512 without VNNI) onnxruntime sums pairs of u8 x s8 products in saturating int16,
 which full 8-bit weights overflow (the activation maps fell to mean r 0.897 there);
 with 7 bits no sum can, so every x86 kernel computes the same integers, at the same
-speed (``modelrepo.cpu_kernels``, docs/export.md). Calibration feeds the model's own input, uint8 pixels
+speed (``podium.stores.modelrepo.cpu_kernels``, docs/export.md). Calibration feeds the model's own input, uint8 pixels
 preprocessed exactly as serving does, so the ranges are those it will see.
 
 The uint8->float normalisation in front of the first convolution, the classification
@@ -26,9 +26,9 @@ import numpy as np
 import onnx
 
 from export.errors import ExportError
-from imaging import ImageSet
-from modelmeta import INPUT_NAME, OUTPUT_NAME
-from modelrepo import onnx_session
+from podium.core.imaging import ImageSet
+from podium.core.modelmeta import INPUT_NAME, OUTPUT_NAME
+from podium.stores.modelrepo import onnx_session
 
 CALIBRATION_BATCH_SIZE = 8
 SPEED_BATCH_SIZE = 8

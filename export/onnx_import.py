@@ -36,11 +36,17 @@ from export.pipeline import (
     served_as,
 )
 from export.verify import folder_images, sample_images
-from modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadata, Preprocessing
-from modelrepo import EngineSettings, build_model_config, onnx_session, resolve_target, write_model_version
-from modelrepo.files import file_sha256
-from modelrepo.layout import ONNX_FILENAME
-from modelrepo.targets import CPU_INT8
+from podium.core.modelmeta import INPUT_NAME, OUTPUT_NAME, ModelMetadata, Preprocessing
+from podium.stores.modelrepo import (
+    EngineSettings,
+    build_model_config,
+    onnx_session,
+    resolve_target,
+    write_model_version,
+)
+from podium.stores.modelrepo.files import file_sha256
+from podium.stores.modelrepo.layout import ONNX_FILENAME
+from podium.stores.modelrepo.targets import CPU_INT8
 
 LOGITS = "logits"
 PROBABILITIES = "probabilities"

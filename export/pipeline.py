@@ -24,7 +24,7 @@ from export.int8_export import DEFAULT_MIN_INT8_AGREEMENT, quantise_verified
 from export.labels import DEFAULT_LABELS, dataset_classes, labels_beside, read_labels
 from export.torch2onnx import DEFAULT_OPSET, torch2onnx
 from export.verify import folder_images, sample_images, verify_maps, verify_onnx
-from modelmeta import (
+from podium.core.modelmeta import (
     CAM_NAME,
     DEFAULT_ARCHITECTURE,
     DEFAULT_MODEL_NAME,
@@ -36,12 +36,12 @@ from modelmeta import (
     ModelMetadata,
     Preprocessing,
 )
-from modelrepo import EngineSettings, Target, build_model_config, resolve_target, write_model_version
-from modelrepo.files import file_sha256
-from modelrepo.gpu_decode import write_gpu_decode_models
-from modelrepo.layout import CHECK_IMAGES_FILENAME, ONNX_FILENAME, RECIPE_FILENAME
-from modelrepo.recipe import recipe_from_settings
-from modelrepo.targets import CPU, CPU_INT8
+from podium.stores.modelrepo import EngineSettings, Target, build_model_config, resolve_target, write_model_version
+from podium.stores.modelrepo.files import file_sha256
+from podium.stores.modelrepo.gpu_decode import write_gpu_decode_models
+from podium.stores.modelrepo.layout import CHECK_IMAGES_FILENAME, ONNX_FILENAME, RECIPE_FILENAME
+from podium.stores.modelrepo.recipe import recipe_from_settings
+from podium.stores.modelrepo.targets import CPU, CPU_INT8
 
 Progress = Callable[[str], None]
 

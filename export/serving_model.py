@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from modelmeta import IMAGENET_MEAN, IMAGENET_STD
+from podium.core.modelmeta import IMAGENET_MEAN, IMAGENET_STD
 
 PIXEL_MAX = 255.0
 

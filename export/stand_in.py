@@ -18,8 +18,8 @@ from torchvision.models import resnet50
 from torchvision.models.resnet import Bottleneck
 
 from export.serving_model import ServingModel
-from imaging import preprocess
-from samples import bundled_photos
+from podium.core.imaging import preprocess
+from podium.samples import bundled_photos
 
 DAMPED_RESIDUAL_SCALE = 0.2
 HEAD_SCALE = 40.0  # confident answers

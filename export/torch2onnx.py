@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from export.errors import ExportError
-from modelmeta import INPUT_NAME, OUTPUT_NAME
+from podium.core.modelmeta import INPUT_NAME, OUTPUT_NAME
 
 DEFAULT_OPSET = 17
 BATCH_AXIS_NAME = "batch"

@@ -16,10 +16,10 @@ from PIL import Image
 from export.activation_map import ExplainingModel, autograd_grad_cam
 from export.errors import ExportError
 from export.serving_model import ServingModel
-from imaging import PreprocessSpec, folder_image_set, preprocess
-from modelmeta import CAM_NAME, INPUT_NAME, OUTPUT_NAME
-from modelrepo import compare_maps, onnx_session
-from modelrepo.fidelity import MAP_MIN_CORRELATION
+from podium.core.imaging import PreprocessSpec, folder_image_set, preprocess
+from podium.core.modelmeta import CAM_NAME, INPUT_NAME, OUTPUT_NAME
+from podium.stores.modelrepo import compare_maps, onnx_session
+from podium.stores.modelrepo.fidelity import MAP_MIN_CORRELATION
 
 # Largest |Δprobability| allowed between ONNX Runtime and PyTorch, both float32: the
 # project's own bar for served answers. (1e-4 held for ResNet50, ~2e-5 here; a ResNet152's

@@ -13,7 +13,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from errors import InvalidArgument
+from podium.core.errors import InvalidArgument
 
 API_KEY_HEADER = "x-api-key"
 _JOB_ID = re.compile(r"[0-9a-f]{32}")

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from errors import PodiumError
 from gateway.model_service import ModelService
+from podium.core.errors import PodiumError
 
 READING_TTL_S = 3.0
 WORKER_PING_TIMEOUT_S = 1.0

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import time
 
-from jobstore import JobStore
-from resultsink import compact_quietly, open_sink
+from podium.stores.jobstore import JobStore
+from podium.stores.resultsink import compact_quietly, open_sink
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from gateway.webhooks import shown_webhook
-from jobs import ImageResult, Job, JobState
-from proto import podium_pb2 as pb
+from podium.core.jobs import ImageResult, Job, JobState
+from podium.core.proto import podium_pb2 as pb
 
 _STATES = {
     JobState.UPLOADING: pb.JOB_STATE_UPLOADING,

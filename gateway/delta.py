@@ -4,7 +4,7 @@ The gateway lists the source with each entry's version (files: size, mtime and i
 ETag and size) and compares it with the listing the last completed job of that name and
 API key left beside its result files. Entries that are new, changed, or without a version
 are classified; the others' rows are copied from that job's files into this job's, after
-its own images (``resultsink.listing``). A run with another model version, top_k or maps,
+its own images (``podium.stores.resultsink.listing``). A run with another model version, top_k or maps,
 or whose baseline is gone (expired, deleted, its files removed), classifies everything.
 """
 
@@ -15,14 +15,14 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from errors import FailedPrecondition, InvalidArgument, NotFound
 from gateway.manifest import line_error, stored_line
-from jobs import FileEntry, Job, JobMode, JobState, is_s3_url
-from jobs.files import file_version
-from jobstore import JobStore
-from resultsink import Sink, open_sink, part_names
-from resultsink.listing import carry_rows, read_listing, write_listing
-from resultsink.parts import part_first
+from podium.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from podium.core.jobs import FileEntry, Job, JobMode, JobState, is_s3_url
+from podium.core.jobs.files import file_version
+from podium.stores.jobstore import JobStore
+from podium.stores.resultsink import Sink, open_sink, part_names
+from podium.stores.resultsink.listing import carry_rows, read_listing, write_listing
+from podium.stores.resultsink.parts import part_first
 
 log = logging.getLogger(__name__)
 

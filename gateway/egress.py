@@ -15,7 +15,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 
-from errors import InvalidArgument
+from podium.core.errors import InvalidArgument
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

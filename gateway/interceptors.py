@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import grpc
 
-from errors import PodiumError, Status
 from gateway.access import API_KEY_HEADER
-from proto.status import error_trailers, grpc_code
+from podium.core.errors import PodiumError, Status
+from podium.core.proto.status import error_trailers, grpc_code
 
 log = logging.getLogger(__name__)
 

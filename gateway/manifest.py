@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 
-from errors import PodiumError
 from gateway.uploads import MAX_PATH_BYTES
-from jobs import S3Url, is_s3_url
+from podium.core.errors import PodiumError
+from podium.core.jobs import S3Url, is_s3_url
 
 
 def stored_line(line: str) -> str:

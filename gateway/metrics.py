@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from jobstore import JobStore, ResultCache
-from jobstore.queue import QUEUE_NAME
+from podium.stores.jobstore import JobStore, ResultCache
+from podium.stores.jobstore.queue import QUEUE_NAME
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from errors import FailedPrecondition, InvalidArgument
 from gateway.settings import GatewaySettings
-from inference import Classifiers, TritonClassifier, classify_bytes
-from jobs import ImageOutcome
-from modelmeta import ModelMetadata, ModelRef
+from podium.core.errors import FailedPrecondition, InvalidArgument
+from podium.core.jobs import ImageOutcome
+from podium.core.modelmeta import ModelMetadata, ModelRef
+from podium.stores.inference import Classifiers, TritonClassifier, classify_bytes
 
 MAX_TOP_K = 1000
 

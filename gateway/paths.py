@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from errors import FailedPrecondition, InvalidArgument, NotFound
+from podium.core.errors import FailedPrecondition, InvalidArgument, NotFound
 
 
 def resolve_under_roots(path: str, roots: list[str]) -> str:

@@ -14,8 +14,8 @@ import logging
 import time
 
 from gateway.uploads import upload_lease
-from jobs import JobState
-from jobstore import ChunkQueue, JobStore
+from podium.core.jobs import JobState
+from podium.stores.jobstore import ChunkQueue, JobStore
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from jobs import Job, JobState, RecordedOutcome
-from jobstore import JobStore
-from resultsink import ResultRow, Sink, chunk_rows, open_sink, rows_from
+from podium.core.jobs import Job, JobState, RecordedOutcome
+from podium.stores.jobstore import JobStore
+from podium.stores.resultsink import ResultRow, Sink, chunk_rows, open_sink, rows_from
 
 PAGE = 500
 

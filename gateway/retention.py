@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import time
 
-from jobstore import JobStore
-from resultsink import Sink
+from podium.stores.jobstore import JobStore
+from podium.stores.resultsink import Sink
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ unanswered (``max_queued_images_per_owner``), so that one tenant cannot fill Red
 
 from __future__ import annotations
 
-from errors import ResourceExhausted
 from gateway.settings import GatewaySettings
-from jobstore import JobStore
+from podium.core.errors import ResourceExhausted
+from podium.stores.jobstore import JobStore
 
 
 class Room:
@@ -39,7 +39,7 @@ class Room:
             )
 
     def _memory(self) -> None:
-        used = self._store.memory_used()
+        used = self._store.memory_used_fraction()
         high_water = self._settings.redis_high_water
         if used is not None and used >= high_water:
             raise ResourceExhausted(

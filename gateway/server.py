@@ -15,7 +15,6 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from errors import FailedPrecondition, InvalidArgument, PodiumError, Unavailable
 from gateway.cluster_status import ClusterStatus, celery_ping
 from gateway.compaction import Compactions
 from gateway.interceptors import ApiKeyInterceptor, ErrorInterceptor
@@ -27,10 +26,11 @@ from gateway.service import JobService
 from gateway.servicer import PodiumServicer
 from gateway.settings import GatewaySettings
 from gateway.webhook_sender import WebhookSender
-from jobstore import ChunkQueue, JobStore, make_celery
-from proto import podium_pb2, podium_pb2_grpc
-from resultsink import open_sink
-from settings import is_loopback, read_settings
+from podium.core.errors import FailedPrecondition, InvalidArgument, PodiumError, Unavailable
+from podium.core.proto import podium_pb2, podium_pb2_grpc
+from podium.core.settings import is_loopback, read_settings
+from podium.stores.jobstore import ChunkQueue, JobStore, make_celery
+from podium.stores.resultsink import open_sink
 
 log = logging.getLogger(__name__)
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 
-from errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from gateway.access import Caller, checked_job_id
 from gateway.delta import DeltaPlan, checked_delta, find_baseline, manifest_entry
-from gateway.job_options import JobOptions
 from gateway.model_service import ModelService, checked_top_k, require_maps
 from gateway.paths import resolve_under_roots
 from gateway.result_pages import ResultPages
@@ -18,24 +17,26 @@ from gateway.settings import GatewaySettings
 from gateway.upload_jobs import UploadJobs
 from gateway.uploads import MAX_PATH_BYTES
 from gateway.webhooks import checked_webhook
-from jobs import (
+from podium.core.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from podium.core.jobs import (
     FailureLimit,
     FileEntry,
     ImageOutcome,
     ImageResult,
     Job,
     JobMode,
+    JobOptions,
     JobState,
     S3Url,
     is_s3_url,
     walk_entries,
 )
-from jobstore import ChunkQueue, JobPage, JobStore, Stamp
-from jobstore.chunk_rates import ChunkRates, chunk_size_for
-from jobstore.schema import delta_key_name
-from modelmeta import ModelRef
-from objectstore import ObjectStore
-from resultsink import batches_from, compact_quietly, ipc_bytes, open_sink
+from podium.core.modelmeta import ModelRef
+from podium.stores.jobstore import ChunkQueue, JobPage, JobStore, Stamp
+from podium.stores.jobstore.chunk_rates import ChunkRates, chunk_size_for
+from podium.stores.jobstore.schema import delta_key_name
+from podium.stores.objectstore import ObjectStore
+from podium.stores.resultsink import batches_from, compact_quietly, ipc_bytes, open_sink
 
 log = logging.getLogger(__name__)
 
@@ -182,22 +183,18 @@ class JobService(UploadJobs):
         max_failed = FailureLimit.parse(options.max_failed).text
         self._room.for_new_job(caller.owner)
         model = self._model_of(options)
+        resolved = dataclasses.replace(
+            options, top_k=top_k, webhook=webhook, max_failed=max_failed, source=root or options.source
+        )
         job = self.store.create(
             mode=mode,
             chunk_size=self._chunk_size(mode, model.name),
-            top_k=top_k,
-            name=options.name,
+            options=resolved,
             root=root,
             owner=caller.owner,
             model_name=model.name,
             model_version=model.version,
-            explain=options.explain,
-            source=root or options.source,
-            webhook=webhook,
-            max_failed=max_failed,
-            job_key=options.job_key,
             results_url=self.settings.results_url,
-            incremental=options.incremental,
             delta_key=delta_key_name(caller.owner, options.incremental) if options.incremental else "",
         )
         self._on_submitted(mode)

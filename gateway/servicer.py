@@ -6,31 +6,26 @@ long-lived streams, each of which holds a slot (``gateway.streams``) for its lif
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Iterator
 
 import grpc
 
-from errors import InvalidArgument, Unavailable
 from gateway.access import Caller, caller_of
 from gateway.cluster_status import ClusterStatus
 from gateway.convert import job_to_proto, result_to_proto, state_from_proto
 from gateway.model_service import ModelService
-from gateway.service import JobOptions, JobService
+from gateway.service import JobService
 from gateway.settings import GatewaySettings
 from gateway.streams import IdleWatch, StreamSlots
 from gateway.uploads import FileChunk
-from jobs import ImageResult
-from proto import podium_pb2 as pb
-from proto import podium_pb2_grpc as pb_grpc
+from podium.core.errors import InvalidArgument, Unavailable
+from podium.core.jobs import ImageResult
+from podium.core.proto import podium_pb2 as pb
+from podium.core.proto import podium_pb2_grpc as pb_grpc
+from podium.core.proto.options import from_spec
 
 FILES_PER_MESSAGE = 1000
-
-
-def _options(spec: pb.JobSpec) -> JobOptions:
-    """JobOptions from a JobSpec: the same fields by name (a test holds them so)."""
-    return JobOptions(**{option.name: getattr(spec, option.name) for option in dataclasses.fields(JobOptions)})
 
 
 def _file_chunks(requests: Iterator[pb.UploadRequest], watch: IdleWatch) -> Iterator[FileChunk]:
@@ -75,7 +70,7 @@ class PodiumServicer(pb_grpc.PodiumServicer):
             if first is None or first.WhichOneof("item") != "spec":
                 raise InvalidArgument("an upload must start with a spec message")
             chunks = _file_chunks(request_iterator, watch)
-            job = self._jobs.submit_upload(_options(first.spec), caller, chunks, keepalive=watch.touch)
+            job = self._jobs.submit_upload(from_spec(first.spec), caller, chunks, keepalive=watch.touch)
         return job_to_proto(job)
 
     def SubmitManifest(self, request_iterator, context):
@@ -85,11 +80,11 @@ class PodiumServicer(pb_grpc.PodiumServicer):
             if first is None or first.WhichOneof("item") != "spec":
                 raise InvalidArgument("a manifest must start with a spec message")
             lines = _manifest_lines(request_iterator, watch)
-            job = self._jobs.submit_manifest(lines, _options(first.spec), caller)
+            job = self._jobs.submit_manifest(lines, from_spec(first.spec), caller)
         return job_to_proto(job)
 
     def SubmitPath(self, request, context):
-        return job_to_proto(self._jobs.submit_path(request.path, _options(request.spec), self._caller(context)))
+        return job_to_proto(self._jobs.submit_path(request.path, from_spec(request.spec), self._caller(context)))
 
     def GetJob(self, request, context):
         return job_to_proto(self._jobs.get(request.job_id, self._caller(context)))

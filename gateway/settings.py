@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from errors import InvalidArgument
 from gateway.egress import EgressPolicy
-from resultsink import open_sink
-from settings import DEFAULT_GATEWAY_PORT, ServiceSettings, split_list
+from podium.core.errors import InvalidArgument
+from podium.core.settings import DEFAULT_GATEWAY_PORT, ServiceSettings, split_list
+from podium.stores.resultsink import open_sink
 
 DEFAULT_PORT = DEFAULT_GATEWAY_PORT
 

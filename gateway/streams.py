@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Self
 
-from errors import ResourceExhausted
+from podium.core.errors import ResourceExhausted
 
 
 class StreamSlots:

@@ -10,11 +10,10 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from errors import InvalidArgument, NotFound, Unavailable
 from gateway.access import Caller
-from gateway.job_options import JobOptions
 from gateway.uploads import FileChunk, UploadAssembler, UploadJobEnded, upload_lease
-from jobs import Job, JobMode, JobState
+from podium.core.errors import InvalidArgument, NotFound, Unavailable
+from podium.core.jobs import Job, JobMode, JobOptions, JobState
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from errors import FailedPrecondition, InvalidArgument, ResourceExhausted, Unavailable
 from gateway.settings import GatewaySettings
-from jobs import ImageOutcome
-from jobstore import JobStore
+from podium.core.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, Unavailable
+from podium.core.jobs import ImageOutcome
+from podium.stores.jobstore import JobStore
 
 # Files are written to Redis in batches of this many, or fewer at the end.
 FLUSH_FILES = 32
@@ -172,7 +172,7 @@ class UploadAssembler:
         count, nbytes = self.store.pending_uploads(self.job_id)
         if count >= self.settings.max_pending_uploads or nbytes >= self.settings.max_pending_upload_bytes:
             return True
-        used = self.store.memory_used()
+        used = self.store.memory_used_fraction()
         return used is not None and used >= self.settings.redis_high_water
 
     def _check_still_open(self) -> None:

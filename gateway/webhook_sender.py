@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from gateway.egress import EgressPolicy, EgressRefused
 from gateway.webhook_http import post
 from gateway.webhooks import owner_signing_key, payload, receiver_name, signed_headers
-from jobs import Job
-from jobstore import JobStore
+from podium.core.jobs import Job
+from podium.stores.jobstore import JobStore
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ import json
 import time
 from urllib.parse import urlsplit
 
-from errors import InvalidArgument
 from gateway.egress import EgressPolicy
-from jobs import Job
+from podium.core.errors import InvalidArgument
+from podium.core.jobs import Job
 
 SIGNATURE_HEADER = "X-Podium-Signature"
 TIMESTAMP_HEADER = "X-Podium-Timestamp"

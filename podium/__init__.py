@@ -1,10 +1,23 @@
-"""The Podium client: the PodiumClient Python API of a gateway (the `podium` command is ``ops.main``).
+"""Podium: batch image classification served by NVIDIA Triton.
 
-Failed calls raise ``errors.PodiumError`` subclasses (``NotFound``, ``Unavailable``, ...),
-re-exported here, whose ``status`` says what kind of failure it was.
+Importing ``podium`` gives the client API of a gateway, ``podium.PodiumClient``; the
+``podium`` command is ``podium.cli.main``. Failed calls raise ``PodiumError`` subclasses
+(``NotFound``, ``Unavailable``, ...), re-exported here, whose ``status`` says what kind of
+failure it was.
+
+The rooms below, in the order an image travels (docs/architecture.md): ``podium.client``
+and ``podium.cli`` (entry points), the services ``gateway`` and ``worker`` beside this
+package, ``podium.stores`` (Redis, Triton, the model repository, object storage, the
+results sink), ``podium.core`` (errors, settings, the job model, imaging, model metadata,
+the generated API); the tools ``export`` (beside this package), ``podium.engine``,
+``podium.train``, ``podium.evaluate``, ``podium.cluster``, ``podium.web``, ``podium.samples``.
 """
 
-from errors import (
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from podium.core.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -14,7 +27,9 @@ from errors import (
     Unauthenticated,
     Unavailable,
 )
-from podium.client import PodiumClient
+
+if TYPE_CHECKING:
+    from podium.client import PodiumClient
 
 __all__ = [
     "FailedPrecondition",
@@ -27,3 +42,12 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Loaded on first use: the services import podium.core and podium.stores, not gRPC's client.
+    if name == "PodiumClient":
+        from podium.client import PodiumClient
+
+        return PodiumClient
+    raise AttributeError(f"module 'podium' has no attribute {name!r}")

@@ -1,3 +1,3 @@
-from ops.main import main
+from podium.cli.main import main
 
 main()

@@ -8,9 +8,9 @@ import time
 from celery import Celery
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
-from jobstore.errors import StoreFull, StoreUnavailable
-from jobstore.queue import PROCESS_CHUNK_TASK, make_celery
-from resultsink import SinkUnavailable
+from podium.stores.jobstore.errors import StoreFull, StoreUnavailable
+from podium.stores.jobstore.queue import PROCESS_CHUNK_TASK, make_celery
+from podium.stores.resultsink import SinkUnavailable
 from worker.chunks import process_chunk
 from worker.metrics import prepare_multiprocess_dir, serve_metrics
 from worker.runtime import Runtime, close_runtime, get_runtime, reset_runtime

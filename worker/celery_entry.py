@@ -6,7 +6,7 @@ No connection is opened here: clients are created in each worker process after f
 
 import logging
 
-from settings import read_settings
+from podium.core.settings import read_settings
 from worker.app import create_app
 from worker.settings import WorkerSettings
 

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imaging import ImageDecodeError
-from inference import TritonClassifier, TritonError, TritonUnavailable, classify_bytes
-from inference.pipeline import outcome_of
-from jobs import ImageOutcome, Job
-from jobstore.chunk_rates import ChunkRates
-from jobstore.errors import StoreFull, StoreUnavailable
-from jobstore.records import Stamp
-from modelmeta import ENCODED_INPUT
+from podium.core.imaging import ImageDecodeError
+from podium.core.jobs import ImageOutcome, Job
+from podium.core.modelmeta import ENCODED_INPUT
+from podium.stores.inference import TritonClassifier, TritonError, TritonUnavailable, classify_bytes
+from podium.stores.inference.pipeline import outcome_of
+from podium.stores.jobstore.chunk_rates import ChunkRates
+from podium.stores.jobstore.errors import StoreFull, StoreUnavailable
+from podium.stores.jobstore.records import Stamp
 from worker.metrics import worker_metrics
 from worker.runtime import Runtime
 from worker.sources import OpenFolders, SourceError, read_image_bytes
@@ -78,7 +78,7 @@ def classify_chunk_batched(rt: Runtime, job: Job, todo: list[tuple[int, str]], c
     else:
         _decode_and_classify(rt, job, classifier, leaders, meta.preprocessing.spec())
     recorded = _record(rt, job, images, started)
-    # What the gateway sizes new jobs' chunks by (jobstore.chunk_rates).
+    # What the gateway sizes new jobs' chunks by (podium.stores.jobstore.chunk_rates).
     ChunkRates(rt.store.client).note(job.model_name or rt.settings.model_name, len(todo), time.perf_counter() - started)
     return recorded
 

@@ -12,7 +12,7 @@ per process, from its first failure) passes ``triton_outage_limit_s``; then the 
 fail saying how long the inference server has been unavailable.
 
 A byte-identical copy of an image already answered (same model version, top-k and
-explain) is answered from the result cache (``jobstore.cache``), and one whose twin is
+explain) is answered from the result cache (``podium.stores.jobstore.cache``), and one whose twin is
 in flight in this process waits for the twin's answer (``worker.single_flight``).
 """
 
@@ -23,10 +23,10 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from inference import TritonClassifier, classify_bytes
-from jobs import ImageOutcome, Job
-from jobstore.errors import StoreFull, StoreUnavailable
-from jobstore.records import Stamp
+from podium.core.jobs import ImageOutcome, Job
+from podium.stores.inference import TritonClassifier, classify_bytes
+from podium.stores.jobstore.errors import StoreFull, StoreUnavailable
+from podium.stores.jobstore.records import Stamp
 from worker.chunk_batch import classify_chunk_batched
 from worker.commit import commit_chunk
 from worker.lease import LeaseKeeper, release_leftovers

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from jobs import Job
+from podium.core.jobs import Job
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ def model_label(job: Job) -> str:
 
 
 def commit_chunk(rt: Runtime, job: Job, chunk: int) -> None:
-    from resultsink import ResultRow, compact_quietly, write_part  # pyarrow: only where files are written
+    from podium.stores.resultsink import ResultRow, compact_quietly, write_part  # pyarrow: only where files are written
 
     if job.results_url:
         size = rt.store.chunk_size(job.id)

@@ -11,8 +11,8 @@ import logging
 import threading
 from typing import Self
 
-from jobstore import JobStore
-from jobstore.errors import StoreFull, StoreUnavailable
+from podium.stores.jobstore import JobStore
+from podium.stores.jobstore.errors import StoreFull, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -9,15 +9,15 @@ from dataclasses import dataclass, field
 
 from celery import Celery
 
-from imaging import Decoder
-from inference import Classifiers, TritonClassifier
-from inference.shared_memory import is_local
-from jobs import ImageOutcome, Job
-from jobstore import CacheKey, ChunkQueue, JobStore, ResultCache
-from jobstore.cache import ANONYMOUS_SCOPE, SHARED_SCOPE
-from modelmeta import ModelRef
-from objectstore import ObjectStore
-from resultsink import Sink, open_sink
+from podium.core.imaging import Decoder
+from podium.core.jobs import ImageOutcome, Job
+from podium.core.modelmeta import ModelRef
+from podium.stores.inference import Classifiers, TritonClassifier
+from podium.stores.inference.shared_memory import is_local
+from podium.stores.jobstore import CacheKey, ChunkQueue, JobStore, ResultCache
+from podium.stores.jobstore.cache import ANONYMOUS_SCOPE, SHARED_SCOPE
+from podium.stores.objectstore import ObjectStore
+from podium.stores.resultsink import Sink, open_sink
 from worker.outage import OutageClock
 from worker.settings import WorkerSettings
 from worker.single_flight import SingleFlight

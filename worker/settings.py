@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from settings import ServiceSettings
+from podium.core.settings import ServiceSettings
 
 DEFAULT_TRITON_OUTAGE_LIMIT_S = 1800.0
 

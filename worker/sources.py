@@ -18,11 +18,11 @@ import stat
 import threading
 from typing import Self
 
-from errors import InvalidArgument, PodiumError
-from jobs import Job, JobMode, S3Url, is_s3_url
-from jobstore import JobStore
-from objectstore import ObjectStore
-from settings import ServiceSettings
+from podium.core.errors import InvalidArgument, PodiumError
+from podium.core.jobs import Job, JobMode, S3Url, is_s3_url
+from podium.core.settings import ServiceSettings
+from podium.stores.jobstore import JobStore
+from podium.stores.objectstore import ObjectStore
 
 
 class SourceError(InvalidArgument):

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from inference import TritonUnavailable
-from jobs import ImageOutcome
+from podium.core.jobs import ImageOutcome
+from podium.stores.inference import TritonUnavailable
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)

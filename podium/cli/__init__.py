@@ -1,6 +1,6 @@
 """The client commands of ``podium``: they talk to a gateway and import nothing of the server side.
 
-``register`` adds them to a Typer app; ``ops.main`` builds the full ``podium`` command
+``register`` adds them to a Typer app; ``podium.cli.main`` builds the full ``podium`` command
 from them and the operator commands.
 """
 

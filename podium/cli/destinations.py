@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from jobs import S3Url, is_s3_url
+from podium.core.jobs import S3Url, is_s3_url
 
 
 @contextmanager
@@ -18,7 +18,7 @@ def local_output(output: str | None) -> Iterator[Path | None]:
         yield None if output is None else Path(output)
         return
     url = S3Url.parse(output)
-    from objectstore import ObjectStore
+    from podium.stores.objectstore import ObjectStore
 
     with tempfile.TemporaryDirectory(prefix="podium-output-") as folder:
         path = Path(folder) / (Path(url.key).name or "results.jsonl")

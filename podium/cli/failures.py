@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from errors import PodiumError, Status
+from podium.core.errors import PodiumError, Status
 
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2  # click's own code for a bad command line

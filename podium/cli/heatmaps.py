@@ -11,10 +11,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from errors import FailedPrecondition, InvalidArgument
 from podium.cli.progress import progress_bar
-from podium.client import PodiumClient
-from proto import podium_pb2 as pb
+from podium.client.api import PodiumClient
+from podium.core.errors import FailedPrecondition, InvalidArgument
+from podium.core.proto import podium_pb2 as pb
 
 _SHOWN_MISSING = 3
 
@@ -42,7 +42,7 @@ def write_heatmaps(
             f"job {job.id} was submitted without --explain: its results have no maps to draw",
             hint="submit the folder again with --explain",
         )
-    from podium.heatmaps import HeatmapWriter
+    from podium.client.heatmaps import HeatmapWriter
 
     model = client.classes(job.spec.model)
     writer = HeatmapWriter(out_dir, resize=model.resize, crop=model.crop, images=images)
@@ -63,7 +63,7 @@ def draw_classified(
     client: PodiumClient, model: str, files: list[Path], records: list[dict], out_dir: Path, console: Console
 ) -> None:
     """`podium classify --heatmaps`: each file's overlay, named after the file."""
-    from podium.heatmaps import HeatmapWriter
+    from podium.client.heatmaps import HeatmapWriter
 
     served = client.classes(model)
     writer = HeatmapWriter(out_dir, resize=served.resize, crop=served.crop)

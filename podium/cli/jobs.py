@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import json
 import sys
@@ -16,28 +17,25 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from errors import InvalidArgument
-from jobs import FailureLimit, is_s3_url
-from podium.bulk import batch_lines, batch_records
 from podium.cli.destinations import local_output
 from podium.cli.failures import EXIT_JOB_NOT_COMPLETED
 from podium.cli.heatmaps import images_folder, write_heatmaps
+from podium.cli.job_flags import JOB_OPTIONS, with_job_options
 from podium.cli.options import (
     ApiKeyOpt,
-    ExplainOpt,
     GatewayOpt,
     HeatmapsOpt,
     ImagesOpt,
-    ModelOpt,
     connected,
     console,
     out,
 )
 from podium.cli.parquet import bulk_batches, write_batches, write_parquet
 from podium.cli.progress import follow_job, print_summary, progress_bar
-from podium.client import PodiumClient
-from podium.manifest import Manifest, read_manifest
-from podium.output import (
+from podium.client.api import PodiumClient
+from podium.client.bulk import batch_lines, batch_records
+from podium.client.manifest import Manifest, read_manifest
+from podium.client.output import (
     CSV_COLUMNS,
     ResultFormat,
     csv_row,
@@ -48,10 +46,13 @@ from podium.output import (
     write_lines,
     write_results,
 )
-from podium.states import state_name
-from proto import podium_pb2 as pb
+from podium.client.states import state_name
+from podium.core.errors import InvalidArgument
+from podium.core.jobs import FailureLimit, JobOptions, is_s3_url
+from podium.core.proto import podium_pb2 as pb
 
 
+@with_job_options
 def submit(
     folder: Annotated[
         str | None,
@@ -72,36 +73,9 @@ def submit(
         str | None,
         typer.Option(help="With --wait: write results to FILE.jsonl, FILE.csv or s3://BUCKET/KEY.jsonl"),
     ] = None,
-    top_k: Annotated[int, typer.Option(min=0, help="Classes per image (0: the gateway's default, 5)")] = 0,
-    name: Annotated[str, typer.Option(help="A name for the job")] = "",
-    model: ModelOpt = "",
-    explain: ExplainOpt = False,
+    options: JobOptions = JOB_OPTIONS,  # the job flags stand here (with_job_options)
     heatmaps: HeatmapsOpt = None,
     images: ImagesOpt = None,
-    webhook: Annotated[
-        str,
-        typer.Option(
-            help="POST the job's end as JSON to this http(s) URL (retried; signed if the gateway has a secret)"
-        ),
-    ] = "",
-    max_failed: Annotated[
-        str, typer.Option(metavar="N|P%", help="End the job as FAILED once more than N (or P%) of its images fail")
-    ] = "",
-    job_key: Annotated[
-        str,
-        typer.Option(
-            metavar="KEY",
-            help="Idempotent, resumable upload: run again with the same KEY after a break to finish the same job",
-        ),
-    ] = "",
-    incremental: Annotated[
-        str,
-        typer.Option(
-            metavar="NAME",
-            help="A delta job (--server-path, s3:// or --manifest): classify only what is new or changed since "
-            "the last completed job of this NAME; the others' results are carried over",
-        ),
-    ] = "",
     show: Annotated[int, typer.Option(help="With --wait: print the first N results as a table (-1: all)")] = 20,
     gateway: GatewayOpt = None,
     api_key: ApiKeyOpt = None,
@@ -109,9 +83,9 @@ def submit(
     """Submit a folder, an s3:// prefix or a manifest as a job; with --wait, follow it to the end."""
     if sum(given is not None for given in (folder, server_path, manifest)) != 1:
         raise InvalidArgument("give one of: a FOLDER (or s3://BUCKET/PREFIX), --server-path PATH, --manifest FILE")
-    if job_key and (folder is None or is_s3_url(folder)):
+    if options.job_key and (folder is None or is_s3_url(folder)):
         raise InvalidArgument("--job-key resumes an upload: give a FOLDER to upload")
-    if incremental and (folder is not None and not is_s3_url(folder)):
+    if options.incremental and (folder is not None and not is_s3_url(folder)):
         raise InvalidArgument(
             "--incremental compares a listing the gateway reads: an upload has none",
             hint="give --server-path PATH (inside the gateway's PODIUM_DATA_ROOTS), s3://BUCKET/PREFIX or --manifest",
@@ -121,20 +95,12 @@ def submit(
     if heatmaps is not None and not wait:
         raise InvalidArgument("--heatmaps needs --wait", hint="or run `podium results JOB_ID --heatmaps DIR` later")
     started = time.monotonic()
-    FailureLimit.parse(max_failed)  # a typo fails here, before any upload
-    spec = {
-        "top_k": top_k,
-        "name": name,
-        "model": model,
-        "explain": explain or heatmaps is not None,
-        "webhook": webhook,
-        "max_failed": max_failed,
-        "job_key": job_key,
-        "incremental": incremental,
-    }
+    FailureLimit.parse(options.max_failed)  # a typo fails here, before any upload
+    if heatmaps is not None:
+        options = dataclasses.replace(options, explain=True)
     listed = read_manifest(manifest) if manifest is not None else None
     with connected(gateway, api_key) as client:
-        job = _submit(client, folder, server_path, listed, spec)
+        job = _submit(client, folder, server_path, listed, options)
         out.print(f"job [bold]{job.id}[/] submitted: {job.total} files")
         if not wait:
             return
@@ -152,21 +118,21 @@ def submit(
 
 
 def _submit(
-    client: PodiumClient, folder: str | None, server_path: str | None, listed: Manifest | None, spec: dict
+    client: PodiumClient, folder: str | None, server_path: str | None, listed: Manifest | None, options: JobOptions
 ) -> pb.Job:
     if listed is not None:
         with console.status(f"sending a manifest of {len(listed.paths):,} images"):
-            return client.submit_manifest(listed.paths, **spec)
+            return client.submit_manifest(listed.paths, options)
     remote = server_path if server_path is not None else folder if folder and is_s3_url(folder) else None
     if remote is not None:
         with console.status(f"listing {escape(remote)} on the server"):
-            return client.submit_path(remote, **spec)
+            return client.submit_path(remote, options)
     assert folder is not None
     if not Path(folder).is_dir():
         raise InvalidArgument(f"{folder} is not a folder")
     with progress_bar(console) as progress:
         task = progress.add_task("uploading", total=None, rate="")
-        job = client.submit_folder(folder, on_file=lambda *_: progress.advance(task), **spec)
+        job = client.submit_folder(folder, on_file=lambda *_: progress.advance(task), options=options)
     return job
 
 

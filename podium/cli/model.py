@@ -10,7 +10,7 @@ import typer
 
 from podium.cli.heatmaps import draw_classified
 from podium.cli.options import ApiKeyOpt, ExplainOpt, GatewayOpt, ModelOpt, connected, console, out
-from podium.output import result_record
+from podium.client.output import result_record
 
 
 def classes(model: ModelOpt = "", gateway: GatewayOpt = None, api_key: ApiKeyOpt = None) -> None:

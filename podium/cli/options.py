@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from podium.client import PodiumClient
-from podium.settings import ClientSettings
-from settings import DEFAULT_GATEWAY, read_settings
+from podium.client.api import PodiumClient
+from podium.client.settings import ClientSettings
+from podium.core.settings import DEFAULT_GATEWAY, read_settings
 
 # Progress, messages and errors go to stderr; results (tables, JSON lines) to stdout.
 console = Console(stderr=True)

@@ -1,5 +1,5 @@
 """`podium results --format parquet`: the streamed results as one Parquet file with the
-results sink's columns (resultsink.rows), written batch by batch, so a job of millions of
+results sink's columns (podium.stores.resultsink.rows), written batch by batch, so a job of millions of
 images never sits in memory whole; and the bulk read of a completed job's result files
 (GetResultTable), which every format uses when it can."""
 
@@ -9,10 +9,10 @@ import itertools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from errors import FailedPrecondition
-from jobs import ActivationMap, ImageOutcome, Prediction, RecordedOutcome
-from podium import PodiumClient
-from proto import podium_pb2 as pb
+from podium.client import PodiumClient
+from podium.core.errors import FailedPrecondition
+from podium.core.jobs import ActivationMap, ImageOutcome, Prediction, RecordedOutcome
+from podium.core.proto import podium_pb2 as pb
 
 BATCH_ROWS = 10_000
 
@@ -22,7 +22,7 @@ def write_parquet(path: Path, results: Iterable[pb.ImageResult], model: str) -> 
     try:
         import pyarrow.parquet as pq
 
-        from resultsink.rows import RESULTS_SCHEMA, WRITE_OPTIONS, ResultRow, rows_table
+        from podium.stores.resultsink.rows import RESULTS_SCHEMA, WRITE_OPTIONS, ResultRow, rows_table
     except ImportError:
         raise FailedPrecondition(
             "writing Parquet needs pyarrow", hint="pip install 'podium[parquet]' (or pyarrow)"
@@ -59,7 +59,7 @@ def write_batches(path: Path, batches: Iterable) -> int:
     """The batches as one Parquet file with the sink's columns; how many rows."""
     import pyarrow.parquet as pq
 
-    from resultsink.rows import RESULTS_SCHEMA, WRITE_OPTIONS
+    from podium.stores.resultsink.rows import RESULTS_SCHEMA, WRITE_OPTIONS
 
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = 0

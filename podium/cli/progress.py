@@ -11,9 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
-from podium.client import PodiumClient
-from podium.states import is_terminal, state_name
-from proto import podium_pb2 as pb
+from podium.client.api import PodiumClient
+from podium.client.states import is_terminal, state_name
+from podium.core.proto import podium_pb2 as pb
 
 
 def progress_bar(console: Console) -> Progress:

@@ -10,7 +10,7 @@ import time
 import pytest
 import redis
 
-from cluster.processes import free_port
+from podium.cluster.processes import free_port
 
 
 @pytest.fixture(scope="session")

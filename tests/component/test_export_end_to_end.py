@@ -25,9 +25,9 @@ from torchvision.models import resnet50
 from tritonclient.grpc import model_config_pb2
 
 from export import ExportResult, export_model
-from imaging import decode_rgb, preprocess
-from modelmeta import METADATA_PARAMETER, ModelMetadata
-from modelrepo.targets import PYTHON_MODEL_SOURCE
+from podium.core.imaging import decode_rgb, preprocess
+from podium.core.modelmeta import METADATA_PARAMETER, ModelMetadata
+from podium.stores.modelrepo.targets import PYTHON_MODEL_SOURCE
 from tests.support.grad_cam import grad_cam, pearson
 
 CLASSES = ["archery", "bmx", "curling", "fencing", "rowing"]
@@ -212,8 +212,8 @@ def test_an_efficientnet_b3_at_300_pixels_is_served_as_torchvision_transforms_it
     from torchvision import transforms as T
 
     from export.stand_in import steady_network
-    from imaging import Decoder
-    from modelmeta import CAM_NAME, INPUT_NAME, OUTPUT_NAME
+    from podium.core.imaging import Decoder
+    from podium.core.modelmeta import CAM_NAME, INPUT_NAME, OUTPUT_NAME
 
     checkpoint = tmp_path / "b3.pt"
     network = steady_network("efficientnet_b3", len(CLASSES))
@@ -257,8 +257,8 @@ def test_a_grey_network_exports_from_its_checkpoint_and_answers_as_torchvision(t
     from torchvision import transforms as T
     from torchvision.models import resnet18
 
-    from imaging import Decoder
-    from modelmeta import INPUT_NAME, OUTPUT_NAME
+    from podium.core.imaging import Decoder
+    from podium.core.modelmeta import INPUT_NAME, OUTPUT_NAME
 
     torch.manual_seed(4)
     network = resnet18(num_classes=len(CLASSES))

@@ -28,12 +28,12 @@ from export import ExportResult, export_model, stand_in
 from export.calibration import HOLDOUT_EVERY, split_calibration_folder
 from export.onnx2int8 import fp32_nodes
 from export.serving_model import ServingModel
-from imaging import PreprocessSpec, decode_rgb, image_files, preprocess
-from modelmeta import CAM_NAME, INPUT_NAME, OUTPUT_NAME, ModelMetadata
-from modelrepo.cpu_kernels import EXACT_INT32, SATURATING_INT16_PAIRS, this_cpu
-from modelrepo.kernel_probe import emulator
-from modelrepo.targets import PYTHON_MODEL_SOURCE
-from samples import write_photo_folder
+from podium.core.imaging import PreprocessSpec, decode_rgb, image_files, preprocess
+from podium.core.modelmeta import CAM_NAME, INPUT_NAME, OUTPUT_NAME, ModelMetadata
+from podium.samples import write_photo_folder
+from podium.stores.modelrepo.cpu_kernels import EXACT_INT32, SATURATING_INT16_PAIRS, this_cpu
+from podium.stores.modelrepo.kernel_probe import emulator
+from podium.stores.modelrepo.targets import PYTHON_MODEL_SOURCE
 
 CLASSES = [f"class_{i}" for i in range(8)]
 PHOTOS = 60
@@ -151,7 +151,7 @@ def test_checked_on_exact_and_saturating_kernels_alike(int8: Int8Export):
 def test_models_command_shows_the_kernels_checked_and_this_cpus(int8: Int8Export):
     from typer.testing import CliRunner
 
-    from ops.main import build_app
+    from podium.cli.main import build_app
 
     repository = int8.result.model_dir.parent
     result = CliRunner().invoke(build_app(), ["models", "--model-repository", str(repository)], env={"COLUMNS": "250"})

@@ -8,13 +8,13 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cluster.processes import free_port
-from errors import FailedPrecondition
 from gateway import GatewaySettings, build_gateway
 from podium import PodiumClient, PodiumError, ResourceExhausted
-from proto import podium_pb2 as pb
-from proto import podium_pb2_grpc as pb_grpc
-from proto.status import grpc_code
+from podium.cluster.processes import free_port
+from podium.core.errors import FailedPrecondition
+from podium.core.proto import podium_pb2 as pb
+from podium.core.proto import podium_pb2_grpc as pb_grpc
+from podium.core.proto.status import grpc_code
 
 
 @pytest.fixture

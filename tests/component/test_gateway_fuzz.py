@@ -21,8 +21,8 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from proto import podium_pb2 as pb
-from proto import podium_pb2_grpc as pb_grpc
+from podium.core.proto import podium_pb2 as pb
+from podium.core.proto import podium_pb2_grpc as pb_grpc
 from tests.component.test_gateway import make_gateway  # noqa: F401 - the fixture
 
 SEED = 20261202

@@ -16,7 +16,7 @@ def test_without_a_gpu_the_check_says_so_and_exits_0(tmp_path):
     ):
         pytest.skip("this machine has an NVIDIA GPU: run `make gpu-check` itself (its output goes in the note)")
     done = subprocess.run(
-        [sys.executable, "-m", "ops.gpu_check", str(tmp_path / "work")],
+        [sys.executable, "-m", "podium.cli.operator.gpu_check", str(tmp_path / "work")],
         capture_output=True,
         text=True,
         timeout=120,

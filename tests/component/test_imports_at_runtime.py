@@ -31,13 +31,29 @@ def test_the_export_packages_load_no_redis():
     modules = [
         name
         for name, _ in project_modules()
-        if name.split(".")[0] in ("export", "engine", "modelrepo") and not name.endswith("triton_python_model")
+        if name.startswith(("export", "podium.engine", "podium.stores.modelrepo"))
+        and not name.endswith("triton_python_model")
     ]
     assert len(modules) > 20
     assert {"redis", "celery", "kombu"} & loaded_by(modules) == set()
 
 
 def test_the_engine_builder_loads_no_torch():
-    modules = [name for name, _ in project_modules() if name.split(".")[0] in ("engine", "modelrepo")]
-    modules = [name for name in modules if not name.endswith("triton_python_model")] + ["ops.main"]
+    modules = [name for name, _ in project_modules() if name.startswith(("podium.engine", "podium.stores.modelrepo"))]
+    modules = [name for name in modules if not name.endswith("triton_python_model")] + ["podium.cli.main"]
     assert {"torch", "torchvision"} & loaded_by(modules) == set()
+
+
+def test_python_m_podium_help_loads_none_of_the_services():
+    code = (
+        "import json, runpy, sys\n"
+        "sys.argv = ['podium', '--help']\n"
+        "try:\n    runpy.run_module('podium', run_name='__main__')\n"
+        "except SystemExit as done:\n    assert done.code == 0, done.code\n"
+        "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert "Usage: podium" in done.stdout and "submit" in done.stdout
+    loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    services = ("gateway", "worker", "export", "podium.web", "podium.cluster", "podium.stores", "podium.engine")
+    assert [name for name in loaded if name.split(".")[0] in SERVER_SIDE or name.startswith(services)] == []

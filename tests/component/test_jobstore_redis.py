@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 
 from export.labels import DEFAULT_LABELS, read_labels
-from jobs import ImageOutcome, JobMode, JobState, Prediction
-from jobstore import JobStore
+from podium.core.jobs import ImageOutcome, JobMode, JobState, Prediction
+from podium.stores.jobstore import JobStore
 from tests.support.store_contract import StoreContract
 
 

@@ -9,8 +9,8 @@ import torch
 
 from export import export_model
 from export.head import infer_head
+from podium.train import TrainOptions, train_model
 from tests.support.labelled import make_data_set
-from train import TrainOptions, train_model
 
 TINY = TrainOptions(weights="none", epochs=1, batch_size=8, workers=0, freeze_epochs=1)
 

@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from errors import InvalidArgument
 from gateway.egress import EgressPolicy, EgressRefused
 from gateway.webhook_http import post
 from gateway.webhook_sender import WebhookSender
+from podium.core.errors import InvalidArgument
 from tests.unit.test_archive_jobs import ended_job
 from tests.unit.test_gateway_service import service
 

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-from jobstore.queue import QUEUE_NAME
+from podium.stores.jobstore.queue import QUEUE_NAME
 from tests.support.deploy import compose
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -137,7 +137,7 @@ def test_workers_are_replicated_health_checked_and_consume_the_podium_queue():
     assert worker["healthcheck"]["test"][-1] == "worker"
     command = worker["command"]
     assert command[command.index("--queues") + 1] == QUEUE_NAME
-    # docker/healthcheck.py pings celery@<hostname>.
+    # deploy/docker/healthcheck.py pings celery@<hostname>.
     assert command[command.index("--hostname") + 1] == "celery@%h"
     assert worker["depends_on"]["triton"]["condition"] == "service_healthy"
 
@@ -217,7 +217,7 @@ def test_cpu_stack_runs_the_same_services_without_a_gpu():
     for name, service in cpu.items():
         assert not _gpu_devices(service), f"{name} still reserves a GPU"
     triton = cpu["triton"]
-    assert triton["build"]["dockerfile"] == "docker/triton-cpu.Dockerfile"
+    assert triton["build"]["dockerfile"] == "deploy/docker/triton-cpu.Dockerfile"
     assert "engine-build" not in triton.get("depends_on", {})
     # Everything else is the GPU stack's.
     for name in set(cpu) - {"triton"}:

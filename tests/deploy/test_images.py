@@ -16,26 +16,26 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from cluster.processes import free_port
+from podium.cluster.processes import free_port
 from tests.support import imports
 from tests.support.deploy import compose, dockerfiles, kube
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DOCKER = REPO_ROOT / "docker"
+DOCKER = REPO_ROOT / "deploy" / "docker"
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 CPU_COMPOSE_FILE = REPO_ROOT / "docker-compose.cpu.yml"
 
 # Each Dockerfile, the build context it is built from, and its targets (None: the last
 # stage). docker-compose.yml builds the first three from the repository root; the model
-# image is built from the exported model repository (see docker/model.Dockerfile).
+# image is built from the exported model repository (see deploy/docker/model.Dockerfile).
 BUILDS: dict[str, tuple[Path, list[str | None]]] = {
-    "docker/Dockerfile": (REPO_ROOT, ["gateway", "worker", "web"]),
-    "docker/engine-builder.Dockerfile": (REPO_ROOT, [None]),
-    "docker/triton-cpu.Dockerfile": (REPO_ROOT, [None]),
-    "docker/model.Dockerfile": (REPO_ROOT / "model_repository", [None]),
+    "deploy/docker/Dockerfile": (REPO_ROOT, ["gateway", "worker", "web"]),
+    "deploy/docker/engine-builder.Dockerfile": (REPO_ROOT, [None]),
+    "deploy/docker/triton-cpu.Dockerfile": (REPO_ROOT, [None]),
+    "deploy/docker/model.Dockerfile": (REPO_ROOT / "model_repository", [None]),
 }
 # The images that install the project and so must copy every package of it.
-PROJECT_IMAGES = ("docker/Dockerfile", "docker/engine-builder.Dockerfile")
+PROJECT_IMAGES = ("deploy/docker/Dockerfile", "deploy/docker/engine-builder.Dockerfile")
 NGC_IMAGE = re.compile(r"nvcr\.io/nvidia/(?P<product>tritonserver|tensorrt):(?P<release>\d{2}\.\d{2})-py3\b")
 
 
@@ -203,12 +203,19 @@ IMAGE_ENTRY_MODULES = {
     "gateway": ["gateway.__main__", "gateway.server"],
     "worker": ["worker.celery_entry", "worker.app"],
     # `podium build-engine`: the command line as it starts, then what build-engine loads.
-    "engine-builder": ["ops.main", "engine", "modelrepo", "settings"],
-    "web": ["web.__main__", "web.server", "web.app", "web.pages", "web.api"],
+    "engine-builder": ["podium.cli.main", "engine", "modelrepo", "settings"],
+    "web": ["podium.web.__main__", "podium.web.server", "podium.web.app", "podium.web.pages", "podium.web.api"],
 }
 # The command line's modules: only what they import at start counts (each command loads its own).
 CLI_MODULES = frozenset(
-    {"ops.main", "ops.repository", "ops.local", "ops.training", "bench.command", "podium.cli.heatmaps"}
+    {
+        "podium.cli.main",
+        "podium.cli.operator.repository",
+        "podium.cli.operator.local",
+        "podium.cli.operator.training",
+        "bench.command",
+        "podium.cli.heatmaps",
+    }
 )
 
 
@@ -235,7 +242,7 @@ def test_build_engine_command_takes_the_flags_compose_and_k8s_pass():
         assert flag in result.stdout, f"`podium build-engine` has no {flag}: docker-compose.yml and k8s pass it"
 
 
-# --- docker/healthcheck.py -------------------------------------------------------------
+# --- deploy/docker/healthcheck.py -------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from jobstore.queue import QUEUE_NAME
+from podium.stores.jobstore.queue import QUEUE_NAME
 from tests.support.deploy import keda, kube
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

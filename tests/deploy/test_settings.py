@@ -21,10 +21,10 @@ import pytest
 from pydantic_settings import BaseSettings
 
 from gateway.settings import GatewaySettings
-from jobstore.queue import QUEUE_NAME
-from modelrepo import EngineSettings
+from podium.stores.jobstore.queue import QUEUE_NAME
+from podium.stores.modelrepo import EngineSettings
+from podium.web.settings import WebSettings
 from tests.support.deploy import compose, kube
-from web.settings import WebSettings
 from worker.settings import WorkerSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -13,9 +13,9 @@ import boto3
 import numpy as np
 import pytest
 
-from cluster import ClusterSettings, LocalCluster
-from cluster.processes import ManagedProcess, free_port
-from samples import write_photo_folder
+from podium.cluster import ClusterSettings, LocalCluster
+from podium.cluster.processes import ManagedProcess, free_port
+from podium.samples import write_photo_folder
 from tests.support.faults import run_job
 from tests.support.images import TestFolder, make_test_folder
 from tests.support.reference import build_resnet50, reference_predict

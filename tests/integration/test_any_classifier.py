@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from podium import PodiumClient
-from podium.output import result_record
+from podium.client.output import result_record
 from tests.integration.conftest import BROUGHT_ONNX_MODEL, OTHER_NETWORK_CLASSES, OTHER_NETWORKS
 from tests.support.grad_cam import pearson
 from tests.support.reference import eval_transform, reference_load_rgb, reference_predict
@@ -23,7 +23,7 @@ TRANSFORMS = {"efficientnet_b0": (256, 224, "bicubic"), "mobilenet_v3_small": (2
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
-    from samples import write_photo_folder
+    from podium.samples import write_photo_folder
 
     folder = tmp_path_factory.mktemp("network-photos")
     write_photo_folder(folder, count=16, seed=5)
@@ -92,7 +92,7 @@ def test_efficientnet_maps_are_grad_cam_of_its_last_stage(cluster, photos, other
 
 
 def test_an_onnx_file_brought_as_is_answers_as_onnxruntime_on_the_original(cluster, photos, brought_onnx):
-    from modelrepo import onnx_session
+    from podium.stores.modelrepo import onnx_session
 
     with PodiumClient(cluster.gateway_address) as client:
         info = client.classes(BROUGHT_ONNX_MODEL)

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from cluster import ClusterSettings, LocalCluster
+from podium.cluster import ClusterSettings, LocalCluster
 from tests.integration.conftest import MODEL_NAME
 from tests.support.cli import run_cli
 from tests.support.sink import assert_rows_equal_lines, compacted_table

@@ -19,8 +19,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from podium import PodiumClient
-from podium.output import result_record
-from proto import podium_pb2 as pb
+from podium.client.output import result_record
+from podium.core.proto import podium_pb2 as pb
 from tests.integration.conftest import MODEL_NAME
 from tests.support.cli import run_cli
 from tests.support.images import png_claiming
@@ -217,9 +217,9 @@ def test_hostile_files_fail_alone(cluster, test_folder, data_root):
 def test_shared_memory_and_grpc_carry_the_same_pixels(cluster, test_folder):
     """The workers here send pixels through shared memory (Triton is on this machine); a
     remote Triton gets them over gRPC. Both ways, the real Triton answers the same."""
-    from imaging import Decoder
-    from inference import TritonClassifier
-    from inference.shared_memory import PREFIX, SharedMemorySlots
+    from podium.core.imaging import Decoder
+    from podium.stores.inference import TritonClassifier
+    from podium.stores.inference.shared_memory import PREFIX, SharedMemorySlots
 
     decoder = Decoder()
     pixels = np.stack([decoder.model_input((test_folder.root / name).read_bytes()) for name in test_folder.valid[:8]])

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from podium import PodiumClient
-from podium.output import result_record
+from podium.client.output import result_record
 from tests.integration.conftest import PLAIN_HEAD_MODEL
 from tests.support.cli import run_cli
 from tests.support.grad_cam import grad_cam_of_inputs, pearson
@@ -158,7 +158,7 @@ def test_the_plain_head_serves_cam_and_its_identity_holds(cluster, plain_head_ch
 
 @pytest.fixture(scope="module")
 def photos_for_cam(tmp_path_factory) -> Path:
-    from samples import write_photo_folder
+    from podium.samples import write_photo_folder
 
     folder = tmp_path_factory.mktemp("cam-photos")
     write_photo_folder(folder, count=12, seed=11)

@@ -18,11 +18,11 @@ from collections.abc import Callable
 
 import pytest
 
-from jobs import JobState
-from jobstore import JobStore
 from podium import PodiumClient
-from proto import podium_pb2 as pb
-from resultsink.storage import file_url_path
+from podium.core.jobs import JobState
+from podium.core.proto import podium_pb2 as pb
+from podium.stores.jobstore import JobStore
+from podium.stores.resultsink.storage import file_url_path
 from tests.support.faults import JOB_TIMEOUT_S, assert_same_as, run_job
 from tests.support.poison import POISON_MARK
 
@@ -33,7 +33,7 @@ JOB_IMAGES = 160
 
 def busy(cluster, number: int, timeout_s: float = 15.0) -> None:
     """Wait until worker ``number`` runs a chunk (Celery's inspect), so that a kill lands on one."""
-    from jobstore import make_celery
+    from podium.stores.jobstore import make_celery
 
     app, name = make_celery(cluster.redis_url), f"podium-worker-{number}@{cluster.gateway_port}"
     deadline = time.monotonic() + timeout_s
@@ -48,7 +48,7 @@ def shared_memory_regions(cluster) -> tuple[list[str], list[str]]:
     """The workers' shared-memory regions: (Triton's registrations, files in /dev/shm)."""
     import tritonclient.grpc as grpcclient
 
-    from inference.shared_memory import PREFIX, SHM_DIR
+    from podium.stores.inference.shared_memory import PREFIX, SHM_DIR
 
     client = grpcclient.InferenceServerClient(cluster.triton_url)
     try:
@@ -153,7 +153,7 @@ def test_sigkill_redis_mid_job(faulty_cluster, photos, baseline):
 def test_with_redis_frozen_the_cli_names_redis_and_shows_the_gateways_hint(faulty_cluster):
     """The gateway answered (its Redis did not): the CLI says so, with the hint written in the
     gateway, not "the gateway is unavailable"."""
-    from jobstore.errors import StoreUnavailable
+    from podium.stores.jobstore.errors import StoreUnavailable
     from tests.support.cli import run_cli
 
     redis_proc = faulty_cluster.process("redis")

@@ -19,12 +19,12 @@ import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
-from cluster import LocalCluster
-from jobs import JobState
-from jobstore import JobStore
 from podium import PodiumClient, ResourceExhausted, Unavailable
-from proto import podium_pb2 as pb
-from proto import podium_pb2_grpc as pb_grpc
+from podium.cluster import LocalCluster
+from podium.core.jobs import JobState
+from podium.core.proto import podium_pb2 as pb
+from podium.core.proto import podium_pb2_grpc as pb_grpc
+from podium.stores.jobstore import JobStore
 from tests.support.cli import run_cli
 from tests.support.faults import assert_same_as, read_job_waiting_for_redis, run_job
 from tests.support.poison import POISON_MARK

@@ -26,10 +26,10 @@ import pytest
 import redis
 from PIL import Image
 
-from cluster import ClusterSettings, LocalCluster
-from cluster.processes import free_port
 from podium import PodiumClient
-from proto import podium_pb2 as pb
+from podium.cluster import ClusterSettings, LocalCluster
+from podium.cluster.processes import free_port
+from podium.core.proto import podium_pb2 as pb
 from tests.integration.conftest import AWS, MODEL_NAME
 from tests.integration.test_end_to_end import check_against_reference
 from tests.support.cli import run_cli

@@ -13,8 +13,8 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from cluster import ClusterSettings, LocalCluster
 from export.labels import DEFAULT_LABELS, read_labels
+from podium.cluster import ClusterSettings, LocalCluster
 from tests.support.cli import run_cli
 from tests.support.labelled import labelled_for_the_fitted_checkpoint, make_data_set, mislabel
 from tests.support.reference import build_resnet50, reference_predict

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from cluster.processes import free_port
 from podium import PodiumClient, Unauthenticated
-from proto import podium_pb2 as pb
+from podium.cluster.processes import free_port
+from podium.core.proto import podium_pb2 as pb
 
 pytestmark = pytest.mark.integration
 

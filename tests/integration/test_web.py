@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cluster import ClusterSettings, LocalCluster
 from podium import PodiumClient
-from samples import write_photo_folder
+from podium.cluster import ClusterSettings, LocalCluster
+from podium.samples import write_photo_folder
 from tests.integration.conftest import MODEL_NAME
 from tests.support.cli import run_cli
 from tests.support.labelled import labelled_for_the_fitted_checkpoint, mislabel

@@ -14,9 +14,9 @@ import grpc
 import numpy as np
 from PIL import Image
 
-from inference import Inference, ModelNotFound, NoActivationMaps, TritonUnavailable
-from jobstore import ChunkQueue, JobStore
-from modelmeta import ModelMetadata, ModelRef
+from podium.core.modelmeta import ModelMetadata, ModelRef
+from podium.stores.inference import Inference, ModelNotFound, NoActivationMaps, TritonUnavailable
+from podium.stores.jobstore import ChunkQueue, JobStore
 
 CLASSES = ["archery", "badminton", "curling"]
 
@@ -145,7 +145,7 @@ class FakeContext:
 
 @dataclass
 class FakeClassifiers:
-    """inference.Classifiers over fakes: the models it knows by name; any other is not found."""
+    """podium.stores.inference.Classifiers over fakes: the models it knows by name; any other is not found."""
 
     models: dict[str, FakeClassifier] = field(default_factory=lambda: {"resnet50_sports": FakeClassifier()})
 

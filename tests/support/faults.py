@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from cluster import LocalCluster
-from jobs import Job
-from jobstore import JobStore
-from jobstore.errors import StoreUnavailable
 from podium import PodiumClient
-from podium.output import result_record
-from proto import podium_pb2 as pb
+from podium.client.output import result_record
+from podium.cluster import LocalCluster
+from podium.core.jobs import Job
+from podium.core.proto import podium_pb2 as pb
+from podium.stores.jobstore import JobStore
+from podium.stores.jobstore.errors import StoreUnavailable
 from tests.support.sink import assert_rows_equal_lines, compacted_table
 
 JOB_TIMEOUT_S = 300

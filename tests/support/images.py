@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from samples import bundled_photos
+from podium.samples import bundled_photos
 
 EXIF_ORIENTATION_TAG = 0x0112
 

@@ -1,4 +1,4 @@
-"""Small labelled folders for the tests (samples.labelled makes them): ``mislabel`` moves a share of the images into another class's folder, so that an
+"""Small labelled folders for the tests (podium.samples.labelled makes them): ``mislabel`` moves a share of the images into another class's folder, so that an
 evaluation's accuracy is not 1.
 """
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from export.labels import DEFAULT_LABELS, read_labels
-from samples import bundled_photos
-from samples.labelled import write_class_images, write_labelled_set
+from podium.samples import bundled_photos
+from podium.samples.labelled import write_class_images, write_labelled_set
 
 CLASS_PHOTOS = ("astronaut", "chelsea", "coffee", "motorcycle", "rocket", "immunohistochemistry")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 
-from imaging.serving import Decoder
+from podium.core.imaging.serving import Decoder
 
 POISON_MARK = b"PODIUM-POISON-IMAGE"
 _model_input = Decoder.model_input

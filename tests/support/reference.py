@@ -199,7 +199,7 @@ def fit_checkpoint(
     photograph gets its own class (spread over 0..num_classes-1). Not a useful classifier;
     a deterministic one whose top-1 changes from image to image. ~30 s on 2 CPU cores.
     """
-    from samples import bundled_photos  # deferred: loads scikit-image
+    from podium.samples import bundled_photos  # deferred: loads scikit-image
 
     started = time.perf_counter()
     photos = [image.convert("RGB") for image in bundled_photos().values()]

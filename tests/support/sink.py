@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
-from resultsink import COLUMNS, COMPACTED, job_table, open_sink
+from podium.stores.resultsink import COLUMNS, COMPACTED, job_table, open_sink
 
 
 def as_records(table: pa.Table) -> list[dict]:

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from jobs import ActivationMap, ImageOutcome, JobMode, JobState, Prediction
-from jobstore import CacheKey, ChunkRecords, JobStore, ResultCache
-from jobstore.records import Stamp
-from jobstore.schema import JobKeys, job_key_name
+from podium.core.jobs import ActivationMap, ImageOutcome, JobMode, JobState, Prediction
+from podium.stores.jobstore import CacheKey, ChunkRecords, JobStore, ResultCache
+from podium.stores.jobstore.records import Stamp
+from podium.stores.jobstore.schema import JobKeys, job_key_name
 
 OK = ImageOutcome(predictions=(Prediction("archery", 2, 0.75), Prediction("rugby", 70, 0.125)))
 BAD = ImageOutcome(error="not a recognised image format")

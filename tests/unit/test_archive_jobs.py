@@ -10,14 +10,14 @@ import time
 
 import pytest
 
-from errors import InvalidArgument, NotFound, Unavailable
 from gateway.access import ANONYMOUS, Caller
 from gateway.egress import EgressPolicy
 from gateway.service import JobOptions
 from gateway.webhook_sender import WebhookSender
 from gateway.webhooks import checked_webhook, owner_signing_key, payload, signature, signed_headers
-from jobs import FailureLimit, ImageOutcome, JobMode, JobState
-from jobstore import ResultCache
+from podium.core.errors import InvalidArgument, NotFound, Unavailable
+from podium.core.jobs import FailureLimit, ImageOutcome, JobMode, JobState
+from podium.stores.jobstore import ResultCache
 from tests.support.fakes import CLASSES, png_bytes
 from tests.unit.test_gateway_service import files, service
 from tests.unit.test_worker_chunks import outcomes, runtime, upload_job
@@ -259,7 +259,7 @@ def test_a_webhook_that_never_answers_is_given_up_without_touching_the_job():
 
 def test_a_job_record_carries_the_documented_keys():
     from gateway.convert import job_to_proto
-    from podium.output import job_record
+    from podium.client.output import job_record
 
     jobs = service()
     job = jobs.submit_upload(JobOptions(name="finals", max_failed="3"), ANONYMOUS, files("a", "b"))
@@ -360,8 +360,8 @@ def test_a_command_that_chooses_its_exit_code_is_not_an_internal_error():
 
 
 def test_files_a_stopped_upload_never_sent_still_get_their_line(tmp_path):
-    from podium.output import with_unsent
-    from proto import podium_pb2 as pb
+    from podium.client.output import with_unsent
+    from podium.core.proto import podium_pb2 as pb
 
     for name in ("a.jpg", "b.jpg", "c.jpg", ".hidden.jpg"):
         (tmp_path / name).write_bytes(b"x")

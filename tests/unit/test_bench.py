@@ -227,7 +227,7 @@ def test_env_settings_must_be_podium_pairs():
 
 
 def test_podium_bench_has_help():
-    from ops.main import build_app
+    from podium.cli.main import build_app
 
     result = CliRunner().invoke(build_app(), ["bench", "--help"], env={"COLUMNS": "120"})
     assert result.exit_code == 0
@@ -292,8 +292,8 @@ def test_the_stand_in_keeps_the_signature_and_answers_probabilities(tmp_path):
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from bench.models import ServedModel
     from bench.scale import standin_repository
+    from export.served import ServedModel
 
     version = tmp_path / "repo" / "resnet50_sports" / "1"
     version.mkdir(parents=True)

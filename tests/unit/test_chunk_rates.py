@@ -5,7 +5,7 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from jobstore.chunk_rates import MIN_MEASURED_IMAGES, ChunkRates, chunk_size_for
+from podium.stores.jobstore.chunk_rates import MIN_MEASURED_IMAGES, ChunkRates, chunk_size_for
 
 
 @pytest.mark.parametrize(

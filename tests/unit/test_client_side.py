@@ -10,15 +10,15 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from errors import InvalidArgument, Status
 from gateway.uploads import check_relative_path
-from jobs import walk_files
-from ops.main import build_app
 from podium.cli.failures import exit_code
+from podium.cli.main import build_app
 from podium.cli.parquet import write_parquet
-from podium.output import ResultFormat, result_record, write_results
-from proto import podium_pb2 as pb
-from resultsink import COLUMNS
+from podium.client.output import ResultFormat, result_record, write_results
+from podium.core.errors import InvalidArgument, Status
+from podium.core.jobs import walk_files
+from podium.core.proto import podium_pb2 as pb
+from podium.stores.resultsink import COLUMNS
 
 
 def test_walk_files_is_sorted_nested_and_skips_hidden(tmp_path):
@@ -154,9 +154,9 @@ class _Refused(grpc.RpcError):
 
 
 def test_the_gateways_own_refusal_keeps_its_class_message_and_hint():
-    from errors import NotFound, Unavailable
-    from podium.client import _converted
-    from proto.status import error_trailers
+    from podium.client.api import _converted
+    from podium.core.errors import NotFound, Unavailable
+    from podium.core.proto.status import error_trailers
 
     away = _converted(
         _Refused(grpc.StatusCode.UNAVAILABLE, "the job store (Redis) is unavailable", error_trailers("start Redis")),

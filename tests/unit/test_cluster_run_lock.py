@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cluster.local import ClusterSettings, LocalCluster
-from cluster.run_lock import LOCK_FILENAME, RunDirLock
-from errors import FailedPrecondition
+from podium.cluster.local import ClusterSettings, LocalCluster
+from podium.cluster.run_lock import LOCK_FILENAME, RunDirLock
+from podium.core.errors import FailedPrecondition
 
 
 def test_a_second_holder_is_refused_with_the_first_ones_pid(tmp_path: Path):

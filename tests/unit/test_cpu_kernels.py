@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from modelrepo import cpu_kernels
-from modelrepo.cpu_kernels import EXACT_INT32, SATURATING_INT16_PAIRS, UNKNOWN, kernel_path, this_cpu
-from modelrepo.kernel_probe import observed_arithmetic
+from podium.stores.modelrepo import cpu_kernels
+from podium.stores.modelrepo.cpu_kernels import EXACT_INT32, SATURATING_INT16_PAIRS, UNKNOWN, kernel_path, this_cpu
+from podium.stores.modelrepo.kernel_probe import observed_arithmetic
 
 # cpuinfo flags of CPUs seen here and elsewhere, cut to what decides the path.
 AVX2_EPYC = "sse4_1 sse4_2 avx fma avx2 sha_ni"  # Zen 2/3: AVX2, no AVX-512

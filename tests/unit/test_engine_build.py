@@ -15,25 +15,31 @@ from PIL import Image
 from tritonclient.grpc import model_config_pb2
 from typer.testing import CliRunner
 
-from engine import EngineBuildError, NoGpu
-from engine.build import EngineToolchain, build_engines
-from engine.cache import BuildEnvironment, EngineCache, EngineKey
-from errors import InvalidArgument, Status
 from export.activation_map import ExplainingModel
 from export.torch2onnx import torch2onnx
-from modelmeta import CAM_NAME, OUTPUT_NAME, ModelMetadata, Preprocessing
-from modelrepo import FidelityError, ModelRepositoryError
-from modelrepo.config import build_model_config
-from modelrepo.fidelity import Agreement, compare, require_agreement, run_batched
-from modelrepo.files import file_sha256
-from modelrepo.layout import CHECK_IMAGES_FILENAME, RECIPE_FILENAME, next_version, pending_versions
-from modelrepo.listing import ENGINE_MISSING, PENDING, READY, list_models
-from modelrepo.onnx_session import onnx_outputs_runner
-from modelrepo.recipe import BUILDER_REVISION, TENSORRT_VERSION, BuildRecipe, EngineSettings, recipe_from_settings
-from modelrepo.targets import CPU_TARGET, GPU_TARGET
-from modelrepo.writer import write_model_version
-from ops.main import build_app
 from podium.cli.failures import exit_code
+from podium.cli.main import build_app
+from podium.core.errors import InvalidArgument, Status
+from podium.core.modelmeta import CAM_NAME, OUTPUT_NAME, ModelMetadata, Preprocessing
+from podium.engine import EngineBuildError, NoGpu
+from podium.engine.build import EngineToolchain, build_engines
+from podium.engine.cache import BuildEnvironment, EngineCache, EngineKey
+from podium.stores.modelrepo import FidelityError, ModelRepositoryError
+from podium.stores.modelrepo.config import build_model_config
+from podium.stores.modelrepo.fidelity import Agreement, compare, require_agreement, run_batched
+from podium.stores.modelrepo.files import file_sha256
+from podium.stores.modelrepo.layout import CHECK_IMAGES_FILENAME, RECIPE_FILENAME, next_version, pending_versions
+from podium.stores.modelrepo.listing import ENGINE_MISSING, PENDING, READY, list_models
+from podium.stores.modelrepo.onnx_session import onnx_outputs_runner
+from podium.stores.modelrepo.recipe import (
+    BUILDER_REVISION,
+    TENSORRT_VERSION,
+    BuildRecipe,
+    EngineSettings,
+    recipe_from_settings,
+)
+from podium.stores.modelrepo.targets import CPU_TARGET, GPU_TARGET
+from podium.stores.modelrepo.writer import write_model_version
 from tests.support.tiny_resnet import SIZE, tiny_resnet
 
 CLASSES = ["a", "b", "c"]
@@ -361,7 +367,7 @@ def test_models_command_lists_versions(tmp_path: Path):
 
 def _gpu_missing() -> str | None:
     try:
-        from engine.onnx2trt import build_environment
+        from podium.engine.onnx2trt import build_environment
 
         build_environment()
     except NoGpu as exc:
@@ -398,7 +404,7 @@ def test_the_recipe_digest_changes_with_the_builder_revision():
 
 
 def test_near_ties_do_not_count_and_a_large_probability_change_does():
-    from modelrepo.fidelity import MARGIN_EPSILON, require_decisive_agreement
+    from podium.stores.modelrepo.fidelity import MARGIN_EPSILON, require_decisive_agreement
 
     reference = np.array([[0.5, 0.5 - MARGIN_EPSILON / 2, 0.0 + MARGIN_EPSILON / 2], [0.9, 0.05, 0.05]])
     flipped_tie = np.array([[0.5 - MARGIN_EPSILON / 2, 0.5, MARGIN_EPSILON / 2], [0.9, 0.05, 0.05]])

@@ -5,13 +5,13 @@ from __future__ import annotations
 import importlib
 import inspect
 
-import errors
-from errors import PodiumError, Status
+from podium.core import errors
+from podium.core.errors import PodiumError, Status
 from tests.unit.test_layers import project_modules
 
 # Modules that cannot be imported here: entry points that run at import, and the model file
 # that only Triton's Python backend can import.
-NOT_IMPORTABLE = ("__main__", "celery_entry", "triton_python_model", "docker.")
+NOT_IMPORTABLE = ("__main__", "celery_entry", "triton_python_model", "deploy.docker.")
 
 
 def project_exceptions() -> list[type[BaseException]]:
@@ -36,5 +36,5 @@ def test_every_exception_class_derives_from_the_root():
 def test_every_class_has_a_status_and_the_root_draws_the_tree():
     for cls in project_exceptions():
         assert isinstance(cls.status, Status), cls
-        if cls.__module__ != "errors":
+        if cls.__module__ != "podium.core.errors":
             assert cls.__name__ in errors.__doc__ or cls.__bases__[0].__name__ in errors.__doc__, cls

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
-from errors import InvalidArgument
-from evaluate import (
+from podium.core.errors import InvalidArgument
+from podium.core.proto import podium_pb2 as pb
+from podium.evaluate import (
     Evaluation,
     Judged,
     Source,
@@ -19,7 +20,6 @@ from evaluate import (
     wilson_interval,
     write_report_files,
 )
-from proto import podium_pb2 as pb
 
 LABELS = ["archery", "bmx", "curling", "darts"]
 
@@ -121,7 +121,7 @@ def test_compare_shows_each_side_s_network_and_speed(tmp_path):
     """Two architectures on the same labelled folder: accuracy and images/s side by side."""
     from typer.testing import CliRunner
 
-    from ops.main import build_app
+    from podium.cli.main import build_app
 
     for name, arch, rate, pairs in (
         ("a", "resnet50", 21.5, [(0, 0), (1, 1), (2, 3), (3, 0)]),

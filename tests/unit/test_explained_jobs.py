@@ -12,20 +12,20 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from errors import FailedPrecondition, InvalidArgument, Status
 from gateway.access import ANONYMOUS
 from gateway.convert import result_to_proto
 from gateway.model_service import ModelService
 from gateway.service import JobOptions, JobService
 from gateway.settings import GatewaySettings
-from imaging import PreprocessSpec
-from imaging.heatmap import SCALE, overlay, upsampled
-from inference import classify_bytes
-from jobs import ActivationMap, ImageOutcome, ImageResult, JobMode, Prediction
-from ops.main import build_app
 from podium.cli.failures import exit_code
-from podium.heatmaps import HeatmapWriter
-from podium.output import result_record, write_results
+from podium.cli.main import build_app
+from podium.client.heatmaps import HeatmapWriter
+from podium.client.output import result_record, write_results
+from podium.core.errors import FailedPrecondition, InvalidArgument, Status
+from podium.core.imaging import PreprocessSpec
+from podium.core.imaging.heatmap import SCALE, overlay, upsampled
+from podium.core.jobs import ActivationMap, ImageOutcome, ImageResult, JobMode, Prediction
+from podium.stores.inference import classify_bytes
 from tests.support.fakes import FakeClassifier, FakeClassifiers, FakeQueue, fake_store, png_bytes, pool
 from worker.chunks import process_chunk
 from worker.runtime import Runtime

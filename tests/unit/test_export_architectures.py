@@ -15,8 +15,8 @@ from export.activation_map import ExplainingModel, autograd_grad_cam
 from export.architectures import ARCHITECTURES, architecture, detect
 from export.checkpoint import build_model, untrained_model
 from export.head import infer_head
-from imaging import PreprocessSpec, preprocess
-from modelmeta import ARCHITECTURE_NAMES
+from podium.core.imaging import PreprocessSpec, preprocess
+from podium.core.modelmeta import ARCHITECTURE_NAMES
 
 
 def meta_state(name: str, classes: int = 100) -> dict[str, torch.Tensor]:

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 from torchvision.models import resnet18, resnet50
 
-from errors import PodiumError
 from export import DEFAULT_LABELS, ExportError, export_model
 from export.checkpoint import load_model, read_state_dict, untrained_model
+from podium.core.errors import PodiumError
 
 
 @cache

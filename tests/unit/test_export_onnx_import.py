@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from export import ExportError, export_onnx
-from modelmeta import INPUT_NAME, OUTPUT_NAME
-from modelrepo import onnx_session
+from podium.core.modelmeta import INPUT_NAME, OUTPUT_NAME
+from podium.stores.modelrepo import onnx_session
 
 CLASSES = 4
 

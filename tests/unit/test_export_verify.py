@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from errors import InvalidArgument, NotFound
 from export import ExportError
 from export.serving_model import ServingModel
 from export.torch2onnx import torch2onnx
 from export.verify import MAX_VERIFY_IMAGES, SAMPLE_IMAGES, _is_tie, folder_images, sample_images, verify_onnx
-from imaging import PreprocessSpec
+from podium.core.errors import InvalidArgument, NotFound
+from podium.core.imaging import PreprocessSpec
 
 SPEC = PreprocessSpec(resize=64, crop=56)  # small crops keep these tests fast
 

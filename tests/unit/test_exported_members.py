@@ -22,7 +22,7 @@ def test_the_client_library_exports_exactly_its_surface():
     assert set(podium.__all__) == CLIENT_SURFACE
     assert len(podium.__all__) == len(CLIENT_SURFACE)  # no name twice
     for name in podium.__all__:
-        assert getattr(podium, name).__module__ in ("errors", "podium.client"), name
+        assert getattr(podium, name).__module__ in ("podium.core.errors", "podium.client.api"), name
 
 
 def test_every_error_it_exports_is_a_podium_error():

@@ -7,10 +7,10 @@ from collections import namedtuple
 import grpc
 import pytest
 
-from errors import NotFound, PodiumError, ResourceExhausted, Status
 from gateway.interceptors import MAX_DETAILS_CHARS, ApiKeyInterceptor, ErrorInterceptor
-from jobstore.errors import StoreUnavailable
-from proto.status import GRPC_CODES, read_trailers, status_of
+from podium.core.errors import NotFound, PodiumError, ResourceExhausted, Status
+from podium.core.proto.status import GRPC_CODES, read_trailers, status_of
+from podium.stores.jobstore.errors import StoreUnavailable
 from tests.support.fakes import Aborted, FakeContext
 
 Details = namedtuple("Details", "method invocation_metadata")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from gateway.reconciler import Reconciler
-from jobs import ImageOutcome, JobMode, JobState, Prediction
-from jobstore.schema import JobKeys
+from podium.core.jobs import ImageOutcome, JobMode, JobState, Prediction
+from podium.stores.jobstore.schema import JobKeys
 from tests.support.fakes import FakeQueue, fake_store
 
 OK = ImageOutcome(predictions=(Prediction("archery", 0, 0.9),))

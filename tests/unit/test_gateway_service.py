@@ -9,7 +9,6 @@ import time
 import pyarrow.compute as pc
 import pytest
 
-from errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from gateway.access import ANONYMOUS, Caller
 from gateway.compaction import GRACE_S, Compactions
 from gateway.convert import result_to_proto
@@ -17,12 +16,13 @@ from gateway.model_service import ModelService
 from gateway.service import CANCELLED_ERROR, JobOptions, JobService
 from gateway.settings import GatewaySettings
 from gateway.uploads import FileChunk, UploadAssembler
-from jobs import ActivationMap, ImageOutcome, JobMode, JobState, Prediction
-from jobstore import Stamp
-from podium.bulk import batch_lines, batch_records
-from podium.output import result_record
-from resultsink import COMPACTED, ResultRow, compact, ipc_batches, job_table, open_sink, write_part
-from resultsink.rows import parquet_bytes
+from podium.client.bulk import batch_lines, batch_records
+from podium.client.output import result_record
+from podium.core.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from podium.core.jobs import ActivationMap, ImageOutcome, JobMode, JobState, Prediction
+from podium.stores.jobstore import Stamp
+from podium.stores.resultsink import COMPACTED, ResultRow, compact, ipc_batches, job_table, open_sink, write_part
+from podium.stores.resultsink.rows import parquet_bytes
 from tests.support.fakes import CLASSES, FakeClassifier, FakeClassifiers, FakeQueue, fake_store, png_bytes
 
 OK = ImageOutcome(predictions=(Prediction("archery", 0, 0.9),))
@@ -209,10 +209,10 @@ def test_delete_leaves_no_key_of_the_job():
 
 def test_new_jobs_are_refused_above_the_redis_high_water_mark(monkeypatch):
     jobs = service(redis_high_water=0.8)
-    monkeypatch.setattr(jobs.store, "memory_used", lambda: 0.85)
+    monkeypatch.setattr(jobs.store, "memory_used_fraction", lambda: 0.85)
     with pytest.raises(ResourceExhausted, match="85% full"):
         upload(jobs, files("a"))
-    monkeypatch.setattr(jobs.store, "memory_used", lambda: 0.5)
+    monkeypatch.setattr(jobs.store, "memory_used_fraction", lambda: 0.5)
     assert upload(jobs, files("a")).total == 1
 
 
@@ -293,7 +293,7 @@ def test_classify_answers_from_the_model_and_refuses_bad_requests():
 def test_job_options_are_fields_of_the_api_job_spec():
     import dataclasses
 
-    from proto import podium_pb2 as pb
+    from podium.core.proto import podium_pb2 as pb
 
     spec_fields = {field.name for field in pb.JobSpec.DESCRIPTOR.fields}
     assert {option.name for option in dataclasses.fields(JobOptions)} <= spec_fields
@@ -301,11 +301,11 @@ def test_job_options_are_fields_of_the_api_job_spec():
 
 def test_a_long_listing_stops_when_redis_fills_up(monkeypatch):
     """Room is checked at every batch of paths appended, not only when the job is created."""
-    from jobs import JobState
+    from podium.core.jobs import JobState
 
     jobs = service(redis_high_water=0.8)
     readings = iter([0.5, 0.5, 0.85])  # at creation, after the first batch, then full
-    monkeypatch.setattr(jobs.store, "memory_used", lambda: next(readings, 0.85))
+    monkeypatch.setattr(jobs.store, "memory_used_fraction", lambda: next(readings, 0.85))
     lines = (f"s3://none/{i}.jpg" for i in range(5000))
     with pytest.raises(ResourceExhausted, match="85% full"):
         jobs.submit_manifest(lines, JobOptions(), ANONYMOUS)
@@ -340,7 +340,7 @@ def test_one_owner_cannot_queue_more_than_its_share():
 def test_a_paused_upload_is_kept_alive_and_stops_only_after_the_setting():
     """Backpressure (the workers are not taking files, e.g. Triton is down) is no idleness: the
     upload's idle watch and lease are kept alive while it waits, up to upload_backpressure_max_s."""
-    from errors import Unavailable
+    from podium.core.errors import Unavailable
 
     store = fake_store()
     settings = GatewaySettings(max_pending_uploads=1, upload_backpressure_max_s=0.5)
@@ -358,7 +358,7 @@ def test_a_paused_upload_is_kept_alive_and_stops_only_after_the_setting():
 
 
 def test_a_new_jobs_chunks_are_sized_by_the_workers_rate(tmp_path):
-    from jobstore.chunk_rates import ChunkRates
+    from podium.stores.jobstore.chunk_rates import ChunkRates
 
     (tmp_path / "a.jpg").write_bytes(png_bytes(20))
     jobs = service(chunk_size=4, max_chunk_size=64, data_roots=str(tmp_path))

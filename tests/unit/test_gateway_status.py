@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from errors import Unavailable
 from gateway.cluster_status import ClusterStatus
+from podium.core.errors import Unavailable
 
 
 class Models:

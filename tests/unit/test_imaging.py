@@ -9,7 +9,7 @@ import pytest
 import torchvision.transforms as T
 from PIL import Image
 
-from imaging import ImageDecodeError, PreprocessSpec, decode_rgb, preprocess
+from podium.core.imaging import ImageDecodeError, PreprocessSpec, decode_rgb, preprocess
 from tests.support.images import png_claiming
 
 

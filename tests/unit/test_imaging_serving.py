@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imaging import DecodeBudget, DecodeMode, Decoder, ImageDecodeError, decode_rgb, model_input, preprocess
-from imaging.decode import open_image
-from imaging.serving import decode_cost, draft_jpeg
+from podium.core.imaging import DecodeBudget, DecodeMode, Decoder, ImageDecodeError, decode_rgb, model_input, preprocess
+from podium.core.imaging.decode import open_image
+from podium.core.imaging.serving import decode_cost, draft_jpeg
 
 
 def encoded(image: Image.Image, fmt: str, **options) -> bytes:

@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from inference import TritonUnavailable
-from inference.triton import TritonClassifier, check_fingerprint, check_row_tags
-from modelmeta import fingerprint
+from podium.core.modelmeta import fingerprint
+from podium.stores.inference import TritonUnavailable
+from podium.stores.inference.triton import TritonClassifier, check_fingerprint, check_row_tags
 
 
 def test_a_response_with_another_requests_fingerprint_is_refused():
@@ -48,8 +48,8 @@ def test_row_tags_never_repeat_within_a_client_across_threads():
 
 def test_a_process_keeps_a_bounded_number_of_triton_clients():
     """Asking for model after model (a caller's typos, say) does not grow the process."""
-    from inference.pool import MAX_CLIENTS, Classifiers
-    from modelmeta import ModelRef
+    from podium.core.modelmeta import ModelRef
+    from podium.stores.inference.pool import MAX_CLIENTS, Classifiers
 
     classifiers = Classifiers("127.0.0.1:1", 1.0)  # channels open lazily: nothing connects
     try:
@@ -65,7 +65,7 @@ def test_a_process_keeps_a_bounded_number_of_triton_clients():
 def test_a_request_whose_python_backend_stub_died_is_asked_again():
     from tritonclient.utils import InferenceServerException
 
-    from inference.triton import _convert
+    from podium.stores.inference.triton import _convert
 
     lost = InferenceServerException("Failed to retrieve the response error.", status="StatusCode.INTERNAL")
     assert isinstance(_convert(lost, "inference"), TritonUnavailable)

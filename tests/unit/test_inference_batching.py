@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from inference import TritonUnavailable
-from inference.batching import BatchingClassifier
+from podium.stores.inference import TritonUnavailable
+from podium.stores.inference.batching import BatchingClassifier
 from tests.support.fakes import FakeClassifier
 
 

@@ -6,10 +6,10 @@ import fakeredis
 import pytest
 import redis
 
-from jobs import JobMode, JobState
-from jobstore import JobStore, scripts
-from jobstore.errors import StoreFull, StoreUnavailable
-from jobstore.schema import JOB_HASH, job_field_names
+from podium.core.jobs import JobMode, JobState
+from podium.stores.jobstore import JobStore, scripts
+from podium.stores.jobstore.errors import StoreFull, StoreUnavailable
+from podium.stores.jobstore.schema import JOB_HASH, job_field_names
 from tests.support.fakes import FakeRedis
 from tests.support.store_contract import StoreContract
 
@@ -22,9 +22,9 @@ class TestStoreOnFakeRedis(StoreContract):
 
 def test_memory_use_is_a_fraction_of_maxmemory():
     client = FakeRedis()
-    assert JobStore(client).memory_used() is None  # no limit set
+    assert JobStore(client).memory_used_fraction() is None  # no limit set
     client.used_memory, client.maxmemory = 300, 1200
-    assert JobStore(client).memory_used() == 0.25
+    assert JobStore(client).memory_used_fraction() == 0.25
 
 
 def test_the_hash_schema_holds_every_field_of_job():

@@ -10,10 +10,10 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from errors import InvalidArgument
-from modelmeta import METADATA_PARAMETER, ModelMetadata
-from modelrepo.config import build_model_config, preferred_batch_sizes, render_model_config
-from modelrepo.targets import CPU_TARGET
+from podium.core.errors import InvalidArgument
+from podium.core.modelmeta import METADATA_PARAMETER, ModelMetadata
+from podium.stores.modelrepo.config import build_model_config, preferred_batch_sizes, render_model_config
+from podium.stores.modelrepo.targets import CPU_TARGET
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "cpu_config.pbtxt"
 # Set to rewrite the golden file after an intended change; review the diff before committing.

@@ -21,12 +21,12 @@ from google.protobuf import text_format
 from PIL import Image
 from tritonclient.grpc import model_config_pb2
 
-from imaging import Decoder
-from inference import classify_bytes
-from inference.triton import Inference, TritonError
-from modelmeta import ModelMetadata, Preprocessing
-from modelrepo.config import build_model_config, render_model_config
-from modelrepo.gpu_decode import (
+from podium.core.imaging import Decoder
+from podium.core.modelmeta import ModelMetadata, Preprocessing
+from podium.stores.inference import classify_bytes
+from podium.stores.inference.triton import Inference, TritonError
+from podium.stores.modelrepo.config import build_model_config, render_model_config
+from podium.stores.modelrepo.gpu_decode import (
     PIPELINE_SOURCE,
     build_dali_config,
     build_ensemble_config,
@@ -34,7 +34,7 @@ from modelrepo.gpu_decode import (
     pipeline_source,
     write_gpu_decode_models,
 )
-from modelrepo.targets import GPU_DALI_TARGET, GPU_TARGET, resolve_target
+from podium.stores.modelrepo.targets import GPU_DALI_TARGET, GPU_TARGET, resolve_target
 from tests.unit.test_modelrepo_config import UPDATE_ENV, golden_metadata
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -230,7 +230,7 @@ def test_the_pixel_limit_applies_before_the_bytes_are_sent():
 
 
 def test_the_listing_shows_the_model_not_its_decoding_helpers(tmp_path):
-    from modelrepo.listing import list_models
+    from podium.stores.modelrepo.listing import list_models
 
     (tmp_path / "golden_model").mkdir()
     write_gpu_decode_models(tmp_path, gpu_metadata(), 64)

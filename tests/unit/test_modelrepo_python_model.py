@@ -18,7 +18,7 @@ from google.protobuf import json_format
 
 from export.activation_map import ExplainingModel
 from export.torch2onnx import torch2onnx
-from modelmeta import (
+from podium.core.modelmeta import (
     CAM_NAME,
     FINGERPRINT_NAME,
     FINGERPRINT_SIZE,
@@ -29,8 +29,8 @@ from modelmeta import (
     ModelMetadata,
     fingerprint,
 )
-from modelrepo import layout, targets
-from modelrepo.config import build_model_config
+from podium.stores.modelrepo import layout, targets
+from podium.stores.modelrepo.config import build_model_config
 from tests.support.tiny_resnet import SIZE, tiny_resnet
 
 CLASSES = ["a", "b", "c"]

@@ -11,9 +11,16 @@ from google.protobuf import text_format
 from pydantic import ValidationError
 from tritonclient.grpc import model_config_pb2
 
-from modelrepo.config import build_model_config, parse_model_config, render_model_config
-from modelrepo.recipe import EngineSettings, recipe_from_settings
-from modelrepo.targets import CPU_ORT_TARGET, CPU_TARGET, GPU_ORT_TARGET, GPU_TARGET, TARGETS, resolve_target
+from podium.stores.modelrepo.config import build_model_config, parse_model_config, render_model_config
+from podium.stores.modelrepo.recipe import EngineSettings, recipe_from_settings
+from podium.stores.modelrepo.targets import (
+    CPU_ORT_TARGET,
+    CPU_TARGET,
+    GPU_ORT_TARGET,
+    GPU_TARGET,
+    TARGETS,
+    resolve_target,
+)
 from tests.unit.test_modelrepo_config import UPDATE_ENV, golden_metadata
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"

@@ -10,12 +10,12 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from modelmeta import ModelMetadata
-from modelrepo import ModelRepositoryError
-from modelrepo.config import build_model_config
-from modelrepo.layout import next_version
-from modelrepo.targets import CPU_TARGET, PYTHON_MODEL_SOURCE
-from modelrepo.writer import write_model_version
+from podium.core.modelmeta import ModelMetadata
+from podium.stores.modelrepo import ModelRepositoryError
+from podium.stores.modelrepo.config import build_model_config
+from podium.stores.modelrepo.layout import next_version
+from podium.stores.modelrepo.targets import CPU_TARGET, PYTHON_MODEL_SOURCE
+from podium.stores.modelrepo.writer import write_model_version
 
 FIDELITY = {"reference": "pytorch-fp32", "images": ["a"], "top1_agreement": 1.0, "max_abs_diff": 0.0}
 

@@ -1,4 +1,4 @@
-"""The generated code in proto/ is exactly what podium.proto compiles to."""
+"""The generated code in podium/core/proto/ is exactly what podium.proto compiles to."""
 
 from __future__ import annotations
 
@@ -8,27 +8,28 @@ from pathlib import Path
 from grpc_tools import protoc
 
 REPO = Path(__file__).resolve().parents[2]
+PROTO = Path("podium", "core", "proto")  # also the generated code's import path
 
 
 def test_generated_code_matches_the_proto(tmp_path):
-    (tmp_path / "proto").mkdir()
-    shutil.copy(REPO / "proto" / "podium.proto", tmp_path / "proto" / "podium.proto")
+    (tmp_path / PROTO).mkdir(parents=True)
+    shutil.copy(REPO / PROTO / "podium.proto", tmp_path / PROTO / "podium.proto")
     args = [
         "protoc",
         f"-I{tmp_path}",
         f"--python_out={tmp_path}",
         f"--grpc_python_out={tmp_path}",
         f"--pyi_out={tmp_path}",
-        str(tmp_path / "proto" / "podium.proto"),
+        str(tmp_path / PROTO / "podium.proto"),
     ]
     assert protoc.main(args) == 0
     for name in ("podium_pb2.py", "podium_pb2_grpc.py", "podium_pb2.pyi"):
-        generated = (tmp_path / "proto" / name).read_text()
-        assert generated == (REPO / "proto" / name).read_text(), f"proto/{name} is stale: run `make proto`"
+        generated = (tmp_path / PROTO / name).read_text()
+        assert generated == (REPO / PROTO / name).read_text(), f"podium/core/proto/{name} is stale: run `make proto`"
 
 
 def test_every_rpc_and_field_is_commented():
-    lines = (REPO / "proto" / "podium.proto").read_text().splitlines()
+    lines = (REPO / PROTO / "podium.proto").read_text().splitlines()
     for number, line in enumerate(lines):
         stripped = line.strip()
         is_field = stripped.endswith(";") and "=" in stripped and not stripped.startswith(("option", "syntax"))

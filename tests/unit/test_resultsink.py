@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
-from errors import InvalidArgument, NotFound
 from gateway.retention import Retention
-from jobs import ActivationMap, ImageOutcome, Prediction, RecordedOutcome
-from jobstore.schema import ACTIVE_JOBS_KEY
-from resultsink import (
+from podium.core.errors import InvalidArgument, NotFound
+from podium.core.jobs import ActivationMap, ImageOutcome, Prediction, RecordedOutcome
+from podium.stores.jobstore.schema import ACTIVE_JOBS_KEY
+from podium.stores.resultsink import (
     COLUMNS,
     COMPACTED,
     FileSink,

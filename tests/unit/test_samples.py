@@ -17,9 +17,9 @@ from PIL import Image, ImageOps
 from torch import nn
 from torchvision.models import resnet50
 
-from samples import bundled_photos, write_photo_folder
-from samples.__main__ import main as samples_main
-from samples.photos import _bundled_arrays
+from podium.samples import bundled_photos, write_photo_folder
+from podium.samples.__main__ import main as samples_main
+from podium.samples.photos import _bundled_arrays
 from tests.support.images import EXIF_ORIENTATION_TAG, TestFolder, make_test_folder
 from tests.support.reference import (
     build_resnet50,

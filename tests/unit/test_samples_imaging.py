@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torchvision.transforms as T
 
-import imaging
+from podium.core import imaging
 from tests.support.images import TestFolder, make_test_folder
 from tests.support.reference import reference_load_rgb
 

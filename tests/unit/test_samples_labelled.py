@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from samples import bundled_photos
-from samples.labelled import write_labelled_set
+from podium.samples import bundled_photos
+from podium.samples.labelled import write_labelled_set
 
 
 def test_one_class_per_photograph_in_every_split_and_the_same_seed_the_same_files(tmp_path):

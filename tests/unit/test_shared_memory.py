@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from tritonclient.utils import InferenceServerException
 
-from inference.shared_memory import PREFIX, SHM_DIR, SharedMemorySlots, is_local, sweep_stale
-from inference.triton import TritonClassifier, TritonUnavailable
-from modelmeta import ModelMetadata
+from podium.core.modelmeta import ModelMetadata
+from podium.stores.inference.shared_memory import PREFIX, SHM_DIR, SharedMemorySlots, is_local, sweep_stale
+from podium.stores.inference.triton import TritonClassifier, TritonUnavailable
 
 CLASSES = ["a", "b", "c"]
 IMAGE = (224, 224, 3)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from errors import InvalidArgument, NotFound
 from export.head import infer_head
-from train.data import find_data_set
-from train.network import build_network, set_trainable, trainable_stages
+from podium.core.errors import InvalidArgument, NotFound
+from podium.train.data import find_data_set
+from podium.train.network import build_network, set_trainable, trainable_stages
 
 
 @pytest.mark.parametrize(("head", "keys"), [("sequential", {"fc.0.weight", "fc.3.weight"}), ("fc", {"fc.weight"})])
@@ -47,7 +47,7 @@ def test_other_networks_train_with_the_head_export_infers(head):
 
 
 def test_an_efficientnet_unfreezes_its_last_feature_blocks():
-    from train.network import stages_of
+    from podium.train.network import stages_of
 
     assert stages_of("resnet50") == ["layer4", "layer3", "layer2", "layer1"]
     assert stages_of("efficientnet_b0")[:2] == ["features.8", "features.7"]

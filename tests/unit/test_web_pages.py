@@ -14,16 +14,17 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
-from podium.output import result_record
-from proto import podium_pb2 as pb
-from web.app import create_app
-from web.results import Query, Row, RowCache, Sort, page_of
-from web.server import check_exposure
-from web.sessions import Sessions
-from web.settings import WebSettings
-from web.uploads import CHUNK_BYTES, FrameParser
-from web.views import duration_text, job_view
+from podium.client.output import result_record
+from podium.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
+from podium.core.jobs import JobOptions
+from podium.core.proto import podium_pb2 as pb
+from podium.web.app import create_app
+from podium.web.results import Query, Row, RowCache, Sort, page_of
+from podium.web.server import check_exposure
+from podium.web.sessions import Sessions
+from podium.web.settings import WebSettings
+from podium.web.uploads import CHUNK_BYTES, FrameParser
+from podium.web.views import duration_text, job_view
 
 KEY = "the-key"
 JOB_ID = "0123456789abcdef0123456789abcdef"
@@ -104,14 +105,14 @@ class FakeClient:
         self._check()
         self.gateway.jobs.pop(job_id)
 
-    def submit_chunks(self, chunks, **spec):
+    def submit_chunks(self, chunks, options):
         self._check()
         gathered: dict[str, bytearray] = {}
         for chunk in chunks:
             gathered.setdefault(chunk.path, bytearray()).extend(chunk.data)
         files = {path: bytes(data) for path, data in gathered.items()}
         del gathered
-        self.gateway.uploaded, self.gateway.spec = files, spec
+        self.gateway.uploaded, self.gateway.spec = files, options
         if self.gateway.refuse:
             raise self.gateway.refuse
         job = pb.Job(id=JOB_ID, state=pb.JOB_STATE_RUNNING, total=len(files), created_at=time.time())
@@ -310,13 +311,7 @@ def test_an_upload_is_passed_on_with_its_options_and_thumbnails(web, gateway, se
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"job_id": JOB_ID, "url": f"/jobs/{JOB_ID}", "total": 3}
     assert gateway.uploaded == files
-    assert gateway.spec == {
-        "name": "match",
-        "model": "",
-        "top_k": 3,
-        "explain": True,
-        "source": "browser upload: Sports",
-    }
+    assert gateway.spec == JobOptions(name="match", model="", top_k=3, explain=True, source="browser upload: Sports")
     thumbs = sorted((settings.cache_dir / "thumbnails" / JOB_ID).iterdir())
     assert len(thumbs) == 2  # the text file has none
     assert {Image.open(path).size for path in thumbs} == {(160, 160)}
@@ -400,7 +395,7 @@ def test_thumbnails_are_served_to_those_who_may_see_the_job(web, gateway, settin
     page = web.get(f"/jobs/{JOB_ID}").text
     src = re.search(r'src="(/jobs/[0-9a-f]+/thumbnails/[0-9a-f]+\.jpg)"', page)
     assert src is None  # no result yet, no row
-    from web.thumbnails import path_key
+    from podium.web.thumbnails import path_key
 
     answer = web.get(f"/jobs/{JOB_ID}/thumbnails/{path_key('a.jpg')}.jpg")
     assert answer.headers["content-type"] == "image/jpeg"
@@ -508,7 +503,7 @@ def test_the_status_page_names_each_part(web):
     ],
 )
 def test_host_allow_list(header: str, allowed: bool):
-    from web.hosts import allowed_names, host_allowed
+    from podium.web.hosts import allowed_names, host_allowed
 
     assert host_allowed(header, allowed_names("podium.example.org, ", "127.0.0.1")) is allowed
 
@@ -545,7 +540,7 @@ def test_cookieless_visitors_cannot_push_a_login_out(web, gateway):
 
 def test_visitors_share_one_channel_and_never_close_it(settings):
     """Logins with 100 random keys create no channel and close none: no call in flight is cut."""
-    from web.link import GatewayLink
+    from podium.web.link import GatewayLink
 
     link = GatewayLink(settings.model_copy(update={"gateway": "127.0.0.1:1"}))
     first = link.client("key-a")
@@ -563,7 +558,7 @@ def test_visitors_share_one_channel_and_never_close_it(settings):
 
 def test_failed_logins_from_one_address_are_throttled(web):
     """Ten wrong keys a minute from one address; then 429 with the wait, even for the right key."""
-    from web.sessions import MAX_FAILED_LOGINS
+    from podium.web.sessions import MAX_FAILED_LOGINS
 
     token = csrf_of(web.get("/login").text)
     for _ in range(MAX_FAILED_LOGINS):
@@ -574,7 +569,7 @@ def test_failed_logins_from_one_address_are_throttled(web):
 
 
 def test_the_throttle_forgets_failures_after_the_window(monkeypatch):
-    from web import sessions
+    from podium.web import sessions
 
     clock = [1000.0]
     monkeypatch.setattr(sessions.time, "monotonic", lambda: clock[0])
@@ -589,7 +584,7 @@ def test_the_throttle_forgets_failures_after_the_window(monkeypatch):
 def test_a_large_file_is_passed_on_without_being_gathered(web, gateway, settings, monkeypatch):
     """Only files small enough for a thumbnail are gathered whole; a larger one streams through."""
 
-    monkeypatch.setattr("web.api.MAX_SOURCE_BYTES", 1024**2)
+    monkeypatch.setattr("podium.web.api.MAX_SOURCE_BYTES", 1024**2)
     gathered: list[tuple[str, int]] = []
     real_add = web.app.state.ctx.thumbnails.add
     monkeypatch.setattr(
@@ -612,8 +607,8 @@ def test_a_large_file_is_passed_on_without_being_gathered(web, gateway, settings
 
 def test_thumbnails_show_the_square_the_chosen_model_sees(web, gateway, settings):
     """A model with another resize and crop (EfficientNet-B3: 320, 300) gets thumbnails of its own view."""
-    from imaging import PreprocessSpec
-    from web.thumbnails import path_key, thumbnail_jpeg
+    from podium.core.imaging import PreprocessSpec
+    from podium.web.thumbnails import path_key, thumbnail_jpeg
 
     token = logged_in(web)
     picture = wide_jpeg()

@@ -9,7 +9,7 @@ from collections import Counter
 from gateway.access import Caller
 from gateway.service import JobOptions
 from gateway.webhook_sender import WebhookSender
-from jobs import JobState
+from podium.core.jobs import JobState
 from tests.unit.test_gateway_service import service
 
 
@@ -86,7 +86,7 @@ def test_a_delivery_in_hand_is_not_taken_over_by_a_starting_replica():
 
 
 def _in_hand(jobs, job_id: str) -> bool:
-    from jobstore.schema import WEBHOOK_SENDING_KEY
+    from podium.stores.jobstore.schema import WEBHOOK_SENDING_KEY
 
     return job_id.encode() in jobs.store._redis.lrange(WEBHOOK_SENDING_KEY, 0, -1)
 

@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from jobs import ImageOutcome, JobMode, JobState
-from jobstore import JobStore
-from jobstore.schema import JobKeys
-from resultsink import COMPACTED, SinkUnavailable, job_table, part_name, part_names, table_rows
+from podium.core.jobs import ImageOutcome, JobMode, JobState
+from podium.stores.jobstore import JobStore
+from podium.stores.jobstore.schema import JobKeys
+from podium.stores.resultsink import COMPACTED, SinkUnavailable, job_table, part_name, part_names, table_rows
 from tests.support.fakes import CLASSES, FakeClassifiers, FakeQueue, fake_store, png_bytes, pool
 from worker.chunks import MAX_CHUNK_DEATHS, MAX_IMAGE_CRASHES, process_chunk
 from worker.outage import OutageClock
@@ -141,7 +141,7 @@ def test_a_cancelled_job_is_left_alone():
 
 
 def test_with_several_images_per_request_each_image_still_gets_its_own_outcome():
-    from inference.batching import BatchingClassifier
+    from podium.stores.inference.batching import BatchingClassifier
     from tests.support.fakes import FakeClassifier
 
     rt = runtime(inflight=4)
@@ -230,7 +230,7 @@ def test_a_chunk_delivered_again_after_its_answers_but_before_its_file_writes_th
         raise SinkUnavailable("results sink: writing part: No space left on device")
 
     with monkeypatch.context() as patched:
-        patched.setattr("resultsink.parts.write_part", refused)
+        patched.setattr("podium.stores.resultsink.parts.write_part", refused)
         with pytest.raises(SinkUnavailable):
             process_chunk(rt, job_id, 0)
     assert rt.store.get(job_id).succeeded == 4 and rt.store.get(job_id).state is JobState.RUNNING

@@ -1,0 +1,253 @@
+"""TritonClassifier: uint8 pixels in, probabilities out, over Triton's gRPC API.
+
+tritonclient's errors are converted here, at the edge: ``TritonUnavailable`` for
+anything worth retrying (server down, restarting, model not ready, time-out), and
+``TritonError`` for a request Triton refused.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from podium.core.errors import FailedPrecondition, Internal, NotFound, Status, Unavailable
+from podium.core.jobs import Prediction
+from podium.core.modelmeta import METADATA_PARAMETER, ModelMetadata, fingerprint
+from podium.stores.inference.shared_memory import SharedMemorySlots, Slot
+
+DEFAULT_TIMEOUT_S = 30.0
+_RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "CANCELLED", "ABORTED")
+# Triton's words for states that pass: a model not ready yet, a Python-backend stub restarting,
+# a request whose stub died under it (its answer lost with it, or garbled: an output without a
+# name, seen in CI after a freeze; the image is not at fault).
+_RETRYABLE_MESSAGES = (
+    "not ready",
+    "unavailable",
+    "is not healthy",
+    "exceeds maximum queue size",
+    "timeout",
+    "failed to retrieve the response",
+    "unexpected inference output ''",
+)
+
+
+class TritonError(Internal):
+    """Triton refused a request."""
+
+
+class ModelNotFound(TritonError, NotFound):
+    """Triton serves no such model, or not that version."""
+
+    status = Status.NOT_FOUND
+
+
+class NoActivationMaps(TritonError, FailedPrecondition):
+    """The model was exported before activation maps existed: it cannot explain its answers."""
+
+    status = Status.FAILED_PRECONDITION
+
+
+class TritonUnavailable(TritonError, Unavailable):
+    """Triton cannot answer now (down, starting, overloaded, timed out); try again later."""
+
+    status = Status.UNAVAILABLE
+    hint = (
+        "the gateway is up but Triton (PODIUM_TRITON_URL) is not answering: is tritonserver running and its "
+        "model loaded? Jobs wait for it; try again then"
+    )
+
+
+def _convert(exc: InferenceServerException, what: str) -> TritonError:
+    status = str(exc.status() or "")
+    message = f"{what}: {exc.message() or status}"
+    if "NOT_FOUND" in status or "unknown model" in message.lower():
+        return ModelNotFound(message, hint="`podium classes --model NAME` lists a model; `podium models` the versions")
+    if any(code in status for code in _RETRYABLE) or any(sign in message.lower() for sign in _RETRYABLE_MESSAGES):
+        return TritonUnavailable(message)
+    return TritonError(message)
+
+
+@dataclass(frozen=True)
+class Inference:
+    """What the model answered for a batch: probabilities, and the top-1 maps when asked."""
+
+    probabilities: np.ndarray  # float32 [N, classes]
+    maps: np.ndarray | None = None  # float32 [N, h, w], ReLU'd, each scaled to a maximum of 1
+
+
+class TritonClassifier:
+    """A client of one classification model in Triton. Create it after fork, never before."""
+
+    def __init__(
+        self,
+        url: str,
+        model_name: str,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        version: str = "",
+        shared: SharedMemorySlots | None = None,
+    ) -> None:
+        self.url = url
+        self.shared = shared  # the process's shared-memory regions (a Triton on this machine)
+        self.model_name = model_name
+        self.version = version  # "": Triton's choice (the newest it serves)
+        self.timeout_s = timeout_s
+        self._client = grpcclient.InferenceServerClient(url)
+        self._metadata: ModelMetadata | None = None
+        # Row tags: a random 62-bit start per client, then consecutive, so that no two
+        # requests in flight at one Triton, from any worker, carry the same tag.
+        self._next_tag = secrets.randbits(62)
+        self._tags_lock = threading.Lock()
+
+    @property
+    def what(self) -> str:
+        return f"model {self.model_name!r}" + (f" version {self.version}" if self.version else "")
+
+    def served_version(self) -> str:
+        """The version that answers: the pinned one if it is ready, else the newest Triton serves."""
+        try:
+            if self.version:
+                if not self._client.is_model_ready(self.model_name, self.version, client_timeout=self.timeout_s):
+                    raise ModelNotFound(f"{self.what} is not served (not in the repository, or not loaded)")
+                return self.version
+            answer = self._client.get_model_metadata(self.model_name, as_json=True, client_timeout=self.timeout_s)
+        except InferenceServerException as exc:
+            raise _convert(exc, f"looking up {self.what}") from exc
+        versions = [v for v in answer.get("versions", []) if str(v).isdigit()]
+        if not versions:
+            raise ModelNotFound(f"{self.what} has no version ready in Triton")
+        return max(versions, key=int)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def metadata(self) -> ModelMetadata:
+        """The model's Podium metadata, read once from its config in Triton."""
+        if self._metadata is None:
+            try:
+                config = self._client.get_model_config(
+                    self.model_name, self.version, as_json=True, client_timeout=self.timeout_s
+                )
+            except InferenceServerException as exc:
+                raise _convert(exc, f"reading the config of {self.what}") from exc
+            parameters = config.get("config", {}).get("parameters", {})
+            if METADATA_PARAMETER not in parameters:
+                raise TritonError(
+                    f"model {self.model_name!r} has no {METADATA_PARAMETER!r} parameter: export it with `podium export`"
+                )
+            self._metadata = ModelMetadata.model_validate(json.loads(parameters[METADATA_PARAMETER]["string_value"]))
+        return self._metadata
+
+    def infer_encoded(self, data: bytes, explain: bool = False) -> Inference:
+        """One encoded file, for a model that decodes it on the server (gpu-dali's ensemble):
+        uint8 [1, len(data)]. A file the server cannot decode fails this request alone."""
+        return self.infer(np.frombuffer(data, dtype=np.uint8)[None], explain=explain)
+
+    def infer(self, pixels: np.ndarray, explain: bool = False) -> Inference:
+        """uint8 [N, crop, crop, 3] (or, for a model taking encoded files, [1, bytes]) -> probabilities,
+        and with ``explain`` the activation maps.
+
+        A map is requested from Triton only when asked for, so plain jobs do not pay for it.
+        """
+        meta = self.metadata()
+        if explain and not meta.cam_name:
+            raise NoActivationMaps(
+                f"{self.what} was exported without activation maps",
+                hint="export the checkpoint again with `podium export` (versions since maps exist have them)",
+            )
+        pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+        with self._slot_for(pixels) as slot:
+            return self._infer(meta, pixels, explain, slot)
+
+    def _infer(self, meta: ModelMetadata, pixels: np.ndarray, explain: bool, slot: Slot | None) -> Inference:
+        tensor = grpcclient.InferInput(meta.input_name, list(pixels.shape), "UINT8")
+        if slot is None:
+            tensor.set_data_from_numpy(pixels)
+        else:
+            slot.write(pixels)
+            tensor.set_shared_memory(slot.name, pixels.nbytes)
+        inputs = [tensor]
+        names = [meta.output_name, *([meta.cam_name] if explain else [])]
+        tags = None
+        if meta.row_tag_name:
+            tags = self._row_tags(len(pixels))
+            tagged = grpcclient.InferInput(meta.row_tag_name, list(tags.shape), "INT64")
+            tagged.set_data_from_numpy(tags)
+            inputs.append(tagged)
+            names.append(meta.row_tag_echo_name)
+        elif meta.fingerprint_name:  # a version exported before row tags
+            names.append(meta.fingerprint_name)
+        outputs = [grpcclient.InferRequestedOutput(name) for name in names]
+        result = self._send(inputs, outputs, slot is not None)
+        if tags is not None:
+            check_row_tags(tags, result.as_numpy(meta.row_tag_echo_name), self.model_name)
+        elif meta.fingerprint_name:
+            check_fingerprint(pixels, result.as_numpy(meta.fingerprint_name), self.model_name)
+        return Inference(result.as_numpy(meta.output_name), result.as_numpy(meta.cam_name) if explain else None)
+
+    def _send(self, inputs: list, outputs: list, in_shared_memory: bool) -> grpcclient.InferResult:
+        for attempt in (1, 2):
+            try:
+                return self._client.infer(
+                    self.model_name, inputs, model_version=self.version, outputs=outputs, client_timeout=self.timeout_s
+                )
+            except InferenceServerException as exc:
+                if in_shared_memory and attempt == 1 and self.shared.forgotten(exc):
+                    self._shared_call(self.shared.register_again)  # Triton restarted: its regions are new to it
+                    continue
+                raise _convert(exc, f"inference on {self.what}") from exc
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _slot_for(self, pixels: np.ndarray) -> Iterator[Slot | None]:
+        """A shared-memory slot for the request's pixels until its response is in, or None (the wire)."""
+        slot = None if self.shared is None else self._shared_call(lambda: self.shared.take(pixels.nbytes))
+        try:
+            yield slot
+        finally:
+            if slot is not None:
+                self.shared.give_back(slot)
+
+    def _shared_call(self, call):
+        try:
+            return call()
+        except InferenceServerException as exc:
+            raise _convert(exc, f"registering shared memory with Triton for {self.what}") from exc
+
+    def _row_tags(self, rows: int) -> np.ndarray:
+        """int64 [rows, 1]: tags no other request of this client carries."""
+        with self._tags_lock:
+            first, self._next_tag = self._next_tag, self._next_tag + rows
+        return np.arange(first, first + rows, dtype=np.int64)[:, None]
+
+
+def check_row_tags(sent: np.ndarray, returned: np.ndarray | None, model_name: str) -> None:
+    """TritonUnavailable (so the request is sent again) unless the response echoes this request's tags."""
+    if returned is None or not np.array_equal(returned.reshape(sent.shape), sent):
+        raise TritonUnavailable(
+            f"inference on model {model_name!r}: Triton answered with another request's response "
+            "(its row tags differ); asking again"
+        )
+
+
+def check_fingerprint(pixels: np.ndarray, returned: np.ndarray | None, model_name: str) -> None:
+    """TritonUnavailable (so the request is sent again) unless the response is this request's."""
+    if returned is None or not np.array_equal(returned, fingerprint(pixels)):
+        raise TritonUnavailable(
+            f"inference on model {model_name!r}: Triton answered with another request's response "
+            "(its pixel fingerprint differs); asking again"
+        )
+
+
+def top_k(probabilities: np.ndarray, k: int, classes: list[str]) -> tuple[Prediction, ...]:
+    """The k most probable classes of one probability vector, most probable first."""
+    k = max(1, min(k, probabilities.shape[-1]))
+    order = np.argsort(-probabilities, kind="stable")[:k]
+    return tuple(Prediction(classes[i], int(i), float(probabilities[i])) for i in order)

@@ -1,0 +1,21 @@
+"""The Redis side of jobs: the job store, its Lua scripts and the Celery chunk queue.
+
+The only code that knows how a job is laid out in Redis. Gateway and workers share it.
+"""
+
+from podium.stores.jobstore.cache import CacheKey, ResultCache
+from podium.stores.jobstore.queue import ChunkQueue, make_celery
+from podium.stores.jobstore.records import ChunkRecords, JobEndSignal, JobPage, Stamp
+from podium.stores.jobstore.store import JobStore
+
+__all__ = [
+    "CacheKey",
+    "ChunkQueue",
+    "ChunkRecords",
+    "JobEndSignal",
+    "JobPage",
+    "JobStore",
+    "ResultCache",
+    "Stamp",
+    "make_celery",
+]

@@ -1,0 +1,9 @@
+"""``podium train``: fine-tune a torchvision classifier (``--arch``; ResNet50 by default) on a
+folder in the data set's layout.
+
+Writes a checkpoint ``podium export`` reads, with its labels, history and curves beside it.
+"""
+
+from podium.train.loop import EpochFigures, TrainOptions, TrainResult, train_model
+
+__all__ = ["EpochFigures", "TrainOptions", "TrainResult", "train_model"]

@@ -1,6 +1,0 @@
-"""The podium.v1 gRPC API: podium.proto and its generated code (never edit the _pb2 files;
-run `make proto`)."""
-
-from proto import podium_pb2, podium_pb2_grpc
-
-__all__ = ["podium_pb2", "podium_pb2_grpc"]

@@ -1,5 +1,0 @@
-"""Real photographs, built at run time from images bundled in scikit-image (no downloads)."""
-
-from samples.photos import bundled_photos, write_photo_folder
-
-__all__ = ["bundled_photos", "write_photo_folder"]

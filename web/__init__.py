@@ -1,6 +1,0 @@
-"""`podium web`: server-rendered pages over the gateway's gRPC API (no Redis, Triton or Celery)."""
-
-from web.settings import WebSettings
-from web.uploads import UploadAborted
-
-__all__ = ["UploadAborted", "WebSettings"]
