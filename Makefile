@@ -56,7 +56,7 @@ test: setup lint
 # and exits 0. The engine steps run in .venv-gpu, built like the engine-builder image:
 # the project without PyTorch, TensorRT pinned to Triton 25.06's, CUDA 12.9 bindings.
 GPU_CHECK_DIR ?= .podium/gpu-check
-TENSORRT_VERSION = $(shell sed -n 's/^TENSORRT_VERSION = "\(.*\)"/\1/p' podium/stores/modelrepo/recipe.py)
+TENSORRT_VERSION = $(shell sed -n 's/^TENSORRT_VERSION = "\(.*\)"/\1/p' podium/stores/modelrepo/settings.py)
 gpu-check: setup
 	@if nvidia-smi -L >/dev/null 2>&1; then \
 	  test -x .venv-gpu/bin/python || python3 -m venv .venv-gpu; \

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from podium.cluster.local import ClusterSettings, LocalCluster
+from podium.cluster import ClusterSettings, LocalCluster
 from podium.cluster.run_lock import LOCK_FILENAME, RunDirLock
 from podium.core.errors import FailedPrecondition
 
