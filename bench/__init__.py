@@ -8,4 +8,7 @@ one thing; ``bench.command`` is the typer command, light at import.
 
 from bench.options import BenchOptions
 
-__all__ = ["BenchOptions"]
+__all__ = [
+    "BenchOptions",
+    "command",
+]

@@ -18,7 +18,18 @@ if TYPE_CHECKING:
     from export.onnx_import import export_onnx
     from export.pipeline import ExportResult, export_model
 
-__all__ = ["DEFAULT_LABELS", "ExportError", "ExportResult", "export_model", "export_onnx"]
+__all__ = [
+    "DEFAULT_LABELS",
+    "ExportError",
+    "ExportResult",
+    "architectures",
+    "export_model",
+    "export_onnx",
+    "labels",
+    "raw_speed",
+    "served",
+    "stand_in",
+]
 # Loaded on first use: the export pulls in torch, which a reader of an exported model
 # (export.served, export.raw_speed) does not need.
 _LAZY = {

@@ -3,4 +3,11 @@
 from gateway.server import Gateway, build_gateway
 from gateway.settings import GatewaySettings
 
-__all__ = ["Gateway", "GatewaySettings", "build_gateway"]
+__all__ = [
+    "Gateway",
+    "GatewaySettings",
+    "access",
+    "build_gateway",
+    "settings",
+    "webhooks",
+]

@@ -3,4 +3,8 @@
 from worker.app import create_app
 from worker.settings import WorkerSettings
 
-__all__ = ["WorkerSettings", "create_app"]
+__all__ = [
+    "WorkerSettings",
+    "create_app",
+    "settings",
+]

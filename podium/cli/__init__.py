@@ -25,3 +25,11 @@ def register(app: typer.Typer) -> None:
     )
     for command in commands:
         app.command()(reported(command))
+
+
+__all__ = [
+    "failures",
+    "options",
+    "progress",
+    "register",
+]

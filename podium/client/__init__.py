@@ -4,4 +4,13 @@ result records (JSONL/CSV), manifests and heat-map overlays. gRPC errors come ba
 
 from podium.client.api import PodiumClient
 
-__all__ = ["PodiumClient"]
+__all__ = [
+    "PodiumClient",
+    "api",
+    "bulk",
+    "heatmaps",
+    "manifest",
+    "output",
+    "settings",
+    "states",
+]

@@ -4,4 +4,10 @@ from podium.cluster.local import LocalCluster
 from podium.cluster.processes import ProcessFailed
 from podium.cluster.settings import ClusterSettings
 
-__all__ = ["ClusterSettings", "LocalCluster", "ProcessFailed"]
+__all__ = [
+    "ClusterSettings",
+    "LocalCluster",
+    "ProcessFailed",
+    "processes",
+    "triton",
+]

@@ -7,4 +7,16 @@ model repository package and onnxruntime only. tensorrt and CUDA load inside fun
 from podium.engine.build import EngineOutcome, EngineToolchain, build_engines, check_engine
 from podium.engine.errors import EngineBuildError, NoGpu
 
-__all__ = ["EngineBuildError", "EngineOutcome", "EngineToolchain", "NoGpu", "build_engines", "check_engine"]
+__all__ = [
+    "EngineBuildError",
+    "EngineOutcome",
+    "EngineToolchain",
+    "NoGpu",
+    "build",
+    "build_engines",
+    "check_engine",
+    "cuda_runtime",
+    "errors",
+    "onnx2trt",
+    "trt_runner",
+]

@@ -2,4 +2,9 @@
 
 from podium.samples.photos import bundled_photos, write_photo_folder
 
-__all__ = ["bundled_photos", "write_photo_folder"]
+__all__ = [
+    "bundled_photos",
+    "labelled",
+    "photos",
+    "write_photo_folder",
+]

@@ -3,4 +3,9 @@
 from podium.web.settings import WebSettings
 from podium.web.uploads import UploadAborted
 
-__all__ = ["UploadAborted", "WebSettings"]
+__all__ = [
+    "UploadAborted",
+    "WebSettings",
+    "server",
+    "settings",
+]

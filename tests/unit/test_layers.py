@@ -185,3 +185,48 @@ def test_no_module_is_over_400_lines():
         if "_pb2" not in module and (lines := len(path.read_text(encoding="utf-8").splitlines())) > 400
     }
     assert long == {}, f"split these by what they do: {long}"
+
+
+def package_faces() -> dict[str, tuple[set[str], Path]]:
+    """component -> (its face's ``__all__``, the face's file), for components that are packages."""
+    faces = {}
+    for component in LAYERS:
+        face = REPO_ROOT.joinpath(*component.split("."), "__init__.py")
+        if face.is_file():
+            found = re.search(r"^__all__ = \[(.*?)\]", face.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
+            faces[component] = (set(re.findall(r"\"(\w+)\"", found.group(1))) if found else set(), face)
+    return faces
+
+
+def reaches_past_faces(modules: list[tuple[str, Path]]) -> list[str]:
+    """Imports from another component that its face does not offer: a name not in its
+    ``__all__``, or a submodule its ``__all__`` does not name as public."""
+    faces = package_faces()
+    found = []
+    for module, path in modules:
+        component = component_of(module)
+        for target, line in imported_names(path, module):
+            other = component_of(target) if target.split(".")[0] in _PROJECT else None
+            if other is None or other == component or other.startswith(f"{component}.") or other not in faces:
+                continue
+            if target == other:
+                continue  # the face itself; the names taken from it are checked as other.NAME
+            first = target[len(other) + 1 :].split(".")[0]
+            if first not in faces[other][0]:
+                found.append(f"{module}:{line}: {target} is not in {other}'s __all__")
+    return found
+
+
+def test_other_packages_import_only_what_a_face_offers():
+    """A package's ``__all__`` is its public surface: its names, and the submodules it names
+    as public. Reaching past it into another package fails here."""
+    assert reaches_past_faces(project_modules()) == []
+
+
+def test_the_face_check_catches_a_reach_into_a_private_module(tmp_path):
+    fake = tmp_path / "leak.py"
+    fake.write_text(
+        "from podium.stores.jobstore.scripts import RECORD_RESULT\nfrom podium.stores.jobstore import JobStore\n"
+    )
+    found = reaches_past_faces([("gateway.leak", fake)])
+    assert found and all("podium.stores.jobstore.scripts" in line for line in found), found

@@ -4,3 +4,10 @@ evaluate, compare, webhook-key; and ``python -m podium.cli.operator.gpu_check``.
 ``podium.cli.main`` is the ``podium`` entry point: it joins these commands with the client
 commands of ``podium.cli`` and reports every ``PodiumError`` in one place.
 """
+
+__all__ = [
+    "local",
+    "repository",
+    "training",
+    "webhook_key",
+]

@@ -55,4 +55,5 @@ __all__ = [
     "ModelRef",
     "Preprocessing",
     "fingerprint",
+    "networks",
 ]

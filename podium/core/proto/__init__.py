@@ -3,4 +3,9 @@ run `make proto`)."""
 
 from podium.core.proto import podium_pb2, podium_pb2_grpc
 
-__all__ = ["podium_pb2", "podium_pb2_grpc"]
+__all__ = [
+    "options",
+    "podium_pb2",
+    "podium_pb2_grpc",
+    "status",
+]

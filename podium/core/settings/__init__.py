@@ -125,3 +125,16 @@ def _text(value: object) -> str:
     if isinstance(value, list | dict):
         return json.dumps(value)  # how pydantic-settings reads complex fields back
     return str(value)
+
+
+__all__ = [
+    "DEFAULT_GATEWAY",
+    "DEFAULT_GATEWAY_PORT",
+    "DEFAULT_RESULT_TTL_S",
+    "DEFAULT_VISIBILITY_TIMEOUT_S",
+    "ServiceSettings",
+    "field_values",
+    "is_loopback",
+    "read_settings",
+    "split_list",
+]

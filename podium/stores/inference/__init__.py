@@ -21,5 +21,7 @@ __all__ = [
     "TritonError",
     "TritonUnavailable",
     "classify_bytes",
+    "pipeline",
+    "shared_memory",
     "top_k",
 ]

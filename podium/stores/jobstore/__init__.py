@@ -17,5 +17,11 @@ __all__ = [
     "JobStore",
     "ResultCache",
     "Stamp",
+    "cache",
+    "chunk_rates",
+    "errors",
     "make_celery",
+    "queue",
+    "records",
+    "schema",
 ]

@@ -8,4 +8,9 @@ environment, never in Redis or a job record. botocore's errors become ``PodiumEr
 
 from podium.stores.objectstore.s3 import ObjectStore, S3Object, s3_client
 
-__all__ = ["ObjectStore", "S3Object", "s3_client"]
+__all__ = [
+    "ObjectStore",
+    "S3Object",
+    "s3",
+    "s3_client",
+]
