@@ -12,8 +12,9 @@ import pytest
 from gateway.access import ANONYMOUS, Caller
 from gateway.compaction import GRACE_S, Compactions
 from gateway.convert import result_to_proto
+from gateway.job_reading import CANCELLED_ERROR
 from gateway.model_service import ModelService
-from gateway.service import CANCELLED_ERROR, JobOptions, JobService
+from gateway.service import JobOptions, JobService
 from gateway.settings import GatewaySettings
 from gateway.uploads import FileChunk, UploadAssembler
 from podium.client.bulk import batch_lines, batch_records

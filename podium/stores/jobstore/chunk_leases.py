@@ -1,0 +1,88 @@
+"""Chunks dispatched, leased to a worker, counted done; careful starts of images after crashes.
+
+A role of ``JobStore`` (``store``), over the one Redis layout of ``schema``."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import redis
+
+from podium.stores.jobstore import scripts
+from podium.stores.jobstore.errors import convert_redis_errors
+from podium.stores.jobstore.records import ChunkClaim
+from podium.stores.jobstore.schema import JobKeys
+
+
+@convert_redis_errors
+class ChunkLeases:
+    """Chunks dispatched, leased to a worker, counted done; careful starts of images after crashes."""
+
+    _redis: redis.Redis
+    _ttl_s: int
+
+    @functools.cached_property
+    def _dispatch(self):
+        return self._redis.register_script(scripts.DISPATCH_CHUNKS)
+
+    @functools.cached_property
+    def _complete_chunk(self):
+        return self._redis.register_script(scripts.COMPLETE_CHUNK)
+
+    @functools.cached_property
+    def _count_attempt(self):
+        return self._redis.register_script(scripts.COUNT_ATTEMPT)
+
+    @functools.cached_property
+    def _acquire_chunk(self):
+        return self._redis.register_script(scripts.ACQUIRE_CHUNK)
+
+    @functools.cached_property
+    def _renew_chunk(self):
+        return self._redis.register_script(scripts.RENEW_CHUNK)
+
+    @functools.cached_property
+    def _release_chunk(self):
+        return self._redis.register_script(scripts.RELEASE_CHUNK)
+
+    def dispatch(self, job_id: str, max_queued_chunks: int) -> list[int]:
+        """Claim the job's next chunks to enqueue, keeping at most max_queued_chunks in flight."""
+        return [int(c) for c in self._dispatch(keys=JobKeys(job_id).all, args=[max_queued_chunks])]
+
+    def complete_chunk(self, job_id: str, chunk: int) -> bool:
+        """Count the chunk as done; true if that completed the job (a job with a results sink
+        completes when its last chunk's file landed)."""
+        ended = self._complete_chunk(keys=JobKeys(job_id).ending, args=[chunk, time.time(), self._ttl_s])
+        return int(ended) == 2
+
+    def acquire_chunk(self, job_id: str, chunk: int, token: str, lease_s: float) -> ChunkClaim:
+        """Take the chunk for this worker (see ChunkClaim); a start counts until released."""
+        keys = JobKeys(job_id).with_lease(chunk)
+        outcome, value = self._acquire_chunk(keys=keys, args=[chunk, token, max(1, int(lease_s))])
+        return ChunkClaim(outcome.decode() if isinstance(outcome, bytes) else outcome, int(value))
+
+    def renew_chunk(self, job_id: str, chunk: int, token: str, lease_s: float) -> bool:
+        """Extend this worker's lease; false if it was lost (expired and taken, or job gone)."""
+        return bool(self._renew_chunk(keys=JobKeys(job_id).with_lease(chunk), args=[token, max(1, int(lease_s))]))
+
+    def release_chunk(self, job_id: str, chunk: int, token: str) -> None:
+        """The start ended in order (done, retried, or failed with an error): not a crash."""
+        self._release_chunk(keys=JobKeys(job_id).with_lease(chunk), args=[chunk, token])
+
+    def chunk_leased(self, job_id: str, chunk: int) -> bool:
+        return bool(self._redis.exists(JobKeys(job_id).lease(chunk)))
+
+    def begin_image(self, job_id: str, index: int) -> int:
+        """Count one more careful start of this image; returns how often it started before."""
+        return max(0, int(self._count_attempt(keys=JobKeys(job_id).all, args=[f"i:{index}", 1])) - 1)
+
+    def end_image(self, job_id: str, index: int) -> None:
+        """The careful start of an image ended without the process dying."""
+        self._count_attempt(keys=JobKeys(job_id).all, args=[f"i:{index}", -1])
+
+    def done_chunks(self, job_id: str) -> set[int]:
+        return {int(c) for c in self._redis.smembers(JobKeys(job_id).chunks)}
+
+    def dispatched_chunks(self, job_id: str) -> int:
+        return int(self._redis.hget(JobKeys(job_id).job, "dispatched") or 0)
