@@ -7,6 +7,7 @@ still runs, later.
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -230,3 +231,17 @@ def test_the_face_check_catches_a_reach_into_a_private_module(tmp_path):
     )
     found = reaches_past_faces([("gateway.leak", fake)])
     assert found and all("podium.stores.jobstore.scripts" in line for line in found), found
+
+
+def test_no_class_has_more_than_20_methods():
+    """Narrow classes: a class with more to do is split by role (JobStore's roles, JobService's reading)."""
+    wide = {}
+    for module, path in project_modules():
+        if "_pb2" in module:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                count = sum(isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) for item in node.body)
+                if count > 20:
+                    wide[f"{module}.{node.name}"] = count
+    assert wide == {}, f"split these by role: {wide}"
