@@ -55,12 +55,7 @@ ImagesOpt = Annotated[
 def connected(gateway: str | None, api_key: str | None) -> Iterator[PodiumClient]:
     """A client of the gateway for one command, closed when the command ends."""
     settings = read_settings(ClientSettings)
-    client = PodiumClient(
-        gateway or settings.gateway,
-        api_key if api_key is not None else settings.api_key,
-        tls=settings.tls,
-        tls_ca_file=settings.tls_ca_file,
-    )
+    client = settings.address(gateway).connect(api_key if api_key is not None else settings.api_key)
     try:
         yield client
     finally:

@@ -27,12 +27,7 @@ class GatewayLink:
         """The client that calls as ``api_key`` ("" for none), over the page's one channel."""
         with self._lock:
             if self._base is None:
-                self._base = PodiumClient(
-                    self._settings.gateway,
-                    reconnect_s=0,
-                    tls=self._settings.gateway_tls,
-                    tls_ca_file=self._settings.gateway_tls_ca_file,
-                )
+                self._base = self._settings.address().connect(reconnect_s=0)
             base = self._base
         return base.with_api_key(api_key)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from podium.client.settings import GatewayAddress
 from podium.core.settings import DEFAULT_GATEWAY
 
 DEFAULT_WEB_PORT = 8080
@@ -35,3 +36,7 @@ class WebSettings(BaseSettings):
         "",
         description="Comma-separated host names the page answers to, beside localhost and IP addresses (else 400)",
     )
+
+    def address(self) -> GatewayAddress:
+        """The page's gateway, as the client library reaches it."""
+        return GatewayAddress(self.gateway, self.gateway_tls, self.gateway_tls_ca_file)

@@ -168,3 +168,13 @@ def test_the_gateways_own_refusal_keeps_its_class_message_and_hint():
     assert isinstance(missing, NotFound) and missing.hint == ""
     unreachable = _converted(_Refused(grpc.StatusCode.UNAVAILABLE, "connection refused"), "gw:1")
     assert unreachable.message.startswith("the gateway at gw:1 is unavailable") and "podium up" in unreachable.hint
+
+
+def test_the_client_and_the_web_page_reach_a_gateway_through_one_address_block():
+    from podium.client.settings import ClientSettings, GatewayAddress
+    from podium.web.settings import WebSettings
+
+    page = WebSettings(gateway="gw:1", gateway_tls=True, gateway_tls_ca_file="/ca.pem")
+    assert page.address() == GatewayAddress("gw:1", True, "/ca.pem")
+    client = ClientSettings(gateway="gw:2", tls=True)
+    assert client.address() == GatewayAddress("gw:2", True, "") and client.address("other:3").gateway == "other:3"
