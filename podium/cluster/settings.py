@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from podium.core.settings import DEFAULT_GATEWAY_PORT
+from podium.core.settings import DEFAULT_GATEWAY_PORT, DEFAULT_WEB_PORT
 
 
 class ClusterSettings(BaseSettings):
@@ -28,7 +28,7 @@ class ClusterSettings(BaseSettings):
     triton_http_port: int = Field(0, ge=0, le=65535)
     triton_metrics_port: int = Field(0, ge=0, le=65535)
     web: bool = Field(True, description="Serve the web page (`podium web`) beside the gateway")
-    web_port: int = Field(8080, ge=0, le=65535, description="The web page's port (0: a free one)")
+    web_port: int = Field(DEFAULT_WEB_PORT, ge=0, le=65535, description="The web page's port (0: a free one)")
     metrics: bool = Field(True, description="Serve the gateway's and each worker's Prometheus metrics (free ports)")
     run_dir: Path | None = Field(None, description="Logs and Redis data; a temporary folder if unset")
     redis_server: str = Field("redis-server", description="The redis-server binary")

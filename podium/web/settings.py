@@ -8,9 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from podium.client.settings import GatewayAddress
-from podium.core.settings import DEFAULT_GATEWAY
-
-DEFAULT_WEB_PORT = 8080
+from podium.core.settings import DEFAULT_GATEWAY, DEFAULT_WEB_PORT
 
 
 class WebSettings(BaseSettings):

@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from podium.cli.failures import reported
 from podium.cli.options import console, out
-from podium.core.settings import DEFAULT_GATEWAY, DEFAULT_GATEWAY_PORT, read_settings
+from podium.core.settings import DEFAULT_GATEWAY, DEFAULT_GATEWAY_PORT, DEFAULT_WEB_PORT, read_settings
 
 DEFAULT_RUN_DIR = Path(".podium/up")
 
@@ -46,7 +46,8 @@ def up(
     ] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Logs and Redis data (default: .podium/up)")] = None,
     web_port: Annotated[
-        int | None, typer.Option(help="The web page's port, 0: a free one (default: $PODIUM_UP_WEB_PORT or 8080)")
+        int | None,
+        typer.Option(help=f"The web page's port, 0: a free one (default: $PODIUM_UP_WEB_PORT or {DEFAULT_WEB_PORT})"),
     ] = None,
     serve_web: Annotated[
         bool | None, typer.Option("--web/--no-web", help="Serve the web page beside the gateway (default: yes)")
@@ -109,7 +110,9 @@ def web(
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option(help="HTTP port (default: $PODIUM_WEB_PORT, else 8080, else a free one if 8080 is taken)"),
+        typer.Option(
+            help=f"HTTP port (default: $PODIUM_WEB_PORT, else {DEFAULT_WEB_PORT}, else a free one if it is taken)"
+        ),
     ] = None,
     reports: Annotated[
         Path | None,

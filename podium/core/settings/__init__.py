@@ -25,6 +25,7 @@ DEFAULT_TRITON_URL = "127.0.0.1:8001"
 # The gateway's gRPC port, and where clients (CLI, web page) find a local gateway.
 DEFAULT_GATEWAY_PORT = 50051
 DEFAULT_GATEWAY = f"127.0.0.1:{DEFAULT_GATEWAY_PORT}"
+DEFAULT_WEB_PORT = 8080  # the web page (`podium web`, `podium up`)
 # Finished jobs (their records and results) are kept this long.
 DEFAULT_RESULT_TTL_S = 7 * 24 * 3600
 # A chunk whose worker vanished is delivered again after this long (Redis broker semantics);
@@ -132,6 +133,7 @@ __all__ = [
     "DEFAULT_GATEWAY_PORT",
     "DEFAULT_RESULT_TTL_S",
     "DEFAULT_VISIBILITY_TIMEOUT_S",
+    "DEFAULT_WEB_PORT",
     "ServiceSettings",
     "field_values",
     "is_loopback",
