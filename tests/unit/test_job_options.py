@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from podium.cli.job_flags import job_flags, with_job_options
+from podium.cli.job_flags import JOB_OPTIONS, job_flags, with_job_options
 from podium.core.errors import InvalidArgument
 from podium.core.jobs import DEFAULT_TOP_K, Job, JobOptions, option_names
 from podium.core.proto import podium_pb2 as pb
@@ -62,7 +62,7 @@ def test_submit_flags_are_made_from_the_options():
 
     @app.command()
     @with_job_options
-    def submit(folder: str, options: JobOptions = JobOptions(), show: int = 20) -> None:  # noqa: B008
+    def submit(folder: str, options: JobOptions = JOB_OPTIONS, show: int = 20) -> None:
         seen.append((folder, options, show))
 
     flags = ["--top-k", "3", "--name", "finals", "--model", "resnet50_sports:2", "--explain", "--job-key", "k"]

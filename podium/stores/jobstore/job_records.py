@@ -26,7 +26,6 @@ from podium.stores.jobstore.schema import (
     WEBHOOK_QUEUE_KEY,
     JobKeys,
     delta_key_name,
-    job_key_name,
 )
 
 NO_OPTIONS = JobOptions()
@@ -38,6 +37,7 @@ class JobRecords:
 
     _redis: redis.Redis
     _ttl_s: int
+    unbind_job_key: Callable[[str, str, str], None]  # JobKeyBindings's, beside it in JobStore
 
     @functools.cached_property
     def _end(self):
@@ -115,7 +115,7 @@ class JobRecords:
         existed = job is not None
         self.cancel(job_id)
         if job is not None and job.job_key:
-            self._unbind(keys=[job_key_name(job.owner, job.job_key)], args=[job_id])
+            self.unbind_job_key(job.owner, job.job_key, job_id)  # the job-key role (claims)
         leases = list(self._redis.scan_iter(match=f"{keys.job}:lease:*", count=1000))
         with self._redis.pipeline() as pipe:
             pipe.delete(keys.job, keys.paths, keys.results, keys.blobs, keys.chunks, keys.attempts, *leases)
