@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "internal error while processing this image (see the worker log)"
 
+# The records a run made: index -> (path, what the store kept for it).
+Made = dict[int, tuple[str, str]]
+
 
 @dataclass
 class _Image:
@@ -54,11 +58,12 @@ class _Image:
     twin_of: _Image | None = None  # an earlier copy in the chunk answers this one
 
 
-def classify_chunk_batched(rt: Runtime, job: Job, todo: list[tuple[int, str]], classifier: TritonClassifier) -> int:
-    """Classify and record ``todo``'s images; returns how many were recorded."""
+def classify_chunk_batched(rt: Runtime, job: Job, todo: list[tuple[int, str]], classifier: TritonClassifier) -> Made:
+    """Classify and record ``todo``'s images; returns the records this run made, index ->
+    (path, what was stored), from which the chunk's file is made without reading them back."""
     state = rt.store.state(job.id)
     if state is None or state.terminal:
-        return 0  # cancelled meanwhile
+        return {}  # cancelled meanwhile
     # The chunk batches its own requests: no waiting to gather other threads' images.
     classifier = getattr(classifier, "inner", classifier)
     started = time.perf_counter()
@@ -110,12 +115,15 @@ def _answer_from_cache(rt: Runtime, images: list[_Image]) -> None:
         else:
             first[image.key] = image
     hits = rt.cache.get_many(list(first))
-    metrics = worker_metrics()
     for key, leader in first.items():
         hit = hits.get(key)
-        metrics.cache_lookups.labels(result="miss" if hit is None else "hit").inc()
         if hit is not None:
             leader.outcome, leader.cached = hit, True
+    lookups = worker_metrics().cache_lookups
+    if hits:
+        lookups.labels(result="hit").inc(len(hits))
+    if len(first) > len(hits):
+        lookups.labels(result="miss").inc(len(first) - len(hits))
 
 
 def _decode(rt: Runtime, image: _Image, spec) -> None:
@@ -200,8 +208,8 @@ def _infer(rt: Runtime, job: Job, classifier: TritonClassifier, batch: list[_Ima
     answer = waiting_for_triton(rt, infer)
     per_image = (time.perf_counter() - started) / len(batch)
     classes = classifier.metadata().classes if not isinstance(answer, ImageOutcome) else []
+    worker_metrics().stage("inference", per_image, len(batch))
     for row, image in enumerate(batch):
-        worker_metrics().stage("inference", per_image)
         image.pixels = None
         if isinstance(answer, ImageOutcome):
             image.outcome = answer
@@ -212,7 +220,7 @@ def _infer(rt: Runtime, job: Job, classifier: TritonClassifier, batch: list[_Ima
         rt.cache.put_many([(image.key, image.outcome) for image in batch if image.key and image.outcome])
 
 
-def _record(rt: Runtime, job: Job, images: list[_Image], started: float) -> int:
+def _record(rt: Runtime, job: Job, images: list[_Image], started: float) -> Made:
     """The chunk's results in one Lua call (each index recorded once, as alone)."""
     results = []
     for image in images:
@@ -224,13 +232,15 @@ def _record(rt: Runtime, job: Job, images: list[_Image], started: float) -> int:
             outcome = ImageOutcome(error=INTERNAL_ERROR)
         results.append((image.index, outcome, cached))
     stamps = {image.index: Stamp(image.sha256) for image in images} if job.results_url else None
-    recorded = rt.store.record_many(job.id, results, stamps)
-    metrics = worker_metrics()
+    stored = rt.store.record_encoded(job.id, results, stamps)
     per_image = (time.perf_counter() - started) / max(1, len(images))
-    for image, (_, outcome, cached), done in zip(images, results, recorded, strict=True):
-        if image.twin_of is not None and cached:  # answered by its copy: counted as the cache hit it is
-            metrics.cache_lookups.labels(result="hit").inc()
-        if done:
-            metrics.image_done(outcome.ok, cached)
-            metrics.stage("total", per_image)
-    return sum(recorded)
+    done = Counter()
+    made = {}
+    for image, (_, outcome, cached), payload in zip(images, results, stored, strict=True):
+        if payload is not None:
+            made[image.index] = (image.path, payload)
+            done[outcome.ok, cached] += 1
+    worker_metrics().chunk_done(
+        done, per_image, twin_hits=sum(1 for image, (_, _, cached) in zip(images, results) if image.twin_of and cached)
+    )
+    return made

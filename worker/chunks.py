@@ -27,7 +27,7 @@ from podium.core.jobs import ImageOutcome, Job
 from podium.stores.inference import TritonClassifier, classify_bytes
 from podium.stores.jobstore.errors import StoreFull, StoreUnavailable
 from podium.stores.jobstore.records import Stamp
-from worker.chunk_batch import classify_chunk_batched
+from worker.chunk_batch import Made, classify_chunk_batched
 from worker.commit import commit_chunk
 from worker.lease import LeaseKeeper, release_leftovers
 from worker.metrics import worker_metrics
@@ -66,25 +66,27 @@ def process_chunk(rt: Runtime, job_id: str, chunk: int) -> ChunkRun:
     if claim.value > 1:
         worker_metrics().chunk_retries.inc()
     with LeaseKeeper(rt.store, job_id, chunk, token, rt.settings.chunk_lease_s, rt.unreleased):
-        recorded = _classify_chunk(rt, job, chunk, deaths=claim.value - 1)
-        commit_chunk(rt, job, chunk)
+        recorded, made = _classify_chunk(rt, job, chunk, deaths=claim.value - 1)
+        commit_chunk(rt, job, chunk, made)
     worker_metrics().chunks.inc()
     rt.queue.pump(job_id)
     return ChunkRun(recorded)
 
 
-def _classify_chunk(rt: Runtime, job: Job, chunk: int, deaths: int) -> int:
-    todo = _pending_images(rt, job, chunk)
+def _classify_chunk(rt: Runtime, job: Job, chunk: int, deaths: int) -> tuple[int, Made | None]:
+    """(images recorded, and when this run recorded every image of the chunk, those records)."""
+    todo, listed = _pending_images(rt, job, chunk)
     if not todo:
-        return 0  # delivered again after its images were recorded: only the commit is left
+        return 0, None  # delivered again after its images were recorded: only the commit is left
     if deaths >= MAX_CHUNK_DEATHS:
         reason = f"the worker process died {deaths} times while processing this image's chunk"
         stamp = Stamp() if job.results_url else None
-        return sum(rt.store.record(job.id, index, ImageOutcome(error=reason), stamp=stamp) for index, _ in todo)
+        return sum(rt.store.record(job.id, index, ImageOutcome(error=reason), stamp=stamp) for index, _ in todo), None
     if deaths == 0:
-        return classify_chunk_batched(rt, job, todo, rt.classifier(job))
+        made = classify_chunk_batched(rt, job, todo, rt.classifier(job))
+        return len(made), made if len(made) == listed else None
     log.warning("job %s chunk %d: its worker died %d times; processing image by image", job.id, chunk, deaths)
-    return sum(_process_image_carefully(rt, job, index, path) for index, path in todo)
+    return sum(_process_image_carefully(rt, job, index, path) for index, path in todo), None
 
 
 def _process_image_carefully(rt: Runtime, job: Job, index: int, path: str) -> int:
@@ -101,11 +103,12 @@ def _process_image_carefully(rt: Runtime, job: Job, index: int, path: str) -> in
         rt.store.end_image(job.id, index)
 
 
-def _pending_images(rt: Runtime, job: Job, chunk: int) -> list[tuple[int, str]]:
+def _pending_images(rt: Runtime, job: Job, chunk: int) -> tuple[list[tuple[int, str]], int]:
+    """(index, path) of the chunk's images without a record, and how many images it lists."""
     size = rt.store.chunk_size(job.id)
     start = chunk * size
     done = rt.store.results(job.id, start, size)
-    return [(start + i, path) for i, (path, outcome) in enumerate(done) if outcome is None]
+    return [(start + i, path) for i, (path, outcome) in enumerate(done) if outcome is None], len(done)
 
 
 def _process_image(rt: Runtime, job: Job, index: int, path: str) -> int:

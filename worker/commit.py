@@ -3,14 +3,16 @@ before Redis counts the chunk done, and the chunk that completes the job compact
 
 The file is made from what Redis recorded (each image once, with its time and digest), so a
 chunk delivered again after its file landed but before it was counted writes the same file
-again. A sink that cannot take the file raises SinkUnavailable: the chunk is tried again.
+again. A run that recorded every image of its chunk makes it from what it stored (the same
+text), without reading the records back. A sink that cannot take the file raises SinkUnavailable: the chunk is tried again.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
-from podium.core.jobs import Job
+from podium.core.jobs import Job, RecordedOutcome
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -21,14 +23,19 @@ def model_label(job: Job) -> str:
     return f"{job.model_name}:{job.model_version}" if job.model_version else job.model_name
 
 
-def commit_chunk(rt: Runtime, job: Job, chunk: int) -> None:
+def commit_chunk(rt: Runtime, job: Job, chunk: int, made: Mapping[int, tuple[str, str]] | None = None) -> None:
+    """``made``: every record of the chunk, as this run stored them (index -> (path, stored
+    text)), when it recorded them all; otherwise the file is made from the records read back."""
     from podium.stores.resultsink import ResultRow, compact_quietly, write_part  # pyarrow: only where files are written
 
     if job.results_url:
         size = rt.store.chunk_size(job.id)
         start = chunk * size
-        recorded = rt.store.recorded(job.id, start, size)
-        rows = [ResultRow(start + i, path, record) for i, (path, record) in enumerate(recorded) if record is not None]
+        if made is not None:
+            rows = [ResultRow(index, path, RecordedOutcome.decode(text)) for index, (path, text) in made.items()]
+        else:
+            recorded = rt.store.recorded(job.id, start, size)
+            rows = [ResultRow(start + i, path, rec) for i, (path, rec) in enumerate(recorded) if rec is not None]
         write_part(rt.sink(job.results_url), job.id, start, rows, model_label(job))
         rt.sink_outage.answered()
     if rt.store.complete_chunk(job.id, chunk) and job.results_url and compact_quietly(rt.sink(job.results_url), job.id):

@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,20 @@ class WorkerMetrics:
     def image_done(self, ok: bool, cached: bool) -> None:
         self.images.labels(status="ok" if ok else "error", source="cache" if cached else "model").inc()
 
-    def stage(self, stage: str, seconds: float) -> None:
-        self.stage_seconds.labels(stage=stage).observe(seconds)
+    def stage(self, stage: str, seconds: float, images: int = 1) -> None:
+        """``images`` observations of ``seconds`` (a batch's images share its time)."""
+        observe = self.stage_seconds.labels(stage=stage).observe
+        for _ in range(images):
+            observe(seconds)
+
+    def chunk_done(self, done: Mapping[tuple[bool, bool], int], per_image_s: float, twin_hits: int = 0) -> None:
+        """A chunk's newly recorded images, counted by (ok, cached), each taking ``per_image_s``;
+        ``twin_hits``: images answered by an earlier copy in the chunk (cache hits)."""
+        for (ok, cached), count in done.items():
+            self.images.labels(status="ok" if ok else "error", source="cache" if cached else "model").inc(count)
+        self.stage("total", per_image_s, sum(done.values()))
+        if twin_hits:
+            self.cache_lookups.labels(result="hit").inc(twin_hits)
 
 
 _lock = threading.Lock()

@@ -185,7 +185,7 @@ def test_a_redelivered_batched_chunk_records_nothing_twice():
     from worker.chunk_batch import classify_chunk_batched
 
     todo = [(i, f"img{i}.png") for i in range(6)]  # the same chunk, run again by a second worker
-    assert classify_chunk_batched(rt, job, todo, rt.classifier(job)) == 0
+    assert classify_chunk_batched(rt, job, todo, rt.classifier(job)) == {}
     done = rt.store.get(job_id)
     assert (done.succeeded, done.failed) == (6, 0)
 
@@ -220,6 +220,27 @@ def test_with_a_results_sink_each_chunk_lands_as_a_file_and_the_last_one_compact
     process_chunk(rt, kept, 1)
     rows = list(table_rows(table))
     assert [(row.path, row.recorded.outcome) for row in rows] == rt.store.results(kept, 0, 6)
+
+
+def test_a_chunk_recorded_in_one_run_lands_as_its_records_read_back_would_make_it(tmp_path, monkeypatch):
+    from podium.stores.resultsink import parts
+
+    rt = runtime()
+    job_id = sink_job(rt, tmp_path, [png_bytes(10), b"", png_bytes(250), png_bytes(130), png_bytes(10)])
+    landed = []
+    write = parts.write_part
+
+    def compared(sink, job, start, rows, model):
+        # Before the chunk is counted, its records are still in Redis: the file's rows must be them.
+        recorded = rt.store.recorded(job, start, 4)
+        landed.append((sorted(rows, key=lambda row: row.index), [(i + start, *r) for i, r in enumerate(recorded)]))
+        write(sink, job, start, rows, model)
+
+    monkeypatch.setattr(parts, "write_part", compared)
+    process_chunk(rt, job_id, 0)
+    ((rows, recorded),) = landed
+    assert [(row.index, row.path, row.recorded) for row in rows] == recorded
+    assert len(rows) == 4 and rows[1].recorded.outcome.error == "empty file (0 bytes)"
 
 
 def test_a_chunk_delivered_again_after_its_answers_but_before_its_file_writes_the_file(tmp_path, monkeypatch):

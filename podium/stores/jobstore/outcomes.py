@@ -97,11 +97,24 @@ class Outcomes:
     ) -> list[bool]:
         """``record`` of (index, outcome, cached) each, in one round trip; whether each was
         recorded. ``stamps``: each index's stamp, as ``record``'s."""
+        return [payload is not None for payload in self.record_encoded(job_id, results, stamps)]
+
+    def record_encoded(
+        self,
+        job_id: str,
+        results: Sequence[tuple[int, ImageOutcome, bool]],
+        stamps: Mapping[int, Stamp] | None = None,
+    ) -> list[str | None]:
+        """``record_many``, answering with what this call stored for each index (None: it was
+        recorded before), so that a chunk's file is made without reading its records back
+        (``RecordedOutcome.decode`` of it is what ``recorded`` would return)."""
         now = time.time()
         args: list[object] = [now, self._ttl_s]
+        payloads = []
         for index, outcome, cached in results:
             stamp = stamps.get(index) if stamps is not None else None
             payload = outcome.encode(now, stamp.sha256) if stamp else outcome.encode()
+            payloads.append(payload)
             args += [index, payload, "1" if outcome.ok else "0", int(cached)]
         answers = self._record_many(keys=JobKeys(job_id).ending, args=args) if results else []
-        return [int(answer) == 1 for answer in answers]
+        return [payload if int(answer) == 1 else None for payload, answer in zip(payloads, answers, strict=True)]

@@ -71,7 +71,8 @@ class TritonPythonModel:
             tags = [pb_utils.get_input_tensor_by_name(r, ROW_TAG_NAME) for r in requests]
             wanted = [set(r.requested_output_names()) for r in requests]
             names = [OUTPUT_NAME] + [CAM_NAME] * any(CAM_NAME in w and CAM_NAME in self.session_outputs for w in wanted)
-            computed = dict(zip(names, self.session.run(names, {INPUT_NAME: np.concatenate(batches)})))
+            pixels = batches[0] if len(batches) == 1 else np.concatenate(batches)  # one request: no copy
+            computed = dict(zip(names, self.session.run(names, {INPUT_NAME: pixels})))
         except Exception as exc:  # noqa: BLE001 - answer every request with the error, never crash the stub
             error = pb_utils.TritonError(f"onnxruntime inference failed: {exc}")
             return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
