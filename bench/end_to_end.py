@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podium.client.api import PodiumClient
+from podium.client.records import Job
 from podium.core.errors import Internal
 from podium.core.jobs import walk_files
 from podium.core.proto import podium_pb2 as pb
@@ -65,7 +66,7 @@ def run_job(client: PodiumClient, folder: Path, explain: bool = False, model: st
     return JobRun(job.id, images=int(job.total), seconds=seconds, server_seconds=job.finished_at - wall_started)
 
 
-def _follow(client: PodiumClient, job: pb.Job) -> pb.Job:
+def _follow(client: PodiumClient, job: Job) -> Job:
     for update in client.watch(job.id):
         job = update
         if job.state in TERMINAL:
@@ -73,7 +74,7 @@ def _follow(client: PodiumClient, job: pb.Job) -> pb.Job:
     return job
 
 
-def _check_completed(job: pb.Job, folder: Path) -> None:
+def _check_completed(job: Job, folder: Path) -> None:
     if job.state != pb.JOB_STATE_COMPLETED or job.failed:
         raise JobFailed(
             f"job of {folder} ended {pb.JobState.Name(job.state)} with {job.failed} failed images"
@@ -134,7 +135,7 @@ def run_fairness(client: PodiumClient, big_folder: Path, small_folder: Path, del
     )
 
 
-def _wait_running(client: PodiumClient, job_id: str, delay_s: float) -> pb.Job:
+def _wait_running(client: PodiumClient, job_id: str, delay_s: float) -> Job:
     """Wait until the job has classified something and has run for ``delay_s``."""
     started = time.perf_counter()
     while True:

@@ -1,6 +1,7 @@
 """Podium: batch image classification served by NVIDIA Triton.
 
-Importing ``podium`` gives the client API of a gateway, ``podium.PodiumClient``; the
+Importing ``podium`` gives the client API of a gateway, ``podium.PodiumClient``, and the
+types it returns (``podium.Job``, ``podium.ImageResult``, their ``JobState`` and ``ImageStatus``); the
 ``podium`` command is ``podium.cli.main``. Failed calls raise ``PodiumError`` subclasses
 (``NotFound``, ``Unavailable``, ...), re-exported here, whose ``status`` says what kind of
 failure it was.
@@ -30,10 +31,18 @@ from podium.core.errors import (
 
 if TYPE_CHECKING:
     from podium.client import PodiumClient
+    from podium.client.records import ImageResult, ImageStatus, Job, JobState
+
+# What the client returns (podium.client.records), loaded with it.
+_RECORDS = ("ImageResult", "ImageStatus", "Job", "JobState")
 
 __all__ = [
     "FailedPrecondition",
+    "ImageResult",
+    "ImageStatus",
     "InvalidArgument",
+    "Job",
+    "JobState",
     "NotFound",
     "PermissionDenied",
     "PodiumClient",
@@ -50,4 +59,8 @@ def __getattr__(name: str) -> object:
         from podium.client import PodiumClient
 
         return PodiumClient
+    if name in _RECORDS:
+        from podium.client import records
+
+        return getattr(records, name)
     raise AttributeError(f"module 'podium' has no attribute {name!r}")

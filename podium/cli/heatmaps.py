@@ -13,13 +13,13 @@ from rich.markup import escape
 
 from podium.cli.progress import progress_bar
 from podium.client.api import PodiumClient
+from podium.client.records import Job
 from podium.core.errors import FailedPrecondition, InvalidArgument
-from podium.core.proto import podium_pb2 as pb
 
 _SHOWN_MISSING = 3
 
 
-def images_folder(job: pb.Job, given: Path | None) -> Path:
+def images_folder(job: Job, given: Path | None) -> Path:
     """Where the job's images lie on this machine: ``--images``, else the folder it was submitted from."""
     if given is not None:
         return given
@@ -34,7 +34,7 @@ def images_folder(job: pb.Job, given: Path | None) -> Path:
 
 
 def write_heatmaps(
-    client: PodiumClient, job: pb.Job, records: Iterable[dict], out_dir: Path, images: Path, console: Console
+    client: PodiumClient, job: Job, records: Iterable[dict], out_dir: Path, images: Path, console: Console
 ) -> None:
     """Draw every explained ok record's overlay under ``out_dir``; report what was written."""
     if not job.spec.explain:

@@ -46,6 +46,7 @@ from podium.client.output import (
     write_lines,
     write_results,
 )
+from podium.client.records import Job
 from podium.client.states import state_name
 from podium.core.errors import InvalidArgument
 from podium.core.jobs import FailureLimit, JobOptions, is_s3_url
@@ -119,7 +120,7 @@ def submit(
 
 def _submit(
     client: PodiumClient, folder: str | None, server_path: str | None, listed: Manifest | None, options: JobOptions
-) -> pb.Job:
+) -> Job:
     if listed is not None:
         with console.status(f"sending a manifest of {len(listed.paths):,} images"):
             return client.submit_manifest(listed.paths, options)
@@ -138,7 +139,7 @@ def _submit(
 
 def _fetch_results(
     client: PodiumClient,
-    job: pb.Job,
+    job: Job,
     output: Path | None,
     meta: list[dict[str, str]] = (),
     uploaded: Path | None = None,

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from podium.client import PodiumClient
+from podium.client.records import ImageResult, own
 from podium.core.errors import FailedPrecondition
 from podium.core.jobs import ActivationMap, ImageOutcome, Prediction, RecordedOutcome
 from podium.core.proto import podium_pb2 as pb
@@ -17,7 +18,7 @@ from podium.core.proto import podium_pb2 as pb
 BATCH_ROWS = 10_000
 
 
-def write_parquet(path: Path, results: Iterable[pb.ImageResult], model: str) -> Iterator[pb.ImageResult]:
+def write_parquet(path: Path, results: Iterable[ImageResult], model: str) -> Iterator[ImageResult]:
     """Write ``results`` to ``path``, yielding each as written."""
     try:
         import pyarrow.parquet as pq
@@ -70,12 +71,13 @@ def write_batches(path: Path, batches: Iterable) -> int:
     return rows
 
 
-def _recorded(result: pb.ImageResult) -> RecordedOutcome:
+def _recorded(result: ImageResult) -> RecordedOutcome:
+    result = own(ImageResult, result)
     if result.status != pb.IMAGE_STATUS_OK:
         outcome = ImageOutcome(error=result.error)
     else:
         cam = None
-        if result.HasField("cam"):
+        if result.cam is not None:
             grid = (result.cam.rows, result.cam.cols)
             cam = ActivationMap.of(result.cam.class_index, grid, result.cam.values)
         predictions = tuple(Prediction(p.label, p.index, p.probability) for p in result.top_k)

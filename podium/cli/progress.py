@@ -12,8 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from podium.client.api import PodiumClient
+from podium.client.records import Job
 from podium.client.states import is_terminal, state_name
-from podium.core.proto import podium_pb2 as pb
 
 
 def progress_bar(console: Console) -> Progress:
@@ -29,7 +29,7 @@ def progress_bar(console: Console) -> Progress:
     )
 
 
-def follow_job(client: PodiumClient, job: pb.Job, console: Console) -> pb.Job:
+def follow_job(client: PodiumClient, job: Job, console: Console) -> Job:
     """Show a progress bar while the job runs; return its terminal state."""
     started = time.monotonic()
     progress = progress_bar(console)
@@ -52,7 +52,7 @@ def follow_job(client: PodiumClient, job: pb.Job, console: Console) -> pb.Job:
 
 
 def print_summary(
-    out: Console, job: pb.Job, records: list[dict], elapsed: float, output: str | Path | None, show: int
+    out: Console, job: Job, records: list[dict], elapsed: float, output: str | Path | None, show: int
 ) -> None:
     """A table of the first ``show`` results (-1: all) and the job's counts and rate."""
     rows = records if show < 0 else records[:show]

@@ -19,6 +19,7 @@ from podium.client.calls import (
     RECONNECT_MAX_DELAY_S,
     _converted,
 )
+from podium.client.records import ImageResult, Job, ModelClasses, ServiceStatus, from_message
 from podium.client.submitting import JobSubmissions
 from podium.core.proto import podium_pb2 as pb
 from podium.core.proto import podium_pb2_grpc as pb_grpc
@@ -98,13 +99,14 @@ class PodiumClient(JobSubmissions):
 
     # --- jobs ------------------------------------------------------------------------
 
-    def get_job(self, job_id: str) -> pb.Job:
-        return self._call(self._stub.GetJob, pb.GetJobRequest(job_id=job_id))
+    def get_job(self, job_id: str) -> Job:
+        return from_message(Job, self._call(self._stub.GetJob, pb.GetJobRequest(job_id=job_id)))
 
-    def watch(self, job_id: str) -> Iterator[pb.Job]:
+    def watch(self, job_id: str) -> Iterator[Job]:
         """The job at each change, until it ends; survives a gateway restart."""
         request = pb.WatchJobRequest(job_id=job_id)
-        return self._reconnecting(lambda: self._stub.WatchJob(request, metadata=self._metadata))
+        updates = self._reconnecting(lambda: self._stub.WatchJob(request, metadata=self._metadata))
+        return (from_message(Job, update) for update in updates)
 
     def subscribe(self, job_id: str) -> JobSubscription:
         """The job at each change, until it ends or ``cancel()`` is called (from any thread);
@@ -112,16 +114,16 @@ class PodiumClient(JobSubmissions):
         call = self._stub.WatchJob(pb.WatchJobRequest(job_id=job_id), metadata=self._metadata)
         return JobSubscription(call, self.gateway)
 
-    def results(self, job_id: str, start_index: int = 0, follow: bool = False) -> Iterator[pb.ImageResult]:
+    def results(self, job_id: str, start_index: int = 0, follow: bool = False) -> Iterator[ImageResult]:
         """Results in image order; after a reconnect the stream resumes where it broke off."""
         next_index = start_index
 
-        def open_stream() -> Iterator[pb.ImageResult]:
+        def open_stream() -> Iterator[ImageResult]:
             nonlocal next_index
             request = pb.GetResultsRequest(job_id=job_id, start_index=next_index, follow=follow)
             for result in self._stub.GetResults(request, metadata=self._metadata):
                 next_index = result.index + 1
-                yield result
+                yield from_message(ImageResult, result)
 
         return self._reconnecting(open_stream)
 
@@ -144,30 +146,28 @@ class PodiumClient(JobSubmissions):
 
         return self._reconnecting(open_stream)
 
-    def cancel(self, job_id: str) -> pb.Job:
-        return self._call(self._stub.CancelJob, pb.CancelJobRequest(job_id=job_id))
+    def cancel(self, job_id: str) -> Job:
+        return from_message(Job, self._call(self._stub.CancelJob, pb.CancelJobRequest(job_id=job_id)))
 
     def delete(self, job_id: str) -> None:
         """Remove the job and all its data from the gateway (cancelling it first if it runs)."""
         self._call(self._stub.DeleteJob, pb.DeleteJobRequest(job_id=job_id))
 
-    def list_jobs(
-        self, state: int = pb.JOB_STATE_UNSPECIFIED, name: str = "", page_size: int = 100
-    ) -> Iterator[pb.Job]:
+    def list_jobs(self, state: int = pb.JOB_STATE_UNSPECIFIED, name: str = "", page_size: int = 100) -> Iterator[Job]:
         """The caller's jobs, newest first, page by page as they are read; ``state`` a JobState
         to keep only those, ``name`` text their name contains."""
         token = ""
         while True:
             request = pb.ListJobsRequest(page_size=page_size, page_token=token, state=state, name=name)
             page = self._call(self._stub.ListJobs, request)
-            yield from page.jobs
+            yield from (from_message(Job, job) for job in page.jobs)
             token = page.next_page_token
             if not token:
                 return
 
-    def classes(self, model: str = "") -> pb.ListClassesResponse:
+    def classes(self, model: str = "") -> ModelClasses:
         """The classes of ``model`` ("NAME" or "NAME:VERSION"; "": the gateway's default) and its version."""
-        return self._call(self._stub.ListClasses, pb.ListClassesRequest(model=model))
+        return from_message(ModelClasses, self._call(self._stub.ListClasses, pb.ListClassesRequest(model=model)))
 
     def serving(self) -> bool:
         """True when the gateway's health service says SERVING (it reaches Redis)."""
@@ -178,13 +178,13 @@ class PodiumClient(JobSubmissions):
             return False
         return status == health_pb2.HealthCheckResponse.SERVING
 
-    def status(self) -> pb.GetStatusResponse:
+    def status(self) -> ServiceStatus:
         """Whether Redis, the default model and the workers answer, as the gateway sees them."""
-        return self._call(self._stub.GetStatus, pb.GetStatusRequest())
+        return from_message(ServiceStatus, self._call(self._stub.GetStatus, pb.GetStatusRequest()))
 
     def classify_images(
         self, images: list[tuple[str, bytes]], top_k: int = 0, model: str = "", explain: bool = False
-    ) -> list[pb.ImageResult]:
+    ) -> list[ImageResult]:
         """Classify a few encoded images, each ``(name, bytes)``, synchronously."""
         request = pb.ClassifyRequest(
             images=[pb.ClassifyImage(name=name, data=data) for name, data in images],
@@ -192,11 +192,9 @@ class PodiumClient(JobSubmissions):
             model=model,
             explain=explain,
         )
-        return list(self._call(self._stub.Classify, request).results)
+        return [from_message(ImageResult, result) for result in self._call(self._stub.Classify, request).results]
 
-    def classify(
-        self, files: list[Path], top_k: int = 0, model: str = "", explain: bool = False
-    ) -> list[pb.ImageResult]:
+    def classify(self, files: list[Path], top_k: int = 0, model: str = "", explain: bool = False) -> list[ImageResult]:
         """Classify a few files synchronously; ``explain`` adds each top-1 class's map."""
         images = [(str(path), Path(path).read_bytes()) for path in files]
         return self.classify_images(images, top_k=top_k, model=model, explain=explain)
@@ -209,9 +207,10 @@ class JobSubscription:
         self._call = call
         self._gateway = gateway
 
-    def __iter__(self) -> Iterator[pb.Job]:
+    def __iter__(self) -> Iterator[Job]:
         try:
-            yield from self._call
+            for update in self._call:
+                yield from_message(Job, update)
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.CANCELLED:
                 return

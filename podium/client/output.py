@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from pathlib import Path, PurePosixPath
 
+from podium.client.records import ImageResult, Job, own
 from podium.client.states import state_name
 from podium.core.jobs import walk_entries
 from podium.core.proto import podium_pb2 as pb
@@ -25,9 +26,10 @@ CSV_COLUMNS = ("path", "status", "label", "index", "probability", "error", "top_
 CAM_DECIMALS = 4
 
 
-def result_record(result: pb.ImageResult) -> dict:
+def result_record(result: ImageResult) -> dict:
     """One result line: {"path", "status": "ok"|"error", "top_k": [...], "error": str|null},
     and for an explained job's ok images "cam": {"class_index", "grid": [rows, cols], "values"}."""
+    result = own(ImageResult, result)
     ok = result.status == pb.IMAGE_STATUS_OK
     record = {
         "path": result.path,
@@ -37,7 +39,7 @@ def result_record(result: pb.ImageResult) -> dict:
         ],
         "error": None if ok else result.error,
     }
-    if ok and result.HasField("cam"):
+    if ok and result.cam is not None:
         cam = result.cam
         record["cam"] = {
             "class_index": cam.class_index,
@@ -54,7 +56,7 @@ def with_meta(record: dict, index: int, meta: list[dict[str, str]]) -> dict:
     return record
 
 
-def with_unsent(records: Iterable[dict], folder: Path, job: pb.Job) -> Iterator[dict]:
+def with_unsent(records: Iterable[dict], folder: Path, job: Job) -> Iterator[dict]:
     """The job's records, then an error line for each file of ``folder`` the upload never sent
     (the job stopped first: --max-failed, a cancel): every file gets exactly one line."""
     seen = set()
@@ -69,7 +71,7 @@ def with_unsent(records: Iterable[dict], folder: Path, job: pb.Job) -> Iterator[
             yield {"path": entry.path, "status": "error", "top_k": [], "error": reason}
 
 
-def job_record(job: pb.Job) -> dict:
+def job_record(job: Job) -> dict:
     """A job as `podium jobs --json` and `podium status --json` print it (times: Unix seconds)."""
     return {
         "id": job.id,

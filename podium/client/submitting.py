@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 
 from podium.client.calls import RECONNECT_FIRST_DELAY_S, RECONNECT_MAX_DELAY_S, _converted
+from podium.client.records import Job, from_message
 from podium.client.requests import job_options, manifest_requests, upload_requests
 from podium.core.errors import InvalidArgument, Unavailable
 from podium.core.jobs import JobOptions
@@ -28,7 +29,7 @@ class JobSubmissions:
     timeout_s: float
     _stub: pb_grpc.PodiumStub
     _metadata: tuple
-    _call: Callable[..., pb.Job]
+    _call: Callable
 
     def submit_folder(
         self,
@@ -36,7 +37,7 @@ class JobSubmissions:
         on_file: Callable[[str, int], None] | None = None,
         options: JobOptions | None = None,
         **fields: object,
-    ) -> pb.Job:
+    ) -> Job:
         """Upload every non-hidden file under ``folder`` as a job, streaming file by file.
 
         The job's options are ``options`` or its fields as keywords (``top_k``, ``name``,
@@ -53,7 +54,7 @@ class JobSubmissions:
         deadline, delay = time.monotonic() + self.reconnect_s, RECONNECT_FIRST_DELAY_S
         while True:
             try:
-                return self._upload(folder, spec, on_file, job_key)
+                return from_message(Job, self._upload(folder, spec, on_file, job_key))
             except grpc.RpcError as exc:
                 # A keyed submit is idempotent: through a gateway restart, or while the gateway
                 # lets go of an earlier stream of the same key, it tries again and resumes.
@@ -82,9 +83,7 @@ class JobSubmissions:
                 held = set(self._paths(existing.id))
         return self._stub.SubmitUpload(upload_requests(folder, to_spec(spec), on_file, held), metadata=self._metadata)
 
-    def submit_chunks(
-        self, chunks: Iterable[pb.FileChunk], options: JobOptions | None = None, **fields: object
-    ) -> pb.Job:
+    def submit_chunks(self, chunks: Iterable[pb.FileChunk], options: JobOptions | None = None, **fields: object) -> Job:
         """Upload files given as a stream of chunks (each file's chunks in a row, the last with
         ``last=True``), e.g. as they arrive from a browser; options as for submit_folder."""
         requests = itertools.chain(
@@ -92,31 +91,32 @@ class JobSubmissions:
             (pb.UploadRequest(file=chunk) for chunk in chunks),
         )
         try:
-            return self._stub.SubmitUpload(requests, metadata=self._metadata)
+            return from_message(Job, self._stub.SubmitUpload(requests, metadata=self._metadata))
         except grpc.RpcError as exc:
             raise _converted(exc, self.gateway) from None
 
-    def submit_path(self, path: str, options: JobOptions | None = None, **fields: object) -> pb.Job:
+    def submit_path(self, path: str, options: JobOptions | None = None, **fields: object) -> Job:
         """Submit a folder on the workers' storage (inside the gateway's data roots) or an
         s3:// prefix; options as for submit_folder."""
         request = pb.SubmitPathRequest(path=path, spec=to_spec(job_options(options, fields)))
-        return self._call(self._stub.SubmitPath, request, timeout_s=max(self.timeout_s, 600))
+        return from_message(Job, self._call(self._stub.SubmitPath, request, timeout_s=max(self.timeout_s, 600)))
 
-    def submit_manifest(self, paths: Iterable[str], options: JobOptions | None = None, **fields: object) -> pb.Job:
+    def submit_manifest(self, paths: Iterable[str], options: JobOptions | None = None, **fields: object) -> Job:
         """Submit a list of images, each an absolute path under the gateway's data roots or an
         s3:// URL; results keep the list's order. Options as for submit_folder."""
         requests = manifest_requests(to_spec(job_options(options, fields)), paths)
         try:
-            return self._stub.SubmitManifest(requests, metadata=self._metadata)
+            return from_message(Job, self._stub.SubmitManifest(requests, metadata=self._metadata))
         except grpc.RpcError as exc:
             raise _converted(exc, self.gateway) from None
 
-    def find_job(self, job_key: str) -> pb.Job | None:
+    def find_job(self, job_key: str) -> Job | None:
         """The caller's job submitted with ``job_key``, or None."""
         try:
-            return self._found(job_key)
+            found = self._found(job_key)
         except grpc.RpcError as exc:
             raise _converted(exc, self.gateway) from None
+        return None if found is None else from_message(Job, found)
 
     def job_files(self, job_id: str) -> Iterator[str]:
         """Every path the job holds, in job order."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podium.client import PodiumClient
+from podium.client.records import Job, ModelClasses
 from podium.client.states import is_terminal
 from podium.core.errors import InvalidArgument
 from podium.core.jobs import walk_files
@@ -39,8 +40,8 @@ def evaluate_through_service(
     source: Source,
     model: str = "",
     ignore_unknown: bool = False,
-    on_progress: Callable[[pb.Job], None] | None = None,
-) -> tuple[Evaluation, pb.Job]:
+    on_progress: Callable[[Job], None] | None = None,
+) -> tuple[Evaluation, Job]:
     """Classify the folder as a job and judge every answer; InvalidArgument for foreign folders."""
     served = client.classes(model)
     labels = list(served.classes)
@@ -72,7 +73,7 @@ def evaluate_through_service(
     return evaluation, job
 
 
-def _run_job(client: PodiumClient, source: Source, served: pb.ListClassesResponse, on_progress) -> pb.Job:
+def _run_job(client: PodiumClient, source: Source, served: ModelClasses, on_progress) -> Job:
     pinned = f"{served.model_name}:{served.model_version}"
     spec = {"top_k": TOP_K, "name": f"evaluate {Path(source.shown).name}", "model": pinned}
     job = (

@@ -18,10 +18,10 @@ from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.responses import FileResponse, StreamingResponse
 
 from podium.client.output import CSV_COLUMNS, csv_row, result_record
+from podium.client.records import ImageResult
 from podium.core.errors import InvalidArgument, NotFound, PodiumError
 from podium.core.imaging import PreprocessSpec
 from podium.core.jobs import JobOptions
-from podium.core.proto import podium_pb2 as pb
 from podium.web import reports
 from podium.web.deps import JOB_ID, PACKAGE, Ctx, Sess, SignedIn, WebContext, checked_csrf, recent_jobs
 from podium.web.sessions import Session
@@ -181,7 +181,7 @@ def results_csv(ctx: Ctx, session: Sess, job_id: JobId):
     return _download(rows(), job_id, "csv", "text/csv")
 
 
-def _results(ctx: WebContext, session: Session, job_id: str) -> Iterator[pb.ImageResult]:
+def _results(ctx: WebContext, session: Session, job_id: str) -> Iterator[ImageResult]:
     client = ctx.link.client(session.api_key)
     client.get_job(job_id)  # NotFound as a status, before the response starts
     return client.results(job_id)

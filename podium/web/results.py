@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from podium.client.records import ImageResult, own
 from podium.core.proto import podium_pb2 as pb
 
 # Rows held across all finished jobs (~0.5 KB each).
@@ -41,9 +42,10 @@ class Row:
         return self.probabilities[0] if self.probabilities else 0.0
 
     @classmethod
-    def of(cls, result: pb.ImageResult) -> Row:
+    def of(cls, result: ImageResult) -> Row:
+        result = own(ImageResult, result)
         ok = result.status == pb.IMAGE_STATUS_OK
-        cam = result.cam if ok and result.HasField("cam") else None
+        cam = result.cam if ok else None
         return cls(
             index=result.index,
             path=result.path,
@@ -119,7 +121,7 @@ class RowCache:
         self._max_rows = max_rows
         self._lock = threading.Lock()
 
-    def rows(self, job_id: str, finished: bool, read: Callable[[], Iterable[pb.ImageResult]]) -> list[Row]:
+    def rows(self, job_id: str, finished: bool, read: Callable[[], Iterable[ImageResult]]) -> list[Row]:
         with self._lock:
             if job_id in self._jobs:
                 self._jobs.move_to_end(job_id)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from podium.client.records import Job
 from podium.core.errors import InvalidArgument, PodiumError, Unavailable
 from podium.core.proto import podium_pb2 as pb
 
@@ -89,10 +90,10 @@ _END = object()
 
 async def relay_upload(
     body: AsyncIterator[bytes],
-    submit: Callable[[Iterator[pb.FileChunk]], pb.Job],
+    submit: Callable[[Iterator[pb.FileChunk]], Job],
     on_file: Callable[[str, bytes], None] | None = None,
     on_file_max_bytes: int = 16 * 1024**2,
-) -> pb.Job:
+) -> Job:
     """Parse ``body`` and feed ``submit`` (a blocking SubmitUpload, run in a thread) as it
     streams in; ``on_file(path, data)`` sees each whole file of at most ``on_file_max_bytes``,
     in the thread (for thumbnails): a larger one is let through without being gathered, so

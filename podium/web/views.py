@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from podium.client.records import Job
 from podium.client.states import is_terminal, state_name
 from podium.core.proto import podium_pb2 as pb
 
@@ -52,7 +53,7 @@ class JobView:
         }
 
 
-def job_view(job: pb.Job, now: float | None = None) -> JobView:
+def job_view(job: Job, now: float | None = None) -> JobView:
     now = time.time() if now is None else now
     done = job.succeeded + job.failed
     end = job.finished_at or now

@@ -17,6 +17,7 @@ from podium.cli.progress import follow_job, print_summary
 from podium.client.api import PodiumClient
 from podium.client.heatmaps import HeatmapWriter, contact_sheet
 from podium.client.output import result_record, write_results
+from podium.client.records import ModelClasses
 from podium.cluster import ClusterSettings, LocalCluster
 from podium.core.modelmeta import DEFAULT_MODEL_NAME
 from podium.core.proto import podium_pb2 as pb
@@ -123,9 +124,7 @@ def _evaluate(client: PodiumClient, own: DemoModel, directory: Path, console: Co
     return round(float(document["accuracy"]), 4)
 
 
-def _heatmaps(
-    records: list[dict], photos: Path, directory: Path, model: pb.ListClassesResponse, console: Console
-) -> Path:
+def _heatmaps(records: list[dict], photos: Path, directory: Path, model: ModelClasses, console: Console) -> Path:
     """Every photo's overlay under DIR/heatmaps, and the first few on one sheet, DIR/heatmaps.png."""
     writer = HeatmapWriter(directory / "heatmaps", resize=model.resize, crop=model.crop, images=photos)
     with console.status("drawing the class activation maps over the photos"):
