@@ -223,12 +223,15 @@ def _read_back(cluster, client, job_id: str) -> tuple[int, float]:
 
 
 def _rate_between(progress: list[tuple[float, int]], low: float, high: float, total: int) -> float:
-    """Images per second while the job went from ``low`` to ``high`` of its images."""
-    if not total:
+    """Images per second while the job went from ``low`` to ``high`` of its images: between the
+    last update at or before ``low`` and the first at or past ``high`` (progress comes in steps,
+    so one update may cross the whole window; the two that enclose it measure it)."""
+    if not total or not progress:
         return 0.0
-    first = next(((t, d) for t, d in progress if d >= low * total), None)
+    before = [(t, d) for t, d in progress if d <= low * total]
+    first = before[-1] if before else progress[0]
     last = next(((t, d) for t, d in progress if d >= high * total), progress[-1])
-    if first is None or last[0] <= first[0]:
+    if last[0] <= first[0]:
         return 0.0
     return (last[1] - first[1]) / (last[0] - first[0])
 

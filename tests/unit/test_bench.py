@@ -320,3 +320,16 @@ def test_int8_target_follows_the_machines_kernels():
     avx2 = int8_target({"kernel_path": "avx2", "arithmetic": "int16-pairs"})
     assert (vnni.at_least, avx2.at_least) == (INT8_SPEEDUP_EXACT, INT8_SPEEDUP_PAIRS)
     assert "avx2 kernels" in avx2.name and "avx512-vnni kernels" in vnni.name
+
+
+def test_a_tenths_rate_is_measured_even_when_one_update_crosses_it():
+    from bench.scale import _rate_between
+
+    # Steady progress: 100 images per second, an update every second.
+    steady = [(float(t), 100 * t) for t in range(11)]
+    assert _rate_between(steady, 0.0, 0.1, 1000) == pytest.approx(100.0)
+    assert _rate_between(steady, 0.9, 1.0, 1000) == pytest.approx(100.0)
+    # The last update jumps from 85 % to done: the two updates around the last tenth measure it.
+    jumpy = [(0.0, 0), (1.0, 100), (8.5, 850), (10.0, 1000)]
+    assert _rate_between(jumpy, 0.9, 1.0, 1000) == pytest.approx(100.0)
+    assert _rate_between([], 0.9, 1.0, 1000) == 0.0
