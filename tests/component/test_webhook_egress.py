@@ -9,10 +9,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from gateway.access import Caller
 from gateway.egress import EgressPolicy, EgressRefused
+from gateway.model_service import ModelService
+from gateway.service import JobOptions, JobService
+from gateway.settings import GatewaySettings
 from gateway.webhook_http import post
 from gateway.webhook_sender import WebhookSender
 from podium.core.errors import InvalidArgument
+from podium.stores.jobstore import JobStore
+from tests.support.fakes import FakeClassifiers, FakeQueue
 from tests.unit.test_archive_jobs import ended_job
 from tests.unit.test_gateway_service import service
 
@@ -136,3 +142,87 @@ def test_submit_refuses_an_internal_receiver_with_the_reason():
     ):
         with pytest.raises(InvalidArgument, match="PODIUM_WEBHOOK_ALLOW_NETWORKS"):
             ended_job(jobs, webhook=url)
+
+
+def owned_job(jobs: JobService, owner: str, webhook: str) -> str:
+    """An empty (so at once ended) job of ``owner`` with ``webhook``."""
+    return jobs.submit_upload(JobOptions(name="finals", webhook=webhook), Caller(owner), []).id
+
+
+def real_service(redis_client) -> JobService:
+    """A JobService over the real redis-server (its queue and models are the unit tier's fakes)."""
+    store = JobStore(redis_client)
+    settings = GatewaySettings(chunk_size=2, max_queued_chunks=2, webhook_allow_networks="127.0.0.0/8")
+    return JobService(settings, store, FakeQueue(store), ModelService(settings, FakeClassifiers().get))
+
+
+class PathReceiver(Receiver):
+    """A Receiver that also keeps each POST's path (which job it is about)."""
+
+    def __init__(self, answer) -> None:
+        self.paths: list[str] = []
+
+        def kept(handler: BaseHTTPRequestHandler) -> None:
+            self.paths.append(handler.path)
+            answer(handler)
+
+        super().__init__(kept)
+
+
+def test_two_gateways_on_one_redis_post_each_job_once(redis_client, redis_url):
+    receiver = PathReceiver(no_content)
+    jobs = real_service(redis_client)
+    try:
+        ids = [owned_job(jobs, "owner-a", f"{receiver.url}/job/{i}") for i in range(12)]
+        # Two replicas: each its own Redis connection, real POSTs to the loopback receiver.
+        senders = [WebhookSender(JobStore.from_url(redis_url), "s", 5.0, 60, policy=LOOPBACK) for _ in range(2)]
+        stops = [threading.Event() for _ in senders]
+        for sender, stop in zip(senders, stops, strict=True):
+            threading.Thread(target=sender.run, args=(stop,), daemon=True).start()
+        deadline = time.monotonic() + 20
+        while len(receiver.paths) < len(ids):
+            assert time.monotonic() < deadline, f"{len(receiver.paths)} of {len(ids)} delivered"
+            time.sleep(0.05)
+        time.sleep(0.5)  # a duplicate would have come by now
+        for stop in stops:
+            stop.set()
+    finally:
+        receiver.close()
+    assert sorted(receiver.paths) == sorted(f"/job/{i}" for i in range(12))
+    assert jobs.store.requeue_webhooks() == 0
+
+
+def test_a_trickling_receiver_does_not_delay_another_owners_delivery(redis_client):
+    def trickle(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "100")
+        handler.end_headers()
+        for _ in range(100):  # a byte every 0.1 s: 10 s, cut off by the delivery's deadline
+            try:
+                handler.wfile.write(b"x")
+                handler.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.1)
+
+    slow, quick = PathReceiver(trickle), PathReceiver(no_content)
+    jobs = real_service(redis_client)
+    stop = threading.Event()
+    try:
+        for i in range(8):
+            owned_job(jobs, "slow-owner", f"{slow.url}/slow/{i}")
+        sender = WebhookSender(jobs.store, "s", 3.0, 60, workers=4, policy=LOOPBACK, per_owner=2)
+        threading.Thread(target=sender.run, args=(stop,), daemon=True).start()
+        deadline = time.monotonic() + 10
+        while len(slow.paths) < 2:  # the slow owner's receivers now hold its share of the senders
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        started = time.monotonic()
+        owned_job(jobs, "quick-owner", f"{quick.url}/quick")
+        while not quick.paths:
+            assert time.monotonic() - started < 2.0, "the quick owner's delivery waited behind the trickle"
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        slow.close()
+        quick.close()
