@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -30,6 +32,10 @@ HTTP_STATUS: dict[Status, int] = {
     Status.INTERNAL: 500,
     Status.UNAVAILABLE: 503,
 }
+THUMBNAIL_SWEEP_S = 3600.0
+
+log = logging.getLogger(__name__)
+
 SECURITY_HEADERS = {
     # Every script and style is the page's own: no inline script, no other origin.
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
@@ -46,7 +52,12 @@ def wants_json(request: Request) -> bool:
 def create_app(settings: WebSettings, link: GatewayLink | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        stop = threading.Event()
+        threading.Thread(
+            target=_sweep_thumbnails, args=(app.state.ctx.thumbnails, settings.thumbnail_ttl_s, stop), daemon=True
+        ).start()
         yield
+        stop.set()
         app.state.ctx.link.close()
 
     app = FastAPI(title="Podium", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
@@ -95,3 +106,15 @@ def create_app(settings: WebSettings, link: GatewayLink | None = None) -> FastAP
         return templates.TemplateResponse(request, "error.html", values, status_code=status)
 
     return app
+
+
+def _sweep_thumbnails(thumbnails: ThumbnailStore, ttl_s: float, stop: threading.Event) -> None:
+    """At start and hourly: thumbnails go when their job has expired (or was deleted elsewhere)."""
+    while True:
+        try:
+            if removed := thumbnails.sweep(ttl_s):
+                log.info("removed the thumbnails of %d expired uploads", removed)
+        except OSError as exc:
+            log.warning("sweeping thumbnails: %s", exc)
+        if stop.wait(THUMBNAIL_SWEEP_S):
+            return

@@ -8,7 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from podium.client.settings import GatewayAddress
-from podium.core.settings import DEFAULT_GATEWAY, DEFAULT_WEB_PORT
+from podium.core.settings import DEFAULT_GATEWAY, DEFAULT_RESULT_TTL_S, DEFAULT_WEB_PORT
 
 
 class WebSettings(BaseSettings):
@@ -27,6 +27,12 @@ class WebSettings(BaseSettings):
     session_ttl_s: int = Field(8 * 3600, ge=60, description="A login lasts this long")
     cache_dir: Path = Field(Path(".podium/web"), description="Thumbnails of uploaded images")
     thumbnail_px: int = Field(160, ge=32, le=1024, description="Thumbnail side in pixels")
+    thumbnail_ttl_s: int = Field(
+        DEFAULT_RESULT_TTL_S,
+        ge=60,
+        description="Thumbnails are removed this long after their upload (as the gateway's PODIUM_RESULT_TTL_S "
+        "removes the job; a job deleted elsewhere loses its thumbnails then too)",
+    )
     reports_dir: Path | None = Field(None, description="Folder of `podium evaluate` reports shown on /evaluations")
     page_size: int = Field(60, ge=1, le=1000, description="Result rows per page")
     gateway_wait_s: float = Field(60.0, ge=0, description="How long start-up waits for the gateway to answer")

@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 
 from PIL import Image
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 # model's, e.g. EfficientNet-B3's 320 and 300, comes from the gateway with the upload).
 MODEL_VIEW = PreprocessSpec()
 JPEG_QUALITY = 82
+# An upload's staging folder outlives it only if the page died mid-upload.
+STAGING_PREFIX = "upload-"
+STAGING_MAX_AGE_S = 24 * 3600
 # Larger files get no thumbnail (the upload still passes them on, never gathering them whole):
 # a camera JPEG is 5-15 MB; the page's memory per upload stays within a few times this.
 MAX_SOURCE_BYTES = 16 * 1024**2
@@ -90,3 +94,28 @@ class ThumbnailStore:
 
     def discard(self, owner: str) -> None:
         shutil.rmtree(self.root / owner, ignore_errors=True)
+
+    def sweep(self, max_age_s: float, now: float | None = None) -> int:
+        """Remove the thumbnails of jobs uploaded more than ``max_age_s`` ago (their job has
+        expired, or was deleted elsewhere: the CLI, another page) and staging folders a dead
+        upload left; how many folders went."""
+        now = time.time() if now is None else now
+        removed = 0
+        try:
+            folders = [entry for entry in os.scandir(self.root) if entry.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            return 0
+        for folder in folders:
+            limit = STAGING_MAX_AGE_S if folder.name.startswith(STAGING_PREFIX) else max_age_s
+            if now - _newest(Path(folder.path)) > limit:
+                shutil.rmtree(folder.path, ignore_errors=True)
+                removed += 1
+        return removed
+
+
+def _newest(folder: Path) -> float:
+    """The newest modification time in ``folder`` (the folder's own when it is empty)."""
+    try:
+        return max([folder.stat().st_mtime, *(entry.stat().st_mtime for entry in os.scandir(folder))])
+    except FileNotFoundError:
+        return 0.0

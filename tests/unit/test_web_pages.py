@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import time
 
@@ -630,3 +631,24 @@ def wide_jpeg() -> bytes:
     out = io.BytesIO()
     Image.fromarray(rng.integers(0, 256, (300, 500, 3), dtype=np.uint8)).save(out, "JPEG", quality=90)
     return out.getvalue()
+
+
+def test_thumbnails_of_expired_or_elsewhere_deleted_jobs_are_swept(tmp_path):
+    from podium.web.thumbnails import STAGING_MAX_AGE_S, ThumbnailStore
+
+    store = ThumbnailStore(tmp_path / "thumbnails", 32)
+    now = time.time()
+    for folder, age_s in (
+        ("old-job", 8 * 86400),
+        ("new-job", 3600),
+        ("upload-dead", STAGING_MAX_AGE_S + 60),
+        ("upload-live", 60),
+    ):
+        picture = store.root / folder / "a.jpg"
+        picture.parent.mkdir(parents=True)
+        picture.write_bytes(b"jpeg")
+        for path in (picture, picture.parent):
+            os.utime(path, (now - age_s, now - age_s))
+    assert store.sweep(7 * 86400, now) == 2
+    assert sorted(p.name for p in store.root.iterdir()) == ["new-job", "upload-live"]
+    assert ThumbnailStore(tmp_path / "none", 32).sweep(60) == 0
