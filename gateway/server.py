@@ -21,13 +21,14 @@ from gateway.interceptors import ApiKeyInterceptor, ErrorInterceptor
 from gateway.metrics import start_metrics
 from gateway.model_service import ModelService
 from gateway.reconciler import Reconciler
+from gateway.registration import add_podium_servicer
 from gateway.retention import Retention
 from gateway.service import JobService
 from gateway.servicer import PodiumServicer
 from gateway.settings import GatewaySettings
 from gateway.webhook_sender import WebhookSender
 from podium.core.errors import FailedPrecondition, InvalidArgument, PodiumError, Unavailable
-from podium.core.proto import podium_pb2, podium_pb2_grpc
+from podium.core.proto import podium_pb2
 from podium.core.settings import is_loopback, read_settings
 from podium.stores.jobstore import ChunkQueue, JobStore, make_celery
 from podium.stores.resultsink import open_sink
@@ -98,7 +99,7 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     health_store = JobStore.from_url(settings.redis_url, socket_timeout_s=HEALTH_PING_TIMEOUT_S)
     status = ClusterStatus(health_store.ping, models, celery_ping(celery))
     servicer = PodiumServicer(settings, jobs, models, status)
-    podium_pb2_grpc.add_PodiumServicer_to_server(servicer, server)
+    add_podium_servicer(servicer, server)  # add_PodiumServicer_to_server, bad bytes INVALID_ARGUMENT
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if settings.reflection:

@@ -196,3 +196,57 @@ def test_thousands_of_hostile_messages_get_no_internal_error(make_gateway, caplo
     assert not bad, f"INTERNAL/UNKNOWN answers: {Counter(bad)}"
     assert not tracebacks, tracebacks[:5]
     assert health.status == health_pb2.HealthCheckResponse.SERVING and health_s < 1.0
+
+
+def garbled(rng: random.Random, valid: bytes) -> bytes:
+    """Bytes that are mostly no message: random, a valid message cut short, or one flipped byte."""
+    kind = rng.randrange(4)
+    if kind == 0:
+        return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64)))
+    if kind == 1 and len(valid) > 1:
+        return valid[: rng.randrange(1, len(valid))]
+    if kind == 2 and valid:
+        at = rng.randrange(len(valid))
+        return valid[:at] + bytes([valid[at] ^ (1 << rng.randrange(8))]) + valid[at + 1 :]
+    return b"\xff" * rng.randrange(1, 16)
+
+
+@pytest.mark.timeout(300)
+def test_bytes_that_are_no_message_get_invalid_argument_never_internal(make_gateway, caplog):  # noqa: F811
+    """Below the messages: the raw bytes of every method's request garbled (cut short, a bit
+    flipped, random). grpcio alone would answer INTERNAL; the gateway says INVALID_ARGUMENT."""
+    address = make_gateway(data_roots="/nonexistent-data-root", s3_buckets="fuzz-bucket")
+    rng = random.Random(SEED + 1)
+    service = pb.DESCRIPTOR.services_by_name["Podium"]
+    seen: Counter[tuple[str, str]] = Counter()
+    caplog.set_level(logging.WARNING)
+    with grpc.insecure_channel(address) as channel:
+        for number in range(600):
+            method = service.methods[number % len(service.methods)]
+            valid = generated(getattr(pb, method.input_type.name), rng).SerializeToString()
+            data = garbled(rng, valid)
+            path = f"/{service.full_name}/{method.name}"
+            if method.client_streaming:
+                call = (channel.stream_stream if method.server_streaming else channel.stream_unary)(path)
+                request = iter([data])
+            else:
+                call = (channel.unary_stream if method.server_streaming else channel.unary_unary)(path)
+                request = data
+            try:
+                answer = call(request, timeout=CALL_TIMEOUT_S)
+                if method.server_streaming:
+                    for _ in answer:
+                        pass
+                code = grpc.StatusCode.OK
+            except grpc.RpcError as error:
+                code = error.code()
+                if code == grpc.StatusCode.INVALID_ARGUMENT and "valid" in (error.details() or ""):
+                    assert error.details().startswith("the request is not a valid"), error.details()
+            seen[(method.name, code.name)] += 1
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+    print("\n600 garbled requests; " + ", ".join(f"{m} {c}: {n}" for (m, c), n in sorted(seen.items())))
+    assert not [key for key in seen if key[1] in {code.name for code in BAD_CODES}], seen
+    assert seen.total() - sum(n for (_, c), n in seen.items() if c == "OK") > 300  # most were refused
+    tracebacks = [r.getMessage() for r in caplog.records if r.exc_info and r.name.startswith(("gateway", "jobstore"))]
+    assert not tracebacks, tracebacks[:5]
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
