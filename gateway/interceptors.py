@@ -104,6 +104,11 @@ def _abort(context: grpc.ServicerContext, method: str, exc: Exception) -> None:
         context.abort(grpc_code(exc.status), truncated(exc.message))
     if context.code() not in (None, grpc.StatusCode.OK):
         raise exc  # the handler already aborted with its own status
+    if isinstance(exc, grpc.RpcError) and not context.is_active():
+        # Reading the request stream of a call that ended (the client went away, or an idle
+        # upload was cancelled): nobody to answer, nothing internal.
+        log.info("%s: the call ended before its request stream did", method)
+        context.abort(grpc.StatusCode.CANCELLED, "the call was cancelled")
     log.exception("internal error in %s", method, exc_info=exc)
     context.abort(grpc.StatusCode.INTERNAL, "internal error in the gateway; the gateway log has details")
 

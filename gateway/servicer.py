@@ -29,8 +29,7 @@ FILES_PER_MESSAGE = 1000
 
 
 def _file_chunks(requests: Iterator[pb.UploadRequest], watch: IdleWatch) -> Iterator[FileChunk]:
-    for request in requests:
-        watch.touch()
+    for request in watch.received(requests):
         if request.WhichOneof("item") != "file":
             raise InvalidArgument("only the first message of an upload may be a spec; the rest must be files")
         chunk = request.file
@@ -38,8 +37,7 @@ def _file_chunks(requests: Iterator[pb.UploadRequest], watch: IdleWatch) -> Iter
 
 
 def _manifest_lines(requests: Iterator[pb.ManifestRequest], watch: IdleWatch) -> Iterator[str]:
-    for request in requests:
-        watch.touch()
+    for request in watch.received(requests):
         if request.WhichOneof("item") != "lines":
             raise InvalidArgument("only the first message of a manifest may be a spec; the rest must be lines")
         yield from request.lines.paths
@@ -67,6 +65,7 @@ class PodiumServicer(pb_grpc.PodiumServicer):
         caller = self._caller(context)
         with self._stream_slot(context, caller), IdleWatch(self._settings.upload_idle_s, context.cancel) as watch:
             first = next(request_iterator, None)
+            watch.busy()
             if first is None or first.WhichOneof("item") != "spec":
                 raise InvalidArgument("an upload must start with a spec message")
             chunks = _file_chunks(request_iterator, watch)
@@ -77,6 +76,7 @@ class PodiumServicer(pb_grpc.PodiumServicer):
         caller = self._caller(context)
         with self._stream_slot(context, caller), IdleWatch(self._settings.upload_idle_s, context.cancel) as watch:
             first = next(request_iterator, None)
+            watch.busy()
             if first is None or first.WhichOneof("item") != "spec":
                 raise InvalidArgument("a manifest must start with a spec message")
             lines = _manifest_lines(request_iterator, watch)

@@ -12,9 +12,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Self
+from typing import Self, TypeVar
 
 from podium.core.errors import ResourceExhausted
+
+T = TypeVar("T")
 
 
 class StreamSlots:
@@ -50,12 +52,16 @@ class StreamSlots:
 
 
 class IdleWatch:
-    """Calls ``on_idle`` once when ``touch`` was not called for ``idle_s`` seconds."""
+    """Calls ``on_idle`` once when the caller has waited ``idle_s`` seconds for the client.
+
+    Only time spent waiting for the client's next message counts: while the gateway works
+    on what it received (asks Triton about the model, writes Redis, holds the stream for
+    backpressure) the client cannot be idle, however long that takes."""
 
     def __init__(self, idle_s: float, on_idle: Callable[[], None]) -> None:
         self._idle_s = idle_s
         self._on_idle = on_idle
-        self._last = time.monotonic()
+        self._since: float | None = time.monotonic()  # waiting for the first message
         self._stop = threading.Event()
         self.fired = False
         self._thread = threading.Thread(target=self._watch, name="podium-upload-idle", daemon=True)
@@ -67,12 +73,33 @@ class IdleWatch:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
 
+    def waiting(self) -> None:
+        """The caller now waits for the client's next message: the idle clock runs."""
+        self._since = time.monotonic()
+
+    def busy(self) -> None:
+        """The caller works on what it received: the idle clock stops."""
+        self._since = None
+
     def touch(self) -> None:
-        self._last = time.monotonic()
+        """Still alive (a message came, or backpressure holds the stream): the clock starts again."""
+        if self._since is not None:
+            self._since = time.monotonic()
+
+    def received(self, requests: Iterator[T]) -> Iterator[T]:
+        """``requests``, with the clock running only while the next one is awaited."""
+        while True:
+            self.waiting()
+            request = next(requests, None)
+            self.busy()
+            if request is None:
+                return
+            yield request
 
     def _watch(self) -> None:
         while not self._stop.wait(min(1.0, self._idle_s / 4)):
-            if time.monotonic() - self._last > self._idle_s:
+            since = self._since
+            if since is not None and time.monotonic() - since > self._idle_s:
                 self.fired = True
                 self._on_idle()
                 return

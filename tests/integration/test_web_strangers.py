@@ -84,6 +84,7 @@ def test_a_200_mb_file_streams_through_the_page_in_bounded_memory(web_cluster):
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # the peak (VmHWM) starts again from now
     job = upload(client, token, [("big.bin", BIG_FILE_BYTES, secrets.token_bytes(1024 * 1024))])
     peak = memory(pid)["VmHWM"]
+    print(f"\nweb process: idle {idle / 2**20:.0f} MiB, peak through a 200 MB file {peak / 2**20:.0f} MiB")
     assert peak - idle <= RSS_ROOM_BYTES, f"the web process grew by {(peak - idle) / 2**20:.0f} MiB"
     with PodiumClient(web_cluster.gateway_address, api_key=API_KEY) as api:
         for update in api.watch(job["job_id"]):

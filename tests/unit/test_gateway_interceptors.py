@@ -104,3 +104,29 @@ def test_every_status_has_one_grpc_code_and_back():
         assert status_of(code) is status
     assert status_of(grpc.StatusCode.DEADLINE_EXCEEDED) is Status.UNAVAILABLE
     assert issubclass(StoreUnavailable, PodiumError)
+
+
+def test_an_upload_is_idle_only_while_the_gateway_waits_for_it():
+    import threading
+    import time
+
+    from gateway.streams import IdleWatch
+
+    fired = threading.Event()
+
+    def slowly_sent():
+        yield "spec"
+        time.sleep(0.6)  # the client takes its time: idle
+        yield "file"
+
+    with IdleWatch(0.4, fired.set) as watch:
+        watch.busy()
+        time.sleep(0.8)  # the gateway's own work (Triton away, backpressure): not idleness
+        assert not fired.is_set()
+        got = []
+        for item in watch.received(iter(["a", "b"])):
+            got.append(item)
+            time.sleep(0.5)  # busy with each message
+        assert got == ["a", "b"] and not fired.is_set()
+        list(watch.received(slowly_sent()))
+    assert fired.wait(1.0) and watch.fired
