@@ -6,9 +6,12 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import itertools
 import json
+import os
 import queue
 import secrets
+import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Annotated
@@ -16,10 +19,11 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.responses import FileResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from podium.client.output import CSV_COLUMNS, csv_row, result_record
 from podium.client.records import ImageResult
-from podium.core.errors import InvalidArgument, NotFound, PodiumError
+from podium.core.errors import FailedPrecondition, InvalidArgument, NotFound, PodiumError
 from podium.core.imaging import PreprocessSpec
 from podium.core.jobs import JobOptions
 from podium.web import reports
@@ -179,6 +183,35 @@ def results_csv(ctx: Ctx, session: Sess, job_id: JobId):
         yield buffer.getvalue()
 
     return _download(rows(), job_id, "csv", "text/csv")
+
+
+@router.get("/jobs/{job_id}/results.parquet")
+def results_parquet(ctx: Ctx, session: Sess, job_id: JobId):
+    """A completed job's result files as one Parquet file (the sink's columns, read in bulk);
+    409 for a job whose answers are not all in files yet (its JSONL and CSV are)."""
+    import pyarrow.parquet as pq  # the web extra installs it; only this download needs it
+
+    client = ctx.link.client(session.api_key)
+    client.get_job(job_id)
+    batches = client.result_batches(job_id)
+    first = next(batches, None)  # FailedPrecondition (409) before any byte is sent
+    if first is None:
+        raise FailedPrecondition(f"job {job_id} has no results to download")
+    # Spooled to disk, not memory: a job of millions of rows is a file of tens of MB.
+    with tempfile.NamedTemporaryFile(prefix="podium-results-", suffix=".parquet", delete=False) as spool:
+        try:
+            with pq.ParquetWriter(spool, first.schema, compression="zstd") as writer:
+                for batch in itertools.chain([first], batches):
+                    writer.write_batch(batch)
+        except BaseException:
+            os.unlink(spool.name)
+            raise
+    return FileResponse(
+        spool.name,
+        media_type="application/vnd.apache.parquet",
+        filename=f"podium-{job_id}.parquet",
+        background=BackgroundTask(os.unlink, spool.name),
+    )
 
 
 def _results(ctx: WebContext, session: Session, job_id: str) -> Iterator[ImageResult]:

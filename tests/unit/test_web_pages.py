@@ -92,6 +92,17 @@ class FakeClient:
         self.gateway.result_reads += 1
         return iter(self.gateway.results.get(job_id, []))
 
+    def result_batches(self, job_id, start_index=0):
+        """The job's rows in bulk, as the gateway reads them from its result files."""
+        self._check()
+        if self.gateway.jobs[job_id].state != pb.JOB_STATE_COMPLETED:
+            raise FailedPrecondition(f"job {job_id} is not completed: its answers are not all in result files")
+        from podium.cli.parquet import _recorded
+        from podium.stores.resultsink.rows import ResultRow, rows_table
+
+        rows = [ResultRow(r.index, r.path, _recorded(r)) for r in self.gateway.results.get(job_id, [])]
+        return iter(rows_table(rows, "m:1").to_batches(max_chunksize=1)) if rows else iter([])
+
     def subscribe(self, job_id):
         self._check()
         self.gateway.subscription = FakeSubscription(self.gateway.updates)
@@ -373,6 +384,30 @@ def test_downloads_equal_the_contract_records(web, gateway):
     assert [json.loads(line) for line in lines] == [result_record(r) for r in results]
     csv_text = web.get(f"/jobs/{JOB_ID}/results.csv").text.splitlines()
     assert csv_text[0] == "path,status,label,index,probability,error,top_k" and len(csv_text) == 3
+
+
+def test_a_completed_job_downloads_as_parquet_with_the_sink_columns(web, gateway):
+    import pyarrow.parquet as pq
+
+    from podium.stores.resultsink import COLUMNS
+
+    results = [result(0, "a.jpg", "ski", 0.9), result(1, "b.jpg", error="bad file"), result(2, "c.jpg", "ski", 0.6)]
+    finished_job(gateway, results)
+    logged_in(web)
+    assert f"/jobs/{JOB_ID}/results.parquet" in web.get(f"/jobs/{JOB_ID}").text
+    answer = web.get(f"/jobs/{JOB_ID}/results.parquet")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/vnd.apache.parquet"
+    assert f"podium-{JOB_ID}.parquet" in answer.headers["content-disposition"]
+    table = pq.read_table(io.BytesIO(answer.content))
+    assert table.column_names == list(COLUMNS) and table.num_rows == 3
+    assert table.column("path").to_pylist() == ["a.jpg", "b.jpg", "c.jpg"]
+    assert table.column("status").to_pylist() == ["ok", "error", "ok"]
+    assert table.column("label").to_pylist() == ["ski", None, "ski"]
+    # A running job's answers are not all in files: 409 saying so, and no link on its page.
+    gateway.jobs[JOB_ID] = pb.Job(id=JOB_ID, state=pb.JOB_STATE_RUNNING, total=3, created_at=time.time())
+    assert "results.parquet" not in web.get(f"/jobs/{JOB_ID}").text
+    refused = web.get(f"/jobs/{JOB_ID}/results.parquet")
+    assert refused.status_code == 409 and "not completed" in refused.text
 
 
 def test_live_progress_streams_each_change_until_the_end(web, gateway):
