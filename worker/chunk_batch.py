@@ -234,13 +234,11 @@ def _record(rt: Runtime, job: Job, images: list[_Image], started: float) -> Made
     stamps = {image.index: Stamp(image.sha256) for image in images} if job.results_url else None
     stored = rt.store.record_encoded(job.id, results, stamps)
     per_image = (time.perf_counter() - started) / max(1, len(images))
-    done = Counter()
-    made = {}
+    done, made, twin_hits = Counter(), {}, 0
     for image, (_, outcome, cached), payload in zip(images, results, stored, strict=True):
+        twin_hits += image.twin_of is not None and cached  # answered by its copy: the cache hit it is
         if payload is not None:
             made[image.index] = (image.path, payload)
             done[outcome.ok, cached] += 1
-    worker_metrics().chunk_done(
-        done, per_image, twin_hits=sum(1 for image, (_, _, cached) in zip(images, results) if image.twin_of and cached)
-    )
+    worker_metrics().chunk_done(done, per_image, twin_hits)
     return made

@@ -32,8 +32,8 @@ class WorkerMetrics:
     chunks: object  # Counter
     chunk_retries: object  # Counter
 
-    def image_done(self, ok: bool, cached: bool) -> None:
-        self.images.labels(status="ok" if ok else "error", source="cache" if cached else "model").inc()
+    def image_done(self, ok: bool, cached: bool, count: int = 1) -> None:
+        self.images.labels(status="ok" if ok else "error", source="cache" if cached else "model").inc(count)
 
     def stage(self, stage: str, seconds: float, images: int = 1) -> None:
         """``images`` observations of ``seconds`` (a batch's images share its time)."""
@@ -45,7 +45,7 @@ class WorkerMetrics:
         """A chunk's newly recorded images, counted by (ok, cached), each taking ``per_image_s``;
         ``twin_hits``: images answered by an earlier copy in the chunk (cache hits)."""
         for (ok, cached), count in done.items():
-            self.images.labels(status="ok" if ok else "error", source="cache" if cached else "model").inc(count)
+            self.image_done(ok, cached, count)
         self.stage("total", per_image_s, sum(done.values()))
         if twin_hits:
             self.cache_lookups.labels(result="hit").inc(twin_hits)
