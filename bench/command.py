@@ -41,9 +41,14 @@ def bench(
     scale: Annotated[
         bool,
         typer.Option(
-            help="Also measure the result cache and a 100,000-image job (2,000 with --quick) on a stand-in model"
+            help="Also measure the result cache and the scale jobs on a stand-in model: 1,000,000 images in path "
+            "mode, 100,000 uploaded (2,000 each with --quick)"
         ),
     ] = True,
+    scale_images: Annotated[
+        int | None,
+        typer.Option(min=10, help="Images of the path-mode scale job (default 1,000,000; 2,000 with --quick)"),
+    ] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Celery workers (default: the cluster's)")] = None,
     inflight: Annotated[int | None, typer.Option(min=1, help="PODIUM_INFLIGHT of each worker")] = None,
     chunk_size: Annotated[int | None, typer.Option(min=1, help="PODIUM_CHUNK_SIZE: images per task")] = None,
@@ -72,6 +77,7 @@ def bench(
         latency_repeats=latency_repeats,
         int8=int8,
         scale=scale,
+        scale_images=scale_images,
         workers=workers,
         inflight=inflight,
         chunk_size=chunk_size,

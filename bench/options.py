@@ -12,7 +12,8 @@ DEFAULT_OUTPUT_DIR = Path("bench/results")
 
 @dataclass(frozen=True)
 class Sizes:
-    """How much work each phase does; the full run stays well under 20 minutes on 2 cores."""
+    """How much work each phase does (the full run's million-image job alone takes ~20 minutes
+    on 2 cores; ``--scale-images`` makes it smaller)."""
 
     dataset_images: int  # the 224x224 JPEG set (like the 100-sports data set)
     mixed_images: int  # the mixed-size photo folder
@@ -30,7 +31,8 @@ class Sizes:
     camera_photos: int  # photos of many sizes for fast decoding's agreement with exact
     camera_job_images: int  # 24 MP photos in the end-to-end camera job
     cache_images: int  # distinct images of the result cache's cost and win (stand-in model)
-    scale_images: int  # the scale job (stand-in model), in path and in upload mode
+    scale_images: int  # the scale job (stand-in model) in path mode
+    scale_upload_images: int  # the scale job in upload mode (every file goes through the gateway)
     pipeline_images: int  # the stand-in's path-mode job against the decode floor
 
 
@@ -51,7 +53,8 @@ FULL = Sizes(
     camera_photos=200,
     camera_job_images=24,
     cache_images=2000,
-    scale_images=100_000,
+    scale_images=1_000_000,
+    scale_upload_images=100_000,
     pipeline_images=6000,
 )
 
@@ -73,6 +76,7 @@ QUICK = Sizes(
     camera_job_images=4,
     cache_images=200,
     scale_images=2000,
+    scale_upload_images=2000,
     pipeline_images=200,
 )
 
@@ -90,6 +94,7 @@ class BenchOptions:
     latency_repeats: int | None = None
     int8: bool = True  # export and measure cpu-int8 when that target exists
     scale: bool = True  # the stand-in model's phase: the result cache's cost and win, the scale job
+    scale_images: int | None = None  # None: the preset's path-mode scale job
     workers: int | None = None
     inflight: int | None = None
     chunk_size: int | None = None
@@ -104,6 +109,7 @@ class BenchOptions:
             preset,
             repeats=self.repeats or preset.repeats,
             latency_repeats=self.latency_repeats or preset.latency_repeats,
+            scale_images=self.scale_images or preset.scale_images,
         )
 
     @property

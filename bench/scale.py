@@ -2,14 +2,15 @@
 
 The stand-in has the served model's signature (uint8 images in, 100 probabilities out,
 the same config, metadata and Python-backend model.py) but its ONNX graph is a mean and a
-softmax: it answers in microseconds, so a 100,000-image job takes minutes instead of the
-hours ResNet50 needs on a CPU, and what is measured is Podium itself: gateway, Redis,
+softmax: it answers in microseconds, so a million-image job takes minutes instead of the
+days ResNet50 needs on a CPU, and what is measured is Podium itself: gateway, Redis,
 Celery, workers, the Triton round trip.
 
 Two clusters serve it side by side, one with the result cache and one without:
 - cache cost: a job of distinct images on each (every lookup misses), alternating;
 - cache win: the same job again on the caching cluster (every lookup hits);
-- scale: one job of ``scale_images`` small distinct images, path mode and upload mode,
+- scale: one job of ``scale_images`` small distinct images in path mode and one of
+  ``scale_upload_images`` in upload mode,
   on the caching cluster: process memory at start, middle and end, Redis bytes per
   finished image beside the cache's share, a small job's progress while it runs, and the
   throughput of the last tenth against the first.
@@ -277,11 +278,12 @@ def measure_scale_and_cache(run, caching, plain) -> None:
     _cache_overhead(run, on, off)
     cache.clear()
 
-    images = distinct_images(work / "images" / "scale", sizes.scale_images, seed=17)
     cluster, client = caching
-    for mode in ("path", "upload"):
-        run.log(f"scale: a {sizes.scale_images:,}-image job in {mode} mode on the stand-in model")
-        scale = _big_job(cluster, client, images, sizes.scale_images, small, mode)
+    for mode, count, seed in (("path", sizes.scale_images, 17), ("upload", sizes.scale_upload_images, 19)):
+        run.log(f"scale: {count:,} distinct small PNGs (made once, then reused)")
+        images = distinct_images(work / "images" / f"scale-{mode}", count, seed=seed)
+        run.log(f"scale: a {count:,}-image job in {mode} mode on the stand-in model")
+        scale = _big_job(cluster, client, images, count, small, mode)
         client.delete(scale_job_id(client, mode))
         cache.clear()
         run.results.scale_runs.append(scale.__dict__ | {"images_per_s": scale.images_per_s})
