@@ -114,7 +114,7 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     threading.Thread(target=_watch_redis, args=(gateway,), name="podium-health", daemon=True).start()
     reconciler = Reconciler(store, queue, settings.stall_timeout_s, settings.upload_stall_s)
     rounds = [reconciler.run_once, Compactions(store).run_once]
-    if settings.results_url and settings.results_retention_days:
+    if settings.results_url:  # the retention, and the temporary files of killed writers
         rounds.append(Retention(store, open_sink(settings.results_url), settings.results_retention_days).run_once)
     threading.Thread(
         target=_reconcile, args=(rounds, stop, settings.reconcile_interval_s), name="podium-reconcile", daemon=True

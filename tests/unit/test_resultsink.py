@@ -226,10 +226,33 @@ def test_retention_removes_old_job_folders_but_not_a_running_jobs(tmp_path):
         for entry in (tmp_path / job_id).iterdir():
             os.utime(entry, (month_ago, month_ago))
     store._redis.sadd(ACTIVE_JOBS_KEY, running)
-    assert Retention(store, sink, days=0).run_once() == []  # 0: kept
+    assert Retention(fake_store(), sink, days=0).run_once() == []  # 0: kept
     assert Retention(store, sink, days=7).run_once() == [old]
     assert sorted(p.name for p in tmp_path.iterdir()) == [running, recent]
     assert Retention(store, sink, days=7).run_once() == []  # one sweep an hour, across gateways
+
+
+def test_the_sweep_removes_what_a_killed_writer_left_but_not_a_live_writers_file(tmp_path):
+    sink = FileSink(tmp_path)
+    write_part(sink, JOB, 0, rows(0, 2), "m:1")
+    hour_ago = time.time() - 2 * 3600
+    with pytest.raises(KeyboardInterrupt), sink.writing(JOB, part_name(2)) as path:
+        path.write_bytes(b"half a file")
+        raise KeyboardInterrupt  # a clean stop removes its own temporary file
+    left = tmp_path / JOB / f".{part_name(2)}.{'d' * 32}.tmp"  # what kill -9 leaves instead
+    left.write_bytes(b"half a file")
+    os.utime(left, (hour_ago, hour_ago))
+    live = tmp_path / JOB / f".{COMPACTED}.{'e' * 32}.tmp"  # a compaction still writing
+    live.write_bytes(b"rows so far")
+    unrelated = tmp_path / JOB / "notes.tmp"
+    unrelated.write_bytes(b"not ours")
+    os.utime(unrelated, (hour_ago, hour_ago))
+    assert sorted(p.name for p in (tmp_path / JOB).iterdir()) == sorted(
+        [left.name, live.name, unrelated.name, part_name(0)]
+    )
+    assert Retention(fake_store(), sink, days=0).run_once() == []  # no retention: the sweep runs anyway
+    assert sorted(p.name for p in (tmp_path / JOB).iterdir()) == sorted([live.name, unrelated.name, part_name(0)])
+    assert sink.sweep_temporaries(time.time() - 3600) == 0
 
 
 def test_an_s3_sink_tells_when_each_job_folder_was_last_written(s3):

@@ -27,6 +27,7 @@ FILE_SCHEME = "file://"
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(parquet|arrow)$")
 _ROWS = ".parquet"  # the files of rows; a delta job's listing is an .arrow file beside them
+_TEMPORARY = re.compile(r"^\.[A-Za-z0-9][A-Za-z0-9._-]*\.[0-9a-f]{32}\.tmp$")  # FileSink.writing's
 
 
 class SinkUnavailable(Unavailable):
@@ -57,6 +58,10 @@ class Sink(Protocol):
 
     def last_written(self) -> dict[str, float]:
         """Every job folder's newest file time (seconds since the epoch), by job id."""
+        ...
+
+    def sweep_temporaries(self, before: float) -> int:
+        """Remove what writers killed mid-file left, untouched since ``before``; how many."""
         ...
 
 
@@ -114,7 +119,7 @@ class FileSink:
         folder = self._folder(job_id)
         with _disk_errors(f"writing {name}"):
             folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".{name}.{uuid.uuid4().hex}.tmp"
+        temporary = folder / f".{name}.{uuid.uuid4().hex}.tmp"  # _TEMPORARY
         try:
             with _disk_errors(f"writing {name}"):
                 yield temporary
@@ -144,6 +149,22 @@ class FileSink:
                     times = [entry.stat().st_mtime for entry in os.scandir(folder.path)]
                     found[folder.name] = max(times, default=folder.stat().st_mtime)
         return found
+
+    def sweep_temporaries(self, before: float) -> int:
+        # A writer killed between its first byte and its rename leaves its temporary file;
+        # a live one touches it with every write, and no write lasts an hour.
+        removed = 0
+        with _disk_errors("sweeping temporary files"):
+            if not self.root.is_dir():
+                return 0
+            for folder in os.scandir(self.root):
+                if not (_JOB_ID.match(folder.name) and folder.is_dir(follow_symlinks=False)):
+                    continue
+                for entry in os.scandir(folder.path):
+                    if _TEMPORARY.match(entry.name) and entry.stat(follow_symlinks=False).st_mtime < before:
+                        Path(entry.path).unlink(missing_ok=True)
+                        removed += 1
+        return removed
 
 
 def _sync_folder(folder: Path) -> None:
@@ -224,6 +245,9 @@ class S3Sink:
                     if _JOB_ID.match(job_id):
                         found[job_id] = max(found.get(job_id, 0.0), item["LastModified"].timestamp())
         return found
+
+    def sweep_temporaries(self, before: float) -> int:
+        return 0  # one PUT per file: nothing half-written is ever visible under the prefix
 
     def _delete(self, keys: list[str]) -> None:
         with _sink_errors(f"deleting from {self.url}"):
