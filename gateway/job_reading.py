@@ -14,7 +14,7 @@ from gateway.settings import GatewaySettings
 from podium.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from podium.core.jobs import ImageOutcome, ImageResult, Job, JobState
 from podium.stores.jobstore import JobPage, JobStore
-from podium.stores.resultsink import batches_from, ipc_bytes, open_sink
+from podium.stores.resultsink import ResultRow, batches_from, ipc_bytes, open_sink
 
 WATCH_POLL_S = 0.2
 # Beyond any job (max_files_per_job is far less): Redis's list indices must not overflow.
@@ -24,6 +24,11 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 # A job-list cursor as the store writes it: a job's creation time, repr() of a float.
 _PAGE_TOKEN = re.compile(r"\d{1,20}(\.\d{1,20})?(e[+-]?\d{1,3})?")
+
+
+def _result_of(row: ResultRow) -> ImageResult:
+    record = row.recorded
+    return ImageResult(row.index, row.path, record.outcome, record.sha256, record.finished_at)
 
 
 def _unprocessed_reason(job: Job) -> str:
@@ -105,9 +110,7 @@ class JobReading:
         pages = ResultPages(self.store, job)
         while is_active():
             if pages.all_in_files(job):
-                for row in pages.rows_from(index):
-                    record = row.recorded
-                    yield ImageResult(row.index, row.path, record.outcome, record.sha256, record.finished_at)
+                yield from map(_result_of, pages.rows_from(index))
                 return
             # The job is read before the page: if it had ended, the page is final.
             page = pages.page(job, index)
@@ -134,6 +137,7 @@ class JobReading:
                 if job.state.terminal:
                     continue
             if not waiting and (job.state.terminal or not follow):
+                yield from map(_result_of, pages.carried_from(job, index))
                 return
             ended.wait(WATCH_POLL_S)
             job = self.get(job.id, caller)

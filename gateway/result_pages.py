@@ -32,6 +32,14 @@ class ResultPages:
         assert self._sink is not None
         return rows_from(self._sink, self._job_id, start)
 
+    def carried_from(self, job: Job, start: int) -> Iterator[ResultRow]:
+        """A delta job's rows carried over from its baseline (after its own images, in its
+        files from the start), from ``start`` on: for a job whose own images are read from
+        Redis (running, cancelled or failed; a completed one is read from its files whole)."""
+        if self._sink is None or not job.unchanged:
+            return iter(())
+        return rows_from(self._sink, self._job_id, max(start, job.total))
+
     def page(self, job: Job, start: int) -> Page:
         """(path, record or None if unanswered) of the images from ``start`` that the job lists
         (fewer than a page: the rest of one chunk, with a results sink)."""

@@ -488,6 +488,35 @@ def test_a_delta_job_classifies_what_changed_and_carries_the_rest_over(tmp_path)
     assert sorted(os.listdir(tmp_path / "results" / third.id)) == ["listing.arrow", "results.parquet"]
 
 
+def test_a_cancelled_or_running_delta_job_streams_its_carried_rows_after_its_own(tmp_path):
+    archive(tmp_path / "data", ["a.jpg", "b.jpg", "c.jpg"])
+    jobs = service(data_roots=str(tmp_path / "data"), results_url=f"file://{tmp_path / 'results'}")
+    nightly = JobOptions(2, incremental="nightly")
+    first_answer = ImageOutcome(predictions=(Prediction("first run", 1, 0.5),))
+    run_to_the_end(jobs, jobs.submit_path("archive", nightly, ANONYMOUS).id, lambda path: first_answer)
+    archive(tmp_path / "data", ["d.jpg", "e.jpg", "f.jpg"])
+    second = jobs.submit_path("archive", nightly, ANONYMOUS)
+    assert (second.total, second.unchanged) == (3, 3)
+    jobs.store.record(second.id, 0, OK, stamp=Stamp())  # d.jpg answered, e.jpg and f.jpg not yet
+    running = streamed(jobs, second.id)  # unfinished images skipped, the carried rows there
+    assert [(r.index, r.path) for r in running] == [(0, "d.jpg"), (3, "a.jpg"), (4, "b.jpg"), (5, "c.jpg")]
+    assert [r.outcome for r in running[1:]] == [first_answer] * 3
+    jobs.cancel(second.id, ANONYMOUS)
+    for follow in (False, True):
+        rows = streamed(jobs, second.id, follow=follow)
+        assert [(r.index, r.path) for r in rows] == [
+            (0, "d.jpg"),
+            (1, "e.jpg"),
+            (2, "f.jpg"),
+            (3, "a.jpg"),
+            (4, "b.jpg"),
+            (5, "c.jpg"),
+        ]
+        assert [r.outcome.error for r in rows[1:3]] == [CANCELLED_ERROR] * 2
+        assert [r.outcome for r in rows[3:]] == [first_answer] * 3
+    assert [r.index for r in streamed(jobs, second.id, start=4)] == [4, 5]
+
+
 def test_a_delta_job_compares_only_with_a_completed_run_of_its_name_owner_and_options(tmp_path):
     archive(tmp_path / "data", ["a.jpg", "b.jpg"])
     jobs = service(data_roots=str(tmp_path / "data"), results_url=f"file://{tmp_path / 'results'}")
