@@ -53,9 +53,17 @@ def standin_repository(source: ServedModel, target: Path) -> ServedModel:
     probabilities = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", classes])
     weights = numpy_helper.from_array(np.linspace(-0.05, 0.05, classes, dtype=np.float32).reshape(1, classes), "w")
     axis = numpy_helper.from_array(np.array([1], dtype=np.int64), "axis")
+    # Every 8th pixel of every 8th row (784 of 50,176): the answer still depends on each image,
+    # but costs ~5 µs instead of the ~67 µs a mean over all pixels took, which a model in
+    # microseconds should not spend on the cores the pipeline is measured on.
+    grid = [
+        numpy_helper.from_array(np.array(values, dtype=np.int64), name)
+        for name, values in (("starts", [0, 0]), ("ends", [224, 224]), ("axes", [1, 2]), ("steps", [8, 8]))
+    ]
     graph = helper.make_graph(
         [
-            helper.make_node("Cast", [INPUT_NAME], ["x"], to=TensorProto.FLOAT),
+            helper.make_node("Slice", [INPUT_NAME, "starts", "ends", "axes", "steps"], ["grid"]),
+            helper.make_node("Cast", ["grid"], ["x"], to=TensorProto.FLOAT),
             helper.make_node("ReduceMean", ["x"], ["mean"], axes=[1, 2, 3], keepdims=0),
             helper.make_node("Unsqueeze", ["mean", "axis"], ["column"]),
             helper.make_node("Mul", ["column", "w"], ["scores"]),
@@ -64,7 +72,7 @@ def standin_repository(source: ServedModel, target: Path) -> ServedModel:
         "standin",
         [images],
         [probabilities],
-        initializer=[weights, axis],
+        initializer=[weights, axis, *grid],
     )
     # IR 8 with opset 17: what the exporter writes, and what any onnxruntime of the image loads.
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)

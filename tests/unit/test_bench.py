@@ -311,6 +311,7 @@ def test_the_stand_in_keeps_the_signature_and_answers_probabilities(tmp_path):
     pixels = np.random.default_rng(0).integers(0, 256, size=(3, 224, 224, 3), dtype=np.uint8)
     (answer,) = session.run(None, {"images": pixels})
     assert answer.shape == (3, 7) and np.allclose(answer.sum(axis=1), 1.0, atol=1e-6)
+    assert len({row.tobytes() for row in answer}) == 3  # each image its own answer
 
 
 def test_int8_target_follows_the_machines_kernels():
