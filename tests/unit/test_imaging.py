@@ -9,7 +9,8 @@ import pytest
 import torchvision.transforms as T
 from PIL import Image
 
-from podium.core.imaging import ImageDecodeError, PreprocessSpec, decode_rgb, preprocess
+from podium.core.imaging import ImageDecodeError, PreprocessSpec, center_crop, decode_rgb, preprocess, resize_shorter
+from podium.core.imaging.transform import resize_and_crop
 from tests.support.images import png_claiming
 
 
@@ -33,6 +34,38 @@ def test_transform_is_torchvision_eval_resize_and_crop(size):
     got = preprocess(image)
     assert got.dtype == np.uint8 and got.shape == (224, 224, 3)
     assert np.array_equal(got, expected)
+
+
+# Squares (to 256 every side is a power-of-two fraction of it): resampled straight to the crop.
+EXACT_SHORTCUT = [(224, 224), (448, 448), (512, 512), (160, 160), (1000, 1000), (300, 300), (255, 255)]
+
+
+@pytest.mark.parametrize("size", EXACT_SHORTCUT + [(300, 400), (640, 480), (200, 300), (256, 256)])
+def test_the_crop_alone_is_resampled_only_where_that_is_exact(size, monkeypatch):
+    image = photo(*size, seed=size[0])
+    expected = T.Compose([T.Resize(256), T.CenterCrop(224), T.PILToTensor()])(image).permute(1, 2, 0).numpy()
+    boxes = []
+    resize = Image.Image.resize
+    monkeypatch.setattr(
+        Image.Image, "resize", lambda self, *a, **kw: boxes.append(kw.get("box")) or resize(self, *a, **kw)
+    )
+    assert np.array_equal(preprocess(image), expected)
+    assert [box is not None for box in boxes] == ([True] if size in EXACT_SHORTCUT else [False] * len(boxes))
+
+
+def test_resizing_the_crop_alone_gives_the_pixels_of_resizing_then_cropping():
+    rng = np.random.default_rng(20261203)
+    widths, heights = [224, 448, 512, 608, 912, 1000], [224, 384, 448, 608, 1500]
+    specs = [(256, 224), (232, 224), (342, 299), (224, 224), (160, 128), (256, 256)]
+    for case in range(150):  # half of the sizes drawn from those the shortcut takes
+        width = int(rng.choice(widths)) if case % 2 else int(rng.integers(16, 900))
+        height = width if case % 3 else (int(rng.choice(heights)) if case % 2 else int(rng.integers(16, 900)))
+        size, crop = specs[case % len(specs)]
+        interpolation = ("bilinear", "bicubic")[case % 2]
+        image = photo(width, height, seed=case).convert(("RGB", "L")[case % 5 == 0])
+        two_steps = center_crop(resize_shorter(image, size, interpolation), crop)
+        got = resize_and_crop(image, size, crop, interpolation)
+        assert np.array_equal(np.asarray(got), np.asarray(two_steps)), (width, height, size, crop, interpolation)
 
 
 def test_other_sizes_follow_the_spec():

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from podium.core.imaging.decode import DEFAULT_MAX_PIXELS, GREY, SIXTEEN_BIT_MODES, finish_decoding, open_image, to_rgb
-from podium.core.imaging.transform import PreprocessSpec, center_crop, resize_shorter
+from podium.core.imaging.transform import PreprocessSpec, resize_and_crop
 
 # Pillow keeps RGB as 4 bytes a pixel; what a decoded mode costs while it is converted.
 _BYTES_PER_PIXEL = {"1": 1, GREY: 1, "P": 5, "RGB": 4, "RGBA": 8, "CMYK": 8, "YCbCr": 8, "LA": 8, "F": 5}
@@ -89,7 +89,7 @@ class Decoder:
             if spec.grayscale and image.mode != GREY:  # torchvision's Grayscale: PIL's convert("L")
                 image = image.convert(GREY)
             # Resize and crop before a grey image becomes RGB: the same pixels, a third of the work.
-            cropped = center_crop(resize_shorter(image, spec.resize, spec.interpolation), spec.crop)
+            cropped = resize_and_crop(image, spec.resize, spec.crop, spec.interpolation)
         return np.asarray(to_rgb(cropped), dtype=np.uint8)
 
 

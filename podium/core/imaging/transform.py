@@ -8,6 +8,7 @@ is not here: it is part of the exported model graph, which takes uint8 pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from PIL import Image
@@ -36,16 +37,59 @@ class PreprocessSpec:
             raise ValueError(f"interpolation {self.interpolation!r} is not supported; use {known}")
 
 
+def resized_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """The size ``torchvision.transforms.Resize(size)`` gives a width x height image."""
+    short, long = (width, height) if width <= height else (height, width)
+    if short == size:
+        return width, height
+    new_short, new_long = size, int(size * long / short)
+    return (new_short, new_long) if width <= height else (new_long, new_short)
+
+
 def resize_shorter(image: Image.Image, size: int, interpolation: str = DEFAULT_INTERPOLATION) -> Image.Image:
     """Resize so that the shorter side is ``size``, as ``torchvision.transforms.Resize(size)``
     with ``interpolation`` (antialiased, as torchvision always is for PIL images)."""
-    width, height = image.size
-    short, long = (width, height) if width <= height else (height, width)
-    if short == size:
+    new_size = resized_size(*image.size, size)
+    if new_size == image.size:
         return image
-    new_short, new_long = size, int(size * long / short)
-    new_w, new_h = (new_short, new_long) if width <= height else (new_long, new_short)
-    return image.resize((new_w, new_h), INTERPOLATIONS[interpolation])
+    return image.resize(new_size, INTERPOLATIONS[interpolation])
+
+
+def resize_and_crop(
+    image: Image.Image, size: int, crop: int, interpolation: str = DEFAULT_INTERPOLATION
+) -> Image.Image:
+    """``center_crop(resize_shorter(image, size, interpolation), crop)``, pixel for pixel, computing
+    only the crop where that is exact: Pillow resamples the crop's box of the source straight
+    to crop x crop (a 224x224 photo: ~20 % less work, and no crop copy).
+
+    Pillow places each output pixel's filter at ``box_start + (i + 0.5) * scale``; the two-step
+    way at ``(left + i + 0.5) * scale``. They are the same floating-point numbers when the
+    scale (source over resized side) is a fraction with a power-of-two denominator (224 to
+    256, 512 to 256...): every product and sum is then exact, and so are the filter weights.
+    Pillow rounds to 8 bits between its two passes, and for a non-square image the box way
+    came out as if the passes ran in the other order (one level off in some pixels, measured
+    with Pillow 13); squares came out identical (6,000 photos, random squares of 96-2,048
+    pixels, both filters, RGB and grey). So squares only; anything else takes the two steps."""
+    width, height = image.size
+    new_w = resized_size(width, height, size)[0]
+    scale = Fraction(width, new_w)
+    if width != height or new_w == width or new_w < crop or not _dyadic(scale):
+        return center_crop(resize_shorter(image, size, interpolation), crop)
+    start = round((new_w - crop) / 2.0)  # center_crop's offset, the same on both axes
+    first, last = start * scale, (start + crop) * scale
+    if not all(_single_precision(value) for value in (first, last, last - first)):  # Pillow's box is a C float
+        return center_crop(resize_shorter(image, size, interpolation), crop)
+    first, last = float(first), float(last)
+    return image.resize((crop, crop), INTERPOLATIONS[interpolation], box=(first, first, last, last))
+
+
+def _single_precision(value: Fraction) -> bool:
+    return Fraction(float(np.float32(float(value)))) == value
+
+
+def _dyadic(value: Fraction) -> bool:
+    # A power-of-two denominator, small enough that products with pixel positions stay exact.
+    return value.denominator & (value.denominator - 1) == 0 and value.denominator <= 2**20 and value < 2**20
 
 
 def center_crop(image: Image.Image, size: int) -> Image.Image:
@@ -65,5 +109,5 @@ def preprocess(image: Image.Image, spec: PreprocessSpec = PreprocessSpec()) -> n
     """RGB PIL image -> uint8 array of shape (crop, crop, 3), the model's input layout."""
     if spec.grayscale and image.mode != "L":
         image = image.convert("L")
-    cropped = center_crop(resize_shorter(image, spec.resize, spec.interpolation), spec.crop)
+    cropped = resize_and_crop(image, spec.resize, spec.crop, spec.interpolation)
     return np.asarray(cropped if cropped.mode == "RGB" else cropped.convert("RGB"), dtype=np.uint8)
