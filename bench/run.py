@@ -49,7 +49,8 @@ from bench.measure import (
 from bench.networks import add_networks, measure_networks
 from bench.options import BenchOptions, Sizes
 from bench.report import cpu_table, figures_table, results_json, sweep_table, targets_table, write_json
-from bench.scale import measure_scale_and_cache, standin_repository
+from bench.scale import measure_scale_and_cache
+from bench.standin import standin_repository
 from bench.targets import TargetResult, evaluate
 from export.raw_speed import RawOnnxRuntime, decode_seconds_per_image
 from export.served import ServedModel, exported_model, served_model, with_queue_delay

@@ -292,7 +292,7 @@ def test_the_stand_in_keeps_the_signature_and_answers_probabilities(tmp_path):
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from bench.scale import standin_repository
+    from bench.standin import standin_repository
     from export.served import ServedModel
 
     version = tmp_path / "repo" / "resnet50_sports" / "1"
