@@ -26,7 +26,8 @@ class Retention:
         self._store, self._sink, self.days = store, sink, days
 
     def run_once(self, now: float | None = None) -> list[str]:
-        """Remove the folders of jobs whose newest file is older than the retention; their ids."""
+        """Sweep killed writers' temporary files, then remove the folders of jobs whose newest
+        file is older than the retention; the ids of the jobs removed."""
         if not self._store.claim("results-retention", SWEEP_INTERVAL_S):
             return []
         now = now or time.time()
