@@ -25,6 +25,9 @@ class RatioTarget:
 RATIO_TARGETS = (
     RatioTarget("Triton direct vs raw onnxruntime", f.TRITON, f.RAW, 0.95),
     RatioTarget("end to end (224x224) vs Triton direct", f.E2E_SPORTS, f.TRITON, 0.90),
+    # Everything around the model, on the real model: against the same ONNX in onnxruntime alone.
+    RatioTarget("end to end (224x224) vs raw onnxruntime", f.E2E_SPORTS, f.RAW, 0.95),
+    RatioTarget("INT8 end to end vs raw INT8 onnxruntime", f.INT8_E2E, f.INT8_RAW, 0.85),
     RatioTarget("end to end vs one request per image", f.E2E_SPORTS, f.BASELINE, 1.15),
     RatioTarget("end to end, 24 MP photos (fast) vs 224x224", f.E2E_CAMERA, f.E2E_SPORTS, 0.6),
     RatioTarget("explained (class activation maps) vs plain end to end", f.E2E_EXPLAINED, f.E2E_SPORTS, 0.85),
