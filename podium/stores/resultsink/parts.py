@@ -35,6 +35,10 @@ COMPACTED = "results.parquet"
 PART_PREFIX = "part-"
 # Rows per row group of a compacted file: parts hold a chunk each (16-256 rows).
 ROW_GROUP_ROWS = 65_536
+# Parts held before they are merged into one table while a row group fills: compacting
+# 12,500 parts of 16 rows left the process 145 MiB bigger holding 4,096 at a time, 19 MiB
+# merging every 64 (each small table costs far more than its rows), in the same time.
+MERGE_PARTS = 64
 # Rows per batch a reader is handed (a gRPC message holds one: well under its 4 MiB).
 BATCH_ROWS = 4096
 
@@ -69,6 +73,8 @@ def compact(sink: Sink, job_id: str) -> bool:
             held: list[pa.Table] = []
             for name in parts:  # the names sort as the indices do
                 held.append(read_parquet(sink.read(job_id, name)))
+                if len(held) >= MERGE_PARTS:
+                    held = [_merged(held)]
                 if sum(table.num_rows for table in held) >= ROW_GROUP_ROWS:
                     out.write_table(_merged(held))
                     held = []
