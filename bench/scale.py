@@ -2,9 +2,9 @@
 
 The stand-in has the served model's signature (uint8 images in, 100 probabilities out,
 the same config, metadata and Python-backend model.py) but its ONNX graph is the mean of a
-grid of the pixels and a softmax (bench/standin.py): it answers in microseconds, so a million-image job takes minutes instead of the
-days ResNet50 needs on a CPU, and what is measured is Podium itself: gateway, Redis,
-Celery, workers, the Triton round trip.
+grid of the pixels and a softmax (bench/standin.py): it answers in microseconds, so a
+million-image job takes minutes instead of the days ResNet50 needs on a CPU, and what is
+measured is Podium itself: gateway, Redis, Celery, workers, the Triton round trip.
 
 Two clusters serve it side by side, one with the result cache and one without:
 - cache cost: a job of distinct images on each (every lookup misses), alternating;

@@ -7,6 +7,7 @@ is not here: it is part of the exported model graph, which takes uint8 pixels.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -70,17 +71,24 @@ def resize_and_crop(
     came out as if the passes ran in the other order (one level off in some pixels, measured
     with Pillow 13); squares came out identical (6,000 photos, random squares of 96-2,048
     pixels, both filters, RGB and grey). So squares only; anything else takes the two steps."""
-    width, height = image.size
+    box = _exact_crop_box(*image.size, size, crop)
+    if box is None:
+        return center_crop(resize_shorter(image, size, interpolation), crop)
+    return image.resize((crop, crop), INTERPOLATIONS[interpolation], box=box)
+
+
+@functools.lru_cache(maxsize=256)  # a pure function of the sizes: photos of a set share a few
+def _exact_crop_box(width: int, height: int, size: int, crop: int) -> tuple[float, ...] | None:
+    """The source box ``resize_and_crop`` resamples, or None where that would not be exact."""
     new_w = resized_size(width, height, size)[0]
     scale = Fraction(width, new_w)
     if width != height or new_w == width or new_w < crop or not _dyadic(scale):
-        return center_crop(resize_shorter(image, size, interpolation), crop)
+        return None
     start = round((new_w - crop) / 2.0)  # center_crop's offset, the same on both axes
     first, last = start * scale, (start + crop) * scale
     if not all(_single_precision(value) for value in (first, last, last - first)):  # Pillow's box is a C float
-        return center_crop(resize_shorter(image, size, interpolation), crop)
-    first, last = float(first), float(last)
-    return image.resize((crop, crop), INTERPOLATIONS[interpolation], box=(first, first, last, last))
+        return None
+    return (float(first), float(first), float(last), float(last))
 
 
 def _single_precision(value: Fraction) -> bool:

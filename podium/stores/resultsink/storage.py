@@ -140,26 +140,23 @@ class FileSink:
         shutil.rmtree(self._folder(job_id), ignore_errors=True)
 
     def last_written(self) -> dict[str, float]:
-        if not self.root.is_dir():
-            return {}
         found = {}
         with _disk_errors("listing job folders"):
-            for folder in os.scandir(self.root):
-                if _JOB_ID.match(folder.name) and folder.is_dir(follow_symlinks=False):
-                    times = [entry.stat().st_mtime for entry in os.scandir(folder.path)]
-                    found[folder.name] = max(times, default=folder.stat().st_mtime)
+            for folder in self._job_folders():
+                times = [entry.stat().st_mtime for entry in os.scandir(folder.path)]
+                found[folder.name] = max(times, default=folder.stat().st_mtime)
         return found
+
+    def _job_folders(self) -> Iterator[os.DirEntry]:
+        if self.root.is_dir():
+            yield from (f for f in os.scandir(self.root) if _JOB_ID.match(f.name) and f.is_dir(follow_symlinks=False))
 
     def sweep_temporaries(self, before: float) -> int:
         # A writer killed between its first byte and its rename leaves its temporary file;
         # a live one touches it with every write, and no write lasts an hour.
         removed = 0
         with _disk_errors("sweeping temporary files"):
-            if not self.root.is_dir():
-                return 0
-            for folder in os.scandir(self.root):
-                if not (_JOB_ID.match(folder.name) and folder.is_dir(follow_symlinks=False)):
-                    continue
+            for folder in self._job_folders():
                 for entry in os.scandir(folder.path):
                     if _TEMPORARY.match(entry.name) and entry.stat(follow_symlinks=False).st_mtime < before:
                         Path(entry.path).unlink(missing_ok=True)
