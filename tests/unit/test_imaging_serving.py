@@ -9,11 +9,12 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from podium.core.imaging import DecodeBudget, DecodeMode, Decoder, ImageDecodeError, decode_rgb, model_input, preprocess
 from podium.core.imaging.decode import open_image
-from podium.core.imaging.serving import decode_cost, draft_jpeg
+from podium.core.imaging.serving import FAST_MIN_CROP_MULTIPLE, decode_cost, draft_jpeg
+from podium.core.imaging.transform import crop_box
 
 
 def encoded(image: Image.Image, fmt: str, **options) -> bytes:
@@ -64,6 +65,46 @@ def test_fast_drafts_large_jpegs_to_at_least_twice_the_resize(size, scale):
     assert min(image.size) >= 512 and min(image.size) < 2 * 512 * 2
     exact, fast = model_input(data).astype(int), model_input(data, mode=DecodeMode.FAST).astype(int)
     assert np.abs(exact - fast).mean() < 2.0  # a few grey levels at most, on average
+
+
+def bars(width: int, height: int) -> Image.Image:
+    """Sharp-edged stripes both ways: a crop shifted by a fraction of a pixel shows."""
+    image = Image.new("RGB", (width, height), (30, 60, 90))
+    draw = ImageDraw.Draw(image)
+    for x in range(0, width, 97):
+        draw.rectangle((x, 0, x + 40, height), fill=(220, 200, 40))
+    for y in range(0, height, 89):
+        draw.rectangle((0, y, width, y + 30), fill=(10, 180, 230))
+    return image
+
+
+@pytest.mark.parametrize(
+    ("size", "scale"), [((3001, 2001), 2), ((1999, 3203), 2), ((4001, 3001), 2), ((5003, 3997), 4), ((8000, 7200), 8)]
+)
+def test_fast_resamples_the_exact_crop_from_the_drafted_pixels(size, scale):
+    # Sides not divisible by the scale: the drafted image is rounded up to whole pixels, and
+    # resizing it as if it were the photo shifted the crop (23-35 grey levels at these edges).
+    data = encoded(bars(*size), "JPEG", quality=95)
+    image = open_image(data)
+    assert draft_jpeg(image, FAST_MIN_CROP_MULTIPLE * 224) == scale
+    assert image.size == (-(-size[0] // scale), -(-size[1] // scale))
+    exact, fast = model_input(data).astype(int), model_input(data, mode=DecodeMode.FAST).astype(int)
+    assert np.abs(exact - fast).max() <= 6
+
+
+def test_fast_drafts_no_closer_than_four_crops():
+    for short, drafted in ((1790, False), (1791, True)):  # 1,791 px halves to 896 (rounded up)
+        data = encoded(photo(short + 500, short), "JPEG", quality=90)
+        assert (draft_jpeg(open_image(data), FAST_MIN_CROP_MULTIPLE * 224) > 1) is drafted
+        same = np.array_equal(model_input(data, mode=DecodeMode.FAST), model_input(data))
+        assert same is not drafted
+
+
+def test_the_crop_box_is_what_resize_and_crop_shows():
+    assert crop_box(512, 512, 256, 224) == (32.0, 32.0, 480.0, 480.0)
+    # 600x300 -> 512x256, crop at (144, 16): a box 1.171875 times as large in the photo
+    assert crop_box(600, 300, 256, 224) == (168.75, 18.75, 431.25, 281.25)
+    assert crop_box(300, 200, 256, 300) is None  # torchvision pads: no box of the photo
 
 
 def test_fast_leaves_other_formats_alone():

@@ -77,6 +77,35 @@ def resize_and_crop(
     return image.resize((crop, crop), INTERPOLATIONS[interpolation], box=box)
 
 
+def resize_and_crop_drafted(
+    image: Image.Image,
+    full_size: tuple[int, int],
+    scale: int,
+    size: int,
+    crop: int,
+    interpolation: str = DEFAULT_INTERPOLATION,
+) -> Image.Image:
+    """``resize_and_crop`` of a ``full_size`` photo that libjpeg decoded at 1/``scale``: the
+    crop's box is found in the full-size photo's coordinates and resampled from the drafted
+    pixels. Resizing the drafted image instead would shift the crop by up to a drafted pixel
+    (its size is rounded up) and moved some pixels by 60 grey levels."""
+    box = crop_box(*full_size, size, crop)
+    if box is None:
+        return resize_and_crop(image, size, crop, interpolation)
+    return image.resize((crop, crop), INTERPOLATIONS[interpolation], box=tuple(side / scale for side in box))
+
+
+def crop_box(width: int, height: int, size: int, crop: int) -> tuple[float, float, float, float] | None:
+    """The part of a width x height image that ``resize_and_crop`` shows, in its coordinates
+    (None where the resized image is smaller than the crop: torchvision pads it)."""
+    new_w, new_h = resized_size(width, height, size)
+    if min(new_w, new_h) < crop:
+        return None
+    scale_x, scale_y = width / new_w, height / new_h
+    left, top = round((new_w - crop) / 2.0), round((new_h - crop) / 2.0)  # center_crop's offsets
+    return (left * scale_x, top * scale_y, (left + crop) * scale_x, (top + crop) * scale_y)
+
+
 @functools.lru_cache(maxsize=256)  # a pure function of the sizes: photos of a set share a few
 def _exact_crop_box(width: int, height: int, size: int, crop: int) -> tuple[float, ...] | None:
     """The source box ``resize_and_crop`` resamples, or None where that would not be exact."""
