@@ -31,6 +31,7 @@ DECODE_24MP_FAST_MEMORY = "decode_24mp_fast_peak"
 FAST_AGREEMENT = "fast_vs_exact_top1_agreement"  # where exact's margin > bench.camera.DECIDED_MARGIN
 FAST_AGREEMENT_ALL = "fast_vs_exact_top1_agreement_all"
 FAST_MAX_DIFF = "fast_vs_exact_max_abs_diff"
+REENCODED_MAX_DIFF = "reencoded_q95_max_abs_diff"  # the fidelity judge's sensitivity, for scale
 E2E_CAMERA = "end_to_end_24mp"
 E2E_EXPLAINED = "end_to_end_224_explained"
 MAP_FILE_BYTES = "result_file_bytes_per_image_for_map"

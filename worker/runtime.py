@@ -64,7 +64,7 @@ class Runtime:
             return None
         shared = self.settings.result_cache_scope == "shared"
         scope = SHARED_SCOPE if shared else (job.owner or ANONYMOUS_SCOPE)
-        key = CacheKey(job.model_name, job.model_version, job.top_k, job.explain, self.settings.decode.value, scope)
+        key = CacheKey(job.model_name, job.model_version, job.top_k, job.explain, self.settings.decode.cache_tag, scope)
         return key.of_digest(digest)
 
     def close(self) -> None:

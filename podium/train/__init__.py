@@ -6,4 +6,5 @@ Writes a checkpoint ``podium export`` reads, with its labels, history and curves
 
 from podium.train.loop import EpochFigures, TrainOptions, TrainResult, train_model
 
-__all__ = ["EpochFigures", "TrainOptions", "TrainResult", "train_model"]
+# demo: the demo's own model, trained on the bundled photographs (`podium demo`; the bench's judge)
+__all__ = ["EpochFigures", "TrainOptions", "TrainResult", "demo", "train_model"]

@@ -152,3 +152,9 @@ def test_the_pixel_limit_applies_before_decoding():
     data = encoded(photo(300, 300), "PNG")
     with pytest.raises(ImageDecodeError, match="more than the limit of 10,000"):
         Decoder(max_pixels=10_000).model_input(data)
+
+
+def test_answers_of_the_earlier_fast_decode_are_not_served_from_the_cache():
+    # "fast" keyed the answers of the fast decode that shifted the crop (before 2026-12-04).
+    assert DecodeMode.FAST.cache_tag not in ("fast", DecodeMode.EXACT.cache_tag)
+    assert DecodeMode.EXACT.cache_tag == "exact"  # exact answers cached earlier stay valid

@@ -12,7 +12,6 @@ from rich.console import Console
 
 from export.raw_speed import RawOnnxRuntime
 from export.served import exported_model
-from podium.cli.operator.demo_model import DEMO_MODEL_NAME, DemoModel, demo_model
 from podium.cli.progress import follow_job, print_summary
 from podium.client.api import PodiumClient
 from podium.client.heatmaps import HeatmapWriter, contact_sheet
@@ -22,6 +21,7 @@ from podium.cluster import ClusterSettings, LocalCluster
 from podium.core.modelmeta import DEFAULT_MODEL_NAME
 from podium.core.proto import podium_pb2 as pb
 from podium.samples import write_photo_folder
+from podium.train.demo import DEMO_MODEL_NAME, DemoModel, demo_model
 
 DEMO_PHOTOS = 48
 RAW_BATCH = 8
@@ -35,7 +35,7 @@ def run_demo(directory: Path, checkpoint: Path | None, workers: int, console: Co
     photos = directory / "photos"
     own = None
     model_name = DEFAULT_MODEL_NAME
-    if checkpoint is None:  # the demo trains its own model (podium/cli/operator/demo_model.py)
+    if checkpoint is None:  # the demo trains its own model (podium/train/demo.py)
         own, model_name = demo_model(directory, console), DEMO_MODEL_NAME
         if own.test_accuracy is not None and repo.exists():
             shutil.rmtree(repo)  # trained afresh: export again

@@ -46,6 +46,12 @@ class DecodeMode(str, enum.Enum):
     EXACT = "exact"
     FAST = "fast"
 
+    @property
+    def cache_tag(self) -> str:
+        """The mode in a result cache's key. Fast's tag changes whenever its pixels do, so that
+        no answer of an earlier fast decode is served as one of today's."""
+        return "fast-2" if self is DecodeMode.FAST else self.value
+
 
 class DecodeBudget:
     """Bytes that concurrent decodes of one process may hold; a decode waits for room.
