@@ -2,10 +2,10 @@
 and a folder of 24 MP photos end to end.
 
 Fast decoding (PODIUM_DECODE=fast) is approximate, so it is measured against exact on
-photos of many sizes, judged by a trained network: the demo model (`podium demo-model`'s
-MobileNetV3, trained on crops of the bundled photographs these photos are made from). An
-untrained network is no judge: the steady stand-in moved a probability by 0.05 when one
-pixel in a thousand changed by one grey level. How sensitive the judge is shows beside
+photos of many sizes, judged by a trained network: the demo's own model
+(``podium.train.demo``, a MobileNetV3-Small trained on crops of the bundled photographs
+these photos are made from). An untrained network is no judge: the steady stand-in moved
+a probability by 0.05 when about one pixel value in a hundred changed by one grey level. How sensitive the judge is shows beside
 the gate: its answers on each photo re-encoded once at JPEG quality 95, decoded exactly.
 """
 

@@ -87,8 +87,9 @@ def resize_and_crop_drafted(
 ) -> Image.Image:
     """``resize_and_crop`` of a ``full_size`` photo that libjpeg decoded at 1/``scale``: the
     crop's box is found in the full-size photo's coordinates and resampled from the drafted
-    pixels. Resizing the drafted image instead would shift the crop by up to a drafted pixel
-    (its size is rounded up) and moved some pixels by 60 grey levels."""
+    pixels. Resizing the drafted image instead shifts the crop by up to a drafted pixel (its
+    size is rounded up, and so are the resized size and the crop's offset): some pixels of
+    the bench's photos came out 60 grey levels off."""
     box = crop_box(*full_size, size, crop)
     if box is None:
         return resize_and_crop(image, size, crop, interpolation)
