@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from podium.core.imaging.decode import DEFAULT_MAX_PIXELS, GREY, SIXTEEN_BIT_MODES, finish_decoding, open_image, to_rgb
-from podium.core.imaging.transform import PreprocessSpec, resize_and_crop, resize_and_crop_drafted
+from podium.core.imaging.transform import PreprocessSpec, resize_and_crop_drafted
 
 # Pillow keeps RGB as 4 bytes a pixel; what a decoded mode costs while it is converted.
 _BYTES_PER_PIXEL = {"1": 1, GREY: 1, "P": 5, "RGB": 4, "RGBA": 8, "CMYK": 8, "YCbCr": 8, "LA": 8, "F": 5}
@@ -102,10 +102,7 @@ class Decoder:
             if spec.grayscale and image.mode != GREY:  # torchvision's Grayscale: PIL's convert("L")
                 image = image.convert(GREY)
             # Resize and crop before a grey image becomes RGB: the same pixels, a third of the work.
-            if scale == 1:
-                cropped = resize_and_crop(image, spec.resize, spec.crop, spec.interpolation)
-            else:
-                cropped = resize_and_crop_drafted(image, full_size, scale, spec.resize, spec.crop, spec.interpolation)
+            cropped = resize_and_crop_drafted(image, full_size, scale, spec.resize, spec.crop, spec.interpolation)
         return np.asarray(to_rgb(cropped), dtype=np.uint8)
 
 

@@ -85,13 +85,13 @@ def resize_and_crop_drafted(
     crop: int,
     interpolation: str = DEFAULT_INTERPOLATION,
 ) -> Image.Image:
-    """``resize_and_crop`` of a ``full_size`` photo that libjpeg decoded at 1/``scale``: the
-    crop's box is found in the full-size photo's coordinates and resampled from the drafted
-    pixels. Resizing the drafted image instead shifts the crop by up to a drafted pixel (its
+    """``resize_and_crop`` of a ``full_size`` photo that libjpeg decoded at 1/``scale`` (1: not
+    drafted, and ``resize_and_crop`` itself): the crop's box is found in the full-size photo's
+    coordinates and resampled from the drafted pixels. Resizing the drafted image instead shifts the crop by up to a drafted pixel (its
     size is rounded up, and so are the resized size and the crop's offset): some pixels of
     the bench's photos came out 60 grey levels off."""
-    box = crop_box(*full_size, size, crop)
-    if box is None:
+    box = crop_box(*full_size, size, crop) if scale > 1 else None
+    if box is None:  # not drafted (the exact way, to the bit), or torchvision pads
         return resize_and_crop(image, size, crop, interpolation)
     return image.resize((crop, crop), INTERPOLATIONS[interpolation], box=tuple(side / scale for side in box))
 
