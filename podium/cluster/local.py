@@ -15,6 +15,7 @@ from podium.cluster.children import LOOPBACK, ClusterChildren
 from podium.cluster.processes import ManagedProcess, ProcessFailed, free_port
 from podium.cluster.run_lock import RunDirLock
 from podium.cluster.settings import ClusterSettings
+from podium.cluster.triton_watch import PROBE_INTERVAL_S, TritonWatch, model_request_counts
 from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -144,28 +145,49 @@ class LocalCluster(ClusterChildren):
         proc.start()
         proc.wait_ready()
 
-    def supervise(self, should_stop, backoff_start_s: float = 1.0) -> None:
-        """Restart children that die, with backoff, until should_stop() is true."""
+    def supervise(self, should_stop, backoff_start_s: float = 1.0, watch: TritonWatch | None = None) -> None:
+        """Restart children that die, and a Triton that fails every request to a model
+        (``podium.cluster.triton_watch``), with backoff, until should_stop() is true."""
         backoff: dict[str, float] = {}
+        watch = watch or TritonWatch()
+        next_probe = time.monotonic()
         while not should_stop():
             for proc in self.dead():
-                delay = backoff.get(proc.name, backoff_start_s)
-                log.error(
-                    "%s exited with code %s; restarting it in %.0f s (log: %s)",
-                    proc.name,
-                    proc.popen.returncode if proc.popen else None,
-                    delay,
-                    proc.log_path,
-                )
-                time.sleep(delay)
-                try:
-                    self.restart(proc)
-                    log.info("%s is ready again", proc.name)
-                    backoff[proc.name] = backoff_start_s
-                except ProcessFailed as exc:
-                    log.error("%s", exc)
-                    backoff[proc.name] = min(delay * 2, RESTART_BACKOFF_MAX_S)
+                code = proc.popen.returncode if proc.popen else None
+                self._restart_with_backoff(proc, f"exited with code {code}", backoff, backoff_start_s)
+            if time.monotonic() >= next_probe:
+                next_probe = time.monotonic() + PROBE_INTERVAL_S
+                model = self._wedged_model(watch)
+                if model is not None:
+                    why = (
+                        f"has failed every request to {model} for {watch.window:.0f} s (a Python-backend stub "
+                        "it no longer answers through, as after a freeze)"
+                    )
+                    self._restart_with_backoff(self.process("triton"), why, backoff, backoff_start_s)
+                    watch.restarted()
             time.sleep(0.5)
+
+    def _wedged_model(self, watch: TritonWatch) -> str | None:
+        triton = next((proc for proc in self.processes if proc.name == "triton"), None)
+        if triton is None or not triton.alive:
+            return None
+        try:
+            counts = model_request_counts(self.triton_http_port)
+        except (OSError, ValueError):
+            return None  # starting, frozen or busy: only a dead one is restarted for that
+        return watch.wedged(time.monotonic(), counts)
+
+    def _restart_with_backoff(self, proc: ManagedProcess, why: str, backoff: dict[str, float], start_s: float) -> None:
+        delay = backoff.get(proc.name, start_s)
+        log.error("%s %s; restarting it in %.0f s (log: %s)", proc.name, why, delay, proc.log_path)
+        time.sleep(delay)
+        try:
+            self.restart(proc)
+            log.info("%s is ready again", proc.name)
+            backoff[proc.name] = start_s
+        except ProcessFailed as exc:
+            log.error("%s", exc)
+            backoff[proc.name] = min(delay * 2, RESTART_BACKOFF_MAX_S)
 
     def stop(self) -> None:
         """Stop everything in reverse start order; no child outlives this call."""
