@@ -16,7 +16,7 @@ import pytest
 from podium.cluster import ClusterSettings, LocalCluster
 from podium.cluster.processes import ManagedProcess, free_port
 from podium.samples import write_photo_folder
-from tests.support.faults import run_job
+from tests.support.faults import logs_tail, run_job
 from tests.support.images import TestFolder, make_test_folder
 from tests.support.reference import build_resnet50, reference_predict
 
@@ -214,6 +214,17 @@ def faulty_cluster(model_repository, faults_data_root, tmp_path_factory):
         stop.set()
         supervisor.join(60)
         cluster.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Each phase's report kept on the test (``rep_call``: whether the test itself failed);
+    a failed test that ran on the fault cluster reports the last lines of its children's logs."""
+    report = (yield).get_result()
+    setattr(item, f"rep_{report.when}", report)
+    cluster = getattr(item, "funcargs", {}).get("faulty_cluster")
+    if report.failed and cluster is not None:
+        report.sections.append(("the fault cluster's logs, last lines", logs_tail(cluster)))
 
 
 AWS = {"AWS_ACCESS_KEY_ID": "podium-test", "AWS_SECRET_ACCESS_KEY": "podium-test", "AWS_DEFAULT_REGION": "us-east-1"}
