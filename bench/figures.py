@@ -34,6 +34,7 @@ FAST_MAX_DIFF = "fast_vs_exact_max_abs_diff"
 REENCODED_MAX_DIFF = "reencoded_q95_max_abs_diff"  # the fidelity judge's sensitivity, for scale
 E2E_CAMERA = "end_to_end_24mp"  # path mode
 E2E_224_PATH = "end_to_end_224_path"  # beside it, the yardstick of the 24 MP target
+CAMERA_WORKERS_PEAK = "end_to_end_24mp_workers_peak_rss"  # both workers' process trees, summed
 E2E_EXPLAINED = "end_to_end_224_explained"
 MAP_FILE_BYTES = "result_file_bytes_per_image_for_map"
 # The stand-in model's cluster pair (bench/scale.py).

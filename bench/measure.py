@@ -19,6 +19,7 @@ from bench import figures as f
 from bench.cpu_usage import component_cpu_seconds, per_image_ms
 from bench.datasets import BenchData
 from bench.figures import MILLISECONDS, SECONDS, THROUGHPUT, BenchResults
+from bench.memory import PeakRss
 from bench.options import BenchOptions, Sizes
 from bench.triton_direct import TritonCell
 from export.raw_speed import RawOnnxRuntime, RawRun, best_run
@@ -337,10 +338,13 @@ def camera(run: Run, main: ServedCluster) -> None:
         f"path mode, {sizes.repeats} times"
     )
     pipeline.path_job(main.client, job_folder)  # warm-up: the page cache
-    camera_rates, small_rates = [], []
+    workers = [proc.popen.pid for proc in main.cluster.processes if proc.name.startswith("worker")]
+    camera_rates, small_rates, peaks = [], [], []
     for _ in range(sizes.repeats):
-        seconds, count = pipeline.path_job(main.client, job_folder)
+        with PeakRss(workers) as peak:
+            seconds, count = pipeline.path_job(main.client, job_folder)
         camera_rates.append(count / seconds)
+        peaks.append(peak.bytes / 2**20)
         seconds, count = pipeline.path_job(main.client, reference)
         small_rates.append(count / seconds)
     decode_note = "the workers' PODIUM_DECODE (fast unless --env says otherwise)"
@@ -350,6 +354,13 @@ def camera(run: Run, main: ServedCluster) -> None:
         THROUGHPUT,
         camera_rates,
         decode_note,
+    )
+    results.add(
+        f.CAMERA_WORKERS_PEAK,
+        f"end to end, {sizes.camera_job_images} 24 MP JPEGs: the {len(workers)} workers' peak RSS",
+        f.MIB,
+        peaks,
+        "process trees (Celery's main and pool processes) summed, sampled every 50 ms",
     )
     results.add(
         f.E2E_224_PATH,

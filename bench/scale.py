@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.end_to_end import TERMINAL
+from bench.memory import process_tree_rss
 
 # Small distinct images: decoding costs little, so the run measures the pipeline around it.
 SCALE_IMAGE_SIDE = 24
@@ -52,30 +53,6 @@ def distinct_images(folder: Path, count: int, seed: int) -> Path:
             Image.fromarray(pixels).save(sub / f"{index:06d}.png", compress_level=1)
     marker.touch()
     return folder
-
-
-def process_tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants (from /proc)."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-        line = next((line for line in status.splitlines() if line.startswith("VmRSS:")), "VmRSS: 0 kB")
-        rss[int(entry.name)] = int(line.split()[1]) * 1024
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        total += rss.get(current, 0)
-        todo += children.get(current, [])
-    return total
 
 
 @dataclass

@@ -78,6 +78,7 @@ LIMIT_TARGETS = (
         "fast vs exact decoding, top-1 agreement (exact margin > 0.01)", f.FAST_AGREEMENT, 99.5, False, ">= 99.5%"
     ),
     LimitTarget("fast vs exact decoding, max |Δp|", f.FAST_MAX_DIFF, 0.02, True, "<= 0.02"),
+    LimitTarget("24 MP job: the two workers' peak memory", f.CAMERA_WORKERS_PEAK, 1024.0, True, "<= 1 GiB"),
     LimitTarget("pipeline CPU per image beyond decoding", f.PIPELINE_OVERHEAD, 0.0005, True, "<= 0.5 ms"),
     # Measured on the stand-in (where it shows), as a share of a real image's time end to end.
     LimitTarget("result cache, no duplicates: cost per image", f.CACHE_OVERHEAD, 2.0, True, "<= 2% of end to end"),

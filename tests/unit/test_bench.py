@@ -118,6 +118,7 @@ def test_targets_pass_and_fail_on_ratios_of_medians():
         "24 MP JPEG, fast decode peak memory": "n/a",
         "fast vs exact decoding, top-1 agreement (exact margin > 0.01)": "FAIL",
         "fast vs exact decoding, max |Δp|": "n/a",
+        "24 MP job: the two workers' peak memory": "n/a",
         "explained (class activation maps) vs plain end to end": "FAIL",
         "result cache, all duplicates, vs off (stand-in model)": "FAIL",
         "stand-in pipeline (path mode) vs decode floor": "FAIL",
@@ -337,3 +338,19 @@ def test_a_tenths_rate_is_measured_even_when_one_update_crosses_it():
     jumpy = [(0.0, 0), (1.0, 100), (8.5, 850), (10.0, 1000)]
     assert _rate_between(jumpy, 0.9, 1.0, 1000) == pytest.approx(100.0)
     assert _rate_between([], 0.9, 1.0, 1000) == 0.0
+
+
+def test_peak_rss_sees_memory_held_for_a_moment_inside_the_block():
+    import os
+    import time
+
+    from bench.memory import PeakRss, trees_rss
+
+    pid = os.getpid()
+    before = trees_rss([pid])
+    with PeakRss([pid], interval_s=0.01) as peak:
+        held = bytearray(64 * 2**20)
+        held[::4096] = b"\x01" * len(range(0, len(held), 4096))  # resident: every page touched
+        time.sleep(0.1)
+        del held
+    assert peak.bytes >= before + 60 * 2**20
