@@ -160,8 +160,8 @@ class LocalCluster(ClusterChildren):
                 model = self._wedged_model(watch)
                 if model is not None:
                     why = (
-                        f"has failed every request to {model} for {watch.window:.0f} s (a Python-backend stub "
-                        "it no longer answers through, as after a freeze)"
+                        f"has failed every request to {model} for {watch.window:.0f} s (as when the model's "
+                        "Python-backend stub died, which a freeze may do)"
                     )
                     self._restart_with_backoff(self.process("triton"), why, backoff, backoff_start_s)
                     watch.restarted()
