@@ -5,9 +5,9 @@
 2. Look the chunk's keys up in the result cache with one MGET; a duplicate within the
    chunk rides on its first copy.
 3. Decode the images still to classify, in the pool (Pillow releases the GIL), and
-4. send them to Triton as multi-image requests of up to ``images_per_request``, each as
-   soon as its images are decoded, each retried while Triton is unavailable, as a single
-   image is.
+4. send them to Triton as multi-image requests of up to ``images_per_request`` (at most the
+   model's ``max_batch_size``), each as soon as its images are decoded, each retried while
+   Triton is unavailable, as a single image is.
 5. Record each answer (the store's Lua records an index once: a redelivered chunk records
    nothing twice) and keep the new answers in the cache.
 
@@ -168,7 +168,7 @@ def _decode_and_classify(rt: Runtime, job: Job, classifier: TritonClassifier, le
     the pool decodes the next request's images while one waits for Triton. Tasks enter the
     pool's queue as decode 1, decode 2, send 1, decode 3, send 2, ...: a send starts only
     after the decodes it waits for have left the queue, so the pool cannot deadlock."""
-    size = max(1, rt.settings.images_per_request)
+    size = classifier.request_size(rt.settings.images_per_request)
     batches = [leaders[i : i + size] for i in range(0, len(leaders), size)]
 
     def decodes(batch: list[_Image]) -> list:

@@ -17,7 +17,8 @@ class WorkerSettings(ServiceSettings):
         16,
         ge=1,
         le=64,
-        description="Images per Triton request: a process's concurrent images share requests of up to this many",
+        description="Images per Triton request (at most the model's max_batch_size): a process's concurrent "
+        "images share requests of up to this many",
     )
     triton_shared_memory: Literal["auto", "on", "off"] = Field(
         "auto",

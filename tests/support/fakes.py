@@ -58,6 +58,7 @@ class FakeClassifier:
     down: bool = False
     maps: bool = True  # exported with activation maps
     batches: list[int] = field(default_factory=list)
+    max_batch_size: int = 0  # as the model's config says; 0: no limit
 
     version: str = "1"
 
@@ -69,8 +70,13 @@ class FakeClassifier:
         self._check()
         return ModelMetadata(model_name="fake", target="cpu", classes=self.classes, cam_name="cam" if self.maps else "")
 
+    def request_size(self, wanted: int) -> int:
+        return max(1, min(wanted, self.max_batch_size) if self.max_batch_size else wanted)
+
     def infer(self, pixels: np.ndarray, explain: bool = False) -> Inference:
         self._check()
+        if self.max_batch_size and len(pixels) > self.max_batch_size:
+            raise AssertionError(f"a request of {len(pixels)} images to a model that takes {self.max_batch_size}")
         if explain and not self.maps:
             raise NoActivationMaps("model 'fake' was exported without activation maps")
         self.batches.append(len(pixels))

@@ -46,6 +46,33 @@ def test_row_tags_never_repeat_within_a_client_across_threads():
     assert all(np.array_equal(np.diff(b.ravel()), np.ones(len(b) - 1)) for b in batches)
 
 
+def test_a_request_larger_than_the_model_takes_goes_in_parts_answered_as_one(monkeypatch):
+    from podium.core.modelmeta import ModelMetadata
+    from podium.stores.inference.triton import Inference
+
+    classifier = TritonClassifier("127.0.0.1:1", "m")  # a channel is opened lazily: nothing connects
+    classifier._metadata = ModelMetadata(model_name="m", target="cpu", classes=["a", "b"], cam_name="cam")
+    classifier._max_batch_size = 32
+    sent = []
+
+    def answer(meta, pixels, explain, slot):  # each row's answer is its first pixel
+        sent.append(len(pixels))
+        first = pixels[:, 0, 0, 0].astype(np.float32)
+        return Inference(np.stack([first, -first], axis=1), first[:, None, None] * np.ones((1, 7, 7), np.float32))
+
+    monkeypatch.setattr(classifier, "_infer", answer)
+    pixels = np.zeros((70, 224, 224, 3), dtype=np.uint8)
+    pixels[:, 0, 0, 0] = np.arange(70)
+    try:
+        assert classifier.request_size(64) == 32 and classifier.request_size(16) == 16
+        got = classifier.infer(pixels, explain=True)
+    finally:
+        classifier.close()
+    assert sent == [32, 32, 6]
+    assert np.array_equal(got.probabilities[:, 0], np.arange(70)) and got.maps.shape == (70, 7, 7)
+    assert np.array_equal(got.maps[:, 3, 3], np.arange(70))
+
+
 def test_a_process_keeps_a_bounded_number_of_triton_clients():
     """Asking for model after model (a caller's typos, say) does not grow the process."""
     from podium.core.modelmeta import ModelRef

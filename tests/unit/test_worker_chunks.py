@@ -177,6 +177,18 @@ def test_the_chunk_is_the_batch():
     assert rt.store.get(job_id).state is JobState.COMPLETED
 
 
+def test_requests_are_no_larger_than_the_model_takes():
+    """PODIUM_IMAGES_PER_REQUEST above the model's max_batch_size sizes requests to the model
+    (Triton would refuse a larger one whole, failing every image of it)."""
+    rt = runtime(images_per_request=64, result_cache=False)
+    model = rt.classifiers.models["resnet50_sports"]
+    model.max_batch_size = 3
+    job_id = upload_job(rt, [png_bytes(10 + 20 * i) for i in range(8)], chunk_size=8)
+    assert process_chunk(rt, job_id, 0).recorded == 8
+    assert sorted(model.batches) == [2, 3, 3]
+    assert rt.store.get(job_id).succeeded == 8
+
+
 def test_a_redelivered_batched_chunk_records_nothing_twice():
     rt = runtime(images_per_request=8)
     job_id = upload_job(rt, [png_bytes(10 + 30 * i) for i in range(6)], chunk_size=6)

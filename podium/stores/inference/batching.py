@@ -56,7 +56,8 @@ class BatchingClassifier:
             gathering = self._gathering[explain]
             gathering.append(ask)
             first = len(gathering) == 1
-            batch = self._take(explain) if len(gathering) >= self.images_per_request else None
+            full = len(gathering) >= self.inner.request_size(self.images_per_request)
+            batch = self._take(explain) if full else None
         if batch is None and first and not ask.taken.wait(self.max_wait_s):
             with self._lock:
                 batch = self._take(explain) if not ask.taken.is_set() else None

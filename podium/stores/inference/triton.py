@@ -101,6 +101,7 @@ class TritonClassifier:
         self.timeout_s = timeout_s
         self._client = grpcclient.InferenceServerClient(url)
         self._metadata: ModelMetadata | None = None
+        self._max_batch_size = 0  # from the model's config; 0: Triton does not batch it
         # Row tags: a random 62-bit start per client, then consecutive, so that no two
         # requests in flight at one Triton, from any worker, carry the same tag.
         self._next_tag = secrets.randbits(62)
@@ -142,8 +143,16 @@ class TritonClassifier:
                 raise TritonError(
                     f"model {self.model_name!r} has no {METADATA_PARAMETER!r} parameter: export it with `podium export`"
                 )
+            self._max_batch_size = int(config.get("config", {}).get("max_batch_size", 0) or 0)
             self._metadata = ModelMetadata.model_validate(json.loads(parameters[METADATA_PARAMETER]["string_value"]))
         return self._metadata
+
+    def request_size(self, wanted: int) -> int:
+        """Images per request for ``wanted``: at most the model's ``max_batch_size``, which Triton
+        enforces by refusing the whole request."""
+        self.metadata()
+        limit = self._max_batch_size
+        return max(1, min(wanted, limit) if limit > 0 else wanted)
 
     def infer_encoded(self, data: bytes, explain: bool = False) -> Inference:
         """One encoded file, for a model that decodes it on the server (gpu-dali's ensemble):
@@ -163,6 +172,11 @@ class TritonClassifier:
                 hint="export the checkpoint again with `podium export` (versions since maps exist have them)",
             )
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+        size = self.request_size(len(pixels))
+        if len(pixels) > size:  # more than the model takes at once: in parts, answered as one
+            parts = [self.infer(pixels[i : i + size], explain) for i in range(0, len(pixels), size)]
+            maps = np.concatenate([part.maps for part in parts]) if explain else None
+            return Inference(np.concatenate([part.probabilities for part in parts]), maps)
         with self._slot_for(pixels) as slot:
             return self._infer(meta, pixels, explain, slot)
 
