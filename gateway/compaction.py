@@ -13,7 +13,7 @@ import logging
 import time
 
 from podium.stores.jobstore import JobStore
-from podium.stores.resultsink import compact_quietly, open_sink
+from podium.stores.resultsink import compact_quietly, open_sink, remove_if_deleted
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,15 @@ class Compactions:
                 continue
             try:
                 job = self._store.get(job_id)
-                if job is None or not job.results_url or compact_quietly(open_sink(job.results_url), job_id):
+                if job is None or not job.results_url:
                     self._store.compacted(job_id)
                     done.append(job_id)
+                    continue
+                sink = open_sink(job.results_url)
+                if compact_quietly(sink, job_id):
+                    self._store.compacted(job_id)
+                    done.append(job_id)
+                remove_if_deleted(self._store, sink, job_id)
             finally:
                 self._store.release_claim(f"compact:{job_id}")
         if done:

@@ -235,7 +235,7 @@ class JobService(UploadJobs, JobReading):
 
     def delete(self, job_id: str, caller: Caller) -> None:
         """Remove the job and everything of it from Redis and its result files (cancelling it
-        first if it runs; a chunk that was running may still write its file after the folder went)."""
+        first if it runs; a chunk still running removes the file it writes once it sees the job gone)."""
         job = self.get(job_id, caller)
         sink = open_sink(job.results_url) if job.results_url else None
         if sink is not None:  # first: a sink that is away fails the call before anything is gone

@@ -4,7 +4,9 @@ before Redis counts the chunk done, and the chunk that completes the job compact
 The file is made from what Redis recorded (each image once, with its time and digest), so a
 chunk delivered again after its file landed but before it was counted writes the same file
 again. A run that recorded every image of its chunk makes it from what it stored (the same
-text), without reading the records back. A sink that cannot take the file raises SinkUnavailable: the chunk is tried again.
+text), without reading the records back. A sink that cannot take the file raises
+SinkUnavailable: the chunk is tried again. A job deleted while its chunk ran leaves no file:
+the chunk removes what it wrote once it sees the job gone.
 """
 
 from __future__ import annotations
@@ -26,17 +28,22 @@ def model_label(job: Job) -> str:
 def commit_chunk(rt: Runtime, job: Job, chunk: int, made: Mapping[int, tuple[str, str]] | None = None) -> None:
     """``made``: every record of the chunk, as this run stored them (index -> (path, stored
     text)), when it recorded them all; otherwise the file is made from the records read back."""
-    from podium.stores.resultsink import ResultRow, compact_quietly, write_part  # pyarrow: only where files are written
+    if not job.results_url:
+        rt.store.complete_chunk(job.id, chunk)
+        return
+    # pyarrow: only in a process that writes files
+    from podium.stores.resultsink import ResultRow, compact_quietly, remove_if_deleted, write_part
 
-    if job.results_url:
-        size = rt.store.chunk_size(job.id)
-        start = chunk * size
-        if made is not None:
-            rows = [ResultRow(index, path, RecordedOutcome.decode(text)) for index, (path, text) in made.items()]
-        else:
-            recorded = rt.store.recorded(job.id, start, size)
-            rows = [ResultRow(start + i, path, rec) for i, (path, rec) in enumerate(recorded) if rec is not None]
-        write_part(rt.sink(job.results_url), job.id, start, rows, model_label(job))
-        rt.sink_outage.answered()
-    if rt.store.complete_chunk(job.id, chunk) and job.results_url and compact_quietly(rt.sink(job.results_url), job.id):
+    sink = rt.sink(job.results_url)
+    size = rt.store.chunk_size(job.id)
+    start = chunk * size
+    if made is not None:
+        rows = [ResultRow(index, path, RecordedOutcome.decode(text)) for index, (path, text) in made.items()]
+    else:
+        recorded = rt.store.recorded(job.id, start, size)
+        rows = [ResultRow(start + i, path, rec) for i, (path, rec) in enumerate(recorded) if rec is not None]
+    write_part(sink, job.id, start, rows, model_label(job))
+    rt.sink_outage.answered()
+    if rt.store.complete_chunk(job.id, chunk) and compact_quietly(sink, job.id):
         rt.store.compacted(job.id)
+    remove_if_deleted(rt.store, sink, job.id)

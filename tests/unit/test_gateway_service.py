@@ -570,6 +570,24 @@ def test_an_ended_jobs_parts_left_uncompacted_are_compacted_by_a_gateway(tmp_pat
     assert lines[3].outcome.error == CANCELLED_ERROR
 
 
+def test_a_job_deleted_while_a_gateway_compacts_it_leaves_no_file(tmp_path, monkeypatch):
+    from podium.stores.resultsink import FileSink
+
+    jobs = sink_service(tmp_path)
+    job = cancelled_after_one_chunk(jobs)
+    read = FileSink.read
+
+    def deleted_meanwhile(sink, job_id, name):
+        monkeypatch.setattr(FileSink, "read", read)
+        jobs.delete(job.id, ANONYMOUS)
+        return read(sink, job_id, name)  # the part the merge listed went
+
+    monkeypatch.setattr(FileSink, "read", deleted_meanwhile)
+    assert Compactions(jobs.store, grace_s=0).run_once() == [job.id]
+    assert not (tmp_path / job.id).exists()
+    assert jobs.store.compactions_due(time.time() + 1) == []
+
+
 def test_a_completed_job_leaves_the_compaction_queue_when_its_worker_compacts_it(tmp_path):
     jobs = sink_service(tmp_path)
     job = upload(jobs, files("a"))

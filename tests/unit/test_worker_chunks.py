@@ -209,6 +209,35 @@ def sink_job(rt: Runtime, tmp_path, blobs: list[bytes], chunk_size: int = 4) -> 
     return job.id
 
 
+@pytest.mark.parametrize("last", [False, True], ids=["a part", "the compaction"])
+def test_a_job_deleted_while_its_chunk_writes_leaves_no_file_and_no_error(tmp_path, monkeypatch, last):
+    """The client deletes the job while a chunk's file is written, or (the last chunk) while
+    its parts are merged: what the chunk writes after the deletion's removal goes too, and
+    the parts that went under the merge are no error."""
+    from podium.stores import resultsink
+    from podium.stores.resultsink import FileSink
+
+    rt = runtime()
+    job_id = sink_job(rt, tmp_path, [png_bytes(10 + 40 * i) for i in range(8)])
+    if last:
+        process_chunk(rt, job_id, 0)
+    patched = (FileSink, "read") if last else (resultsink, "write_part")
+    original = getattr(*patched)
+
+    def deleted_meanwhile(*args, **kwargs):
+        sink = rt.sink(f"file://{tmp_path}")
+        sink.remove_job(job_id)  # the gateway's delete: files, then keys, then files again
+        rt.store.delete(job_id)
+        sink.remove_job(job_id)
+        monkeypatch.setattr(*patched, original)
+        return original(*args, **kwargs)  # the part lands; the merge finds its part gone
+
+    monkeypatch.setattr(*patched, deleted_meanwhile)
+    process_chunk(rt, job_id, 1 if last else 0)
+    assert not (tmp_path / job_id).exists()
+    assert rt.store.job_keys(job_id) == []
+
+
 def test_with_a_results_sink_each_chunk_lands_as_a_file_and_the_last_one_compacts(tmp_path):
     rt = runtime()
     blobs = [png_bytes(10), b"", png_bytes(250), png_bytes(130), png_bytes(10), png_bytes(10)]

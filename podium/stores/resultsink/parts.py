@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,6 +31,13 @@ from podium.stores.resultsink.rows import (
 from podium.stores.resultsink.storage import Sink, SinkUnavailable
 
 log = logging.getLogger(__name__)
+
+
+class JobStates(Protocol):
+    """What remove_if_deleted asks of the job store (the sink does not know the store)."""
+
+    def state(self, job_id: str) -> object | None: ...
+
 
 COMPACTED = "results.parquet"
 PART_PREFIX = "part-"
@@ -92,7 +100,21 @@ def compact_quietly(sink: Sink, job_id: str) -> bool:
     except SinkUnavailable as exc:
         log.warning("job %s: its result files were not compacted (%s); its parts stay for now", job_id, exc)
         return False
+    except NotFound:  # a part went while it was merged: another compaction finished, or the job was deleted
+        log.info("job %s: its result files were compacted or removed meanwhile", job_id)
     return True
+
+
+def remove_if_deleted(store: JobStates, sink: Sink, job_id: str) -> None:
+    """After writing the job's files: if the job was deleted meanwhile, they go too. Its
+    deletion removes the files after the job's keys, so a file written before this look is
+    gone either way, and no file of a deleted job outlives it."""
+    if store.state(job_id) is not None:
+        return
+    try:
+        sink.remove_job(job_id)
+    except SinkUnavailable as exc:
+        log.warning("job %s was deleted, but its result files could not be removed (%s)", job_id, exc)
 
 
 def _merged(tables: list[pa.Table]) -> pa.Table:
