@@ -2,7 +2,8 @@
 
 - Decode floor: the same 224x224 JPEGs read, decoded and preprocessed exactly as a worker
   does, by as many processes as the cluster has workers and nothing else: what the cores
-  can do when decoding is all they do.
+  can do when decoding is all they do. Measured just before and just after each job; the
+  round's floor is the mean of the two.
 - The stand-in pipeline: a path-mode job of those files on the cluster without the result
   cache; its images/s, and the CPU milliseconds per image of every process.
 - Overhead: the CPU per image of all processes minus the decode's own (measured in the
@@ -86,7 +87,7 @@ def path_job(client, folder: Path) -> tuple[float, int]:
 
 
 def measure_pipeline(run, cluster, client, folder: Path, workers: int) -> None:
-    """Rounds of: the decode floor, then the stand-in job of the same files; figures and targets."""
+    """Rounds of: the decode floor, the stand-in job of the same files, the floor again; figures and targets."""
     from export.served import served_model
 
     files = sorted(path for path in folder.rglob("*.jpg"))
@@ -96,10 +97,14 @@ def measure_pipeline(run, cluster, client, folder: Path, workers: int) -> None:
     path_job(client, folder)  # warm-up: clients, Triton's first batches, the page cache
     floors, rates, overheads, decodes = [], [], [], []
     for number in range(run.sizes.repeats):
-        floor, decode_cpu = decode_floor(files, workers)
+        # The floor before and after the job, their mean its yardstick: a shared host's load
+        # drifts within seconds, and a floor on one side only carried that drift into the ratio.
+        floor_before, decode_before = decode_floor(files, workers)
         before = component_cpu_seconds()
         seconds, images = path_job(client, folder)
         spent = per_image_ms(before, component_cpu_seconds(), images)
+        floor_after, decode_after = decode_floor(files, workers)
+        floor, decode_cpu = (floor_before + floor_after) / 2, (decode_before + decode_after) / 2
         spent.pop("bench client (upload, watch)", None)
         overhead_ms = sum(spent.values()) - (decode_cpu + model_cpu) * 1000
         floors.append(floor)
@@ -110,7 +115,8 @@ def measure_pipeline(run, cluster, client, folder: Path, workers: int) -> None:
         decodes.append(decode_cpu)
         by_process = ", ".join(f"{name} {ms:.2f}" for name, ms in spent.items())
         run.log(
-            f"  round {number + 1}: floor {floor:.0f} img/s, stand-in job {rates[-1]:.0f} img/s; CPU ms per image: "
+            f"  round {number + 1}: floor {floor:.0f} img/s ({floor_before:.0f} before the job, {floor_after:.0f} after), "
+            f"stand-in job {rates[-1]:.0f} img/s; CPU ms per image: "
             f"decode {decode_cpu * 1000:.2f}; {by_process}; overhead {overhead_ms:.2f}"
         )
     label = f"{len(files)} 224x224 JPEGs"
