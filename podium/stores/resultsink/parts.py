@@ -33,12 +33,6 @@ from podium.stores.resultsink.storage import Sink, SinkUnavailable
 log = logging.getLogger(__name__)
 
 
-class JobStates(Protocol):
-    """What remove_if_deleted asks of the job store (the sink does not know the store)."""
-
-    def state(self, job_id: str) -> object | None: ...
-
-
 COMPACTED = "results.parquet"
 PART_PREFIX = "part-"
 # Rows per row group of a compacted file: parts hold a chunk each (16-256 rows).
@@ -103,6 +97,12 @@ def compact_quietly(sink: Sink, job_id: str) -> bool:
     except NotFound:  # a part went while it was merged: another compaction finished, or the job was deleted
         log.info("job %s: its result files were compacted or removed meanwhile", job_id)
     return True
+
+
+class JobStates(Protocol):
+    """What remove_if_deleted asks of the job store (the sink does not know the store)."""
+
+    def state(self, job_id: str) -> object | None: ...
 
 
 def remove_if_deleted(store: JobStates, sink: Sink, job_id: str) -> None:
