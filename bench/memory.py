@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 from typing import Self
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+MEMBERS_EVERY_S = 1.0  # how often PeakRss looks for new processes in its trees
 
 
 def process_tree_rss(pid: int) -> int:
@@ -14,25 +19,55 @@ def process_tree_rss(pid: int) -> int:
 
 def trees_rss(pids: list[int]) -> int:
     """Resident bytes of the processes ``pids`` and all their descendants, summed."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    return _rss(tree_members(pids))
+
+
+def tree_members(pids: list[int]) -> list[int]:
+    """``pids`` and all their descendants, found from each thread's ``children`` in /proc:
+    only the trees are read, not every process of the machine (a walk of /proc costs
+    milliseconds, which a sampler beside a measured job would take from it)."""
+    found, todo = [], list(pids)
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
         try:
-            stat = (entry / "stat").read_text()
-            status = (entry / "status").read_text()
+            threads = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue  # gone
+        for thread in threads:
+            try:
+                todo += [int(child) for child in (thread / "children").read_text().split()]
+            except FileNotFoundError:
+                if thread.exists():  # a kernel without CONFIG_PROC_CHILDREN: walk all of /proc
+                    return _members_by_walk(pids)
+            except OSError:
+                continue
+    return found
+
+
+def _members_by_walk(pids: list[int]) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit():
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-        line = next((line for line in status.splitlines() if line.startswith("VmRSS:")), "VmRSS: 0 kB")
-        rss[int(entry.name)] = int(line.split()[1]) * 1024
-    total, todo = 0, list(pids)
+    found, todo = [], list(pids)
     while todo:
-        current = todo.pop()
-        total += rss.get(current, 0)
-        todo += children.get(current, [])
+        found.append(todo.pop())
+        todo += children.get(found[-1], [])
+    return found
+
+
+def _rss(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
     return total
 
 
@@ -59,5 +94,8 @@ class PeakRss:
         self.bytes = max(self.bytes, trees_rss(self.pids))
 
     def _sample(self) -> None:
+        members, found_at = tree_members(self.pids), time.monotonic()
         while not self._stop.wait(self.interval_s):
-            self.bytes = max(self.bytes, trees_rss(self.pids))
+            if time.monotonic() - found_at >= MEMBERS_EVERY_S:  # a pool may replace a child
+                members, found_at = tree_members(self.pids), time.monotonic()
+            self.bytes = max(self.bytes, _rss(members))

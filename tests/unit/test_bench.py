@@ -354,3 +354,17 @@ def test_peak_rss_sees_memory_held_for_a_moment_inside_the_block():
         time.sleep(0.1)
         del held
     assert peak.bytes >= before + 60 * 2**20
+
+
+def test_a_process_trees_members_are_the_same_found_from_proc_children_or_by_walking_proc():
+    import os
+
+    from bench import memory
+
+    def both(roots: list[int]) -> tuple[list[int], list[int]]:
+        return sorted(memory.tree_members(roots)), sorted(memory._members_by_walk(roots))
+
+    # init's tree holds every process of the machine; one may start or end between the two
+    # looks, so they must agree on one of a few tries.
+    assert any(walked == found and len(found) > 2 for found, walked in (both([1]) for _ in range(5)))
+    assert os.getpid() in memory.tree_members([1]) and memory.trees_rss([os.getpid()]) > 0
