@@ -51,13 +51,13 @@ class BatchingClassifier:
     def infer(self, pixels: np.ndarray, explain: bool = False) -> Inference:
         if len(pixels) != 1 or self.images_per_request <= 1:
             return self.inner.infer(pixels, explain=explain)
+        size = self.inner.request_size(self.images_per_request)  # may ask Triton: before the lock
         ask = _Ask(pixels)
         with self._lock:
             gathering = self._gathering[explain]
             gathering.append(ask)
             first = len(gathering) == 1
-            full = len(gathering) >= self.inner.request_size(self.images_per_request)
-            batch = self._take(explain) if full else None
+            batch = self._take(explain) if len(gathering) >= size else None
         if batch is None and first and not ask.taken.wait(self.max_wait_s):
             with self._lock:
                 batch = self._take(explain) if not ask.taken.is_set() else None
