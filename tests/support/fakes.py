@@ -71,6 +71,7 @@ class FakeClassifier:
         return ModelMetadata(model_name="fake", target="cpu", classes=self.classes, cam_name="cam" if self.maps else "")
 
     def request_size(self, wanted: int) -> int:
+        self._check()  # the real one reads the model's config from Triton once
         return max(1, min(wanted, self.max_batch_size) if self.max_batch_size else wanted)
 
     def infer(self, pixels: np.ndarray, explain: bool = False) -> Inference:

@@ -75,3 +75,13 @@ def test_plain_and_explained_asks_ride_apart(explain):
     batching = BatchingClassifier(fake, images_per_request=2, max_wait_s=0.5)
     answers = ask_concurrently(batching, [grey(10), grey(250)], explain=explain)
     assert all((answer.maps is not None) == explain for answer in answers)
+
+
+def test_an_ask_while_triton_is_away_leaves_nothing_gathered():
+    fake = FakeClassifier(down=True)
+    batching = BatchingClassifier(fake, images_per_request=4, max_wait_s=0.5)
+    with pytest.raises(TritonUnavailable):
+        batching.infer(grey(10)[None])
+    fake.down = False
+    ask_concurrently(batching, [grey(level) for level in (10, 250, 130, 60)])
+    assert fake.batches == [4]  # the four asked now, and no fifth left from before
