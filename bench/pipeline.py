@@ -32,8 +32,10 @@ MODEL_BATCH = 16
 
 def decode_share(paths: list[str]) -> tuple[int, float]:
     """Decode and preprocess ``paths`` (a floor process's share): (images, CPU seconds)."""
+    from podium.core.allocator import tune_malloc
     from podium.core.imaging import Decoder
 
+    tune_malloc()  # as a worker's pool process does
     decoder = Decoder()
     started = time.process_time()
     for path in paths:

@@ -8,6 +8,7 @@ import time
 from celery import Celery
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
+from podium.core.allocator import tune_malloc
 from podium.stores.jobstore.errors import StoreFull, StoreUnavailable
 from podium.stores.jobstore.queue import PROCESS_CHUNK_TASK, make_celery
 from podium.stores.resultsink import SinkUnavailable
@@ -86,6 +87,7 @@ def create_app(settings: WorkerSettings) -> Celery:
 
     @worker_process_init.connect(weak=False)
     def _fresh_clients_after_fork(**_: object) -> None:
+        tune_malloc()  # the pool process decodes and sends: megabytes allocated per request
         reset_runtime()
 
     @worker_process_shutdown.connect(weak=False)

@@ -13,6 +13,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from podium.core.allocator import malloc_environment
 from podium.core.errors import FailedPrecondition
 
 
@@ -81,6 +82,8 @@ def tritonserver_env() -> dict[str, str]:
         "LD_LIBRARY_PATH": ":".join(p for p in (str(library_path()), os.environ.get("LD_LIBRARY_PATH", "")) if p),
         # The stub takes the first python3 on PATH as its interpreter: this environment's.
         "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+        # The stub allocates each batch's input and outputs (podium.core.allocator).
+        **malloc_environment(),
     }
 
 

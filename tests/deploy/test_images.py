@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 import importlib.util
 import re
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -179,6 +180,17 @@ def test_triton_and_the_engine_builder_come_from_one_ngc_release():
     assert len(releases) == 1, f"several NGC releases in use: {releases}"
     (users,) = releases.values()
     assert any("tensorrt" in u for u in users) and any("tritonserver" in u for u in users), users
+
+
+def test_the_cpu_triton_image_keeps_the_stubs_buffers_in_the_heap():
+    """The Python-backend stub gets the same glibc malloc settings as `podium up` gives it."""
+    from podium.core.allocator import MALLOC_ENVIRONMENT
+
+    env = {}
+    for instruction in dockerfiles.instructions(DOCKER / "triton-cpu.Dockerfile"):
+        if instruction.keyword == "ENV":
+            env.update(item.split("=", 1) for item in shlex.split(instruction.arguments))
+    assert {name: env.get(name) for name in MALLOC_ENVIRONMENT} == MALLOC_ENVIRONMENT
 
 
 def test_engine_requirements_leave_out_torch():
