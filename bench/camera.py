@@ -115,14 +115,14 @@ def decode_cost(path: Path, mode: DecodeMode) -> DecodeCost:
 def fast_agreement(runner: Runner, folder: Path) -> FastAgreement:
     """The judge's answers on fast-decoded photos against exactly decoded ones."""
     from podium.core.imaging.decode import open_image
-    from podium.core.imaging.serving import FAST_MIN_CROP_MULTIPLE, draft_jpeg
+    from podium.core.imaging.serving import draft_jpeg, fast_min_short_side
 
     files = image_files(folder)
     exact, fast = Decoder(DecodeMode.EXACT), Decoder(DecodeMode.FAST)
     exact_pixels = np.stack([exact.model_input(path.read_bytes()) for path in files])
     fast_pixels = np.stack([fast.model_input(path.read_bytes()) for path in files])
     reencoded_pixels = np.stack([exact.model_input(_reencoded(path)) for path in files])
-    min_side = FAST_MIN_CROP_MULTIPLE * exact_pixels.shape[1]
+    min_side = fast_min_short_side(exact_pixels.shape[1])
     drafted = sum(draft_jpeg(open_image(path.read_bytes()), min_side) > 1 for path in files)
     reference, candidate = run_batched(runner, exact_pixels), run_batched(runner, fast_pixels)
     agree = reference.argmax(axis=1) == candidate.argmax(axis=1)

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 
 from podium.core.imaging import DecodeBudget, DecodeMode, Decoder, ImageDecodeError, decode_rgb, model_input, preprocess
 from podium.core.imaging.decode import open_image
-from podium.core.imaging.serving import FAST_MIN_CROP_MULTIPLE, decode_cost, draft_jpeg
+from podium.core.imaging.serving import decode_cost, draft_jpeg, fast_min_short_side
 from podium.core.imaging.transform import crop_box
 
 
@@ -79,23 +79,25 @@ def bars(width: int, height: int) -> Image.Image:
 
 
 @pytest.mark.parametrize(
-    ("size", "scale"), [((3001, 2001), 2), ((1999, 3203), 2), ((4001, 3001), 2), ((5003, 3997), 4), ((8000, 7200), 8)]
+    ("size", "scale"),
+    [((3001, 2001), 2), ((1999, 3203), 2), ((4001, 3001), 2), ((5003, 3997), 4), ((6000, 4000), 4), ((8003, 7900), 8)],
 )
 def test_fast_resamples_the_exact_crop_from_the_drafted_pixels(size, scale):
     # Sides not divisible by the scale: the drafted image is rounded up to whole pixels, and
     # resizing it as if it were the photo shifted the crop (23-35 grey levels at these edges).
     data = encoded(bars(*size), "JPEG", quality=95)
     image = open_image(data)
-    assert draft_jpeg(image, FAST_MIN_CROP_MULTIPLE * 224) == scale
+    assert draft_jpeg(image, fast_min_short_side(224)) == scale
     assert image.size == (-(-size[0] // scale), -(-size[1] // scale))
     exact, fast = model_input(data).astype(int), model_input(data, mode=DecodeMode.FAST).astype(int)
     assert np.abs(exact - fast).max() <= 6
 
 
-def test_fast_drafts_no_closer_than_four_crops():
-    for short, drafted in ((1790, False), (1791, True)):  # 1,791 px halves to 896 (rounded up)
+def test_fast_drafts_no_closer_than_four_point_four_crops():
+    assert fast_min_short_side(224) == 986
+    for short, drafted in ((1970, False), (1971, True)):  # 1,971 px halves to 986 (rounded up)
         data = encoded(photo(short + 500, short), "JPEG", quality=90)
-        assert (draft_jpeg(open_image(data), FAST_MIN_CROP_MULTIPLE * 224) > 1) is drafted
+        assert (draft_jpeg(open_image(data), fast_min_short_side(224)) > 1) is drafted
         same = np.array_equal(model_input(data, mode=DecodeMode.FAST), model_input(data))
         assert same is not drafted
 

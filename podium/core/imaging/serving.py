@@ -33,11 +33,12 @@ _BYTES_PER_PIXEL = {"1": 1, GREY: 1, "P": 5, "RGB": 4, "RGBA": 8, "CMYK": 8, "YC
 _SIXTEEN_BIT_BYTES_PER_PIXEL = 3  # the 16-bit pixels, then their 8-bit copy
 _OTHER_BYTES_PER_PIXEL = 8
 DCT_SCALES = (8, 4, 2)
-# Fast decoding keeps the shorter side at least 4x the crop (896 px for 224, 3.5x the
-# resize): measured with a trained network on 200 photos, drafting closer (2-3x the resize)
-# moved a probability by up to 0.044, beyond the 0.02 gate; from 3.5x on, by 0.015 at most
-# (docs/performance.md).
-FAST_MIN_CROP_MULTIPLE = 4
+# Fast decoding keeps the shorter side at least 4.4x the crop (986 px for 224): judged by a
+# trained network on 200 photos, drafting to 2-3x the resize moved a probability by up to
+# 0.044, beyond the 0.02 gate; to 4x the crop by 0.015 with one judge and 0.021 with another
+# (a 1,908 px square halved to 954). 4.4x is the most that still decodes a 24 MP photo
+# (4,000 px short side) at 1/4 (docs/performance.md, sections 00e and 00h).
+FAST_MIN_CROP_MULTIPLE = 4.4
 DEFAULT_DECODE_MEMORY_BYTES = 512 * 1024**2
 _DEFAULT_SPEC = PreprocessSpec()
 
@@ -50,7 +51,7 @@ class DecodeMode(str, enum.Enum):
     def cache_tag(self) -> str:
         """The mode in a result cache's key. Fast's tag changes whenever its pixels do, so that
         no answer of an earlier fast decode is served as one of today's."""
-        return "fast-2" if self is DecodeMode.FAST else self.value
+        return "fast-3" if self is DecodeMode.FAST else self.value
 
 
 class DecodeBudget:
@@ -96,7 +97,7 @@ class Decoder:
         image = open_image(data, self.max_pixels)
         full_size, scale = image.size, 1
         if self.mode is DecodeMode.FAST:
-            scale = draft_jpeg(image, FAST_MIN_CROP_MULTIPLE * spec.crop)
+            scale = draft_jpeg(image, fast_min_short_side(spec.crop))
         with self.budget.reserve(decode_cost(image)):
             image = finish_decoding(image)
             if spec.grayscale and image.mode != GREY:  # torchvision's Grayscale: PIL's convert("L")
@@ -109,6 +110,11 @@ class Decoder:
 def model_input(data: bytes, spec: PreprocessSpec = _DEFAULT_SPEC, mode: DecodeMode = DecodeMode.EXACT) -> np.ndarray:
     """``Decoder(mode).model_input``: one image, no shared budget."""
     return Decoder(mode).model_input(data, spec)
+
+
+def fast_min_short_side(crop: int) -> int:
+    """The shortest side fast decoding drafts a photo down to, for a model's ``crop``."""
+    return math.ceil(FAST_MIN_CROP_MULTIPLE * crop)
 
 
 def draft_jpeg(image: Image.Image, min_short_side: int) -> int:
