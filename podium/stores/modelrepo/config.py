@@ -14,7 +14,6 @@ from podium.stores.modelrepo.layout import CONFIG_FILENAME, LABELS_FILENAME
 from podium.stores.modelrepo.targets import Target
 
 DEFAULT_MAX_BATCH_SIZE = 32
-PREFERRED_BATCH_SIZES = (8, 16, 32)
 COLOUR_CHANNELS = 3
 TENSORRT_ACCELERATOR = "tensorrt"
 WARMUP_MAX = "max"
@@ -49,8 +48,6 @@ def build_model_config(
         config.input.add(name=metadata.row_tag_name, data_type=model_config_pb2.TYPE_INT64, dims=[1], optional=True)
         config.output.add(name=metadata.row_tag_echo_name, data_type=model_config_pb2.TYPE_INT64, dims=[1])
     batching = config.dynamic_batching
-    if target.batching.use_preferred_batch_sizes:
-        batching.preferred_batch_size.extend(preferred_batch_sizes(max_batch_size))
     batching.max_queue_delay_microseconds = target.batching.max_queue_delay_microseconds
     policy = batching.default_queue_policy
     policy.timeout_action = model_config_pb2.ModelQueuePolicy.REJECT
@@ -73,11 +70,6 @@ def build_model_config(
     for key, value in target.parameters.items():
         config.parameters[key].string_value = value
     return config
-
-
-def preferred_batch_sizes(max_batch_size: int) -> list[int]:
-    """PREFERRED_BATCH_SIZES up to the maximum, or just the maximum when it is smaller."""
-    return [size for size in PREFERRED_BATCH_SIZES if size <= max_batch_size] or [max_batch_size]
 
 
 def warmup_batch_sizes(target: Target, max_batch_size: int) -> list[int]:

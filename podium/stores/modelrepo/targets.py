@@ -53,14 +53,15 @@ _KIND_GPU = model_config_pb2.ModelInstanceGroup.KIND_GPU
 
 @dataclass(frozen=True)
 class Batching:
-    """Triton's dynamic batcher settings for one target.
-
-    Triton's guidance (user guide, "Dynamic Batcher"): preferred batch sizes only where
-    one size is much faster than the others; a queue delay traded against latency.
+    """Triton's dynamic batcher settings for one target: a queue delay traded against latency,
+    and no preferred batch sizes. Triton's guidance (user guide, "Dynamic Batcher") keeps
+    those for a model where one size is much faster; and with them the batcher of the Triton
+    we run (2.51) strands a request in its queue for its 500 ms idle wait: a new request
+    wakes it only once the queue reaches the next preferred size, and 16-image requests
+    against 8/16/32 stalled ~1 request in 250 that way (docs/performance.md, 00i).
     """
 
     max_queue_delay_microseconds: int
-    use_preferred_batch_sizes: bool
     # Overload is answered, not timed out: past this many queued requests, or after this
     # long in the queue, Triton rejects a request (UNAVAILABLE), and the worker backs off.
     max_queue_size: int = 64
@@ -77,7 +78,7 @@ class Target:
     platform: str = ""
     instance_count: int = 1
     precision: str = "fp32"
-    batching: Batching = Batching(2000, use_preferred_batch_sizes=True)
+    batching: Batching = Batching(2000)
     default_max_batch_size: int = 32
     # Warm-up requests (batch sizes; "max" stands for max_batch_size) run before "ready".
     warmup_batch_sizes: tuple[int | str, ...] = ()
@@ -123,7 +124,7 @@ CPU_INT8_TARGET = Target(
 # One FP16 ResNet50 batch of 64 takes a few ms on a data-centre GPU: half a millisecond of
 # delay lets single-image requests from many workers fill it without adding visible
 # latency. No preferred sizes: a single optimisation profile has no favoured size.
-GPU_BATCHING = Batching(500, use_preferred_batch_sizes=False, max_queue_size=1024, queue_timeout_microseconds=5_000_000)
+GPU_BATCHING = Batching(500, max_queue_size=1024, queue_timeout_microseconds=5_000_000)
 GPU_TARGET = Target(
     name=GPU,
     platform=TENSORRT_PLATFORM,
