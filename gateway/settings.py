@@ -33,7 +33,9 @@ class GatewaySettings(ServiceSettings):
         "the rate the workers measure (a power of two from PODIUM_CHUNK_SIZE to PODIUM_MAX_CHUNK_SIZE); "
         "uploads and 0: always PODIUM_CHUNK_SIZE",
     )
-    max_chunk_size: int = Field(256, ge=1, le=1024, description="Images per worker task at most")
+    # A chunk costs its worker ~8 CPU-ms whatever its size (Celery, leases, its result file):
+    # 1 s of a worker decoding 224x224 JPEGs is 512-1,024 images (docs/performance.md, 00i).
+    max_chunk_size: int = Field(1024, ge=1, le=4096, description="Images per worker task at most")
     default_top_k: int = Field(5, ge=1)
     max_files_per_job: int = Field(1_000_000, ge=1)
     max_upload_bytes: int = Field(16 * 1024**3, ge=1, description="Bytes one upload job may send")

@@ -33,3 +33,13 @@ def test_workers_note_rates_that_the_gateway_reads():
     rates.note("m", 64, 0.5)
     assert rates.rate("m") == pytest.approx(128.0)
     assert rates.rate("other") is None
+
+
+def test_by_default_a_worker_decoding_small_jpegs_gets_about_a_seconds_worth():
+    """A chunk costs its worker milliseconds whatever its size: a worker that decodes ~850
+    224x224 JPEGs a second (a GPU's, or the stand-in's) is not held to 256."""
+    from gateway.settings import GatewaySettings
+
+    settings = GatewaySettings()
+    assert chunk_size_for(850.0, settings.chunk_seconds, settings.chunk_size, settings.max_chunk_size) == 512
+    assert chunk_size_for(5000.0, settings.chunk_seconds, settings.chunk_size, settings.max_chunk_size) == 1024
