@@ -5,7 +5,7 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from podium.stores.jobstore.chunk_rates import MIN_MEASURED_IMAGES, ChunkRates, chunk_size_for
+from podium.stores.jobstore.chunk_rates import KEPT_RATES, MIN_MEASURED_IMAGES, ChunkRates, chunk_size_for
 
 
 @pytest.mark.parametrize(
@@ -33,6 +33,32 @@ def test_workers_note_rates_that_the_gateway_reads():
     rates.note("m", 64, 0.5)
     assert rates.rate("m") == pytest.approx(128.0)
     assert rates.rate("other") is None
+
+
+def test_one_odd_chunk_does_not_size_the_next_job():
+    """A chunk that waited on Triton, or one whose answers all came from the cache, is one
+    note among the recent ones: the gateway sizes by their median."""
+    rates = ChunkRates(fakeredis.FakeRedis())
+    for _ in range(6):
+        rates.note("fast", 512, 0.6)  # ~853 img/s
+    rates.note("fast", 512, 1.6)  # the job's last chunk, stranded in Triton's queue
+    assert chunk_size_for(rates.rate("fast"), 1.0, 16, 1024) == 512
+    for _ in range(4):
+        rates.note("slow", 16, 0.9)  # a CPU ResNet50
+    rates.note("slow", 16, 0.002)  # every answer from the result cache
+    assert chunk_size_for(rates.rate("slow"), 1.0, 16, 1024) == 16
+
+
+def test_only_the_recent_notes_count():
+    client = fakeredis.FakeRedis()
+    rates = ChunkRates(client)
+    for _ in range(KEPT_RATES):
+        rates.note("m", 10, 1.0)
+    for _ in range(KEPT_RATES // 2 + 1):
+        rates.note("m", 100, 1.0)
+    assert rates.rate("m") == pytest.approx(100.0)  # the majority of what is kept
+    assert client.llen(b"podium:chunk-rates:m") == KEPT_RATES
+    assert 0 < client.ttl(b"podium:chunk-rates:m") <= 3600
 
 
 def test_by_default_a_worker_decoding_small_jpegs_gets_about_a_seconds_worth():
