@@ -33,7 +33,7 @@ class GatewaySettings(ServiceSettings):
         "the rate the workers measure (a power of two from PODIUM_CHUNK_SIZE to PODIUM_MAX_CHUNK_SIZE); "
         "uploads and 0: always PODIUM_CHUNK_SIZE",
     )
-    # A chunk costs its worker ~8 CPU-ms whatever its size (Celery, leases, its result file):
+    # A chunk costs its worker ~7.5 CPU-ms whatever its size (Celery, leases, its result file):
     # 1 s of a worker decoding 224x224 JPEGs is 512-1,024 images (docs/performance.md, 00i).
     max_chunk_size: int = Field(1024, ge=1, le=4096, description="Images per worker task at most")
     default_top_k: int = Field(5, ge=1)
