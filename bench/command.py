@@ -56,7 +56,8 @@ def bench(
         int | None, typer.Option(min=1, help="PODIUM_MAX_QUEUED_CHUNKS: chunks a job keeps queued")
     ] = None,
     triton_queue_delay_us: Annotated[
-        int | None, typer.Option(min=0, help="Serve a copy of the model whose dynamic batcher waits this long")
+        int | None,
+        typer.Option(min=0, help="Serve a copy of the model behind a Triton dynamic batcher that waits this long"),
     ] = None,
     env: Annotated[
         list[str] | None, typer.Option(help="More settings for gateway and workers, PODIUM_NAME=VALUE (repeatable)")

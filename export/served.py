@@ -26,7 +26,7 @@ class ServedModel:
     model_name: str
     onnx_path: Path  # the newest version's model.onnx: what Triton serves
     intra_op_threads: int  # as the Python-backend model will configure onnxruntime
-    max_queue_delay_us: int
+    max_queue_delay_us: int | None  # None: served without Triton's dynamic batcher
     explains: bool = False  # exported with activation maps
 
 
@@ -40,7 +40,9 @@ def served_model(repository: Path, model_name: str) -> ServedModel:
         model_name=model_name,
         onnx_path=newest_version(model_dir)[1] / ONNX_FILENAME,
         intra_op_threads=int(threads) if threads.strip() else 0,
-        max_queue_delay_us=config.dynamic_batching.max_queue_delay_microseconds,
+        max_queue_delay_us=(
+            config.dynamic_batching.max_queue_delay_microseconds if config.HasField("dynamic_batching") else None
+        ),
         explains=any(output.name == CAM_NAME for output in config.output),
     )
 
@@ -85,7 +87,8 @@ def exported_model(
 
 
 def with_queue_delay(model: ServedModel, delay_us: int, dest: Path) -> ServedModel:
-    """A copy of the model's newest version whose dynamic batcher waits ``delay_us``.
+    """A copy of the model's newest version behind a dynamic batcher that waits ``delay_us``
+    (one is added where the model is served without).
 
     The original repository is never edited: the copy goes to ``dest`` (ONNX hard-linked
     where the file system allows)."""

@@ -17,9 +17,10 @@ class WorkerSettings(ServiceSettings):
         16,
         ge=1,
         le=64,
-        description="Images per Triton request (at most the model's max_batch_size): a process's concurrent "
-        "images share requests of up to this many. Half the max_batch_size or less: a request as large as a "
-        "batch cannot share one, and Triton 2.51's batcher leaves it waiting up to 0.5 s while the model is busy",
+        description="Images per Triton request (at most the model's max_batch_size): a chunk's images go in "
+        "requests of up to this many, the next one decoded while one is answered. Behind a dynamic batcher (the "
+        "GPU targets) keep it at half the max_batch_size or less: a request as large as a batch cannot share "
+        "one, and Triton 2.51's batcher can leave it waiting up to 0.5 s while the model is busy",
     )
     triton_shared_memory: Literal["auto", "on", "off"] = Field(
         "auto",

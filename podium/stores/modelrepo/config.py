@@ -47,12 +47,13 @@ def build_model_config(
         # Optional: a client that predates row tags sends pixels alone and asks for the fingerprint.
         config.input.add(name=metadata.row_tag_name, data_type=model_config_pb2.TYPE_INT64, dims=[1], optional=True)
         config.output.add(name=metadata.row_tag_echo_name, data_type=model_config_pb2.TYPE_INT64, dims=[1])
-    batching = config.dynamic_batching
-    batching.max_queue_delay_microseconds = target.batching.max_queue_delay_microseconds
-    policy = batching.default_queue_policy
-    policy.timeout_action = model_config_pb2.ModelQueuePolicy.REJECT
-    policy.default_timeout_microseconds = target.batching.queue_timeout_microseconds
-    policy.max_queue_size = target.batching.max_queue_size
+    if target.batching is not None:
+        batching = config.dynamic_batching
+        batching.max_queue_delay_microseconds = target.batching.max_queue_delay_microseconds
+        policy = batching.default_queue_policy
+        policy.timeout_action = model_config_pb2.ModelQueuePolicy.REJECT
+        policy.default_timeout_microseconds = target.batching.queue_timeout_microseconds
+        policy.max_queue_size = target.batching.max_queue_size
     config.instance_group.add(kind=target.instance_kind, count=target.instance_count)
     for size in warmup_batch_sizes(target, max_batch_size):
         warmup = config.model_warmup.add(name=f"random_batch_{size}", batch_size=size)

@@ -78,7 +78,12 @@ class Target:
     platform: str = ""
     instance_count: int = 1
     precision: str = "fp32"
-    batching: Batching = Batching(2000)
+    # None: no dynamic batcher, requests go straight to the instance. The CPU targets: a
+    # worker sends whole batches itself, and Triton's batcher thread misses the wake-up of a
+    # freed instance (its condition variable is notified without the waiter's mutex), so a
+    # request queued behind a busy instance waited out the batcher's 500 ms idle wait
+    # (docs/performance.md, 00k).
+    batching: Batching | None = None
     default_max_batch_size: int = 32
     # Warm-up requests (batch sizes; "max" stands for max_batch_size) run before "ready".
     warmup_batch_sizes: tuple[int | str, ...] = ()
@@ -102,9 +107,8 @@ class Target:
         return self.backend == PYTHON_BACKEND
 
 
-# CPU image: ~30 ms per image, so 2 ms of queue delay costs a lone request little while
-# letting concurrent workers' requests share a batch. 64 queued requests are ~2.5 s of work
-# here; a request queued 20 s is rejected before the worker's own 30 s time-out.
+# CPU: no dynamic batcher (see Target.batching); each worker process keeps its few
+# requests in flight, so the instance's queue stays as short as the workers make it.
 CPU_TARGET = Target(
     name=CPU,
     backend=PYTHON_BACKEND,  # the pytriton wheel's Triton has the Python backend only
