@@ -9,6 +9,7 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
 from podium.core.allocator import tune_malloc
+from podium.core.cpus import keep_to_cpus
 from podium.stores.jobstore.errors import StoreFull, StoreUnavailable
 from podium.stores.jobstore.queue import PROCESS_CHUNK_TASK, make_celery
 from podium.stores.resultsink import SinkUnavailable
@@ -81,7 +82,9 @@ def create_app(settings: WorkerSettings) -> Celery:
         raise task.retry(exc=exc, countdown=min(SINK_RETRY_MAX_S, 1.0 + lasted_s / 2)) from None
 
     @worker_init.connect(weak=False)
-    def _serve_metrics(**_: object) -> None:
+    def _start_main_process(**_: object) -> None:
+        if settings.cpu_affinity:  # before the pool forks: its processes and their threads inherit it
+            keep_to_cpus(settings.cpu_affinity)
         if settings.metrics_port:  # in the main process, which outlives its pool processes
             serve_metrics(settings.metrics_host, settings.metrics_port)
 

@@ -131,7 +131,8 @@ class ClusterChildren:
 
     def _worker_environment(self, number: int) -> dict[str, str]:
         port = self.worker_metrics_ports[number - 1]
-        env = self.worker_settings.updated(metrics_port=port).as_environment()
+        cpus = self.worker_cpus[number - 1] or None  # None: as the worker settings say
+        env = self.worker_settings.updated(metrics_port=port, cpu_affinity=cpus).as_environment()
         if port:  # each worker's pool processes write their samples here (worker.metrics)
             env["PROMETHEUS_MULTIPROC_DIR"] = str(self.run_dir / f"metrics-worker-{number}")
         return env

@@ -16,6 +16,7 @@ from podium.cluster.processes import ManagedProcess, ProcessFailed, free_port
 from podium.cluster.run_lock import RunDirLock
 from podium.cluster.settings import ClusterSettings
 from podium.cluster.triton_watch import PROBE_INTERVAL_S, TritonWatch, model_request_counts
+from podium.core.cpus import cpu_shares, format_cpu_list, usable_cpus
 from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class LocalCluster(ClusterChildren):
         self.gateway_metrics_port = free_port() if s.metrics else 0
         self.web_port = (s.web_port or free_port()) if s.web else 0
         self.worker_metrics_ports = [free_port() if s.metrics else 0 for _ in range(s.workers)]
+        # Each worker its own CPUs (podium.core.cpus), unless pinning is off or the operator chose.
+        self.worker_cpus = [""] * s.workers
         # Read once, here: a bad PODIUM_* value stops `podium up` before anything starts.
         self.gateway_settings = self._service_settings(
             GatewaySettings,
@@ -60,6 +63,8 @@ class LocalCluster(ClusterChildren):
             results_url=f"file://{self.run_dir / 'results'}",
         ).updated(port=self.gateway_port, metrics_port=self.gateway_metrics_port)
         self.worker_settings = self._service_settings(WorkerSettings)
+        if s.pin_workers and not self.worker_settings.cpu_affinity:
+            self.worker_cpus = [format_cpu_list(share) for share in cpu_shares(usable_cpus(), s.workers)]
 
     # --- addresses -------------------------------------------------------------------
 

@@ -2,4 +2,4 @@
 the generated API. It imports no Redis, Celery, torch or Triton client."""
 
 # Public submodules of their own (the subpackages have their own faces).
-__all__ = ["allocator"]
+__all__ = ["allocator", "cpus"]

@@ -1,0 +1,73 @@
+"""CPU lists (Linux's "0-3,8" notation) and the shares of a machine's CPUs that `podium up`
+gives its worker processes.
+
+Why workers get their own CPUs: one process's decoding threads spread over cores that other
+processes also use cost more CPU per image than the same decodes in separate processes
+(2 cores, Xeon with AMX: one process's 2 threads on both cores took 1.41-1.47 CPU-ms per
+image against 0.84-0.86 for one thread, for no more images per second; on one core
+0.94-0.97). A worker kept to its own cores keeps its threads, its interpreter and its
+buffers in one core's caches (docs/performance.md, 00k).
+"""
+
+from __future__ import annotations
+
+import os
+
+from podium.core.errors import InvalidArgument
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """A Linux CPU list ("0-2,5") -> [0, 1, 2, 5]; InvalidArgument for anything else (empty included)."""
+    cpus: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        low, dash, high = part.partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
+            raise InvalidArgument(f"not a CPU list: {text!r} (write it as 0-3,8)")
+        first, last = int(low), int(high) if dash else int(low)
+        if last < first:
+            raise InvalidArgument(f"not a CPU list: {text!r} ({part} runs backwards)")
+        cpus.update(range(first, last + 1))
+    return sorted(cpus)
+
+
+def format_cpu_list(cpus: list[int]) -> str:
+    """[0, 1, 2, 5] -> "0-2,5"."""
+    runs: list[list[int]] = []
+    for cpu in sorted(set(cpus)):
+        if runs and cpu == runs[-1][1] + 1:
+            runs[-1][1] = cpu
+        else:
+            runs.append([cpu, cpu])
+    return ",".join(str(low) if low == high else f"{low}-{high}" for low, high in runs)
+
+
+def cpu_shares(cpus: list[int], parts: int) -> list[list[int]]:
+    """``cpus`` dealt to ``parts`` processes: neighbours together, as even as they go (the first
+    shares one larger where they do not divide); with more parts than CPUs, a CPU each in turn."""
+    cpus = sorted(set(cpus))
+    if not cpus or parts < 1:
+        raise InvalidArgument(f"cannot share {len(cpus)} CPUs among {parts} processes")
+    if parts >= len(cpus):
+        return [[cpus[number % len(cpus)]] for number in range(parts)]
+    size, larger = divmod(len(cpus), parts)
+    shares, start = [], 0
+    for number in range(parts):
+        end = start + size + (number < larger)
+        shares.append(cpus[start:end])
+        start = end
+    return shares
+
+
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on (its affinity mask, which a container's cpuset limits)."""
+    return sorted(os.sched_getaffinity(0))
+
+
+def keep_to_cpus(text: str) -> None:
+    """Run this thread, and the threads and processes it starts from now on, on ``text``'s CPUs."""
+    cpus = parse_cpu_list(text)
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError as exc:  # none of them this process may use (a container's cpuset, say)
+        allowed = format_cpu_list(usable_cpus())
+        raise InvalidArgument(f"cannot run on CPUs {text} ({exc.strerror}); this process may use {allowed}") from None
