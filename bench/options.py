@@ -45,7 +45,9 @@ FULL = Sizes(
     latency_repeats=10,
     raw_batches=(1, 4, 8, 16, 32),
     triton_concurrency=(1, 2, 4, 8, 16),
-    triton_batches=(1, 4, 8),
+    # 16: what a worker sends (PODIUM_IMAGES_PER_REQUEST); the CPU targets have no batcher
+    # to merge smaller requests into the raw model's best batch (docs/performance.md, 00k).
+    triton_batches=(1, 4, 8, 16),
     warmup_s=1.0,
     sweep_window_s=3.0,
     best_window_s=5.0,
