@@ -63,8 +63,9 @@ class LocalCluster(ClusterChildren):
             results_url=f"file://{self.run_dir / 'results'}",
         ).updated(port=self.gateway_port, metrics_port=self.gateway_metrics_port)
         self.worker_settings = self._service_settings(WorkerSettings)
-        if s.pin_workers and not self.worker_settings.cpu_affinity:
-            self.worker_cpus = [format_cpu_list(share) for share in cpu_shares(usable_cpus(), s.workers)]
+        cpus = usable_cpus() if s.pin_workers and not self.worker_settings.cpu_affinity else []
+        if cpus:
+            self.worker_cpus = [format_cpu_list(share) for share in cpu_shares(cpus, s.workers)]
 
     # --- addresses -------------------------------------------------------------------
 

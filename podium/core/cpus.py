@@ -59,13 +59,18 @@ def cpu_shares(cpus: list[int], parts: int) -> list[list[int]]:
 
 
 def usable_cpus() -> list[int]:
-    """The CPUs this process may run on (its affinity mask, which a container's cpuset limits)."""
+    """The CPUs this process may run on (its affinity mask, which a container's cpuset limits);
+    empty where the system has no affinity calls (macOS): nothing is pinned there."""
+    if not hasattr(os, "sched_getaffinity"):
+        return []
     return sorted(os.sched_getaffinity(0))
 
 
 def keep_to_cpus(text: str) -> None:
     """Run this thread, and the threads and processes it starts from now on, on ``text``'s CPUs."""
     cpus = parse_cpu_list(text)
+    if not hasattr(os, "sched_setaffinity"):
+        raise InvalidArgument(f"cannot run on CPUs {text}: this system cannot pin a process; leave the CPU list empty")
     try:
         os.sched_setaffinity(0, cpus)
     except OSError as exc:  # none of them this process may use (a container's cpuset, say)

@@ -79,3 +79,10 @@ def test_the_operator_s_choice_or_no_pinning_wins(tmp_path: Path, monkeypatch: p
     assert _affinities(unpinned) == ["", ""]
     chosen = LocalCluster(ClusterSettings(run_dir=tmp_path / "b", web=False, service={"cpu_affinity": "1"}))
     assert _affinities(chosen) == ["1", "1"]
+
+
+def test_where_there_is_no_affinity_call_nothing_is_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("podium.cluster.local.usable_cpus", list)  # as on macOS
+    monkeypatch.delenv("PODIUM_CPU_AFFINITY", raising=False)
+    cluster = LocalCluster(ClusterSettings(run_dir=tmp_path, web=False))
+    assert _affinities(cluster) == ["", ""]
