@@ -28,7 +28,7 @@ class WorkerSettings(ServiceSettings):
         "",
         description="The CPUs this worker and its pool run on, as a Linux CPU list (0-3,8); empty: wherever the "
         "OS puts them. `podium up` gives each worker its own share of the machine's (PODIUM_UP_PIN_WORKERS): "
-        "decoding threads of one process spread over cores that other processes use cost 10-40 % more CPU",
+        "decoding threads of one process spread over cores that other processes use cost 20-60 % more CPU (docs/performance.md, 00k)",
     )
     triton_shared_memory: Literal["auto", "on", "off"] = Field(
         "auto",

@@ -54,8 +54,6 @@ class LocalCluster(ClusterChildren):
         self.gateway_metrics_port = free_port() if s.metrics else 0
         self.web_port = (s.web_port or free_port()) if s.web else 0
         self.worker_metrics_ports = [free_port() if s.metrics else 0 for _ in range(s.workers)]
-        # Each worker its own CPUs (podium.core.cpus), unless pinning is off or the operator chose.
-        self.worker_cpus = [""] * s.workers
         # Read once, here: a bad PODIUM_* value stops `podium up` before anything starts.
         self.gateway_settings = self._service_settings(
             GatewaySettings,
@@ -63,9 +61,12 @@ class LocalCluster(ClusterChildren):
             results_url=f"file://{self.run_dir / 'results'}",
         ).updated(port=self.gateway_port, metrics_port=self.gateway_metrics_port)
         self.worker_settings = self._service_settings(WorkerSettings)
+        # Each worker its own CPUs (podium.core.cpus), unless pinning is off, the operator chose
+        # them, or the system cannot pin; "" leaves a worker's setting as it is.
         cpus = usable_cpus() if s.pin_workers and not self.worker_settings.cpu_affinity else []
-        if cpus:
-            self.worker_cpus = [format_cpu_list(share) for share in cpu_shares(cpus, s.workers)]
+        self.worker_cpus = (
+            [format_cpu_list(share) for share in cpu_shares(cpus, s.workers)] if cpus else [""] * s.workers
+        )
 
     # --- addresses -------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ class ClusterSettings(BaseSettings):
         True,
         description="Give each worker process its own share of this machine's CPUs (PODIUM_CPU_AFFINITY), "
         "unless PODIUM_CPU_AFFINITY is set: a process's decoding threads on cores that other processes use "
-        "cost 10-40 % more CPU per image",
+        "cost 20-60 % more CPU (docs/performance.md, 00k) per image",
     )
     gateway_port: int = Field(DEFAULT_GATEWAY_PORT, ge=0, le=65535)
     redis_port: int = Field(0, ge=0, le=65535)

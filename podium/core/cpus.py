@@ -2,11 +2,9 @@
 gives its worker processes.
 
 Why workers get their own CPUs: one process's decoding threads spread over cores that other
-processes also use cost more CPU per image than the same decodes in separate processes
-(2 cores, Xeon with AMX: one process's 2 threads on both cores took 1.41-1.47 CPU-ms per
-image against 0.84-0.86 for one thread, for no more images per second; on one core
-0.94-0.97). A worker kept to its own cores keeps its threads, its interpreter and its
-buffers in one core's caches (docs/performance.md, 00k).
+processes also use cost more CPU per image than the same decodes in separate processes, for
+no more images per second; kept to its own cores, a worker keeps its threads, interpreter
+and buffers in those cores' caches (measured in docs/performance.md, 00k).
 """
 
 from __future__ import annotations
