@@ -21,7 +21,7 @@ class ResultPages:
         self._store = store
         self._job_id = job.id
         self._sink: Sink | None = open_sink(job.results_url) if job.results_url else None
-        self._chunk_size = store.chunk_size(job.id) if self._sink is not None else 0
+        self._layout = store.chunk_layout(job.id) if self._sink is not None else None
 
     def all_in_files(self, job: Job) -> bool:
         """Every answer of the job is in its files (a completed job with a results sink)."""
@@ -43,16 +43,22 @@ class ResultPages:
     def page(self, job: Job, start: int) -> Page:
         """(path, record or None if unanswered) of the images from ``start`` that the job lists
         (fewer than a page: the rest of one chunk, with a results sink)."""
-        if self._sink is None:
+        if self._sink is None or self._layout is None:
             return self._store.recorded(self._job_id, start, PAGE)
-        chunk = start // self._chunk_size
-        count = (chunk + 1) * self._chunk_size - start
-        held = self._store.chunk_records(self._job_id, chunk, start, count)
+        while True:
+            # Chunks not dispatched yet may grow meanwhile: the chunk is the one meant only
+            # if its records were read under the same layout.
+            chunk = self._layout.chunk_of(start)
+            first, size = self._layout.span(chunk)
+            held = self._store.chunk_records(self._job_id, chunk, start, first + size - start)
+            if held.layout == self._layout:
+                break
+            self._layout = held.layout
         if not (held.done or job.state.terminal):
             return held.records
         # Done: the file landed before the chunk was counted. A job that ended: its chunks
         # that landed have files (and no records left), the others records or nothing.
-        rows = chunk_rows(self._sink, self._job_id, chunk * self._chunk_size, self._chunk_size) or {}
+        rows = chunk_rows(self._sink, self._job_id, first, size) or {}
         return [
             (rows[index].path, rows[index].recorded) if index in rows else (path, record)
             for index, (path, record) in enumerate(held.records, start)

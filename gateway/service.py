@@ -168,7 +168,7 @@ class JobService(UploadJobs, JobReading):
         )
         job = self.store.create(
             mode=mode,
-            chunk_size=self._chunk_size(mode, model.name),
+            **self._chunk_sizing(mode, model.name),
             options=resolved,
             root=root,
             owner=caller.owner,
@@ -180,15 +180,21 @@ class JobService(UploadJobs, JobReading):
         self._on_submitted(mode)
         return job
 
-    def _chunk_size(self, mode: JobMode, model_name: str) -> int:
-        """Sized by time for a job whose files are all listed at the start. An upload keeps
-        PODIUM_CHUNK_SIZE: its chunk is sent once its files arrived, and a chunk larger than
-        the unprocessed files an upload may hold (PODIUM_MAX_PENDING_UPLOADS) would never fill."""
+    def _chunk_sizing(self, mode: JobMode, model_name: str) -> dict[str, int | float]:
+        """Sized by time for a job whose files are all listed at the start: its first chunks
+        from the rate the workers measured so far, the later ones growing once they measure
+        more (on a fresh cluster, the first job's too). An upload keeps PODIUM_CHUNK_SIZE: its
+        chunk is sent once its files arrived, and a chunk larger than the unprocessed files
+        an upload may hold (PODIUM_MAX_PENDING_UPLOADS) would never fill."""
         settings = self.settings
-        if mode is JobMode.UPLOAD:
-            return settings.chunk_size
-        rate = ChunkRates(self.store.client).rate(model_name) if settings.chunk_seconds > 0 else None
-        return chunk_size_for(rate, settings.chunk_seconds, settings.chunk_size, settings.max_chunk_size)
+        if mode is JobMode.UPLOAD or settings.chunk_seconds <= 0:
+            return {"chunk_size": settings.chunk_size}
+        rate = ChunkRates(self.store.client).rate(model_name)
+        return {
+            "chunk_size": chunk_size_for(rate, settings.chunk_seconds, settings.chunk_size, settings.max_chunk_size),
+            "max_chunk_size": settings.max_chunk_size,
+            "chunk_seconds": settings.chunk_seconds,
+        }
 
     def _model_of(self, options: JobOptions) -> ModelRef:
         """The job's model, version pinned; NotFound before any image is read. A job of the

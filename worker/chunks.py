@@ -105,8 +105,7 @@ def _process_image_carefully(rt: Runtime, job: Job, index: int, path: str) -> in
 
 def _pending_images(rt: Runtime, job: Job, chunk: int) -> tuple[list[tuple[int, str]], int]:
     """(index, path) of the chunk's images without a record, and how many images it lists."""
-    size = rt.store.chunk_size(job.id)
-    start = chunk * size
+    start, size = rt.store.chunk_layout(job.id).span(chunk)
     done = rt.store.results(job.id, start, size)
     return [(start + i, path) for i, (path, outcome) in enumerate(done) if outcome is None], len(done)
 

@@ -35,8 +35,7 @@ def commit_chunk(rt: Runtime, job: Job, chunk: int, made: Mapping[int, tuple[str
     from podium.stores.resultsink import ResultRow, compact_quietly, remove_if_deleted, write_part
 
     sink = rt.sink(job.results_url)
-    size = rt.store.chunk_size(job.id)
-    start = chunk * size
+    start, size = rt.store.chunk_layout(job.id).span(chunk)
     if made is not None:
         rows = [ResultRow(index, path, RecordedOutcome.decode(text)) for index, (path, text) in made.items()]
     else:

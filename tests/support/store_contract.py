@@ -11,7 +11,8 @@ import time
 import pytest
 
 from podium.core.jobs import ActivationMap, ImageOutcome, JobMode, JobState, Prediction
-from podium.stores.jobstore import CacheKey, ChunkRecords, JobStore, ResultCache
+from podium.stores.jobstore import CacheKey, JobStore, ResultCache
+from podium.stores.jobstore.chunk_rates import ChunkRates
 from podium.stores.jobstore.records import Stamp
 from podium.stores.jobstore.schema import JobKeys, job_key_name
 
@@ -76,6 +77,42 @@ class StoreContract:
         assert store.dispatch(job.id, max_queued_chunks=2) == [2]  # the partial last chunk
         store.complete_chunk(job.id, 1)
         assert store.dispatch(job.id, max_queued_chunks=2) == []  # nothing left
+
+    def test_chunks_grow_at_the_dispatch_frontier_once_the_workers_measure_a_rate(self, store, redis_client):
+        job = store.create(
+            mode=JobMode.PATH, chunk_size=2, max_chunk_size=8, chunk_seconds=1.0, model_name="m",
+            results_url="file:///srv/results",
+        )  # fmt: skip
+        store.append_files(job.id, 0, [f"img{i}.jpg" for i in range(20)])
+        store.finish_upload(job.id)
+        assert store.dispatch(job.id, 1) == [0]  # nothing measured: the first chunks' size
+        ChunkRates(redis_client).note("m", 8, 1.0)  # a worker does 8 images a second
+        assert store.dispatch(job.id, 3) == [1, 2]
+        layout = store.chunk_layout(job.id)
+        assert [layout.span(c) for c in range(4)] == [(0, 2), (2, 8), (10, 8), (18, 8)]
+        assert store.dispatch(job.id, 4) == [3]  # the partial last chunk
+        ChunkRates(redis_client).note("m", 1000, 1.0)
+        assert store.dispatch(job.id, 4) == [] and store.chunk_layout(job.id) == layout  # nothing left to grow
+        assert store.record_many(job.id, [(i, OK, False) for i in range(20)], {}) == [True] * 20
+        # Chunk 1's file landed: its 8 records leave Redis, and its done mark refuses a repeat.
+        store.complete_chunk(job.id, 1)
+        held = [record is not None for _, record in store.recorded(job.id, 0, 20)]
+        assert held == [True] * 2 + [False] * 8 + [True] * 10
+        assert store.record(job.id, 9, OK) is False
+        assert store.chunk_records(job.id, 1, 2, 8).done is True
+        assert store.chunk_records(job.id, 2, 10, 8).done is False
+        store.complete_chunk(job.id, 0)
+        store.complete_chunk(job.id, 2)
+        assert store.get(job.id).state is JobState.RUNNING  # chunk 3's file has not landed
+        assert store.complete_chunk(job.id, 3) is True
+
+    def test_an_upload_or_a_job_without_a_growth_bound_keeps_its_chunk_size(self, store, redis_client):
+        ChunkRates(redis_client).note("m", 1000, 1.0)
+        upload = store.create(mode=JobMode.UPLOAD, chunk_size=2, model_name="m")
+        store.append_files(upload.id, 0, [f"img{i}.jpg" for i in range(6)], [b"x"] * 6)
+        store.finish_upload(upload.id)
+        assert store.dispatch(upload.id, 5) == [0, 1, 2]
+        assert store.chunk_layout(upload.id).span(2) == (4, 2)
 
     def test_cancel_ends_the_job_and_stops_dispatch_and_recording(self, store):
         job = new_job(store, 8)
@@ -184,7 +221,8 @@ class StoreContract:
         assert store.complete_chunk(job.id, 1) is False
         assert store.complete_chunk(job.id, 1) is False  # counted once
         # Chunk 1's file landed: its records left Redis, and its done mark refuses a late repeat.
-        assert store.chunk_records(job.id, 1, 2, 2) == ChunkRecords(True, [("c.jpg", None)])
+        held = store.chunk_records(job.id, 1, 2, 2)
+        assert (held.done, held.records) == (True, [("c.jpg", None)])
         assert store.record(job.id, 2, OK, stamp=Stamp(None)) is False
         assert store.chunk_records(job.id, 0, 0, 2).done is False
         assert store.get(job.id).state is JobState.RUNNING

@@ -367,16 +367,35 @@ def test_a_new_jobs_chunks_are_sized_by_the_workers_rate(tmp_path):
     def path_job(name: str = ""):
         return jobs.submit_path(str(tmp_path), JobOptions(0, name), ANONYMOUS)
 
-    assert jobs.store.chunk_size(path_job().id) == 4  # nothing measured yet
+    def first_chunk_size(job) -> int:
+        return jobs.store.chunk_layout(job.id).span(0)[1]
+
+    assert first_chunk_size(path_job()) == 4  # nothing measured yet
     ChunkRates(jobs.store.client).note(jobs.settings.model_name, 40, 1.0)  # 40 images a second
-    assert jobs.store.chunk_size(path_job().id) == 32
+    assert first_chunk_size(path_job()) == 32
     ChunkRates(jobs.store.client).note(jobs.settings.model_name, 4000, 1.0)
-    assert jobs.store.chunk_size(path_job().id) == 64
+    assert first_chunk_size(path_job()) == 64
     # An upload's chunk must fill within the unprocessed files it may hold: never sized up.
-    assert jobs.store.chunk_size(upload(jobs, files("b.jpg")).id) == 4
+    assert first_chunk_size(upload(jobs, files("b.jpg"))) == 4
     fixed = service(chunk_size=4, chunk_seconds=0, data_roots=str(tmp_path))
     ChunkRates(fixed.store.client).note(fixed.settings.model_name, 4000, 1.0)
-    assert fixed.store.chunk_size(fixed.submit_path(str(tmp_path), JobOptions(0, ""), ANONYMOUS).id) == 4
+    assert fixed.store.chunk_layout(fixed.submit_path(str(tmp_path), JobOptions(0, ""), ANONYMOUS).id).span(0)[1] == 4
+
+
+def test_a_path_jobs_chunks_grow_once_the_workers_measure_a_rate(tmp_path):
+    """A fresh cluster's first big job: its first chunks are the fewest images, the later
+    ones sized by the rate the first ones measured."""
+    from podium.stores.jobstore.chunk_rates import ChunkRates
+
+    for i in range(40):
+        (tmp_path / f"{i:02d}.jpg").write_bytes(png_bytes(20))
+    jobs = service(chunk_size=4, max_chunk_size=16, max_queued_chunks=2, data_roots=str(tmp_path))
+    job = jobs.submit_path(str(tmp_path), JobOptions(0, ""), ANONYMOUS)
+    assert jobs.store.dispatched_chunks(job.id) == 2  # 0 and 1, of 4 images each
+    ChunkRates(jobs.store.client).note(jobs.settings.model_name, 12, 1.0)  # chunk 0 took a second
+    jobs.store.complete_chunk(job.id, 0)
+    assert jobs.store.dispatch(job.id, 2) == [2]
+    assert [jobs.store.chunk_layout(job.id).span(c) for c in range(5)] == [(0, 4), (4, 4), (8, 8), (16, 8), (24, 8)]
 
 
 def test_an_uploads_lease_is_renewed_at_most_once_a_second_as_files_arrive(monkeypatch):
@@ -392,9 +411,9 @@ def sink_service(tmp_path) -> JobService:
     return service(results_url=f"file://{tmp_path}")
 
 
-def commit(jobs: JobService, job_id: str, chunk: int, size: int = 2) -> bool:
+def commit(jobs: JobService, job_id: str, chunk: int) -> bool:
     """What a worker does once a chunk's answers are recorded: its file, then its done mark."""
-    start = chunk * size
+    start, size = jobs.store.chunk_layout(job_id).span(chunk)
     recorded = jobs.store.recorded(job_id, start, size)
     rows = [ResultRow(start + i, path, record) for i, (path, record) in enumerate(recorded) if record]
     write_part(open_sink(jobs.settings.results_url), job_id, start, rows, "resnet50:1")
@@ -427,6 +446,33 @@ def test_results_of_a_job_with_a_sink_come_from_redis_and_its_files_alike(tmp_pa
     assert [r.index for r in streamed(jobs, job.id, start=3)] == [3, 4]
 
 
+def test_results_of_a_job_with_a_sink_follow_chunks_that_grew_after_reading_began(tmp_path):
+    from gateway.result_pages import ResultPages
+    from podium.stores.jobstore.chunk_rates import ChunkRates
+
+    for i in range(20):
+        (tmp_path / "data" / f"{i:02d}.jpg").parent.mkdir(exist_ok=True)
+        (tmp_path / "data" / f"{i:02d}.jpg").write_bytes(b"x")
+    jobs = service(
+        chunk_size=2, max_chunk_size=8, data_roots=str(tmp_path / "data"),
+        results_url=f"file://{tmp_path / 'results'}",
+    )  # fmt: skip
+    job = jobs.submit_path(str(tmp_path / "data"), JobOptions(0, ""), ANONYMOUS)
+    pages = ResultPages(jobs.store, jobs.store.get(job.id))  # a reader that saw chunks of 2
+    ChunkRates(jobs.store.client).note(jobs.settings.model_name, 8, 1.0)
+    for chunk in (0, 1, 2):  # chunks 0 and 1 went out with 2 images; 2 grew to 8, 4-11, and its file landed
+        first, size = jobs.store.chunk_layout(job.id).span(chunk)
+        for index in range(first, first + size):
+            jobs.store.record(job.id, index, OK, stamp=Stamp())
+        commit(jobs, job.id, chunk)
+        jobs.store.dispatch(job.id, 2)
+    assert jobs.store.chunk_layout(job.id).span(2) == (4, 8)
+    page = pages.page(jobs.store.get(job.id), 6)
+    assert [(path.rsplit("/", 1)[-1], record and record.outcome) for path, record in page] == [
+        (f"{i:02d}.jpg", OK) for i in range(6, 12)
+    ]
+
+
 def cancelled_after_one_chunk(jobs: JobService):
     """A four-image job cancelled once chunk 0 landed as a file and image 2 was recorded in Redis."""
     job = upload(jobs, files("a", "b", "c", "d"))
@@ -451,7 +497,7 @@ def run_to_the_end(jobs: JobService, job_id: str, answer=lambda path: OK) -> Non
     job = jobs.store.get(job_id)
     for index, path in enumerate(jobs.store.files(job_id, 0, job.total)):
         jobs.store.record(job_id, index, answer(path), stamp=Stamp())
-    for chunk in range(-(-job.total // 2)):
+    for chunk in range(jobs.store.chunk_layout(job_id).count(job.total)):
         commit(jobs, job_id, chunk)
 
 

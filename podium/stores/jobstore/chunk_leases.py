@@ -10,6 +10,9 @@ import time
 import redis
 
 from podium.stores.jobstore import scripts
+from podium.stores.jobstore.chunk_layout import FIELDS as LAYOUT_FIELDS
+from podium.stores.jobstore.chunk_layout import ChunkLayout
+from podium.stores.jobstore.chunk_rates import ChunkRates, chunk_size_for
 from podium.stores.jobstore.errors import convert_redis_errors
 from podium.stores.jobstore.records import ChunkClaim
 from podium.stores.jobstore.schema import JobKeys
@@ -47,8 +50,22 @@ class ChunkLeases:
         return self._redis.register_script(scripts.RELEASE_CHUNK)
 
     def dispatch(self, job_id: str, max_queued_chunks: int) -> list[int]:
-        """Claim the job's next chunks to enqueue, keeping at most max_queued_chunks in flight."""
-        return [int(c) for c in self._dispatch(keys=JobKeys(job_id).all, args=[max_queued_chunks])]
+        """Claim the job's next chunks to enqueue, keeping at most max_queued_chunks in flight;
+        they are larger than the last ones when the workers' rate says so (``chunk_layout``)."""
+        args = [max_queued_chunks, self._grown_size(job_id)]
+        return [int(c) for c in self._dispatch(keys=JobKeys(job_id).all, args=args)]
+
+    def _grown_size(self, job_id: str) -> int:
+        """The size the job's next chunks should grow to, or 0: they keep theirs."""
+        model, seconds, most, *layout = self._redis.hmget(
+            JobKeys(job_id).job, "model_name", "chunk_seconds", "max_chunk_size", *LAYOUT_FIELDS
+        )
+        now = ChunkLayout.stored(*layout).newest_size
+        most, seconds = int(most or 0), float(seconds or 0)
+        if most <= now or seconds <= 0 or not model:
+            return 0
+        wanted = chunk_size_for(ChunkRates(self._redis).rate(model.decode()), seconds, now, most)
+        return wanted if wanted > now else 0
 
     def complete_chunk(self, job_id: str, chunk: int) -> bool:
         """Count the chunk as done; true if that completed the job (a job with a results sink

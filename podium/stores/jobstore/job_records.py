@@ -14,6 +14,8 @@ import redis
 
 from podium.core.jobs import FailureLimit, Job, JobMode, JobOptions, JobState
 from podium.stores.jobstore import scripts
+from podium.stores.jobstore.chunk_layout import FIELDS as LAYOUT_FIELDS
+from podium.stores.jobstore.chunk_layout import ChunkLayout
 from podium.stores.jobstore.errors import convert_redis_errors
 from podium.stores.jobstore.job_list import list_jobs
 from podium.stores.jobstore.quota import queued_images
@@ -43,8 +45,19 @@ class JobRecords:
     def _end(self):
         return self._redis.register_script(scripts.END_JOB)
 
-    def create(self, *, mode: JobMode, chunk_size: int, options: JobOptions = NO_OPTIONS, **record: object) -> Job:
-        """A new, uploading job: ``options`` as resolved, ``record`` other Job fields (root, owner, ...)."""
+    def create(
+        self,
+        *,
+        mode: JobMode,
+        chunk_size: int,
+        options: JobOptions = NO_OPTIONS,
+        max_chunk_size: int = 0,
+        chunk_seconds: float = 0.0,
+        **record: object,
+    ) -> Job:
+        """A new, uploading job: ``options`` as resolved, ``record`` other Job fields (root, owner, ...).
+        Its chunks have ``chunk_size`` images; with ``max_chunk_size`` above it they grow up to it,
+        to about ``chunk_seconds`` of a worker's measured time each (``chunk_layout``)."""
         job_id = uuid.uuid4().hex
         now = time.time()
         keys = JobKeys(job_id)
@@ -55,6 +68,8 @@ class JobRecords:
             id=job_id,
             mode=mode,
             chunk_size=chunk_size,
+            max_chunk_size=max_chunk_size,
+            chunk_seconds=chunk_seconds,
             created_at=now,
             updated_at=now,
             fail_count_limit=-1 if limit.count is None else limit.count,
@@ -88,8 +103,9 @@ class JobRecords:
     def queued_images(self, owner: str) -> int:
         return queued_images(self._redis, owner)
 
-    def chunk_size(self, job_id: str) -> int:
-        return int(self._redis.hget(JobKeys(job_id).job, "chunk_size") or 1)
+    def chunk_layout(self, job_id: str) -> ChunkLayout:
+        """Which images each of the job's chunks holds (fixed for every chunk dispatched)."""
+        return ChunkLayout.stored(*self._redis.hmget(JobKeys(job_id).job, LAYOUT_FIELDS))
 
     def set_unchanged(self, job_id: str, count: int) -> None:
         """A delta job's entries carried over from its baseline (set once, before it starts)."""

@@ -12,6 +12,8 @@ import redis
 
 from podium.core.jobs import ImageOutcome, RecordedOutcome
 from podium.stores.jobstore import scripts
+from podium.stores.jobstore.chunk_layout import FIELDS as LAYOUT_FIELDS
+from podium.stores.jobstore.chunk_layout import ChunkLayout
 from podium.stores.jobstore.errors import convert_redis_errors
 from podium.stores.jobstore.records import ChunkRecords, Stamp
 from podium.stores.jobstore.schema import JobKeys
@@ -63,9 +65,10 @@ class Outcomes:
             pipe.sismember(keys.chunks, chunk)
             pipe.lrange(keys.paths, start, start + count - 1)
             pipe.hmget(keys.results, [str(start + i) for i in range(count)])
-            done, paths, raw = pipe.execute()
+            pipe.hmget(keys.job, LAYOUT_FIELDS)
+            done, paths, raw, layout = pipe.execute()
         records = [(p.decode(), None if r is None else RecordedOutcome.decode(r)) for p, r in zip(paths, raw)]
-        return ChunkRecords(bool(done), records)
+        return ChunkRecords(bool(done), records, ChunkLayout.stored(*layout))
 
     def _raw(self, job_id: str, start: int, count: int) -> list[tuple[str, bytes | None]]:
         keys = JobKeys(job_id)

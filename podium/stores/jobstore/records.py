@@ -9,6 +9,7 @@ from typing import Self
 import redis
 
 from podium.core.jobs import Job, RecordedOutcome
+from podium.stores.jobstore.chunk_layout import ChunkLayout
 from podium.stores.jobstore.errors import convert_redis_errors
 from podium.stores.jobstore.schema import JobKeys
 
@@ -30,10 +31,13 @@ class ChunkClaim:
 @dataclass(frozen=True)
 class ChunkRecords:
     """What Redis holds of a chunk: ``done`` once it was counted done (with a results sink, its
-    records are then in its file, not here), and (path, record or None) per image asked for."""
+    records are then in its file, not here), and (path, record or None) per image asked for;
+    ``layout``: the job's chunk layout as read with them (the chunk is the one the caller
+    meant only if it laid chunks out the same)."""
 
     done: bool
     records: list[tuple[str, RecordedOutcome | None]]
+    layout: ChunkLayout
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,12 @@ JOB_HASH = JobHash(
     (
         *_record_fields(),
         # Bookkeeping of the store and its scripts.
+        # The job's chunks (chunk_layout.ChunkLayout): the first ones' size, the later segments
+        # where they grew, and what growth may reach (0: none) at about chunk_seconds each.
         HashField("chunk_size", int, 1, public=False),
+        HashField("chunk_layout", str, "", public=False),
+        HashField("max_chunk_size", int, 0, public=False),
+        HashField("chunk_seconds", float, 0.0, public=False),
         # The Redis key that binds its job key to it: ending the job extends it to the job's TTL.
         HashField("job_key_binding", str, "", public=False),
         HashField("dispatched", int, 0, public=False),

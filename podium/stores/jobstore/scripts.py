@@ -7,6 +7,7 @@ written ``$name`` and filled in from ``JOB_HASH``, so the scripts and the store 
 disagree about them.
 """
 
+from podium.stores.jobstore.chunk_layout import CHUNK_LAYOUT_LUA
 from podium.stores.jobstore.schema import COMPACT_QUEUE_KEY, JOB_HASH
 
 # Ends a job: the state, its channel, its keys' TTLs, and its webhook (KEYS[8]) queued.
@@ -36,13 +37,17 @@ end
 # A job is complete when its upload is done and every image has a result.
 _COMPLETE_IF_DONE = (
     _END_JOB
+    + CHUNK_LAYOUT_LUA
     + """
 local function complete_if_done(now, ttl)
-  local j = redis.call('HMGET', KEYS[1], $state, $upload_done, $total, $succeeded, $failed, $results_url, $chunk_size)
+  local j = redis.call('HMGET', KEYS[1], $state, $upload_done, $total, $succeeded, $failed, $results_url,
+                       $chunk_size, $chunk_layout)
   if j[1] ~= 'running' or j[2] ~= '1' then return end
   if tonumber(j[4]) + tonumber(j[5]) < tonumber(j[3]) then return end
-  -- With a results sink, a chunk is done once its file landed (COMPLETE_CHUNK).
-  if j[6] and j[6] ~= '' and redis.call('SCARD', KEYS[5]) < math.ceil(tonumber(j[3]) / tonumber(j[7])) then return end
+  -- With a results sink, a chunk is done once its file landed (COMPLETE_CHUNK). Every image
+  -- has an answer, so every chunk was dispatched: the layout is final.
+  if j[6] and j[6] ~= '' and
+     redis.call('SCARD', KEYS[5]) < chunk_count(chunk_segments(j[7], j[8]), tonumber(j[3])) then return end
   end_job('completed', '', now, ttl)
 end
 """
@@ -84,9 +89,11 @@ local function record_one(index, payload, ok, cached, now, ttl)
   local state = redis.call('HGET', KEYS[1], $state)
   if state ~= 'running' and state ~= 'uploading' then return 0 end
   -- A chunk whose file landed has no records left to guard it (COMPLETE_CHUNK): its done mark does.
-  local sink = redis.call('HMGET', KEYS[1], $results_url, $chunk_size)
+  local sink = redis.call('HMGET', KEYS[1], $results_url, $chunk_size, $chunk_layout)
   if sink[1] and sink[1] ~= '' and
-     redis.call('SISMEMBER', KEYS[5], math.floor(tonumber(index) / tonumber(sink[2]))) == 1 then return 0 end
+     redis.call('SISMEMBER', KEYS[5], chunk_of(chunk_segments(sink[2], sink[3]), tonumber(index))) == 1 then
+    return 0
+  end
   if redis.call('HSETNX', KEYS[3], index, payload) == 0 then return 0 end
   redis.call('HINCRBY', KEYS[1], ok == '1' and $succeeded or $failed, 1)
   if cached == '1' then redis.call('HINCRBY', KEYS[1], $cached, 1) end
@@ -159,16 +166,27 @@ return 1
 """
 )
 
-# ARGV: max chunks queued per job. Claims the next chunks to enqueue, returns their numbers.
-DISPATCH_CHUNKS = JOB_HASH.lua("""
-local j = redis.call('HMGET', KEYS[1], $state, $upload_done, $total, $dispatched, $chunk_size)
+# ARGV: max chunks queued per job, and the size its next chunks grow to (0 or no larger
+# than now: they keep theirs; chunk_layout). Claims the next chunks to enqueue, returns their numbers.
+DISPATCH_CHUNKS = JOB_HASH.lua(
+    CHUNK_LAYOUT_LUA
+    + """
+local j = redis.call('HMGET', KEYS[1], $state, $upload_done, $total, $dispatched, $chunk_size, $chunk_layout)
 if j[1] ~= 'running' and j[1] ~= 'uploading' then return {} end
-local total, dispatched, size = tonumber(j[3]), tonumber(j[4]), tonumber(j[5])
+local total, dispatched = tonumber(j[3]), tonumber(j[4])
+local segs = chunk_segments(j[5], j[6])
+local grow = tonumber(ARGV[2] or '0') or 0
 local in_flight = dispatched - redis.call('SCARD', KEYS[5])
 local out = {}
 while in_flight < tonumber(ARGV[1]) do
-  local first = dispatched * size
+  local first, size = chunk_span(segs, dispatched)
   if first >= total then break end
+  if grow > size then
+    -- The chunks from here on are larger: a segment starts at the frontier.
+    segs[#segs + 1] = {dispatched, first, grow}
+    redis.call('HSET', KEYS[1], $chunk_layout, ((j[6] or '') .. ' ' .. dispatched .. ':' .. first .. ':' .. grow))
+    size = grow
+  end
   if first + size > total and j[2] ~= '1' then break end
   table.insert(out, dispatched)
   dispatched = dispatched + 1
@@ -176,7 +194,8 @@ while in_flight < tonumber(ARGV[1]) do
 end
 redis.call('HSET', KEYS[1], $dispatched, dispatched)
 return out
-""")
+"""
+)
 
 # ARGV: new state ('cancelled'|'failed'), error, now, ttl_s. Ends a job that is not over.
 END_JOB = JOB_HASH.lua(
@@ -200,11 +219,11 @@ COMPLETE_CHUNK = JOB_HASH.lua(
 local state = redis.call('HGET', KEYS[1], $state)
 if state ~= 'running' and state ~= 'uploading' then return 0 end
 if redis.call('SADD', KEYS[5], ARGV[1]) == 0 then return 0 end
-local j = redis.call('HMGET', KEYS[1], $results_url, $chunk_size)
+local j = redis.call('HMGET', KEYS[1], $results_url, $chunk_size, $chunk_layout)
 if j[1] and j[1] ~= '' then
-  local size = tonumber(j[2])
+  local first, size = chunk_span(chunk_segments(j[2], j[3]), tonumber(ARGV[1]))
   local fields = {}
-  for i = tonumber(ARGV[1]) * size, (tonumber(ARGV[1]) + 1) * size - 1 do fields[#fields + 1] = i end
+  for i = first, first + size - 1 do fields[#fields + 1] = i end
   local unpack = unpack or table.unpack
   for first = 1, #fields, 500 do
     redis.call('HDEL', KEYS[3], unpack(fields, first, math.min(first + 499, #fields)))
