@@ -106,3 +106,21 @@ def test_a_request_whose_python_backend_stub_died_is_asked_again():
     assert not isinstance(_convert(misnamed, "inference"), TritonUnavailable)
     refused = InferenceServerException("unexpected shape for input 'images'", status="StatusCode.INVALID_ARGUMENT")
     assert not isinstance(_convert(refused, "inference"), TritonUnavailable)
+
+
+def test_a_model_triton_is_still_loading_is_waited_for_and_an_unknown_one_is_not():
+    from tritonclient.utils import InferenceServerException
+
+    from podium.stores.inference.triton import ModelNotFound, _convert
+
+    # Triton's words while it loads a model after a restart (seen in CI after a freeze).
+    loading = InferenceServerException(
+        "Request for unknown model: 'resnet50_sports' version 1 is not at ready state",
+        status="StatusCode.UNAVAILABLE",
+    )
+    assert isinstance(_convert(loading, "inference"), TritonUnavailable)
+    unknown = InferenceServerException(
+        "Request for unknown model: 'nope' is not found", status="StatusCode.INVALID_ARGUMENT"
+    )
+    converted = _convert(unknown, "inference")
+    assert isinstance(converted, ModelNotFound) and not isinstance(converted, TritonUnavailable)

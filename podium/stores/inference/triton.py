@@ -68,6 +68,10 @@ class TritonUnavailable(TritonError, Unavailable):
 def _convert(exc: InferenceServerException, what: str) -> TritonError:
     status = str(exc.status() or "")
     message = f"{what}: {exc.message() or status}"
+    # A model Triton knows but has not loaded yet (as after a restart) is "Request for unknown
+    # model: 'm' version 1 is not at ready state", status UNAVAILABLE: it passes.
+    if "not at ready state" in message.lower():
+        return TritonUnavailable(message)
     if "NOT_FOUND" in status or "unknown model" in message.lower():
         return ModelNotFound(message, hint="`podium classes --model NAME` lists a model; `podium models` the versions")
     if any(code in status for code in _RETRYABLE) or any(sign in message.lower() for sign in _RETRYABLE_MESSAGES):
