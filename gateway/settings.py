@@ -31,7 +31,8 @@ class GatewaySettings(ServiceSettings):
         ge=0,
         description="Size a path, s3 or manifest job's chunks to about this much of one worker's time, from "
         "the rate the workers measure (a power of two from PODIUM_CHUNK_SIZE to PODIUM_MAX_CHUNK_SIZE; a running "
-        "job's later chunks grow as the rate is measured); uploads and 0: always PODIUM_CHUNK_SIZE",
+        "job's later chunks grow as the rate is measured, and its last ones share out what is left so the workers "
+        "finish together); uploads and 0: always PODIUM_CHUNK_SIZE",
     )
     # A chunk costs its worker ~7.5 CPU-ms whatever its size (Celery, leases, its result file):
     # 1 s of a worker decoding 224x224 JPEGs is 512-1,024 images (docs/performance.md, 00i).

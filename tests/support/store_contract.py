@@ -83,28 +83,58 @@ class StoreContract:
             mode=JobMode.PATH, chunk_size=2, max_chunk_size=8, chunk_seconds=1.0, model_name="m",
             results_url="file:///srv/results",
         )  # fmt: skip
-        store.append_files(job.id, 0, [f"img{i}.jpg" for i in range(20)])
+        store.append_files(job.id, 0, [f"img{i}.jpg" for i in range(60)])
         store.finish_upload(job.id)
         assert store.dispatch(job.id, 1) == [0]  # nothing measured: the first chunks' size
         ChunkRates(redis_client).note("m", 8, 1.0)  # a worker does 8 images a second
         assert store.dispatch(job.id, 3) == [1, 2]
         layout = store.chunk_layout(job.id)
-        assert [layout.span(c) for c in range(4)] == [(0, 2), (2, 8), (10, 8), (18, 8)]
-        assert store.dispatch(job.id, 4) == [3]  # the partial last chunk
+        assert [layout.span(c) for c in range(3)] == [(0, 2), (2, 8), (10, 8)]
         ChunkRates(redis_client).note("m", 1000, 1.0)
-        assert store.dispatch(job.id, 4) == [] and store.chunk_layout(job.id) == layout  # nothing left to grow
-        assert store.record_many(job.id, [(i, OK, False) for i in range(20)], {}) == [True] * 20
+        assert store.dispatch(job.id, 3) == [] and store.chunk_layout(job.id) == layout  # none has ended
+        assert store.record_many(job.id, [(i, OK, False) for i in range(18)], {}) == [True] * 18
         # Chunk 1's file landed: its 8 records leave Redis, and its done mark refuses a repeat.
         store.complete_chunk(job.id, 1)
-        held = [record is not None for _, record in store.recorded(job.id, 0, 20)]
-        assert held == [True] * 2 + [False] * 8 + [True] * 10
+        held = [record is not None for _, record in store.recorded(job.id, 0, 18)]
+        assert held == [True] * 2 + [False] * 8 + [True] * 8
         assert store.record(job.id, 9, OK) is False
         assert store.chunk_records(job.id, 1, 2, 8).done is True
         assert store.chunk_records(job.id, 2, 10, 8).done is False
         store.complete_chunk(job.id, 0)
         store.complete_chunk(job.id, 2)
-        assert store.get(job.id).state is JobState.RUNNING  # chunk 3's file has not landed
-        assert store.complete_chunk(job.id, 3) is True
+        assert store.get(job.id).state is JobState.RUNNING
+
+    def test_a_jobs_last_chunks_share_out_what_is_left(self, store, redis_client):
+        """Near the end each chunk takes a share of the images left (in as many parts as chunks
+        may be in flight, never fewer images than the first chunks'), so the workers finish
+        together; the partial last chunk and the job's completion follow the layout."""
+        ChunkRates(redis_client).note("m", 1000, 1.0)
+        job = store.create(
+            mode=JobMode.PATH, chunk_size=2, max_chunk_size=8, chunk_seconds=1.0, model_name="m",
+            results_url="file:///srv/results",
+        )  # fmt: skip
+        store.append_files(job.id, 0, [f"img{i}.jpg" for i in range(42)])
+        store.finish_upload(job.id)
+        assert store.dispatch(job.id, 4) == [0, 1, 2, 3]
+        layout = store.chunk_layout(job.id)
+        # 42 left in 4 parts: 11 (8 at most); 34: 9 -> 8; 26: 7; 19: 5.
+        assert [layout.span(c) for c in range(4)] == [(0, 8), (8, 8), (16, 7), (23, 5)]
+        assert store.record_many(job.id, [(i, OK, False) for i in range(28)], {}) == [True] * 28
+        for chunk in range(4):
+            store.complete_chunk(job.id, chunk)
+        assert store.dispatch(job.id, 4) == [4, 5, 6, 7]
+        layout = store.chunk_layout(job.id)
+        # 14 left: 4; 10: 3; 7: 2; 5: 2 (the first chunks' size is the fewest).
+        assert [layout.span(c) for c in range(4, 8)] == [(28, 4), (32, 3), (35, 2), (37, 2)]
+        assert store.record_many(job.id, [(i, OK, False) for i in range(28, 39)], {}) == [True] * 11
+        for chunk in range(4, 8):
+            store.complete_chunk(job.id, chunk)
+        assert store.dispatch(job.id, 4) == [8, 9]
+        assert store.chunk_layout(job.id).span(9) == (41, 2)  # the partial last chunk
+        assert layout.count(42) == store.chunk_layout(job.id).count(42) == 10
+        assert store.record_many(job.id, [(i, OK, False) for i in range(39, 42)], {}) == [True] * 3
+        assert store.complete_chunk(job.id, 8) is False
+        assert store.complete_chunk(job.id, 9) is True
 
     def test_an_upload_or_a_job_without_a_growth_bound_keeps_its_chunk_size(self, store, redis_client):
         ChunkRates(redis_client).note("m", 1000, 1.0)

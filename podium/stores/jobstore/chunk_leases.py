@@ -15,6 +15,10 @@ from podium.stores.jobstore.chunk_layout import ChunkLayout
 from podium.stores.jobstore.chunk_rates import ChunkRates, chunk_size_for
 from podium.stores.jobstore.errors import convert_redis_errors
 from podium.stores.jobstore.records import ChunkClaim
+
+# A job's last chunks shrink to a share of what is left, but not below this (or its first
+# chunks' size): fewer images per chunk would cost more in messages than the tail saves.
+TAIL_FEWEST_IMAGES = 64
 from podium.stores.jobstore.schema import JobKeys
 
 
@@ -51,21 +55,29 @@ class ChunkLeases:
 
     def dispatch(self, job_id: str, max_queued_chunks: int) -> list[int]:
         """Claim the job's next chunks to enqueue, keeping at most max_queued_chunks in flight;
-        they are larger than the last ones when the workers' rate says so (``chunk_layout``)."""
-        args = [max_queued_chunks, self._grown_size(job_id)]
+        they are larger than the last ones when the workers' rate says so, and smaller near the
+        job's end, a share of what is left each (``chunk_layout``)."""
+        grow, parts, fewest = self._sizing(job_id, max_queued_chunks)
+        args = [max_queued_chunks, grow, parts, fewest]
         return [int(c) for c in self._dispatch(keys=JobKeys(job_id).all, args=args)]
 
-    def _grown_size(self, job_id: str) -> int:
-        """The size the job's next chunks should grow to, or 0: they keep theirs."""
+    def _sizing(self, job_id: str, max_queued_chunks: int) -> tuple[int, int, int]:
+        """(the size the job's next chunks should grow to, or 0: they keep theirs; the parts its
+        last images are shared in, 0 for a job whose chunks keep one size; the fewest images a
+        chunk of them gets)."""
         model, seconds, most, *layout = self._redis.hmget(
             JobKeys(job_id).job, "model_name", "chunk_seconds", "max_chunk_size", *LAYOUT_FIELDS
         )
-        now = ChunkLayout.stored(*layout).newest_size
+        stored = ChunkLayout.stored(*layout)
+        now, first = stored.newest_size, stored.segments[0].size
         most, seconds = int(most or 0), float(seconds or 0)
-        if most <= now or seconds <= 0 or not model:
-            return 0
+        if most <= 0 or seconds <= 0 or not model:
+            return 0, 0, 1
+        fewest = min(first, TAIL_FEWEST_IMAGES)
+        if most <= now:
+            return 0, max_queued_chunks, fewest
         wanted = chunk_size_for(ChunkRates(self._redis).rate(model.decode()), seconds, now, most)
-        return wanted if wanted > now else 0
+        return (wanted if wanted > now else 0), max_queued_chunks, fewest
 
     def complete_chunk(self, job_id: str, chunk: int) -> bool:
         """Count the chunk as done; true if that completed the job (a job with a results sink

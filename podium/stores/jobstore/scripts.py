@@ -166,8 +166,9 @@ return 1
 """
 )
 
-# ARGV: max chunks queued per job, and the size its next chunks grow to (0 or no larger
-# than now: they keep theirs; chunk_layout). Claims the next chunks to enqueue, returns their numbers.
+# ARGV: max chunks queued per job; the size its next chunks grow to (0 or no larger than now:
+# they keep theirs; chunk_layout); the parts its last images are shared in (0: none) and the
+# fewest images a chunk of them gets. Claims the next chunks to enqueue, returns their numbers.
 DISPATCH_CHUNKS = JOB_HASH.lua(
     CHUNK_LAYOUT_LUA
     + """
@@ -176,16 +177,25 @@ if j[1] ~= 'running' and j[1] ~= 'uploading' then return {} end
 local total, dispatched = tonumber(j[3]), tonumber(j[4])
 local segs = chunk_segments(j[5], j[6])
 local grow = tonumber(ARGV[2] or '0') or 0
+local parts, fewest = tonumber(ARGV[3] or '0') or 0, tonumber(ARGV[4] or '1') or 1
+local layout = j[6] or ''
 local in_flight = dispatched - redis.call('SCARD', KEYS[5])
 local out = {}
 while in_flight < tonumber(ARGV[1]) do
   local first, size = chunk_span(segs, dispatched)
   if first >= total then break end
-  if grow > size then
-    -- The chunks from here on are larger: a segment starts at the frontier.
-    segs[#segs + 1] = {dispatched, first, grow}
-    redis.call('HSET', KEYS[1], $chunk_layout, ((j[6] or '') .. ' ' .. dispatched .. ':' .. first .. ':' .. grow))
-    size = grow
+  local wanted = math.max(size, grow)
+  if parts > 0 and j[1] == 'running' then
+    -- Near the end, each chunk takes a share of what is left, so the workers finish together
+    -- instead of one running a whole large chunk while the others idle.
+    wanted = math.min(wanted, math.max(fewest, math.ceil((total - first) / parts)))
+  end
+  if wanted ~= size and first + math.min(size, wanted) < total then
+    -- The chunks from here on have another size: a segment starts at the frontier.
+    segs[#segs + 1] = {dispatched, first, wanted}
+    layout = layout .. ' ' .. dispatched .. ':' .. first .. ':' .. wanted
+    redis.call('HSET', KEYS[1], $chunk_layout, layout)
+    size = wanted
   end
   if first + size > total and j[2] ~= '1' then break end
   table.insert(out, dispatched)
