@@ -79,12 +79,7 @@ class StoreContract:
         assert store.dispatch(job.id, max_queued_chunks=2) == []  # nothing left
 
     def test_chunks_grow_at_the_dispatch_frontier_once_the_workers_measure_a_rate(self, store, redis_client):
-        job = store.create(
-            mode=JobMode.PATH, chunk_size=2, max_chunk_size=8, chunk_seconds=1.0, model_name="m",
-            results_url="file:///srv/results",
-        )  # fmt: skip
-        store.append_files(job.id, 0, [f"img{i}.jpg" for i in range(60)])
-        store.finish_upload(job.id)
+        job = _growing_job(store, 60)
         assert store.dispatch(job.id, 1) == [0]  # nothing measured: the first chunks' size
         ChunkRates(redis_client).note("m", 8, 1.0)  # a worker does 8 images a second
         assert store.dispatch(job.id, 3) == [1, 2]
@@ -109,12 +104,7 @@ class StoreContract:
         may be in flight, never fewer images than the first chunks'), so the workers finish
         together; the partial last chunk and the job's completion follow the layout."""
         ChunkRates(redis_client).note("m", 1000, 1.0)
-        job = store.create(
-            mode=JobMode.PATH, chunk_size=2, max_chunk_size=8, chunk_seconds=1.0, model_name="m",
-            results_url="file:///srv/results",
-        )  # fmt: skip
-        store.append_files(job.id, 0, [f"img{i}.jpg" for i in range(42)])
-        store.finish_upload(job.id)
+        job = _growing_job(store, 42)
         assert store.dispatch(job.id, 4) == [0, 1, 2, 3]
         layout = store.chunk_layout(job.id)
         # 42 left in 4 parts: 11 (8 at most); 34: 9 -> 8; 26: 7; 19: 5.
@@ -383,3 +373,14 @@ class StoreContract:
         ]
         assert len({key.of(data) for key in variants}) == len(variants)
         assert base.of(data) == base.of(bytes(data)) != base.of(data + b"!")
+
+
+def _growing_job(store, images: int):
+    """A path job of ``images`` files whose chunks start at 2 images and may grow to 8."""
+    job = store.create(
+        mode=JobMode.PATH, chunk_size=2, max_chunk_size=8, chunk_seconds=1.0, model_name="m",
+        results_url="file:///srv/results",
+    )  # fmt: skip
+    store.append_files(job.id, 0, [f"img{i}.jpg" for i in range(images)])
+    store.finish_upload(job.id)
+    return job

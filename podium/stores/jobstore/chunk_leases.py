@@ -15,11 +15,11 @@ from podium.stores.jobstore.chunk_layout import ChunkLayout
 from podium.stores.jobstore.chunk_rates import ChunkRates, chunk_size_for
 from podium.stores.jobstore.errors import convert_redis_errors
 from podium.stores.jobstore.records import ChunkClaim
+from podium.stores.jobstore.schema import JobKeys
 
 # A job's last chunks shrink to a share of what is left, but not below this (or its first
 # chunks' size): fewer images per chunk would cost more in messages than the tail saves.
 TAIL_FEWEST_IMAGES = 64
-from podium.stores.jobstore.schema import JobKeys
 
 
 @convert_redis_errors

@@ -194,7 +194,6 @@ while in_flight < tonumber(ARGV[1]) do
     -- The chunks from here on have another size: a segment starts at the frontier.
     segs[#segs + 1] = {dispatched, first, wanted}
     layout = layout .. ' ' .. dispatched .. ':' .. first .. ':' .. wanted
-    redis.call('HSET', KEYS[1], $chunk_layout, layout)
     size = wanted
   end
   if first + size > total and j[2] ~= '1' then break end
@@ -203,6 +202,7 @@ while in_flight < tonumber(ARGV[1]) do
   in_flight = in_flight + 1
 end
 redis.call('HSET', KEYS[1], $dispatched, dispatched)
+if layout ~= (j[6] or '') then redis.call('HSET', KEYS[1], $chunk_layout, layout) end
 return out
 """
 )
