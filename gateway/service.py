@@ -14,7 +14,7 @@ from gateway.paths import resolve_under_roots
 from gateway.room import Room
 from gateway.settings import GatewaySettings
 from gateway.upload_jobs import UploadJobs
-from gateway.uploads import MAX_PATH_BYTES
+from gateway.uploads import MAX_PATH_BYTES, UPLOAD_CHUNKS_IN_PENDING
 from gateway.webhooks import checked_webhook
 from podium.core.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from podium.core.jobs import (
@@ -181,18 +181,22 @@ class JobService(UploadJobs, JobReading):
         return job
 
     def _chunk_sizing(self, mode: JobMode, model_name: str) -> dict[str, int | float]:
-        """Sized by time for a job whose files are all listed at the start: its first chunks
-        from the rate the workers measured so far, the later ones growing once they measure
-        more (on a fresh cluster, the first job's too). An upload keeps PODIUM_CHUNK_SIZE: its
-        chunk is sent once its files arrived, and a chunk larger than the unprocessed files
-        an upload may hold (PODIUM_MAX_PENDING_UPLOADS) would never fill."""
+        """Sized by time: a job's first chunks from the rate the workers measured so far, the
+        later ones growing once they measure more (on a fresh cluster, the first job's too).
+        An upload's chunk is sent once its files arrived: it grows to a quarter of the
+        unprocessed files the upload may hold at most (PODIUM_MAX_PENDING_UPLOADS), so that the
+        upload streams on while chunks are processed (and one held back by bytes sends what
+        arrived, ``UploadAssembler``)."""
         settings = self.settings
-        if mode is JobMode.UPLOAD or settings.chunk_seconds <= 0:
+        if settings.chunk_seconds <= 0:
             return {"chunk_size": settings.chunk_size}
+        most = settings.max_chunk_size
+        if mode is JobMode.UPLOAD:
+            most = max(settings.chunk_size, min(most, settings.max_pending_uploads // UPLOAD_CHUNKS_IN_PENDING))
         rate = ChunkRates(self.store.client).rate(model_name)
         return {
-            "chunk_size": chunk_size_for(rate, settings.chunk_seconds, settings.chunk_size, settings.max_chunk_size),
-            "max_chunk_size": settings.max_chunk_size,
+            "chunk_size": chunk_size_for(rate, settings.chunk_seconds, settings.chunk_size, most),
+            "max_chunk_size": most,
             "chunk_seconds": settings.chunk_seconds,
         }
 

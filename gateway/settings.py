@@ -29,10 +29,10 @@ class GatewaySettings(ServiceSettings):
     chunk_seconds: float = Field(
         1.0,
         ge=0,
-        description="Size a path, s3 or manifest job's chunks to about this much of one worker's time, from "
-        "the rate the workers measure (a power of two from PODIUM_CHUNK_SIZE to PODIUM_MAX_CHUNK_SIZE; a running "
-        "job's later chunks grow as the rate is measured, and its last ones share out what is left so the workers "
-        "finish together); uploads and 0: always PODIUM_CHUNK_SIZE",
+        description="Size a job's chunks to about this much of one worker's time, from the rate the workers "
+        "measure (a power of two from PODIUM_CHUNK_SIZE to PODIUM_MAX_CHUNK_SIZE, for an upload to a quarter of "
+        "PODIUM_MAX_PENDING_UPLOADS at most; a running job's later chunks grow as the rate is measured, and its "
+        "last ones share out what is left so the workers finish together); 0: always PODIUM_CHUNK_SIZE",
     )
     # A chunk costs its worker ~7.5 CPU-ms whatever its size (Celery, leases, its result file):
     # 1 s of a worker decoding 224x224 JPEGs is 512-1,024 images (docs/performance.md, 00i).

@@ -17,6 +17,9 @@ from podium.stores.jobstore import JobStore
 FLUSH_FILES = 32
 FLUSH_BYTES = 8 * 1024**2
 _BACKPRESSURE_POLL_S = 0.05
+# An upload's chunks hold at most this share of the files it may hold unprocessed: the
+# stream goes on while a chunk is processed and the next ones fill.
+UPLOAD_CHUNKS_IN_PENDING = 4
 
 
 class FileChunk(NamedTuple):
@@ -58,7 +61,7 @@ class UploadAssembler:
     store: JobStore
     job_id: str
     settings: GatewaySettings
-    pump: Callable[[str], object]
+    pump: Callable[[str, bool], object]  # (job id, partial: ChunkQueue.pump)
     count: int = 0  # files the job holds already (a resumed upload goes on after them)
     already: frozenset[str] = frozenset()  # their paths: sent again, they are skipped
     on_file: Callable[[], object] = lambda: None  # each file received (the upload renews its lease)
@@ -148,7 +151,7 @@ class UploadAssembler:
             self.store.record(self.job_id, index, ImageOutcome(error=error))
         self.count += len(self._batch_paths)
         self._batch_paths, self._batch_blobs, self._batch_errors, self._batch_bytes = [], [], [], 0
-        self.pump(self.job_id)
+        self.pump(self.job_id, False)
 
     def _wait_for_room(self) -> None:
         # Backpressure: while the job holds too many unprocessed uploads (by count or bytes),
@@ -157,6 +160,9 @@ class UploadAssembler:
         started = time.monotonic()
         while self._full():
             self._check_still_open()
+            # Files that fill no whole chunk yet go out as they are: room comes from processing,
+            # and a chunk larger than the room left would never fill.
+            self.pump(self.job_id, True)
             waited_s = time.monotonic() - started
             if waited_s > self.settings.upload_backpressure_max_s:
                 raise Unavailable(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from podium.core.imaging import ImageDecodeError
-from podium.core.jobs import ImageOutcome, Job
+from podium.core.jobs import ImageOutcome, Job, JobMode
 from podium.core.modelmeta import ENCODED_INPUT
 from podium.stores.inference import TritonClassifier, TritonError, TritonUnavailable, classify_bytes
 from podium.stores.inference.pipeline import outcome_of
@@ -67,10 +67,12 @@ def classify_chunk_batched(rt: Runtime, job: Job, todo: list[tuple[int, str]], c
     # The chunk batches its own requests: no waiting to gather other threads' images.
     classifier = getattr(classifier, "inner", classifier)
     started = time.perf_counter()
+    # An upload's bytes come in one HMGET for the chunk, not a round trip per image.
+    blobs = rt.store.blobs(job.id, [index for index, _ in todo]) if job.mode is JobMode.UPLOAD else [None] * len(todo)
     with OpenFolders() as folders:  # the chunk's folders are walked once, not once per file
         # As many groups as threads: an object store's GETs wait on the network, all in parallel.
-        groups = _groups(todo, rt.settings.inflight)
-        groups = rt.pool.map(lambda group: [_read(rt, job, folders, *item) for item in group], groups)
+        groups = _groups(list(zip(todo, blobs, strict=True)), rt.settings.inflight)
+        groups = rt.pool.map(lambda group: [_read(rt, job, folders, *item, blob) for item, blob in group], groups)
         images = [image for group in groups for image in group]
     _answer_from_cache(rt, images)
     leaders = [image for image in images if image.outcome is None and image.twin_of is None]
@@ -88,10 +90,13 @@ def classify_chunk_batched(rt: Runtime, job: Job, todo: list[tuple[int, str]], c
     return recorded
 
 
-def _read(rt: Runtime, job: Job, folders: OpenFolders, index: int, path: str) -> _Image:
+def _read(rt: Runtime, job: Job, folders: OpenFolders, index: int, path: str, blob: bytes | None) -> _Image:
+    """The image's bytes (``blob``: already read, an upload's), hash and cache key."""
     image = _Image(index, path)
     try:
-        image.data = read_image_bytes(rt.store, rt.objects, rt.settings, job, index, path, folders)
+        image.data = (
+            blob if blob is not None else read_image_bytes(rt.store, rt.objects, rt.settings, job, index, path, folders)
+        )
         image.sha256 = rt.digest(job, image.data)
         image.key = rt.cache_key(job, image.sha256)
     except SourceError as exc:

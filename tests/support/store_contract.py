@@ -134,6 +134,22 @@ class StoreContract:
         assert store.dispatch(upload.id, 5) == [0, 1, 2]
         assert store.chunk_layout(upload.id).span(2) == (4, 2)
 
+    def test_an_upload_held_back_sends_the_files_that_arrived_as_a_smaller_chunk(self, store):
+        job = new_job(store, 6, chunk_size=4)
+        assert store.dispatch(job.id, 5) == [0]  # only whole chunks, unless held back
+        assert store.dispatch(job.id, 5, partial=True) == [1]
+        assert store.dispatch(job.id, 5, partial=True) == []  # nothing more arrived
+        store.append_files(job.id, 6, [f"img{i}.jpg" for i in range(6, 12)], [b"x"] * 6)
+        assert store.dispatch(job.id, 5) == [2]  # the chunks after it keep the size
+        store.finish_upload(job.id)
+        assert store.dispatch(job.id, 5) == [3]
+        layout = store.chunk_layout(job.id)
+        assert [layout.span(c) for c in range(4)] == [(0, 4), (4, 2), (6, 4), (10, 4)]
+        assert [layout.chunk_of(i) for i in range(12)] == [0] * 4 + [1] * 2 + [2] * 4 + [3] * 2
+        assert layout.count(12) == 4
+        assert store.record_many(job.id, [(i, OK, False) for i in range(12)], {}) == [True] * 12
+        assert store.get(job.id).state is JobState.COMPLETED
+
     def test_cancel_ends_the_job_and_stops_dispatch_and_recording(self, store):
         job = new_job(store, 8)
         store.finish_upload(job.id)

@@ -97,7 +97,7 @@ def test_the_assembler_waits_while_the_job_holds_too_many_unprocessed_images():
     store = fake_store()
     settings = GatewaySettings(max_pending_uploads=2)
     job = store.create(mode=JobMode.UPLOAD, top_k=1, chunk_size=1)
-    assembler = UploadAssembler(store, job.id, settings, lambda job_id: None)
+    assembler = UploadAssembler(store, job.id, settings, lambda job_id, partial: None)
     for name in ("a", "b"):
         assembler.add_chunk(FileChunk(name, b"x", True))
     assembler.flush()
@@ -221,7 +221,7 @@ def test_an_upload_waits_while_the_job_holds_too_many_bytes():
     store = fake_store()
     settings = GatewaySettings(max_pending_upload_bytes=1024**2)
     job = store.create(mode=JobMode.UPLOAD, top_k=1, chunk_size=1)
-    assembler = UploadAssembler(store, job.id, settings, lambda job_id: None)
+    assembler = UploadAssembler(store, job.id, settings, lambda job_id, partial: None)
     assembler.add_chunk(FileChunk("big", b"x" * 1024**2, True))
     assembler.flush()
     assert store.pending_uploads(job.id) == (1, 1024**2)
@@ -347,7 +347,7 @@ def test_a_paused_upload_is_kept_alive_and_stops_only_after_the_setting():
     settings = GatewaySettings(max_pending_uploads=1, upload_backpressure_max_s=0.5)
     job = store.create(mode=JobMode.UPLOAD, top_k=1, chunk_size=1)
     waits = []
-    assembler = UploadAssembler(store, job.id, settings, lambda job_id: None, on_wait=lambda: waits.append(1))
+    assembler = UploadAssembler(store, job.id, settings, lambda job_id, partial: None, on_wait=lambda: waits.append(1))
     assembler.add_chunk(FileChunk("first", b"x", True))
     assembler.flush()  # one file waits for a worker: the job is full
     assembler.add_chunk(FileChunk("second", b"y", True))
@@ -356,6 +356,36 @@ def test_a_paused_upload_is_kept_alive_and_stops_only_after_the_setting():
         assembler.flush()
     assert 0.5 <= time.monotonic() - started < 2.0 and len(waits) >= 5
     assert "--job-key" in stopped.value.hint
+
+
+def test_an_upload_held_back_by_its_limit_sends_what_arrived_and_goes_on():
+    """A chunk larger than the unprocessed files an upload may hold would never fill: held
+    back, the upload sends the files that arrived as a smaller chunk, and goes on once they
+    are processed."""
+    jobs = service(chunk_size=8, max_pending_uploads=3, upload_backpressure_max_s=5)
+    job = jobs.store.create(mode=JobMode.UPLOAD, top_k=1, chunk_size=8)
+    processed = 0
+
+    def pump_and_process(job_id: str, partial: bool) -> None:  # a worker that is never behind
+        nonlocal processed
+        jobs.queue.pump(job_id, partial)
+        for _, chunk in jobs.queue.sent[processed:]:
+            first, size = jobs.store.chunk_layout(job_id).span(chunk)
+            for index in range(first, min(first + size, jobs.store.get(job_id).total)):
+                jobs.store.record(job_id, index, OK)
+            jobs.store.complete_chunk(job_id, chunk)
+            processed += 1
+
+    assembler = UploadAssembler(jobs.store, job.id, jobs.settings, pump_and_process)
+    for i in range(10):
+        assembler.add_chunk(FileChunk(f"{i}.jpg", b"x", True))
+        assembler.flush()
+    assembler.finish()
+    jobs.store.finish_upload(job.id)
+    pump_and_process(job.id, False)
+    layout = jobs.store.chunk_layout(job.id)
+    assert [layout.span(c) for c in range(layout.count(10))] == [(0, 3), (3, 3), (6, 3), (9, 8)]
+    assert jobs.store.get(job.id).state is JobState.COMPLETED
 
 
 def test_a_new_jobs_chunks_are_sized_by_the_workers_rate(tmp_path):
@@ -375,8 +405,11 @@ def test_a_new_jobs_chunks_are_sized_by_the_workers_rate(tmp_path):
     assert first_chunk_size(path_job()) == 32
     ChunkRates(jobs.store.client).note(jobs.settings.model_name, 4000, 1.0)
     assert first_chunk_size(path_job()) == 64
-    # An upload's chunk must fill within the unprocessed files it may hold: never sized up.
-    assert first_chunk_size(upload(jobs, files("b.jpg"))) == 4
+    assert first_chunk_size(upload(jobs, files("b.jpg"))) == 64
+    # An upload's chunks take at most a quarter of the unprocessed files it may hold.
+    held = service(chunk_size=4, max_chunk_size=64, max_pending_uploads=32)
+    ChunkRates(held.store.client).note(held.settings.model_name, 4000, 1.0)
+    assert held.store.chunk_layout(upload(held, files("b.jpg")).id).span(0)[1] == 8
     fixed = service(chunk_size=4, chunk_seconds=0, data_roots=str(tmp_path))
     ChunkRates(fixed.store.client).note(fixed.settings.model_name, 4000, 1.0)
     assert fixed.store.chunk_layout(fixed.submit_path(str(tmp_path), JobOptions(0, ""), ANONYMOUS).id).span(0)[1] == 4

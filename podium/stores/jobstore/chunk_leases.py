@@ -53,12 +53,13 @@ class ChunkLeases:
     def _release_chunk(self):
         return self._redis.register_script(scripts.RELEASE_CHUNK)
 
-    def dispatch(self, job_id: str, max_queued_chunks: int) -> list[int]:
+    def dispatch(self, job_id: str, max_queued_chunks: int, partial: bool = False) -> list[int]:
         """Claim the job's next chunks to enqueue, keeping at most max_queued_chunks in flight;
         they are larger than the last ones when the workers' rate says so, and smaller near the
-        job's end, a share of what is left each (``chunk_layout``)."""
+        job's end, a share of what is left each (``chunk_layout``). With ``partial``, an upload's
+        files that fill no whole chunk yet go out as a smaller one (an upload held back)."""
         grow, parts, fewest = self._sizing(job_id, max_queued_chunks)
-        args = [max_queued_chunks, grow, parts, fewest]
+        args = [max_queued_chunks, grow, parts, fewest, int(partial)]
         return [int(c) for c in self._dispatch(keys=JobKeys(job_id).all, args=args)]
 
     def _sizing(self, job_id: str, max_queued_chunks: int) -> tuple[int, int, int]:

@@ -49,9 +49,10 @@ class ChunkQueue:
         self._celery = celery
         self._max_queued = max_queued_chunks
 
-    def pump(self, job_id: str) -> int:
-        """Enqueue as many of the job's next chunks as it may have queued now."""
-        chunks = self._store.dispatch(job_id, self._max_queued)
+    def pump(self, job_id: str, partial: bool = False) -> int:
+        """Enqueue as many of the job's next chunks as it may have queued now (``partial``: an
+        upload's files that fill no whole chunk yet too, ``ChunkLeases.dispatch``)."""
+        chunks = self._store.dispatch(job_id, self._max_queued, partial)
         for chunk in chunks:
             self.send(job_id, chunk)
         return len(chunks)

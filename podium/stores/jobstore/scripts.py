@@ -168,7 +168,8 @@ return 1
 
 # ARGV: max chunks queued per job; the size its next chunks grow to (0 or no larger than now:
 # they keep theirs; chunk_layout); the parts its last images are shared in (0: none) and the
-# fewest images a chunk of them gets. Claims the next chunks to enqueue, returns their numbers.
+# fewest images a chunk of them gets; '1' to send an upload's files that arrived as a chunk
+# even if they fill none. Claims the next chunks to enqueue, returns their numbers.
 DISPATCH_CHUNKS = JOB_HASH.lua(
     CHUNK_LAYOUT_LUA
     + """
@@ -196,7 +197,19 @@ while in_flight < tonumber(ARGV[1]) do
     layout = layout .. ' ' .. dispatched .. ':' .. first .. ':' .. wanted
     size = wanted
   end
-  if first + size > total and j[2] ~= '1' then break end
+  if first + size > total and j[2] ~= '1' then
+    -- An upload whose next chunk has not all its files yet. Held back by its limit on files
+    -- not yet processed, it sends those that arrived as a smaller chunk now (one larger than
+    -- that limit would never fill); the chunks after it keep the size.
+    if ARGV[5] ~= '1' then break end
+    segs[#segs + 1] = {dispatched, first, total - first}
+    segs[#segs + 1] = {dispatched + 1, total, size}
+    layout = layout .. ' ' .. dispatched .. ':' .. first .. ':' .. (total - first)
+    layout = layout .. ' ' .. (dispatched + 1) .. ':' .. total .. ':' .. size
+    table.insert(out, dispatched)
+    dispatched = dispatched + 1
+    break
+  end
   table.insert(out, dispatched)
   dispatched = dispatched + 1
   in_flight = in_flight + 1

@@ -56,3 +56,7 @@ class UploadFiles:
 
     def blob(self, job_id: str, index: int) -> bytes | None:
         return self._redis.hget(JobKeys(job_id).blobs, str(index))
+
+    def blobs(self, job_id: str, indexes: list[int]) -> list[bytes | None]:
+        """The uploaded bytes of ``indexes`` in one round trip (None: gone)."""
+        return self._redis.hmget(JobKeys(job_id).blobs, [str(i) for i in indexes]) if indexes else []
