@@ -74,6 +74,17 @@ def test_a_bad_image_fails_alone():
     assert (job.succeeded, job.failed, job.state) == (2, 2, JobState.COMPLETED)
 
 
+def test_an_uploaded_image_whose_bytes_are_gone_fails_alone():
+    """A chunk's blobs come in one read; one that is missing fails its image, saying why."""
+    rt = runtime()
+    job_id = upload_job(rt, [png_bytes(10), png_bytes(250), png_bytes(130)])
+    rt.store._redis.hdel(JobKeys(job_id).blobs, "1")
+    process_chunk(rt, job_id, 0)
+    results = outcomes(rt, job_id)
+    assert results[0].ok and results[2].ok
+    assert results[1].error == "uploaded bytes are gone (job cancelled or expired)"
+
+
 def test_a_redelivered_chunk_records_nothing_twice():
     rt = runtime()
     job_id = upload_job(rt, [png_bytes(10)] * 6)
