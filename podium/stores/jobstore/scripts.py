@@ -84,14 +84,23 @@ end
 # -1 if the job is gone. Each result settles the job (its failure limit, its completion),
 # so an image after the one that ended the job is not recorded.
 _RECORD_ONE = """
+-- The job's chunk layout if it has a results sink, else false: read once per call, not once
+-- per image (recording changes neither).
+local sink_segs = nil
+local function sink_layout()
+  if sink_segs == nil then
+    local sink = redis.call('HMGET', KEYS[1], $results_url, $chunk_size, $chunk_layout)
+    sink_segs = sink[1] and sink[1] ~= '' and chunk_segments(sink[2], sink[3])
+  end
+  return sink_segs
+end
 local function record_one(index, payload, ok, cached, now, ttl)
   if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
   local state = redis.call('HGET', KEYS[1], $state)
   if state ~= 'running' and state ~= 'uploading' then return 0 end
   -- A chunk whose file landed has no records left to guard it (COMPLETE_CHUNK): its done mark does.
-  local sink = redis.call('HMGET', KEYS[1], $results_url, $chunk_size, $chunk_layout)
-  if sink[1] and sink[1] ~= '' and
-     redis.call('SISMEMBER', KEYS[5], chunk_of(chunk_segments(sink[2], sink[3]), tonumber(index))) == 1 then
+  local segs = sink_layout()
+  if segs and redis.call('SISMEMBER', KEYS[5], chunk_of(segs, tonumber(index))) == 1 then
     return 0
   end
   if redis.call('HSETNX', KEYS[3], index, payload) == 0 then return 0 end
