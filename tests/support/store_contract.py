@@ -134,21 +134,51 @@ class StoreContract:
         assert store.dispatch(upload.id, 5) == [0, 1, 2]
         assert store.chunk_layout(upload.id).span(2) == (4, 2)
 
-    def test_an_upload_held_back_sends_the_files_that_arrived_as_a_smaller_chunk(self, store):
-        job = new_job(store, 6, chunk_size=4)
-        assert store.dispatch(job.id, 5) == [0]  # only whole chunks, unless held back
-        assert store.dispatch(job.id, 5, partial=True) == [1]
+    def test_an_upload_held_back_sends_the_files_that_arrived_as_a_smaller_chunk(self, store, redis_client):
+        """Held back with none of its chunks in flight, an upload sends what arrived as one
+        smaller chunk; the chunks after it take a quarter of that many, and grow no more."""
+        ChunkRates(redis_client).note("m", 1000, 1.0)
+        job = _growing_upload(store, 300)
+        assert store.dispatch(job.id, 5) == [0]  # grown to 256: only whole chunks, unless held back
+        assert store.dispatch(job.id, 5, partial=True) == []  # chunk 0 in flight will make room
+        _process(store, job.id, 0)
+        assert store.dispatch(job.id, 5, partial=True) == [1]  # the 44 files that arrived
         assert store.dispatch(job.id, 5, partial=True) == []  # nothing more arrived
-        store.append_files(job.id, 6, [f"img{i}.jpg" for i in range(6, 12)], [b"x"] * 6)
-        assert store.dispatch(job.id, 5) == [2]  # the chunks after it keep the size
+        store.append_files(job.id, 300, [f"img{i}.jpg" for i in range(300, 323)], [b"x"] * 23)
+        assert store.dispatch(job.id, 5) == [2, 3]  # 11 each (a quarter of 44), whatever the rate
         store.finish_upload(job.id)
-        assert store.dispatch(job.id, 5) == [3]
+        assert store.dispatch(job.id, 5) == [4]
         layout = store.chunk_layout(job.id)
-        assert [layout.span(c) for c in range(4)] == [(0, 4), (4, 2), (6, 4), (10, 4)]
-        assert [layout.chunk_of(i) for i in range(12)] == [0] * 4 + [1] * 2 + [2] * 4 + [3] * 2
-        assert layout.count(12) == 4
-        assert store.record_many(job.id, [(i, OK, False) for i in range(12)], {}) == [True] * 12
+        assert [layout.span(c) for c in range(5)] == [(0, 256), (256, 44), (300, 11), (311, 11), (322, 11)]
+        assert [layout.chunk_of(i) for i in (255, 256, 299, 300, 311, 322)] == [0, 1, 1, 2, 3, 4]
+        assert layout.count(323) == 5
+        for chunk in range(1, 5):
+            _process(store, job.id, chunk)
         assert store.get(job.id).state is JobState.COMPLETED
+
+    def test_an_upload_held_back_again_and_again_keeps_its_layout_short(self, store, redis_client):
+        """Each cut sizes the chunks after it to what fits, so a long upload that is held back
+        all along adds a few segments to its layout, not two per chunk."""
+        ChunkRates(redis_client).note("m", 1000, 1.0)
+        job = _growing_upload(store, 0)
+        sent = 0
+
+        def pump_and_process(partial: bool) -> None:  # workers that are never behind
+            nonlocal sent
+            while chunks := store.dispatch(job.id, 5, partial):
+                for chunk in chunks:
+                    _process(store, job.id, chunk)
+                sent += len(chunks)
+
+        for cycle in range(50):  # 7 files arrive each time the upload is held back
+            store.append_files(job.id, cycle * 7, [f"img{i}.jpg" for i in range(cycle * 7, cycle * 7 + 7)], [b"x"] * 7)
+            pump_and_process(True)
+        store.finish_upload(job.id)
+        pump_and_process(False)
+        assert store.get(job.id).state is JobState.COMPLETED
+        layout = store.chunk_layout(job.id)
+        assert len(layout.segments) <= 4  # the first size, the cut, the quarter after it
+        assert sent == layout.count(350)
 
     def test_cancel_ends_the_job_and_stops_dispatch_and_recording(self, store):
         job = new_job(store, 8)
@@ -389,6 +419,22 @@ class StoreContract:
         ]
         assert len({key.of(data) for key in variants}) == len(variants)
         assert base.of(data) == base.of(bytes(data)) != base.of(data + b"!")
+
+
+def _growing_upload(store, files: int):
+    """An upload of ``files`` files so far whose chunks start at 64 images and may grow to 256."""
+    job = store.create(mode=JobMode.UPLOAD, chunk_size=64, max_chunk_size=256, chunk_seconds=1.0, model_name="m")
+    if files:
+        store.append_files(job.id, 0, [f"img{i}.jpg" for i in range(files)], [b"x"] * files)
+    return job
+
+
+def _process(store, job_id: str, chunk: int) -> None:
+    """A worker's run of ``chunk``: each of its images recorded, then the chunk counted done."""
+    first, size = store.chunk_layout(job_id).span(chunk)
+    count = min(size, store.get(job_id).total - first)
+    assert store.record_many(job_id, [(i, OK, False) for i in range(first, first + count)], {}) == [True] * count
+    store.complete_chunk(job_id, chunk)
 
 
 def _growing_job(store, images: int):

@@ -361,9 +361,9 @@ def test_a_paused_upload_is_kept_alive_and_stops_only_after_the_setting():
 def test_an_upload_held_back_by_its_limit_sends_what_arrived_and_goes_on():
     """A chunk larger than the unprocessed files an upload may hold would never fill: held
     back, the upload sends the files that arrived as a smaller chunk, and goes on once they
-    are processed."""
-    jobs = service(chunk_size=8, max_pending_uploads=3, upload_backpressure_max_s=5)
-    job = jobs.store.create(mode=JobMode.UPLOAD, top_k=1, chunk_size=8)
+    are processed, in chunks of a quarter of that room."""
+    jobs = service(chunk_size=16, max_pending_uploads=8, upload_backpressure_max_s=5)
+    job = jobs.store.create(mode=JobMode.UPLOAD, top_k=1, chunk_size=16)
     processed = 0
 
     def pump_and_process(job_id: str, partial: bool) -> None:  # a worker that is never behind
@@ -377,14 +377,14 @@ def test_an_upload_held_back_by_its_limit_sends_what_arrived_and_goes_on():
             processed += 1
 
     assembler = UploadAssembler(jobs.store, job.id, jobs.settings, pump_and_process)
-    for i in range(10):
+    for i in range(20):
         assembler.add_chunk(FileChunk(f"{i}.jpg", b"x", True))
         assembler.flush()
     assembler.finish()
     jobs.store.finish_upload(job.id)
     pump_and_process(job.id, False)
     layout = jobs.store.chunk_layout(job.id)
-    assert [layout.span(c) for c in range(layout.count(10))] == [(0, 3), (3, 3), (6, 3), (9, 8)]
+    assert [layout.span(c) for c in range(layout.count(20))] == [(0, 8)] + [(i, 2) for i in range(8, 20, 2)]
     assert jobs.store.get(job.id).state is JobState.COMPLETED
 
 

@@ -5,9 +5,11 @@ the fewest: PODIUM_CHUNK_SIZE). Once the workers report a rate, dispatching make
 job's next chunks larger (up to the job's ``max_chunk_size``): a job of 100,000 images no
 longer runs at the small chunks' speed to its end. Near the end each chunk takes a share of
 what is left, so that the workers finish together rather than one running a large last
-chunk alone. An upload held back by its limit on unprocessed files sends the files that
-arrived as one smaller chunk (``partial`` dispatch). Each change of size starts a segment at
-the dispatch frontier, so a chunk's images never change once it was sent:
+chunk alone. An upload held back by its limits on unprocessed files, with none of its chunks
+in flight, sends the files that arrived as one smaller chunk (``partial`` dispatch); its later
+chunks take a quarter of that room, which growth no longer exceeds, so such cuts stay few
+however many files the upload has. Each change of size starts a segment at the dispatch
+frontier, so a chunk's images never change once it was sent:
 
     chunk_size 16, chunk_layout "3:48:256 5:560:1024"
     chunks 0-2: 16 images from 0; chunks 3-4: 256 from 48; chunk 5 on: 1024 from 560

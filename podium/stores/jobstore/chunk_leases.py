@@ -57,7 +57,8 @@ class ChunkLeases:
         """Claim the job's next chunks to enqueue, keeping at most max_queued_chunks in flight;
         they are larger than the last ones when the workers' rate says so, and smaller near the
         job's end, a share of what is left each (``chunk_layout``). With ``partial``, an upload's
-        files that fill no whole chunk yet go out as a smaller one (an upload held back)."""
+        files that fill no whole chunk yet go out as a smaller one when none of its chunks is
+        in flight (an upload held back), and its later chunks take a quarter of that many."""
         grow, parts, fewest = self._sizing(job_id, max_queued_chunks)
         args = [max_queued_chunks, grow, parts, fewest, int(partial)]
         return [int(c) for c in self._dispatch(keys=JobKeys(job_id).all, args=args)]

@@ -178,7 +178,7 @@ return 1
 # ARGV: max chunks queued per job; the size its next chunks grow to (0 or no larger than now:
 # they keep theirs; chunk_layout); the parts its last images are shared in (0: none) and the
 # fewest images a chunk of them gets; '1' to send an upload's files that arrived as a chunk
-# even if they fill none. Claims the next chunks to enqueue, returns their numbers.
+# even if they fill none, when none of its chunks is in flight. Claims the next chunks to enqueue, returns their numbers.
 DISPATCH_CHUNKS = JOB_HASH.lua(
     CHUNK_LAYOUT_LUA
     + """
@@ -207,14 +207,20 @@ while in_flight < tonumber(ARGV[1]) do
     size = wanted
   end
   if first + size > total and j[2] ~= '1' then
-    -- An upload whose next chunk has not all its files yet. Held back by its limit on files
-    -- not yet processed, it sends those that arrived as a smaller chunk now (one larger than
-    -- that limit would never fill); the chunks after it keep the size.
-    if ARGV[5] ~= '1' then break end
-    segs[#segs + 1] = {dispatched, first, total - first}
-    segs[#segs + 1] = {dispatched + 1, total, size}
-    layout = layout .. ' ' .. dispatched .. ':' .. first .. ':' .. (total - first)
-    layout = layout .. ' ' .. (dispatched + 1) .. ':' .. total .. ':' .. size
+    -- An upload whose next chunk has not all its files yet. Held back by its limits on files
+    -- not yet processed with none of its chunks in flight (so none will make room), it sends
+    -- those that arrived as a smaller chunk now: a chunk larger than the room would never
+    -- fill. What arrived is the room; the chunks after it take a quarter of it, and growth
+    -- stops there, so the job streams on in whole chunks and its layout gains two segments
+    -- per fourfold cut, not two per chunk.
+    if ARGV[5] ~= '1' or in_flight > 0 then break end
+    local arrived = total - first
+    local after = math.max(1, math.min(size, math.floor(arrived / 4)))
+    segs[#segs + 1] = {dispatched, first, arrived}
+    segs[#segs + 1] = {dispatched + 1, total, after}
+    layout = layout .. ' ' .. dispatched .. ':' .. first .. ':' .. arrived
+    layout = layout .. ' ' .. (dispatched + 1) .. ':' .. total .. ':' .. after
+    redis.call('HSET', KEYS[1], $max_chunk_size, after)
     table.insert(out, dispatched)
     dispatched = dispatched + 1
     break
