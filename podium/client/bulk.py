@@ -34,17 +34,38 @@ class _Columns:
         self.label_names = labels.dictionary.to_pylist()
         self.label_codes = labels.indices.to_numpy().tolist()
         self.classes = entries.field("index").to_numpy().tolist()
-        self.probabilities = [round(p, 7) for p in entries.field("probability").to_numpy().astype(np.float32).tolist()]
+        self.probabilities = rounded(entries.field("probability").to_numpy(), 7)
         ok = pc.equal(column("status"), "ok").to_numpy(zero_copy_only=False).tolist()
         self.rows = zip(
             column("path").to_pylist(),
             ok,
             _maybe_nulls(column("error")),
-            _maybe_nulls(column("cam")),
+            _cells(column("cam")),
             self.offsets,
             self.offsets[1:],
             strict=False,  # one offset more than rows
         )
+
+
+def rounded(values, decimals: int) -> list[float]:
+    """``[round(float(numpy.float32(v)), decimals) for v in values]`` at numpy's speed
+    (``decimals`` at most 7). A float32 times 10**decimals is exact in float64 (24 + 17 bits),
+    so numpy's rint-then-divide rounds half to even on the exact value and lands on the
+    double nearest the decimal, as Python's round does."""
+    return np.round(np.asarray(values, dtype=np.float32).astype(np.float64), decimals).tolist()
+
+
+def _cells(cam) -> list:
+    """Each row's map cells rounded to CAM_DECIMALS, None where it has no map."""
+    if cam.null_count == len(cam):
+        return [None] * len(cam)
+    offsets = cam.offsets.to_numpy()  # into the parent's values, for a sliced batch
+    values = rounded(
+        cam.values.slice(offsets[0], offsets[-1] - offsets[0]).to_numpy(zero_copy_only=False), CAM_DECIMALS
+    )
+    bounds = (offsets - offsets[0]).tolist()
+    valid = cam.is_valid().to_numpy(zero_copy_only=False).tolist()
+    return [values[a:b] if v else None for a, b, v in zip(bounds, bounds[1:], valid, strict=False)]
 
 
 def _maybe_nulls(array) -> list:
@@ -64,8 +85,7 @@ def batch_records(batch) -> Iterator[dict]:
         record["error"] = None if ok else error or ""
         if ok and cells is not None and last > first:
             side = math.isqrt(len(cells))
-            values = [round(v, CAM_DECIMALS) for v in cells]
-            record["cam"] = {"class_index": columns.classes[first], "grid": [side, side], "values": values}
+            record["cam"] = {"class_index": columns.classes[first], "grid": [side, side], "values": cells}
         yield record
 
 
@@ -83,7 +103,7 @@ def batch_lines(batch) -> Iterator[str]:
         line += "null" if ok else quoted(error or "")
         if ok and cells is not None and last > first:
             side = math.isqrt(len(cells))
-            values = ", ".join(repr(round(v, CAM_DECIMALS)) for v in cells)
+            values = ", ".join(map(repr, cells))
             line += (
                 f', "cam": {{"class_index": {columns.classes[first]}, "grid": [{side}, {side}], "values": [{values}]}}'
             )
