@@ -17,6 +17,9 @@ from podium.stores.jobstore import JobStore
 FLUSH_FILES = 32
 FLUSH_BYTES = 8 * 1024**2
 _BACKPRESSURE_POLL_S = 0.05
+# Redis's memory (INFO, parsed) is asked about at most this often per upload, or sooner once
+# FLUSH_BYTES more arrived: once per 32-file flush it was a tenth of an upload's gateway time.
+_MEMORY_CHECK_S = 0.2
 # An upload's chunks hold at most this share of the files it may hold unprocessed: the
 # stream goes on while a chunk is processed and the next ones fill.
 UPLOAD_CHUNKS_IN_PENDING = 4
@@ -79,6 +82,7 @@ class UploadAssembler:
     _current: bytearray | None = None
     _current_too_big: bool = False
     _current_error: str = ""
+    _memory: tuple[float, int, float | None] = (float("-inf"), 0, None)  # (when, total_bytes then, fraction used)
 
     def add_chunk(self, chunk: FileChunk) -> None:
         path, data, last = chunk.path, chunk.data, chunk.last
@@ -178,8 +182,16 @@ class UploadAssembler:
         count, nbytes = self.store.pending_uploads(self.job_id)
         if count >= self.settings.max_pending_uploads or nbytes >= self.settings.max_pending_upload_bytes:
             return True
-        used = self.store.memory_used_fraction()
+        used = self._memory_used()
         return used is not None and used >= self.settings.redis_high_water
+
+    def _memory_used(self) -> float | None:
+        when, at_bytes, used = self._memory
+        now = time.monotonic()
+        if now - when >= _MEMORY_CHECK_S or self.total_bytes - at_bytes >= FLUSH_BYTES:
+            used = self.store.memory_used_fraction()
+            self._memory = (now, self.total_bytes, used)
+        return used
 
     def _check_still_open(self) -> None:
         state = self.store.state(self.job_id)

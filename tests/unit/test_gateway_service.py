@@ -358,6 +358,28 @@ def test_a_paused_upload_is_kept_alive_and_stops_only_after_the_setting():
     assert "--job-key" in stopped.value.hint
 
 
+def test_an_upload_waits_while_redis_is_above_its_high_water_mark_and_asks_it_sparingly(monkeypatch):
+    """Files are not written while Redis is near full; its memory is asked about at most every
+    _MEMORY_CHECK_S (or FLUSH_BYTES) per upload, not at every 32-file flush and 50-ms poll."""
+    store = fake_store()
+    settings = GatewaySettings(redis_high_water=0.8, upload_backpressure_max_s=5)
+    job = store.create(mode=JobMode.UPLOAD, top_k=1, chunk_size=1000)
+    asked, full_until = [], time.monotonic() + 0.5
+
+    def used() -> float:
+        asked.append(1)
+        return 0.9 if time.monotonic() < full_until else 0.5
+
+    monkeypatch.setattr(store, "memory_used_fraction", used)
+    assembler = UploadAssembler(store, job.id, settings, lambda job_id, partial: None)
+    for i in range(320):  # ten flushes
+        assembler.add_chunk(FileChunk(f"{i}.jpg", b"x", True))
+    assembler.finish()
+    assert time.monotonic() >= full_until  # held until Redis had room
+    assert store.get(job.id).total == 320
+    assert len(asked) <= 8  # ~3 while held (every 0.2 s), 1-2 for the ten flushes after (20 if asked each time)
+
+
 def test_an_upload_held_back_by_its_limit_sends_what_arrived_and_goes_on():
     """A chunk larger than the unprocessed files an upload may hold would never fill: held
     back, the upload sends the files that arrived as a smaller chunk, and goes on once they
