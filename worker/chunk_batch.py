@@ -28,7 +28,7 @@ from podium.core.imaging import ImageDecodeError
 from podium.core.jobs import ImageOutcome, Job, JobMode
 from podium.core.modelmeta import ENCODED_INPUT
 from podium.stores.inference import TritonClassifier, TritonError, TritonUnavailable, classify_bytes
-from podium.stores.inference.pipeline import outcome_of
+from podium.stores.inference.pipeline import outcomes_of
 from podium.stores.jobstore.chunk_rates import ChunkRates
 from podium.stores.jobstore.errors import StoreFull, StoreUnavailable
 from podium.stores.jobstore.records import Stamp
@@ -212,15 +212,13 @@ def _infer(rt: Runtime, job: Job, classifier: TritonClassifier, batch: list[_Ima
 
     answer = waiting_for_triton(rt, infer)
     per_image = (time.perf_counter() - started) / len(batch)
-    classes = classifier.metadata().classes if not isinstance(answer, ImageOutcome) else []
     worker_metrics().stage("inference", per_image, len(batch))
-    for row, image in enumerate(batch):
-        image.pixels = None
-        if isinstance(answer, ImageOutcome):
-            image.outcome = answer
-            continue
-        maps = None if answer.maps is None else answer.maps[row]
-        image.outcome = outcome_of(answer.probabilities[row], maps, job.top_k, classes)
+    if isinstance(answer, ImageOutcome):
+        outcomes = [answer] * len(batch)
+    else:
+        outcomes = outcomes_of(answer.probabilities, answer.maps, job.top_k, classifier.metadata().classes)
+    for image, outcome in zip(batch, outcomes, strict=True):
+        image.pixels, image.outcome = None, outcome
     if rt.cache is not None:
         rt.cache.put_many([(image.key, image.outcome) for image in batch if image.key and image.outcome])
 

@@ -124,3 +124,20 @@ def test_a_model_triton_is_still_loading_is_waited_for_and_an_unknown_one_is_not
     )
     converted = _convert(unknown, "inference")
     assert isinstance(converted, ModelNotFound) and not isinstance(converted, TritonUnavailable)
+
+
+def test_a_requests_outcomes_in_one_sort_equal_each_rows_own():
+    """Top-k of every row at once: the same classes, order (ties by class index), probabilities
+    and maps as one row at a time."""
+    from podium.stores.inference.pipeline import outcome_of, outcomes_of
+
+    rng = np.random.default_rng(5)
+    probabilities = rng.random((9, 100)).astype(np.float32)
+    probabilities[3, [7, 40, 41]] = 2.0  # a tie at the top
+    maps = rng.random((9, 7, 7)).astype(np.float32)
+    classes = [f"class {i}" for i in range(100)]
+    for k in (1, 5, 100, 500):
+        for cells in (None, maps):
+            rows = [outcome_of(probabilities[r], None if cells is None else cells[r], k, classes) for r in range(9)]
+            assert outcomes_of(probabilities, cells, k, classes) == rows
+    assert [p.index for p in outcomes_of(probabilities, None, 3, classes)[3].predictions] == [7, 40, 41]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from podium.core.imaging import Decoder, ImageDecodeError
-from podium.core.jobs import ActivationMap, ImageOutcome
+from podium.core.jobs import ActivationMap, ImageOutcome, Prediction
 from podium.core.modelmeta import ENCODED_INPUT
 from podium.stores.inference.triton import TritonClassifier, TritonError, TritonUnavailable, top_k
 
@@ -51,7 +51,25 @@ def classify_bytes(
 
 def outcome_of(probabilities: np.ndarray, cells: np.ndarray | None, k: int, classes: list[str]) -> ImageOutcome:
     """One image's outcome from its row of the model's answer: top-k, and its map if asked."""
-    predictions = top_k(probabilities, k, classes)
+    return _outcome(top_k(probabilities, k, classes), cells)
+
+
+def outcomes_of(probabilities: np.ndarray, maps: np.ndarray | None, k: int, classes: list[str]) -> list[ImageOutcome]:
+    """``outcome_of`` of each row of a request's answer, its top-k sorted in one numpy call
+    for all rows (a row at a time cost ~15 µs an image)."""
+    k = max(1, min(k, probabilities.shape[-1]))
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    values = np.take_along_axis(probabilities, order, axis=1).tolist()
+    return [
+        _outcome(
+            tuple(Prediction(classes[i], i, p) for i, p in zip(indexes, row_values, strict=True)),
+            None if maps is None else maps[row],
+        )
+        for row, (indexes, row_values) in enumerate(zip(order.tolist(), values, strict=True))
+    ]
+
+
+def _outcome(predictions: tuple[Prediction, ...], cells: np.ndarray | None) -> ImageOutcome:
     if cells is None:
         return ImageOutcome(predictions=predictions)
     cam = ActivationMap.of(predictions[0].index, cells.shape, cells.ravel().tolist())
