@@ -266,6 +266,16 @@ def check_fingerprint(pixels: np.ndarray, returned: np.ndarray | None, model_nam
 
 def top_k(probabilities: np.ndarray, k: int, classes: list[str]) -> tuple[Prediction, ...]:
     """The k most probable classes of one probability vector, most probable first."""
+    return top_k_rows(probabilities[None], k, classes)[0]
+
+
+def top_k_rows(probabilities: np.ndarray, k: int, classes: list[str]) -> list[tuple[Prediction, ...]]:
+    """``top_k`` of each row of a request's answer, sorted in one numpy call for all rows (a
+    row at a time cost ~15 µs an image); ties go to the lower class index."""
     k = max(1, min(k, probabilities.shape[-1]))
-    order = np.argsort(-probabilities, kind="stable")[:k]
-    return tuple(Prediction(classes[i], int(i), float(probabilities[i])) for i in order)
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    values = np.take_along_axis(probabilities, order, axis=1).tolist()
+    return [
+        tuple(Prediction(classes[i], i, p) for i, p in zip(indexes, row, strict=True))
+        for indexes, row in zip(order.tolist(), values, strict=True)
+    ]

@@ -178,7 +178,8 @@ return 1
 # ARGV: max chunks queued per job; the size its next chunks grow to (0 or no larger than now:
 # they keep theirs; chunk_layout); the parts its last images are shared in (0: none) and the
 # fewest images a chunk of them gets; '1' to send an upload's files that arrived as a chunk
-# even if they fill none, when none of its chunks is in flight. Claims the next chunks to enqueue, returns their numbers.
+# even if they fill none, when none of its chunks is in flight. Claims the next chunks to
+# enqueue, returns their numbers.
 DISPATCH_CHUNKS = JOB_HASH.lua(
     CHUNK_LAYOUT_LUA
     + """
