@@ -43,19 +43,23 @@ class _Columns:
             strict=False,  # one offset more than rows
         )
 
-    def predictions(self) -> list[tuple[str, int, float]]:
-        """Every row's predictions in one list: (label, class index, probability)."""
+    def _labels(self):
+        """The predictions' labels as a dictionary array: each name once, a code per prediction."""
         import pyarrow.compute as pc
 
-        labels = pc.dictionary_encode(self.entries.field("label"))
+        return pc.dictionary_encode(self.entries.field("label"))
+
+    def _probabilities(self) -> np.ndarray:
+        return _rounded_array(self.entries.field("probability").to_numpy(), 7)
+
+    def predictions(self) -> list[tuple[str, int, float]]:
+        """Every row's predictions in one list: (label, class index, probability)."""
+        labels = self._labels()
         names = labels.dictionary.to_pylist()
         return [
             (names[code], index, p)
             for code, index, p in zip(
-                labels.indices.to_numpy().tolist(),
-                self.classes.tolist(),
-                rounded(self.entries.field("probability").to_numpy(), 7),
-                strict=True,
+                labels.indices.to_numpy().tolist(), self.classes.tolist(), self._probabilities().tolist(), strict=True
             )
         ]
 
@@ -65,12 +69,12 @@ class _Columns:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        labels = pc.dictionary_encode(self.entries.field("label"))
+        labels = self._labels()
         names = pa.array([quoted(name) for name in labels.dictionary.to_pylist()], pa.string())
-        p = np.round(self.entries.field("probability").to_numpy().astype(np.float32).astype(np.float64), 7)
+        p = self._probabilities()
         texts = pc.cast(pa.array(p), pa.string())
         # Arrow writes the shortest digits as repr does, but 0, 1 and numbers under 1e-4
-        # without Python's ".0" and exponent: those few from repr.
+        # without Python's ".0" and exponent: those from repr.
         odd = ~((p >= 1e-4) & (p < 1))
         if odd.any():
             texts = pc.replace_with_mask(texts, pa.array(odd), pa.array(map(repr, p[odd].tolist()), pa.string()))
@@ -93,7 +97,11 @@ def rounded(values, decimals: int) -> list[float]:
     (``decimals`` at most 7). A float32 times 10**decimals is exact in float64 (24 + 17 bits),
     so numpy's rint-then-divide rounds half to even on the exact value and lands on the
     double nearest the decimal, as Python's round does."""
-    return np.round(np.asarray(values, dtype=np.float32).astype(np.float64), decimals).tolist()
+    return _rounded_array(values, decimals).tolist()
+
+
+def _rounded_array(values, decimals: int) -> np.ndarray:
+    return np.round(np.asarray(values, dtype=np.float32).astype(np.float64), decimals)
 
 
 def _cells(cam) -> list:
