@@ -8,6 +8,7 @@ cells pass through float32, as they do on GetResults, so both reads give the sam
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from json.encoder import encode_basestring as quoted  # json.dumps' own string encoding (non-ASCII kept)
@@ -74,8 +75,14 @@ class _Columns:
         p = self._probabilities()
         texts = pc.cast(pa.array(p), pa.string())
         # Arrow writes the shortest digits as repr does, but 0, 1 and numbers under 1e-4
-        # without Python's ".0" and exponent: those from repr.
-        odd = ~((p >= 1e-4) & (p < 1))
+        # without Python's ".0" and exponent. Rounded to 7 decimals, those under 1e-4 are
+        # k / 10**7 for k < 1,000 (most of a confident model's top-k): from a table of their
+        # reprs; anything else (1, nan) from repr itself.
+        small = (p >= 0) & (p < 1e-4)
+        if small.any():
+            tenth_micros = np.rint(p[small] * 10**7).astype(np.int64)
+            texts = pc.replace_with_mask(texts, pa.array(small), _small_texts().take(pa.array(tenth_micros)))
+        odd = ~(small | ((p >= 1e-4) & (p < 1)))
         if odd.any():
             texts = pc.replace_with_mask(texts, pa.array(odd), pa.array(map(repr, p[odd].tolist()), pa.string()))
         items = pc.binary_join_element_wise(
@@ -90,6 +97,14 @@ class _Columns:
         )
         per_row = pa.ListArray.from_arrays(pa.array(self.offsets, pa.int32()), items)
         return _strings(pc.binary_join(per_row, ", "))
+
+
+@functools.cache
+def _small_texts():
+    """repr(k / 10**7) for k below 1,000, as an Arrow array."""
+    import pyarrow as pa
+
+    return pa.array([repr(k / 10**7) for k in range(1000)], pa.string())
 
 
 def rounded(values, decimals: int) -> list[float]:

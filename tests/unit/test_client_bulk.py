@@ -31,7 +31,7 @@ def _table(rows: int):
     """A table of result rows whose probabilities reach every way a number is printed: 0, 1,
     exponents, the 1e-4 boundary, many digits; labels and paths that JSON must escape."""
     rng = np.random.default_rng(11)
-    special = [0.0, 1.0, 1e-4, 9.99e-5, 1e-7, 5e-8, 0.5, 0.12345678, 0.99999999]
+    special = [0.0, 1.0, 1e-4, 9.99e-5, 1e-7, 5e-8, 0.5, 0.12345678, 0.99999999, -2e-5, 1.5]
     probabilities = np.concatenate([special, rng.random(rows * 2), 10.0 ** rng.uniform(-9, 0, rows * 2)])
     labels = ['rugby "union"', "polo é", "tab\there", "plain"]
     result_rows = []
