@@ -19,9 +19,9 @@ from podium.client.output import CAM_DECIMALS
 
 
 class _Columns:
-    """One batch's columns as Python lists; each row's predictions are a slice of the batch's.
-    (Through numpy, and labels through their dictionary: pyarrow's to_pylist makes a Python
-    object per value at about a microsecond each.)"""
+    """One batch's rows (path, ok, error, map cells, first and last prediction), each row's
+    predictions a slice of the batch's. (Through numpy, and labels through their dictionary:
+    pyarrow's to_pylist makes a Python object per value at about a microsecond each.)"""
 
     def __init__(self, batch) -> None:
         import pyarrow.compute as pc
@@ -53,12 +53,12 @@ class _Columns:
     def _probabilities(self) -> np.ndarray:
         return _rounded_array(self.entries.field("probability").to_numpy(), 7)
 
-    def predictions(self) -> list[tuple[str, int, float]]:
-        """Every row's predictions in one list: (label, class index, probability)."""
+    def predictions(self) -> list[dict]:
+        """Every row's predictions in one list, as the records hold them."""
         labels = self._labels()
         names = labels.dictionary.to_pylist()
         return [
-            (names[code], index, p)
+            {"label": names[code], "index": index, "probability": p}
             for code, index, p in zip(
                 labels.indices.to_numpy().tolist(), self.classes.tolist(), self._probabilities().tolist(), strict=True
             )
@@ -140,7 +140,7 @@ def _strings(array) -> list:
 def batch_records(batch) -> Iterator[dict]:
     """``podium.client.output.result_record``'s records, from a batch."""
     columns = _Columns(batch)
-    predictions = [{"label": label, "index": index, "probability": p} for label, index, p in columns.predictions()]
+    predictions = columns.predictions()
     for path, ok, error, cells, first, last in columns.rows:
         record = {"path": path, "status": "ok" if ok else "error", "top_k": predictions[first:last]}
         record["error"] = None if ok else error or ""
