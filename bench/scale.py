@@ -81,10 +81,15 @@ class ScaleRun:
         return self.last_tenth_rate / self.first_tenth_rate if self.first_tenth_rate else 0.0
 
 
-def follow_big_job(cluster, client, job, expected: int, small_folder: Path, mode: str, idle: int = 0) -> ScaleRun:
+def follow_big_job(
+    cluster, client, job, expected: int, small_folder: Path, mode: str, submitted: float, idle: int = 0
+) -> ScaleRun:
     """Follow ``job`` (``expected`` images) to its end, sampling memory and sending a small job
-    when half its images are done; then read its results back. ``idle``: Redis's used memory
-    before the job was submitted."""
+    when half its images are done; then read its results back. ``submitted``: the
+    ``time.perf_counter()`` at which the job was sent, its clock's zero (a path job's submit
+    returns once its folder is listed, with its first chunks done or running: a clock started
+    after it would credit those to the first tenth). ``idle``: Redis's used memory before the
+    job was submitted."""
     from bench.end_to_end import run_job
     from podium.stores.jobstore import JobStore, ResultCache
 
@@ -92,7 +97,7 @@ def follow_big_job(cluster, client, job, expected: int, small_folder: Path, mode
     names = [proc.name for proc in cluster.processes if proc.name.startswith(("gateway", "worker"))]
     pids = {proc.name: proc.popen.pid for proc in cluster.processes if proc.name in names}
     rss = {name: [process_tree_rss(pid) / 2**20] for name, pid in pids.items()}
-    started = time.perf_counter()
+    started = submitted
     progress: list[tuple[float, int]] = [(0.0, 0)]
     small: dict[str, float] = {}
     total = 0
@@ -164,11 +169,19 @@ def _read_back(cluster, client, job_id: str) -> tuple[int, float]:
 def _rate_between(progress: list[tuple[float, int]], low: float, high: float, total: int) -> float:
     """Images per second while the job went from ``low`` to ``high`` of its images: between the
     last update at or before ``low`` and the first at or past ``high`` (progress comes in steps,
-    so one update may cross the whole window; the two that enclose it measure it)."""
+    so one update may cross the whole window; the two that enclose it measure it).
+
+    ``progress`` starts at the submission, (0.0, 0). A window that opens there but saw an
+    update inside it opens at that update instead: a path job's submit lists its whole folder
+    while its first chunks run, so the images before its first update were done at the
+    listing's pace, not the job's (counting them from the submission understates the first
+    tenth, counting them from the submit's return overstates it)."""
     if not total or not progress:
         return 0.0
     before = [(t, d) for t, d in progress if d <= low * total]
     first = before[-1] if before else progress[0]
+    if first == progress[0]:
+        first = next(((t, d) for t, d in progress if low * total < d < high * total), first)
     last = next(((t, d) for t, d in progress if d >= high * total), progress[-1])
     if last[0] <= first[0]:
         return 0.0
@@ -305,9 +318,10 @@ def _big_job(cluster, client, images: Path, expected: int, small: Path, mode: st
     store = JobStore.from_url(cluster.redis_url)
     idle = store.used_memory_bytes()
     store.client.close()
+    submitted = time.perf_counter()
     if mode == "path":
         job = client.submit_path(str(images.resolve()), name=name)
-        return follow_big_job(cluster, client, job, expected, small, mode, idle)
+        return follow_big_job(cluster, client, job, expected, small, mode, submitted, idle)
     # An upload returns when its last file is in; the job is followed from its start.
     failure: list[BaseException] = []
 
@@ -327,7 +341,7 @@ def _big_job(cluster, client, images: Path, expected: int, small: Path, mode: st
         time.sleep(0.1)
     else:
         raise RuntimeError(f"the upload job did not appear: {failure}")
-    result = follow_big_job(cluster, client, listed[0], expected, small, mode, idle)
+    result = follow_big_job(cluster, client, listed[0], expected, small, mode, submitted, idle)
     uploader.join(60)
     if failure:
         raise failure[0]

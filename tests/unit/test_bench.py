@@ -279,6 +279,18 @@ def test_the_scale_runs_rates_come_from_the_first_and_last_tenth():
     assert _rate_between([(0.0, 0)], 0.0, 0.1, 1000) == 0.0
 
 
+def test_the_first_tenth_opens_at_the_first_update_after_a_slow_submit():
+    from bench.scale import _rate_between
+
+    # The submit listed the folder for 4 s while 1,000 images were done, then 1,000 images a
+    # second: the first tenth runs at the job's pace, neither 10,000 / 13 s nor 10,000 / 9 s.
+    progress = [(0.0, 0), (4.0, 1000), *((4.0 + k, 1000 + 1000 * k) for k in range(1, 91))]
+    assert _rate_between(progress, 0.0, 0.1, 100_000) == pytest.approx(1000.0)
+    assert _rate_between(progress, 0.9, 1.0, 91_000) == pytest.approx(1000.0)
+    # An update that already passed the tenth does not open it: the submission does.
+    assert _rate_between([(0.0, 0), (2.0, 20_000), (4.0, 40_000)], 0.0, 0.1, 100_000) == pytest.approx(10_000.0)
+
+
 def test_distinct_images_are_distinct_and_reused(tmp_path):
     from bench.scale import distinct_images
 
