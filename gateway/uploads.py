@@ -11,7 +11,7 @@ from typing import NamedTuple
 from gateway.settings import GatewaySettings
 from podium.core.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, Unavailable
 from podium.core.jobs import ImageOutcome
-from podium.stores.jobstore import JobStore
+from podium.stores.jobstore import HeldBack, JobStore
 
 # Files are written to Redis in batches of this many, or fewer at the end.
 FLUSH_FILES = 32
@@ -64,7 +64,7 @@ class UploadAssembler:
     store: JobStore
     job_id: str
     settings: GatewaySettings
-    pump: Callable[[str, bool], object]  # (job id, partial: ChunkQueue.pump)
+    pump: Callable[[str, HeldBack], object]  # (job id, partial: ChunkQueue.pump)
     count: int = 0  # files the job holds already (a resumed upload goes on after them)
     already: frozenset[str] = frozenset()  # their paths: sent again, they are skipped
     on_file: Callable[[], object] = lambda: None  # each file received (the upload renews its lease)
@@ -155,18 +155,18 @@ class UploadAssembler:
             self.store.record(self.job_id, index, ImageOutcome(error=error))
         self.count += len(self._batch_paths)
         self._batch_paths, self._batch_blobs, self._batch_errors, self._batch_bytes = [], [], [], 0
-        self.pump(self.job_id, False)
+        self.pump(self.job_id, HeldBack.NO)
 
     def _wait_for_room(self) -> None:
         # Backpressure: while the job holds too many unprocessed uploads (by count or bytes),
         # or Redis is above its high-water mark, stop reading the stream; gRPC flow control
         # then slows the client down. Redis memory stays bounded.
         started = time.monotonic()
-        while self._full():
+        while held := self._held_back():
             self._check_still_open()
             # Files that fill no whole chunk yet go out as they are: room comes from processing,
             # and a chunk larger than the room left would never fill.
-            self.pump(self.job_id, True)
+            self.pump(self.job_id, held)
             waited_s = time.monotonic() - started
             if waited_s > self.settings.upload_backpressure_max_s:
                 raise Unavailable(
@@ -178,12 +178,14 @@ class UploadAssembler:
             time.sleep(_BACKPRESSURE_POLL_S)
         self._check_still_open()
 
-    def _full(self) -> bool:
+    def _held_back(self) -> HeldBack:
         count, nbytes = self.store.pending_uploads(self.job_id)
         if count >= self.settings.max_pending_uploads or nbytes >= self.settings.max_pending_upload_bytes:
-            return True
+            return HeldBack.BY_ITS_LIMITS
         used = self._memory_used()
-        return used is not None and used >= self.settings.redis_high_water
+        if used is not None and used >= self.settings.redis_high_water:
+            return HeldBack.BY_REDIS_MEMORY
+        return HeldBack.NO
 
     def _memory_used(self) -> float | None:
         when, at_bytes, used = self._memory

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from podium.core.jobs import ActivationMap, ImageOutcome, JobMode, JobState, Prediction
-from podium.stores.jobstore import CacheKey, JobStore, ResultCache
+from podium.stores.jobstore import CacheKey, HeldBack, JobStore, ResultCache
 from podium.stores.jobstore.chunk_rates import ChunkRates
 from podium.stores.jobstore.records import Stamp
 from podium.stores.jobstore.schema import JobKeys, job_key_name
@@ -178,6 +178,47 @@ class StoreContract:
         assert store.get(job.id).state is JobState.COMPLETED
         layout = store.chunk_layout(job.id)
         assert len(layout.segments) <= 4  # the first size, the cut, the quarter after it
+        assert sent == layout.count(350)
+
+    def test_an_upload_held_by_redis_memory_keeps_at_least_half_its_chunk_size(self, store, redis_client):
+        """Held by Redis's memory, what arrived says little of an upload's room: the two files
+        that a passing high-water mark found go out as a chunk, and the chunks after it keep
+        half their size, not a quarter of two (one image a chunk to the job's end)."""
+        ChunkRates(redis_client).note("m", 1000, 1.0)
+        job = _growing_upload(store, 258)
+        assert store.dispatch(job.id, 5) == [0]  # grown to 256
+        _process(store, job.id, 0)
+        assert store.dispatch(job.id, 5, HeldBack.BY_REDIS_MEMORY) == [1]  # the 2 files that arrived
+        store.append_files(job.id, 258, [f"img{i}.jpg" for i in range(258, 558)], [b"x"] * 300)
+        assert store.dispatch(job.id, 5) == [2, 3]  # 128 each, whatever the rate; 44 wait
+        store.finish_upload(job.id)
+        assert store.dispatch(job.id, 5) == [4]
+        layout = store.chunk_layout(job.id)
+        assert [layout.span(c) for c in range(5)] == [(0, 256), (256, 2), (258, 128), (386, 128), (514, 128)]
+        for chunk in range(1, 5):
+            _process(store, job.id, chunk)
+        assert store.get(job.id).state is JobState.COMPLETED
+
+    def test_an_upload_held_by_redis_memory_again_and_again_keeps_its_layout_short(self, store, redis_client):
+        """Holds that persist halve the chunks each time, down to what arrives between them:
+        two segments a halving, not two per chunk."""
+        ChunkRates(redis_client).note("m", 1000, 1.0)
+        job = _growing_upload(store, 0)
+        sent = 0
+        for cycle in range(50):  # 7 files arrive each time the upload is held back
+            store.append_files(job.id, cycle * 7, [f"img{i}.jpg" for i in range(cycle * 7, cycle * 7 + 7)], [b"x"] * 7)
+            while chunks := store.dispatch(job.id, 5, HeldBack.BY_REDIS_MEMORY):
+                for chunk in chunks:
+                    _process(store, job.id, chunk)
+                sent += len(chunks)
+        store.finish_upload(job.id)
+        while chunks := store.dispatch(job.id, 5):
+            for chunk in chunks:
+                _process(store, job.id, chunk)
+            sent += len(chunks)
+        assert store.get(job.id).state is JobState.COMPLETED
+        layout = store.chunk_layout(job.id)
+        assert len(layout.segments) <= 2 + 2 * 8  # the first sizes, then a cut and a size per halving of 256
         assert sent == layout.count(350)
 
     def test_cancel_ends_the_job_and_stops_dispatch_and_recording(self, store):

@@ -21,7 +21,7 @@ from podium.client.bulk import batch_lines, batch_records
 from podium.client.output import result_record
 from podium.core.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from podium.core.jobs import ActivationMap, ImageOutcome, JobMode, JobState, Prediction
-from podium.stores.jobstore import Stamp
+from podium.stores.jobstore import HeldBack, Stamp
 from podium.stores.resultsink import COMPACTED, ResultRow, compact, ipc_batches, job_table, open_sink, write_part
 from podium.stores.resultsink.rows import parquet_bytes
 from tests.support.fakes import CLASSES, FakeClassifier, FakeClassifiers, FakeQueue, fake_store, png_bytes
@@ -371,11 +371,13 @@ def test_an_upload_waits_while_redis_is_above_its_high_water_mark_and_asks_it_sp
         return 0.9 if time.monotonic() < full_until else 0.5
 
     monkeypatch.setattr(store, "memory_used_fraction", used)
-    assembler = UploadAssembler(store, job.id, settings, lambda job_id, partial: None)
+    pumped = []
+    assembler = UploadAssembler(store, job.id, settings, lambda job_id, partial: pumped.append(partial))
     for i in range(320):  # ten flushes
         assembler.add_chunk(FileChunk(f"{i}.jpg", b"x", True))
     assembler.finish()
     assert time.monotonic() >= full_until  # held until Redis had room
+    assert {held for held in pumped if held} == {HeldBack.BY_REDIS_MEMORY}  # not by its own limits
     assert store.get(job.id).total == 320
     assert len(asked) <= 8  # ~3 while held (every 0.2 s), 1-2 for the ten flushes after (20 if asked each time)
 
@@ -388,8 +390,9 @@ def test_an_upload_held_back_by_its_limit_sends_what_arrived_and_goes_on():
     job = jobs.store.create(mode=JobMode.UPLOAD, top_k=1, chunk_size=16)
     processed = 0
 
-    def pump_and_process(job_id: str, partial: bool) -> None:  # a worker that is never behind
+    def pump_and_process(job_id: str, partial: HeldBack) -> None:  # a worker that is never behind
         nonlocal processed
+        assert partial in (HeldBack.NO, HeldBack.BY_ITS_LIMITS)
         jobs.queue.pump(job_id, partial)
         for _, chunk in jobs.queue.sent[processed:]:
             first, size = jobs.store.chunk_layout(job_id).span(chunk)

@@ -4,6 +4,7 @@ The only code that knows how a job is laid out in Redis. Gateway and workers sha
 """
 
 from podium.stores.jobstore.cache import CacheKey, ResultCache
+from podium.stores.jobstore.chunk_layout import HeldBack
 from podium.stores.jobstore.queue import ChunkQueue, make_celery
 from podium.stores.jobstore.records import ChunkRecords, JobEndSignal, JobPage, Stamp
 from podium.stores.jobstore.store import JobStore
@@ -12,6 +13,7 @@ __all__ = [
     "CacheKey",
     "ChunkQueue",
     "ChunkRecords",
+    "HeldBack",
     "JobEndSignal",
     "JobPage",
     "JobStore",

@@ -5,11 +5,13 @@ the fewest: PODIUM_CHUNK_SIZE). Once the workers report a rate, dispatching make
 job's next chunks larger (up to the job's ``max_chunk_size``): a job of 100,000 images no
 longer runs at the small chunks' speed to its end. Near the end each chunk takes a share of
 what is left, so that the workers finish together rather than one running a large last
-chunk alone. An upload held back by its limits on unprocessed files, with none of its chunks
-in flight, sends the files that arrived as one smaller chunk (``partial`` dispatch); its later
-chunks take a quarter of that room, which growth no longer exceeds, so such cuts stay few
-however many files the upload has. Each change of size starts a segment at the dispatch
-frontier, so a chunk's images never change once it was sent:
+chunk alone. An upload held back, with none of its chunks in flight, sends the files that
+arrived as one smaller chunk (``partial`` dispatch, ``HeldBack``). Held by its own limits on
+unprocessed files, what arrived is its room: its later chunks take a quarter of it. Held by
+Redis's memory, what arrived says little of its room (a passing high-water mark may find two
+files in): they keep at least half their size. Either way growth no longer exceeds it, so
+such cuts stay few however many files the upload has. Each change of size starts a segment
+at the dispatch frontier, so a chunk's images never change once it was sent:
 
     chunk_size 16, chunk_layout "3:48:256 5:560:1024"
     chunks 0-2: 16 images from 0; chunks 3-4: 256 from 48; chunk 5 on: 1024 from 560
@@ -20,10 +22,19 @@ The Lua in ``scripts`` reads the same two fields the same way (``CHUNK_LAYOUT_LU
 from __future__ import annotations
 
 import dataclasses
+import enum
 import re
 
 _SEGMENT = re.compile(r"(\d+):(\d+):(\d+)")
 FIELDS = ("chunk_size", "chunk_layout")  # of the job hash
+
+
+class HeldBack(enum.IntEnum):
+    """Why an upload's files that fill no whole chunk yet should go out as a smaller one."""
+
+    NO = 0  # not held back: whole chunks only
+    BY_ITS_LIMITS = 1  # its unprocessed files reached PODIUM_MAX_PENDING_UPLOADS(_BYTES)
+    BY_REDIS_MEMORY = 2  # Redis is above its high-water mark (other jobs may hold it there)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ import redis
 
 from podium.stores.jobstore import scripts
 from podium.stores.jobstore.chunk_layout import FIELDS as LAYOUT_FIELDS
-from podium.stores.jobstore.chunk_layout import ChunkLayout
+from podium.stores.jobstore.chunk_layout import ChunkLayout, HeldBack
 from podium.stores.jobstore.chunk_rates import ChunkRates, chunk_size_for
 from podium.stores.jobstore.errors import convert_redis_errors
 from podium.stores.jobstore.records import ChunkClaim
@@ -53,12 +53,13 @@ class ChunkLeases:
     def _release_chunk(self):
         return self._redis.register_script(scripts.RELEASE_CHUNK)
 
-    def dispatch(self, job_id: str, max_queued_chunks: int, partial: bool = False) -> list[int]:
+    def dispatch(self, job_id: str, max_queued_chunks: int, partial: bool | HeldBack = HeldBack.NO) -> list[int]:
         """Claim the job's next chunks to enqueue, keeping at most max_queued_chunks in flight;
         they are larger than the last ones when the workers' rate says so, and smaller near the
-        job's end, a share of what is left each (``chunk_layout``). With ``partial``, an upload's
-        files that fill no whole chunk yet go out as a smaller one when none of its chunks is
-        in flight (an upload held back), and its later chunks take a quarter of that many."""
+        job's end, a share of what is left each (``chunk_layout``). With ``partial`` (true: by
+        its limits), an upload's files that fill no whole chunk yet go out as a smaller one when
+        none of its chunks is in flight (an upload held back), and its later chunks take a
+        quarter of that many; held by Redis's memory, at least half their size."""
         grow, parts, fewest = self._sizing(job_id, max_queued_chunks)
         args = [max_queued_chunks, grow, parts, fewest, int(partial)]
         return [int(c) for c in self._dispatch(keys=JobKeys(job_id).all, args=args)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from celery import Celery
 
 from podium.core.settings import DEFAULT_VISIBILITY_TIMEOUT_S
+from podium.stores.jobstore.chunk_layout import HeldBack
 from podium.stores.jobstore.store import CONNECT_TIMEOUT_S, SOCKET_TIMEOUT_S, JobStore
 
 PROCESS_CHUNK_TASK = "podium.process_chunk"
@@ -49,7 +50,7 @@ class ChunkQueue:
         self._celery = celery
         self._max_queued = max_queued_chunks
 
-    def pump(self, job_id: str, partial: bool = False) -> int:
+    def pump(self, job_id: str, partial: bool | HeldBack = HeldBack.NO) -> int:
         """Enqueue as many of the job's next chunks as it may have queued now (``partial``: an
         upload's files that fill no whole chunk yet too, ``ChunkLeases.dispatch``)."""
         chunks = self._store.dispatch(job_id, self._max_queued, partial)

@@ -177,8 +177,9 @@ return 1
 
 # ARGV: max chunks queued per job; the size its next chunks grow to (0 or no larger than now:
 # they keep theirs; chunk_layout); the parts its last images are shared in (0: none) and the
-# fewest images a chunk of them gets; '1' to send an upload's files that arrived as a chunk
-# even if they fill none, when none of its chunks is in flight. Claims the next chunks to
+# fewest images a chunk of them gets; '1' (held by its limits) or '2' (by Redis's memory) to
+# send an upload's files that arrived as a chunk even if they fill none, when none of its
+# chunks is in flight (chunk_layout.HeldBack). Claims the next chunks to
 # enqueue, returns their numbers.
 DISPATCH_CHUNKS = JOB_HASH.lua(
     CHUNK_LAYOUT_LUA
@@ -213,10 +214,16 @@ while in_flight < tonumber(ARGV[1]) do
     -- those that arrived as a smaller chunk now: a chunk larger than the room would never
     -- fill. What arrived is the room; the chunks after it take a quarter of it, and growth
     -- stops there, so the job streams on in whole chunks and its layout gains two segments
-    -- per fourfold cut, not two per chunk.
-    if ARGV[5] ~= '1' or in_flight > 0 then break end
+    -- per fourfold cut, not two per chunk. Held by Redis's memory instead, what arrived says
+    -- little of the room (a passing high-water mark may find two files in): they keep at
+    -- least half their size, so a passing hold costs a halving, not the job's speed, and
+    -- holds that persist still shrink them, two segments per halving.
+    local held = ARGV[5] or '0'
+    if (held ~= '1' and held ~= '2') or in_flight > 0 then break end
     local arrived = total - first
-    local after = math.max(1, math.min(size, math.floor(arrived / 4)))
+    local after = math.floor(arrived / 4)
+    if held == '2' then after = math.max(after, math.floor(size / 2)) end
+    after = math.max(1, math.min(size, after))
     segs[#segs + 1] = {dispatched, first, arrived}
     segs[#segs + 1] = {dispatched + 1, total, after}
     layout = layout .. ' ' .. dispatched .. ':' .. first .. ':' .. arrived
