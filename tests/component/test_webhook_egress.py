@@ -19,8 +19,8 @@ from gateway.webhook_sender import WebhookSender
 from podium.core.errors import InvalidArgument
 from podium.stores.jobstore import JobStore
 from tests.support.fakes import FakeClassifiers, FakeQueue
+from tests.support.gateway import service
 from tests.unit.test_archive_jobs import ended_job
-from tests.unit.test_gateway_service import service
 
 LOOPBACK = EgressPolicy.parse("127.0.0.0/8")
 BODY = b'{"job_id":"x"}'

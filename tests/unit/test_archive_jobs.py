@@ -19,7 +19,7 @@ from podium.core.errors import InvalidArgument, NotFound, Unavailable
 from podium.core.jobs import FailureLimit, ImageOutcome, JobMode, JobState
 from podium.stores.jobstore import ResultCache
 from tests.support.fakes import CLASSES, png_bytes
-from tests.unit.test_gateway_service import files, service
+from tests.support.gateway import files, service
 from tests.unit.test_worker_chunks import outcomes, runtime, upload_job
 from worker.chunks import process_chunk
 from worker.single_flight import SingleFlight

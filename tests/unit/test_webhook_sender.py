@@ -10,7 +10,7 @@ from gateway.access import Caller
 from gateway.service import JobOptions
 from gateway.webhook_sender import WebhookSender
 from podium.core.jobs import JobState
-from tests.unit.test_gateway_service import service
+from tests.support.gateway import service
 
 
 def ended_jobs(jobs, count: int, owner: str, url: str = "https://hooks.example/h") -> list[str]:
