@@ -15,9 +15,10 @@ from podium.stores.jobstore import CacheKey, JobStore, ResultCache
 from podium.stores.jobstore.records import Stamp
 from podium.stores.jobstore.schema import JobKeys, job_key_name
 from tests.support.dispatch_contract import BAD, OK, DispatchContract, new_job
+from tests.support.upload_contract import UploadContract
 
 
-class StoreContract(DispatchContract):
+class StoreContract(DispatchContract, UploadContract):
     """Subclasses provide a ``redis_client`` fixture (a fresh, empty database)."""
 
     @pytest.fixture

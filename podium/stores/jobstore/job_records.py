@@ -134,7 +134,9 @@ class JobRecords:
             self.unbind_job_key(job.owner, job.job_key, job_id)  # the job-key role (claims)
         leases = list(self._redis.scan_iter(match=f"{keys.job}:lease:*", count=1000))
         with self._redis.pipeline() as pipe:
-            pipe.delete(keys.job, keys.paths, keys.results, keys.blobs, keys.chunks, keys.attempts, *leases)
+            pipe.delete(
+                keys.job, keys.paths, keys.results, keys.blobs, keys.large_blobs, keys.chunks, keys.attempts, *leases
+            )
             pipe.srem(ACTIVE_JOBS_KEY, job_id)
             pipe.zrem(JOBS_INDEX_KEY, job_id)
             pipe.zrem(COMPACT_QUEUE_KEY, job_id)

@@ -65,6 +65,16 @@ class JobKeys:
         return f"{self.job}:blobs"
 
     @property
+    def large_blobs(self) -> str:
+        """The indices of an upload's files too large for one Redis command; each one's bytes
+        are a string of their own, ``large_blob``, written in pieces (``upload_files``)."""
+        return f"{self.blobs}:large"
+
+    def large_blob(self, index: int) -> str:
+        """The bytes of large file ``index`` (the Lua scripts name it ``KEYS[8] .. ':' .. index``)."""
+        return f"{self.large_blobs}:{index}"
+
+    @property
     def chunks(self) -> str:
         return f"{self.job}:chunks"
 
@@ -83,15 +93,24 @@ class JobKeys:
 
     @property
     def all(self) -> list[str]:
-        return [self.job, self.paths, self.results, self.blobs, self.chunks, ACTIVE_JOBS_KEY, self.attempts]
+        return [
+            self.job,
+            self.paths,
+            self.results,
+            self.blobs,
+            self.chunks,
+            ACTIVE_JOBS_KEY,
+            self.attempts,
+            self.large_blobs,
+        ]
 
     @property
     def ending(self) -> list[str]:
-        """``all`` and the webhook queue as KEYS[8], for the scripts that may end the job."""
+        """``all`` and the webhook queue as KEYS[9], for the scripts that may end the job."""
         return [*self.all, WEBHOOK_QUEUE_KEY]
 
     def with_lease(self, chunk: int) -> list[str]:
-        """``all`` and the chunk's lease as KEYS[8], for the lease scripts."""
+        """``all`` and the chunk's lease as KEYS[9], for the lease scripts."""
         return [*self.all, self.lease(chunk)]
 
 

@@ -1,8 +1,9 @@
 """Lua scripts: each one is a single atomic step of a job's life in Redis.
 
 KEYS are always ``JobKeys.all``, in order: job hash, paths list, results hash, blobs
-hash, chunks-done set, active-jobs set, attempts hash; scripts that may end the job get
-the webhook queue as KEYS[8] (``JobKeys.ending``), the lease scripts the chunk's lease. Field names of the job hash are
+hash, chunks-done set, active-jobs set, attempts hash, large-blobs set (a large file's bytes
+are the key ``KEYS[8] .. ':' .. index``); scripts that may end the job get the webhook queue
+as KEYS[9] (``JobKeys.ending``), the lease scripts the chunk's lease. Field names of the job hash are
 written ``$name`` and filled in from ``JOB_HASH``, so the scripts and the store cannot
 disagree about them.
 """
@@ -10,12 +11,13 @@ disagree about them.
 from podium.stores.jobstore.chunk_layout import CHUNK_LAYOUT_LUA
 from podium.stores.jobstore.schema import COMPACT_QUEUE_KEY, JOB_HASH
 
-# Ends a job: the state, its channel, its keys' TTLs, and its webhook (KEYS[8]) queued.
+# Ends a job: the state, its channel, its keys' TTLs, and its webhook (KEYS[9]) queued.
 _END_JOB = """
 local function end_job(state, err, now, ttl)
   redis.call('HSET', KEYS[1], $state, state, $error, err, $finished_at, now, $updated_at, now, $pending_bytes, 0)
   redis.call('PUBLISH', KEYS[1] .. ':ended', state)
-  redis.call('DEL', KEYS[4], KEYS[5], KEYS[7])
+  for _, index in ipairs(redis.call('SMEMBERS', KEYS[8])) do redis.call('DEL', KEYS[8] .. ':' .. index) end
+  redis.call('DEL', KEYS[4], KEYS[5], KEYS[7], KEYS[8])
   -- A completed job with a results sink has every answer in its files: Redis keeps its record only.
   local sink = redis.call('HGET', KEYS[1], $results_url)
   if state == 'completed' and sink and sink ~= '' then redis.call('DEL', KEYS[2], KEYS[3]) end
@@ -27,7 +29,7 @@ local function end_job(state, err, now, ttl)
   redis.call('SREM', KEYS[6], id)
   for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl) end
   local hook = redis.call('HGET', KEYS[1], $webhook)
-  if hook and hook ~= '' then redis.call('LPUSH', KEYS[8], id) end
+  if hook and hook ~= '' then redis.call('LPUSH', KEYS[9], id) end
   -- A job key names its job as long as the job is kept, not only until the upload's deadline.
   local binding = redis.call('HGET', KEYS[1], $job_key_binding)
   if binding and binding ~= '' and redis.call('GET', binding) == id then redis.call('EXPIRE', binding, ttl) end
@@ -111,6 +113,10 @@ local function record_one(index, payload, ok, cached, now, ttl)
   if size > 0 then
     redis.call('HDEL', KEYS[4], index)
     redis.call('HINCRBY', KEYS[1], $pending_bytes, -size)
+  elseif redis.call('SREM', KEYS[8], index) == 1 then
+    local large = KEYS[8] .. ':' .. index
+    redis.call('HINCRBY', KEYS[1], $pending_bytes, -redis.call('STRLEN', large))
+    redis.call('DEL', large)
   end
   settle(ok ~= '1', now, ttl)
   return 1
@@ -142,9 +148,10 @@ return answers
 """
 )
 
-# ARGV: now, new total, number of paths n, the n paths, then (index, bytes) pairs of the
-# uploaded files. Appends while the job is uploading (a job cancelled meanwhile gets no
-# key back without a TTL); returns 1, or 0 when the job is not uploading.
+# ARGV: now, new total, number of paths n, the n paths, the number m of large files, their m
+# indices (each one staged whole by STAGE_LARGE_BLOB), then (index, bytes) pairs of the other
+# uploaded files. Appends while the job is uploading (a job cancelled meanwhile gets no key
+# back without a TTL); returns 1, or 0 when the job is not uploading.
 APPEND_FILES = JOB_HASH.lua("""
 if redis.call('HGET', KEYS[1], $state) ~= 'uploading' then return 0 end
 local unpack = unpack or table.unpack
@@ -153,12 +160,34 @@ for first = 4, 3 + n, 500 do
   redis.call('RPUSH', KEYS[2], unpack(ARGV, first, math.min(first + 499, 3 + n)))
 end
 local bytes = 0
-for i = 4 + n, #ARGV, 2 do
+local m = tonumber(ARGV[4 + n])
+for i = 5 + n, 4 + n + m do bytes = bytes + redis.call('STRLEN', KEYS[8] .. ':' .. ARGV[i]) end
+for i = 5 + n + m, #ARGV, 2 do
   redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
   bytes = bytes + string.len(ARGV[i + 1])
 end
 redis.call('HINCRBY', KEYS[1], $pending_bytes, bytes)
 redis.call('HSET', KEYS[1], $total, ARGV[2], $updated_at, ARGV[1])
+return 1
+""")
+
+# ARGV: index, offset, size, piece. Writes ``piece`` at ``offset`` of an upload's large file
+# while the job is uploading: offset 0 starts the file (listed in KEYS[8], its string made
+# ``size`` bytes long at once, so later pieces never move it). A file too large for one
+# command goes in pieces: a command's time, and the append-only file's write after it, stay
+# bounded for every other client. Returns 1, or 0 when the job is not uploading (or ended
+# and took the file's key with it).
+STAGE_LARGE_BLOB = JOB_HASH.lua("""
+if redis.call('HGET', KEYS[1], $state) ~= 'uploading' then return 0 end
+local large = KEYS[8] .. ':' .. ARGV[1]
+if ARGV[2] == '0' then
+  redis.call('SADD', KEYS[8], ARGV[1])
+  redis.call('DEL', large)
+  redis.call('SETRANGE', large, tonumber(ARGV[3]) - 1, string.char(0))
+elseif redis.call('SISMEMBER', KEYS[8], ARGV[1]) == 0 then
+  return 0
+end
+redis.call('SETRANGE', large, ARGV[2], ARGV[4])
 return 1
 """)
 
@@ -290,32 +319,32 @@ if state ~= 'running' and state ~= 'uploading' then return -1 end
 return redis.call('HINCRBY', KEYS[7], ARGV[1], ARGV[2])
 """)
 
-# KEYS[8]: the chunk's lease. ARGV: chunk, token, lease_s. Takes the chunk for one worker:
+# KEYS[9]: the chunk's lease. ARGV: chunk, token, lease_s. Takes the chunk for one worker:
 # {'ended'} job over, {'done'} chunk finished, {'busy', ttl_ms} another live worker holds
 # it, {'ok', n} taken, n-1 = earlier starts that ended without releasing (their worker died).
 ACQUIRE_CHUNK = JOB_HASH.lua("""
 local state = redis.call('HGET', KEYS[1], $state)
 if state ~= 'running' and state ~= 'uploading' then return {'ended', 0} end
 if redis.call('SISMEMBER', KEYS[5], ARGV[1]) == 1 then return {'done', 0} end
-if not redis.call('SET', KEYS[8], ARGV[2], 'NX', 'EX', ARGV[3]) then
-  return {'busy', redis.call('PTTL', KEYS[8])}
+if not redis.call('SET', KEYS[9], ARGV[2], 'NX', 'EX', ARGV[3]) then
+  return {'busy', redis.call('PTTL', KEYS[9])}
 end
 local starts = redis.call('HINCRBY', KEYS[7], 'c:' .. ARGV[1], 1)
 if starts > 1 then redis.call('HINCRBY', KEYS[1], $retries, 1) end
 return {'ok', starts}
 """)
 
-# KEYS[8]: the lease. ARGV: token, lease_s. Extends the lease if this worker still holds it.
+# KEYS[9]: the lease. ARGV: token, lease_s. Extends the lease if this worker still holds it.
 RENEW_CHUNK = """
-if redis.call('GET', KEYS[8]) ~= ARGV[1] then return 0 end
-return redis.call('EXPIRE', KEYS[8], ARGV[2])
+if redis.call('GET', KEYS[9]) ~= ARGV[1] then return 0 end
+return redis.call('EXPIRE', KEYS[9], ARGV[2])
 """
 
-# KEYS[8]: the lease. ARGV: chunk, token. The start ended without the process dying: it
+# KEYS[9]: the lease. ARGV: chunk, token. The start ended without the process dying: it
 # is not counted as a crash, and the lease is free for the next start.
 RELEASE_CHUNK = JOB_HASH.lua("""
-if redis.call('GET', KEYS[8]) ~= ARGV[2] then return 0 end
-redis.call('DEL', KEYS[8])
+if redis.call('GET', KEYS[9]) ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[9])
 local state = redis.call('HGET', KEYS[1], $state)
 if state == 'running' or state == 'uploading' then
   redis.call('HINCRBY', KEYS[7], 'c:' .. ARGV[1], -1)
