@@ -11,12 +11,19 @@ disagree about them.
 from podium.stores.jobstore.chunk_layout import CHUNK_LAYOUT_LUA
 from podium.stores.jobstore.schema import COMPACT_QUEUE_KEY, JOB_HASH
 
+# The key of an upload's large file ``index`` (``JobKeys.large_blob``).
+_LARGE_BLOB_KEY = """
+local function large_blob(index) return KEYS[8] .. ':' .. index end
+"""
+
 # Ends a job: the state, its channel, its keys' TTLs, and its webhook (KEYS[9]) queued.
-_END_JOB = """
+_END_JOB = (
+    _LARGE_BLOB_KEY
+    + """
 local function end_job(state, err, now, ttl)
   redis.call('HSET', KEYS[1], $state, state, $error, err, $finished_at, now, $updated_at, now, $pending_bytes, 0)
   redis.call('PUBLISH', KEYS[1] .. ':ended', state)
-  for _, index in ipairs(redis.call('SMEMBERS', KEYS[8])) do redis.call('DEL', KEYS[8] .. ':' .. index) end
+  for _, index in ipairs(redis.call('SMEMBERS', KEYS[8])) do redis.call('DEL', large_blob(index)) end
   redis.call('DEL', KEYS[4], KEYS[5], KEYS[7], KEYS[8])
   -- A completed job with a results sink has every answer in its files: Redis keeps its record only.
   local sink = redis.call('HGET', KEYS[1], $results_url)
@@ -35,6 +42,7 @@ local function end_job(state, err, now, ttl)
   if binding and binding ~= '' and redis.call('GET', binding) == id then redis.call('EXPIRE', binding, ttl) end
 end
 """.replace("@compact_queue", f"'{COMPACT_QUEUE_KEY}'")
+)
 
 # A job is complete when its upload is done and every image has a result.
 _COMPLETE_IF_DONE = (
@@ -114,7 +122,7 @@ local function record_one(index, payload, ok, cached, now, ttl)
     redis.call('HDEL', KEYS[4], index)
     redis.call('HINCRBY', KEYS[1], $pending_bytes, -size)
   elseif redis.call('SREM', KEYS[8], index) == 1 then
-    local large = KEYS[8] .. ':' .. index
+    local large = large_blob(index)
     redis.call('HINCRBY', KEYS[1], $pending_bytes, -redis.call('STRLEN', large))
     redis.call('DEL', large)
   end
@@ -152,7 +160,9 @@ return answers
 # indices (each one staged whole by STAGE_LARGE_BLOB), then (index, bytes) pairs of the other
 # uploaded files. Appends while the job is uploading (a job cancelled meanwhile gets no key
 # back without a TTL); returns 1, or 0 when the job is not uploading.
-APPEND_FILES = JOB_HASH.lua("""
+APPEND_FILES = JOB_HASH.lua(
+    _LARGE_BLOB_KEY
+    + """
 if redis.call('HGET', KEYS[1], $state) ~= 'uploading' then return 0 end
 local unpack = unpack or table.unpack
 local n = tonumber(ARGV[3])
@@ -161,7 +171,7 @@ for first = 4, 3 + n, 500 do
 end
 local bytes = 0
 local m = tonumber(ARGV[4 + n])
-for i = 5 + n, 4 + n + m do bytes = bytes + redis.call('STRLEN', KEYS[8] .. ':' .. ARGV[i]) end
+for i = 5 + n, 4 + n + m do bytes = bytes + redis.call('STRLEN', large_blob(ARGV[i])) end
 for i = 5 + n + m, #ARGV, 2 do
   redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
   bytes = bytes + string.len(ARGV[i + 1])
@@ -169,7 +179,8 @@ end
 redis.call('HINCRBY', KEYS[1], $pending_bytes, bytes)
 redis.call('HSET', KEYS[1], $total, ARGV[2], $updated_at, ARGV[1])
 return 1
-""")
+"""
+)
 
 # ARGV: index, offset, size, piece. Writes ``piece`` at ``offset`` of an upload's large file
 # while the job is uploading: offset 0 starts the file (listed in KEYS[8], its string made
@@ -177,9 +188,11 @@ return 1
 # command goes in pieces: a command's time, and the append-only file's write after it, stay
 # bounded for every other client. Returns 1, or 0 when the job is not uploading (or ended
 # and took the file's key with it).
-STAGE_LARGE_BLOB = JOB_HASH.lua("""
+STAGE_LARGE_BLOB = JOB_HASH.lua(
+    _LARGE_BLOB_KEY
+    + """
 if redis.call('HGET', KEYS[1], $state) ~= 'uploading' then return 0 end
-local large = KEYS[8] .. ':' .. ARGV[1]
+local large = large_blob(ARGV[1])
 if ARGV[2] == '0' then
   redis.call('SADD', KEYS[8], ARGV[1])
   redis.call('DEL', large)
@@ -189,7 +202,8 @@ elseif redis.call('SISMEMBER', KEYS[8], ARGV[1]) == 0 then
 end
 redis.call('SETRANGE', large, ARGV[2], ARGV[4])
 return 1
-""")
+"""
+)
 
 # ARGV: now, ttl_s. Marks the upload finished; an empty job completes at once, and one
 # already past a percentage max_failed fails.

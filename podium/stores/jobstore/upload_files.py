@@ -85,20 +85,25 @@ class UploadFiles:
         return self.blobs(job_id, [index])[0]
 
     def blobs(self, job_id: str, indexes: list[int]) -> list[bytes | None]:
-        """The uploaded bytes of ``indexes`` (None: gone): one round trip, and more for each
-        large file among them."""
+        """The uploaded bytes of ``indexes`` (None: gone): one round trip; where some are not
+        in the blobs hash, one more for the sizes of their large files, then their pieces."""
         if not indexes:
             return []
         keys = JobKeys(job_id)
         found = self._redis.hmget(keys.blobs, [str(i) for i in indexes])
         missing = [n for n, blob in enumerate(found) if blob is None]
-        for n in missing:
-            found[n] = self._large_blob(keys.large_blob(indexes[n]))
+        if missing:
+            with self._redis.pipeline(transaction=False) as pipe:
+                for n in missing:
+                    pipe.strlen(keys.large_blob(indexes[n]))
+                sizes = pipe.execute()
+            for n, size in zip(missing, sizes, strict=True):
+                if size:
+                    found[n] = self._large_blob(keys.large_blob(indexes[n]), int(size))
         return found
 
-    def _large_blob(self, key: str) -> bytes | None:
-        """A large file's bytes, read in pieces as they were written (None: gone, or going)."""
-        size = int(self._redis.strlen(key))
+    def _large_blob(self, key: str, size: int) -> bytes | None:
+        """A large file's bytes, read in pieces as they were written (None: gone meanwhile)."""
         pieces = [self._redis.getrange(key, at, at + LARGE_BLOB_BYTES - 1) for at in range(0, size, LARGE_BLOB_BYTES)]
         data = b"".join(pieces)
-        return data if size and len(data) == size else None
+        return data if len(data) == size else None
