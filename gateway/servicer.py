@@ -30,10 +30,15 @@ FILES_PER_MESSAGE = 1000
 
 def _file_chunks(requests: Iterator[pb.UploadRequest], watch: IdleWatch) -> Iterator[FileChunk]:
     for request in watch.received(requests):
-        if request.WhichOneof("item") != "file":
+        kind = request.WhichOneof("item")
+        if kind == "file":
+            chunks = (request.file,)
+        elif kind == "files":  # several in one message, as many `file` messages would carry them
+            chunks = request.files.chunks
+        else:
             raise InvalidArgument("only the first message of an upload may be a spec; the rest must be files")
-        chunk = request.file
-        yield FileChunk(chunk.path, chunk.data, chunk.last, chunk.client_error)
+        for chunk in chunks:
+            yield FileChunk(chunk.path, chunk.data, chunk.last, chunk.client_error)
 
 
 def _manifest_lines(requests: Iterator[pb.ManifestRequest], watch: IdleWatch) -> Iterator[str]:

@@ -71,13 +71,21 @@ class FileChunk(_message.Message):
     client_error: str
     def __init__(self, path: _Optional[str] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ..., client_error: _Optional[str] = ...) -> None: ...
 
+class FileChunks(_message.Message):
+    __slots__ = ("chunks",)
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    chunks: _containers.RepeatedCompositeFieldContainer[FileChunk]
+    def __init__(self, chunks: _Optional[_Iterable[_Union[FileChunk, _Mapping]]] = ...) -> None: ...
+
 class UploadRequest(_message.Message):
-    __slots__ = ("spec", "file")
+    __slots__ = ("spec", "file", "files")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     FILE_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
     spec: JobSpec
     file: FileChunk
-    def __init__(self, spec: _Optional[_Union[JobSpec, _Mapping]] = ..., file: _Optional[_Union[FileChunk, _Mapping]] = ...) -> None: ...
+    files: FileChunks
+    def __init__(self, spec: _Optional[_Union[JobSpec, _Mapping]] = ..., file: _Optional[_Union[FileChunk, _Mapping]] = ..., files: _Optional[_Union[FileChunks, _Mapping]] = ...) -> None: ...
 
 class ManifestLines(_message.Message):
     __slots__ = ("paths",)
