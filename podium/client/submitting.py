@@ -38,7 +38,8 @@ class JobSubmissions:
         options: JobOptions | None = None,
         **fields: object,
     ) -> Job:
-        """Upload every non-hidden file under ``folder`` as a job, streaming file by file.
+        """Upload every non-hidden file under ``folder`` as a job, streamed in folder order (small
+        files several to a message).
 
         The job's options are ``options`` or its fields as keywords (``top_k``, ``name``,
         ``model`` ("NAME" or "NAME:VERSION"), ``explain``, ...; ``JobOptions``). ``source``
