@@ -48,18 +48,15 @@ def upload_requests(
     batch = _Batch(on_file)
     for entry in walk_entries(folder):
         if entry.path in held:
-            if on_file is not None:
-                on_file(entry.path, 0)
+            batch.report(entry.path, 0)
         elif entry.error:  # an unreadable or linked folder: it gets its error line
             yield from batch.add(pb.FileChunk(path=entry.path, last=True, client_error=entry.error))
         else:
-            yield from _file_requests(folder, entry.path, batch, on_file)
+            yield from _file_requests(folder, entry.path, batch)
     yield from batch.flush()
 
 
-def _file_requests(
-    folder: Path, rel: str, batch: _Batch, on_file: Callable[[str, int], None] | None
-) -> Iterator[pb.UploadRequest]:
+def _file_requests(folder: Path, rel: str, batch: _Batch) -> Iterator[pb.UploadRequest]:
     sent = 0
     try:
         with open(os.path.join(folder, rel), "rb") as handle:
@@ -81,8 +78,7 @@ def _file_requests(
         # chunks already sent, if any: the gateway drops those).
         yield from batch.add(pb.FileChunk(path=rel, last=True, client_error=exc.strerror or str(exc)), sent)
         return
-    if on_file is not None:
-        on_file(rel, sent)
+    batch.report(rel, sent)
 
 
 class _Batch:
@@ -112,7 +108,11 @@ class _Batch:
             yield pb.UploadRequest(file=self._chunks[0])
         else:
             yield pb.UploadRequest(files=pb.FileChunks(chunks=self._chunks))
-        if self._on_file is not None:
-            for path, sent in self._sent:
-                self._on_file(path, sent)
+        for path, sent in self._sent:
+            self.report(path, sent)
         self._chunks, self._sent, self._bytes = [], [], 0
+
+    def report(self, path: str, sent: int) -> None:
+        """A file's progress (``sent`` bytes), to the caller's ``on_file``."""
+        if self._on_file is not None:
+            self._on_file(path, sent)
