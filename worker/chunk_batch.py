@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from podium.core.imaging import ImageDecodeError
-from podium.core.jobs import ImageOutcome, Job, JobMode
+from podium.core.jobs import ImageOutcome, Job, JobMode, RecordedOutcome
 from podium.core.modelmeta import ENCODED_INPUT
 from podium.stores.inference import TritonClassifier, TritonError, TritonUnavailable, classify_bytes
 from podium.stores.inference.pipeline import outcomes_of
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 INTERNAL_ERROR = "internal error while processing this image (see the worker log)"
 
 # The records a run made: index -> (path, what the store kept for it).
-Made = dict[int, tuple[str, str]]
+Made = dict[int, tuple[str, RecordedOutcome]]
 
 
 @dataclass
@@ -199,7 +199,7 @@ def _send_when_decoded(rt: Runtime, job: Job, classifier: TritonClassifier, batc
 
 
 def _infer(rt: Runtime, job: Job, classifier: TritonClassifier, batch: list[_Image]) -> None:
-    pixels = np.stack([image.pixels for image in batch])
+    pixels = [image.pixels for image in batch]  # unstacked: to shared memory row by row
     started = time.perf_counter()
 
     def infer():
@@ -235,13 +235,13 @@ def _record(rt: Runtime, job: Job, images: list[_Image], started: float) -> Made
             outcome = ImageOutcome(error=INTERNAL_ERROR)
         results.append((image.index, outcome, cached))
     stamps = {image.index: Stamp(image.sha256) for image in images} if job.results_url else None
-    stored = rt.store.record_encoded(job.id, results, stamps)
+    stored = rt.store.record_kept(job.id, results, stamps)
     per_image = (time.perf_counter() - started) / max(1, len(images))
     done, made, twin_hits = Counter(), {}, 0
-    for image, (_, outcome, cached), payload in zip(images, results, stored, strict=True):
+    for image, (_, outcome, cached), kept in zip(images, results, stored, strict=True):
         twin_hits += image.twin_of is not None and cached  # answered by its copy: the cache hit it is
-        if payload is not None:
-            made[image.index] = (image.path, payload)
+        if kept is not None:
+            made[image.index] = (image.path, kept)
             done[outcome.ok, cached] += 1
     worker_metrics().chunk_done(done, per_image, twin_hits)
     return made

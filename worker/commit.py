@@ -4,7 +4,7 @@ before Redis counts the chunk done, and the chunk that completes the job compact
 The file is made from what Redis recorded (each image once, with its time and digest), so a
 chunk delivered again after its file landed but before it was counted writes the same file
 again. A run that recorded every image of its chunk makes it from what it stored (the same
-text), without reading the records back. A sink that cannot take the file raises
+values), without reading the records back. A sink that cannot take the file raises
 SinkUnavailable: the chunk is tried again. A job deleted while its chunk ran leaves no file:
 the chunk removes what it wrote once it sees the job gone.
 """
@@ -25,9 +25,11 @@ def model_label(job: Job) -> str:
     return f"{job.model_name}:{job.model_version}" if job.model_version else job.model_name
 
 
-def commit_chunk(rt: Runtime, job: Job, chunk: int, made: Mapping[int, tuple[str, str]] | None = None) -> None:
-    """``made``: every record of the chunk, as this run stored them (index -> (path, stored
-    text)), when it recorded them all; otherwise the file is made from the records read back."""
+def commit_chunk(
+    rt: Runtime, job: Job, chunk: int, made: Mapping[int, tuple[str, RecordedOutcome]] | None = None
+) -> None:
+    """``made``: every record of the chunk, as this run stored them (index -> (path, record)),
+    when it recorded them all; otherwise the file is made from the records read back."""
     if not job.results_url:
         rt.store.complete_chunk(job.id, chunk)
         return
@@ -37,7 +39,7 @@ def commit_chunk(rt: Runtime, job: Job, chunk: int, made: Mapping[int, tuple[str
     sink = rt.sink(job.results_url)
     start, size = rt.store.chunk_layout(job.id).span(chunk)
     if made is not None:
-        rows = [ResultRow(index, path, RecordedOutcome.decode(text)) for index, (path, text) in made.items()]
+        rows = [ResultRow(index, path, kept) for index, (path, kept) in made.items()]
     else:
         recorded = rt.store.recorded(job.id, start, size)
         rows = [ResultRow(start + i, path, rec) for i, (path, rec) in enumerate(recorded) if rec is not None]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from export.labels import DEFAULT_LABELS, read_labels
-from podium.core.jobs import ImageOutcome, JobMode, JobState, Prediction, RecordedOutcome
+from podium.core.jobs import ImageOutcome, JobMode, JobState, Prediction
 from podium.stores.jobstore import JobStore, Stamp
 from podium.stores.resultsink import ResultRow, compact, job_table, open_sink, write_part
 from tests.support.store_contract import StoreContract
@@ -69,9 +69,9 @@ def sunk_job(store: JobStore, sink, url: str, count: int, size: int = 500) -> st
             probabilities = sorted((rng.random() for _ in chosen), reverse=True)
             predictions = tuple(Prediction(labels[i], i, p) for i, p in zip(chosen, probabilities))
             answers.append((index, ImageOutcome(predictions=predictions), False))
-        stored = store.record_encoded(job.id, answers, {index: Stamp(f"{index:064x}") for index, _, _ in answers})
+        stored = store.record_kept(job.id, answers, {index: Stamp(f"{index:064x}") for index, _, _ in answers})
         paths = store.files(job.id, start, start + size)
-        rows = [ResultRow(i, p, RecordedOutcome.decode(t)) for (i, _, _), p, t in zip(answers, paths, stored)]
+        rows = [ResultRow(i, p, kept) for (i, _, _), p, kept in zip(answers, paths, stored)]
         write_part(sink, job.id, start, rows, "resnet50_sports:1")
         store.complete_chunk(job.id, chunk)
     assert store.get(job.id).state is JobState.COMPLETED

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from podium.core.jobs import ActivationMap, ImageOutcome, JobMode, JobState, Prediction
+from podium.core.jobs import ActivationMap, ImageOutcome, JobMode, JobState, Prediction, RecordedOutcome
 from podium.stores.jobstore import CacheKey, JobStore, ResultCache
 from podium.stores.jobstore.records import Stamp
 from podium.stores.jobstore.schema import JobKeys, job_key_name
@@ -147,6 +147,16 @@ class StoreContract(DispatchContract, UploadContract):
         assert (done.succeeded, done.failed, done.cached, done.state) == (3, 1, 1, JobState.COMPLETED)
         assert [outcome for _, outcome in store.results(job.id, 0, 4)] == [OK, BAD, OK, OK]
         assert store.record_many(job.id, []) == []
+
+    def test_a_chunk_recorded_answers_with_what_its_records_read_back(self, store):
+        job = store.create(mode=JobMode.UPLOAD, chunk_size=4, results_url="file:///srv/results")
+        store.append_files(job.id, 0, [f"img{i}.jpg" for i in range(4)], [b"xy"] * 4)
+        store.finish_upload(job.id)
+        stamps = {0: Stamp("ab" * 32), 1: Stamp(None), 2: Stamp("cd" * 32)}
+        kept = store.record_kept(job.id, [(0, OK, False), (1, BAD, False), (2, OK, True)], stamps)
+        assert kept == [record for _, record in store.recorded(job.id, 0, 3)]  # the chunk's file, unparsed
+        # Redelivered: what was recorded before is not this call's; unstamped, no time or digest.
+        assert store.record_kept(job.id, [(0, OK, False), (3, OK, False)]) == [None, RecordedOutcome(OK, 0.0, None)]
 
     def test_a_job_with_a_results_sink_completes_when_its_last_chunk_is_committed(self, store):
         job = store.create(mode=JobMode.UPLOAD, chunk_size=2, results_url="file:///srv/results")

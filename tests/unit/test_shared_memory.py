@@ -132,6 +132,24 @@ def test_pixels_travel_in_shared_memory_through_reused_regions(triton):
     assert own_regions() == [] and triton.registered == {}  # unregistered and unlinked
 
 
+def test_a_chunks_images_go_into_a_region_row_by_row_or_stacked_over_the_wire(triton):
+    classifier = classifier_with(triton, images_per_request=3)
+    try:
+        for count in (3, 5):  # a region holds 3 images: 5 go over the wire, as one request
+            pixels = images(count, seed=count)
+            answer = classifier.infer(list(pixels))  # unstacked, as a worker's decoded images are
+            np.testing.assert_array_equal(triton.seen[-1], pixels)
+            assert answer.probabilities.shape == (count, 3)
+        assert triton.wire == 1 and len(triton.seen) == 2
+        with pytest.raises(ValueError, match="share one shape"):
+            classifier.infer([images(1)[0], images(1)[0][:100]])
+        as_floats = [image.astype(np.float32) for image in images(2, seed=9)]  # converted, as an array is
+        classifier.infer(as_floats)
+        np.testing.assert_array_equal(triton.seen[-1], images(2, seed=9))
+    finally:
+        classifier.shared.close()
+
+
 def test_a_triton_that_forgot_the_regions_gets_them_again(triton):
     classifier = classifier_with(triton)
     try:

@@ -100,24 +100,36 @@ class Outcomes:
     ) -> list[bool]:
         """``record`` of (index, outcome, cached) each, in one round trip; whether each was
         recorded. ``stamps``: each index's stamp, as ``record``'s."""
-        return [payload is not None for payload in self.record_encoded(job_id, results, stamps)]
+        return self._record_all(job_id, results, stamps)[1]
 
-    def record_encoded(
+    def record_kept(
         self,
         job_id: str,
         results: Sequence[tuple[int, ImageOutcome, bool]],
         stamps: Mapping[int, Stamp] | None = None,
-    ) -> list[str | None]:
-        """``record_many``, answering with what this call stored for each index (None: it was
-        recorded before), so that a chunk's file is made without reading its records back
-        (``RecordedOutcome.decode`` of it is what ``recorded`` would return)."""
+    ) -> list[RecordedOutcome | None]:
+        """``record_many``, answering with what this call stored for each index as ``recorded``
+        would read it back (None: it was recorded before), so that a chunk's file is made
+        without reading its records back or parsing them."""
+        now, recorded = self._record_all(job_id, results, stamps)
+        kept: list[RecordedOutcome | None] = []
+        for (index, outcome, _), new in zip(results, recorded, strict=True):
+            stamp = stamps.get(index) if stamps is not None else None
+            if not new:
+                kept.append(None)
+            else:  # as _record_all encoded it: a stamped record keeps its time and digest
+                kept.append(RecordedOutcome.of(outcome, now, stamp.sha256) if stamp else RecordedOutcome.of(outcome))
+        return kept
+
+    def _record_all(
+        self, job_id: str, results: Sequence[tuple[int, ImageOutcome, bool]], stamps: Mapping[int, Stamp] | None
+    ) -> tuple[float, list[bool]]:
+        """The records' time, and whether each index was recorded by this call."""
         now = time.time()
         args: list[object] = [now, self._ttl_s]
-        payloads = []
         for index, outcome, cached in results:
             stamp = stamps.get(index) if stamps is not None else None
             payload = outcome.encode(now, stamp.sha256) if stamp else outcome.encode()
-            payloads.append(payload)
             args += [index, payload, "1" if outcome.ok else "0", int(cached)]
         answers = self._record_many(keys=JobKeys(job_id).ending, args=args) if results else []
-        return [payload if int(answer) == 1 else None for payload, answer in zip(payloads, answers, strict=True)]
+        return now, [int(answer) == 1 for answer in answers]
