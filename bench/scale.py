@@ -72,6 +72,8 @@ class ScaleRun:
     # The job's lines read back in bulk and written, as `podium results` does: one rate per pass.
     results_rows_per_s: tuple[float, ...] = ()
     small_job_s: float | None = None  # a 10-image job submitted at the middle: its time to complete
+    # Every tenth's rate, first to last: whether a low last tenth is the job's end or drift throughout.
+    tenth_rates: tuple[float, ...] = ()
 
     @property
     def images_per_s(self) -> float:
@@ -132,6 +134,7 @@ def follow_big_job(
         seconds=seconds,
         first_tenth_rate=_rate_between(progress, 0.0, 0.1, expected),
         last_tenth_rate=_rate_between(progress, 0.9, 1.0, expected),
+        tenth_rates=tuple(_rate_between(progress, tenth / 10, (tenth + 1) / 10, expected) for tenth in range(10)),
         rss_mib=rss,
         redis_bytes_per_image=job_bytes / max(total, 1),
         cache_bytes=cache_bytes,
@@ -288,9 +291,10 @@ def measure_scale_and_cache(run, caching, plain) -> None:
             f"{name} {' → '.join(f'{v:.0f}' for v in values)} MiB" for name, values in scale.rss_mib.items()
         )
         small_note = f"; a 10-image job at the middle took {scale.small_job_s:.1f} s" if scale.small_job_s else ""
+        tenths = " ".join(f"{rate:.0f}" for rate in scale.tenth_rates)
         run.results.notes.append(
-            f"scale, {mode} mode: {scale.images:,} images in {scale.seconds:.0f} s ({scale.images_per_s:.0f} img/s); "
-            f"RSS start → middle → end: {memory}{small_note}"
+            f"scale, {mode} mode: {scale.images:,} images in {scale.seconds:.0f} s ({scale.images_per_s:.0f} img/s; "
+            f"by tenths {tenths}); RSS start → middle → end: {memory}{small_note}"
         )
         run.log("  " + run.results.notes[-1])
     store.client.close()
