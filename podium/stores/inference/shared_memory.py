@@ -86,14 +86,13 @@ class Slot:
 
     def write(self, pixels: np.ndarray | list[np.ndarray]) -> None:
         """A request's pixels into the region: an array at once, or a list of arrays of one shape
-        and dtype (``triton.request_rows``) each into its row, with no stacked copy first."""
+        and dtype each into its row, with no stacked copy first. ``triton.request_rows`` checked
+        the shapes (copyto would broadcast a smaller array into a row)."""
         if isinstance(pixels, np.ndarray):
             np.copyto(np.ndarray(pixels.shape, pixels.dtype, buffer=self.memory), pixels)
             return
         rows = np.ndarray((len(pixels), *pixels[0].shape), pixels[0].dtype, buffer=self.memory)
         for row, image in zip(rows, pixels, strict=True):
-            if image.shape != row.shape:  # copyto would broadcast a smaller array into the row
-                raise ValueError(f"an image of shape {image.shape} in a request of {row.shape} images")
             np.copyto(row, image)
 
     def destroy(self, shm_dir: Path = SHM_DIR) -> None:

@@ -85,7 +85,7 @@ class Outcomes:
         the outcome is a duplicate's, from the result cache (counted in Job.cached). ``stamp``
         (jobs with a results sink): the record also keeps its time and the bytes' digest."""
         now = time.time()
-        payload = outcome.encode(now, stamp.sha256) if stamp else outcome.encode()
+        payload = outcome.encode(*_stamped(stamp, now))
         recorded = self._record(
             keys=JobKeys(job_id).ending,
             args=[index, payload, "1" if outcome.ok else "0", now, self._ttl_s, int(cached)],
@@ -112,14 +112,10 @@ class Outcomes:
         would read it back (None: it was recorded before), so that a chunk's file is made
         without reading its records back or parsing them."""
         now, recorded = self._record_all(job_id, results, stamps)
-        kept: list[RecordedOutcome | None] = []
-        for (index, outcome, _), new in zip(results, recorded, strict=True):
-            stamp = stamps.get(index) if stamps is not None else None
-            if not new:
-                kept.append(None)
-            else:  # as _record_all encoded it: a stamped record keeps its time and digest
-                kept.append(RecordedOutcome.of(outcome, now, stamp.sha256) if stamp else RecordedOutcome.of(outcome))
-        return kept
+        return [
+            RecordedOutcome.of(outcome, *_stamped(_stamp_of(stamps, index), now)) if new else None
+            for (index, outcome, _), new in zip(results, recorded, strict=True)
+        ]
 
     def _record_all(
         self, job_id: str, results: Sequence[tuple[int, ImageOutcome, bool]], stamps: Mapping[int, Stamp] | None
@@ -128,8 +124,16 @@ class Outcomes:
         now = time.time()
         args: list[object] = [now, self._ttl_s]
         for index, outcome, cached in results:
-            stamp = stamps.get(index) if stamps is not None else None
-            payload = outcome.encode(now, stamp.sha256) if stamp else outcome.encode()
+            payload = outcome.encode(*_stamped(_stamp_of(stamps, index), now))
             args += [index, payload, "1" if outcome.ok else "0", int(cached)]
         answers = self._record_many(keys=JobKeys(job_id).ending, args=args) if results else []
         return now, [int(answer) == 1 for answer in answers]
+
+
+def _stamp_of(stamps: Mapping[int, Stamp] | None, index: int) -> Stamp | None:
+    return stamps.get(index) if stamps is not None else None
+
+
+def _stamped(stamp: Stamp | None, now: float) -> tuple[float | None, str | None]:
+    """(finished_at, sha256) of a record: a stamped one keeps its time and digest, others neither."""
+    return (now, stamp.sha256) if stamp else (None, None)
