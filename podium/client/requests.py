@@ -56,6 +56,23 @@ def upload_requests(
     yield from batch.flush()
 
 
+def chunk_requests(spec: pb.JobSpec, chunks: Iterable[pb.FileChunk]) -> Iterator[pb.UploadRequest]:
+    """The spec, then files given as their chunks (each file's in a row, its last with ``last``),
+    e.g. as a browser's upload arrives: a file that came whole travels with its neighbours,
+    the pieces of a larger one each in a message of its own, in the stream's order."""
+    yield pb.UploadRequest(spec=spec)
+    batch = _Batch(None)
+    inside = False  # a file's first piece has gone, its last not yet
+    for chunk in chunks:
+        if inside or not chunk.last:
+            yield from batch.flush()
+            yield pb.UploadRequest(file=chunk)
+        else:
+            yield from batch.add(chunk)
+        inside = not chunk.last
+    yield from batch.flush()
+
+
 def _file_requests(folder: Path, rel: str, batch: _Batch) -> Iterator[pb.UploadRequest]:
     sent = 0
     try:

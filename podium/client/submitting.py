@@ -4,7 +4,6 @@ with a job key resumes its job."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import grpc
 
 from podium.client.calls import RECONNECT_FIRST_DELAY_S, RECONNECT_MAX_DELAY_S, _converted
 from podium.client.records import Job, from_message
-from podium.client.requests import job_options, manifest_requests, upload_requests
+from podium.client.requests import chunk_requests, job_options, manifest_requests, upload_requests
 from podium.core.errors import InvalidArgument, Unavailable
 from podium.core.jobs import JobOptions
 from podium.core.proto import podium_pb2 as pb
@@ -87,10 +86,7 @@ class JobSubmissions:
     def submit_chunks(self, chunks: Iterable[pb.FileChunk], options: JobOptions | None = None, **fields: object) -> Job:
         """Upload files given as a stream of chunks (each file's chunks in a row, the last with
         ``last=True``), e.g. as they arrive from a browser; options as for submit_folder."""
-        requests = itertools.chain(
-            (pb.UploadRequest(spec=to_spec(job_options(options, fields))),),
-            (pb.UploadRequest(file=chunk) for chunk in chunks),
-        )
+        requests = chunk_requests(to_spec(job_options(options, fields)), chunks)
         try:
             return from_message(Job, self._stub.SubmitUpload(requests, metadata=self._metadata))
         except grpc.RpcError as exc:

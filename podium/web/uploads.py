@@ -4,7 +4,8 @@ The page sends one request whose body is the files one after another, each behin
 header line: ``{"path": "a/b.jpg", "size": 1234}\\n`` then exactly ``size`` bytes. The
 browser builds that body as a Blob of the File objects, so it reads the files from disk
 as it sends them; this side parses it as it streams in and hands 1 MiB pieces to the
-gRPC stream through a short queue. Neither side holds the folder in memory.
+gRPC stream through a short queue (whole small files several to a message, as the CLI
+sends them). Neither side holds the folder in memory.
 """
 
 from __future__ import annotations

@@ -122,6 +122,38 @@ def test_an_unreadable_file_travels_as_its_error_among_the_others(tmp_path, smal
     ]
 
 
+def relayed(pieces: list[tuple[str, int, bool]]) -> list[pb.UploadRequest]:
+    """What submit_chunks sends for these (path, bytes, last) pieces, as a browser's upload yields them."""
+    chunks = [pb.FileChunk(path=path, data=b"x" * size, last=last) for path, size, last in pieces]
+    messages = list(upload.chunk_requests(pb.JobSpec(name="web"), chunks))
+    assert messages[0].spec.name == "web"
+    return messages[1:]
+
+
+def test_relayed_whole_files_travel_several_to_a_message(small_limits):
+    body = relayed([(f"{n}.jpg", 300, True) for n in range(10)])
+    assert [len(chunks_of(m)) for m in body] == [4, 4, 2]
+    assert [c.path for m in body for c in chunks_of(m)] == [f"{n}.jpg" for n in range(10)]
+
+
+def test_a_relayed_files_pieces_go_alone_in_order_even_its_small_last(small_limits):
+    pieces = [("a", 10, True), ("b", 1000, False), ("b", 5, True), ("c", 20, True), ("d", 0, True)]
+    body = relayed(pieces)
+    assert [[(c.path, len(c.data), c.last) for c in chunks_of(m)] for m in body] == [
+        [("a", 10, True)],
+        [("b", 1000, False)],
+        [("b", 5, True)],  # the end of a file begun before: never held back with the next
+        [("c", 20, True), ("d", 0, True)],
+    ]
+    assert body[0].WhichOneof("item") == "file"
+
+
+def test_a_relayed_message_stays_within_its_bytes(small_limits):
+    body = relayed([(f"{n}.png", 900, True) for n in range(5)])
+    assert [len(chunks_of(m)) for m in body] == [2, 2, 1]
+    assert all(sum(len(c.data) for c in chunks_of(m)) <= upload.BATCH_BYTES for m in body)
+
+
 class _Watch:
     def received(self, requests):
         yield from requests
