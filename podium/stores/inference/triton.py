@@ -192,7 +192,7 @@ class TritonClassifier:
     ) -> Inference:
         tensor = grpcclient.InferInput(meta.input_name, list(rows_shape(pixels)), "UINT8")
         if slot is None:
-            tensor.set_data_from_numpy(np.stack(pixels) if isinstance(pixels, list) else pixels)
+            tensor.set_data_from_numpy(rows_array(pixels))
         else:
             slot.write(pixels)
             tensor.set_shared_memory(slot.name, rows_nbytes(pixels))
@@ -212,7 +212,7 @@ class TritonClassifier:
         if tags is not None:
             check_row_tags(tags, result.as_numpy(meta.row_tag_echo_name), self.model_name)
         elif meta.fingerprint_name:
-            check_fingerprint(np.stack(pixels), result.as_numpy(meta.fingerprint_name), self.model_name)
+            check_fingerprint(rows_array(pixels), result.as_numpy(meta.fingerprint_name), self.model_name)
         return Inference(result.as_numpy(meta.output_name), result.as_numpy(meta.cam_name) if explain else None)
 
     def _send(self, inputs: list, outputs: list, in_shared_memory: bool) -> grpcclient.InferResult:
@@ -264,6 +264,11 @@ def request_rows(pixels: np.ndarray | Sequence[np.ndarray]) -> np.ndarray | list
     if any(row.dtype != np.uint8 for row in rows):
         return np.ascontiguousarray(np.stack(rows), dtype=np.uint8)
     return rows
+
+
+def rows_array(pixels: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """``request_rows``'s answer as one array (stacked only if it is a list)."""
+    return pixels if isinstance(pixels, np.ndarray) else np.stack(pixels)
 
 
 def rows_shape(pixels: np.ndarray | list[np.ndarray]) -> tuple[int, ...]:
